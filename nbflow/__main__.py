@@ -1,0 +1,3 @@
+from nbflow.cli import main
+
+raise SystemExit(main())
