@@ -140,6 +140,13 @@ CODES: dict[str, str] = {
     "NBF605": "timeout",
     "NBF606": "env-name",
     "NBF607": "label",
+    "NBF701": "undefined-name",
+    "NBF702": "ambiguous-definition",
+    "NBF703": "parameter-reassigned",
+    "NBF704": "star-import",
+    "NBF705": "unmovable-value",
+    "NBF706": "cell-syntax",
+    "NBF707": "setup-reads-step-value",
 }
 
 
