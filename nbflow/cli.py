@@ -1,0 +1,182 @@
+"""The `nbflow` command: a thin layer over the library API.
+
+Exit codes (documented in README.md, tested in tests/test_cli.py):
+  0  success
+  1  the input has errors, or a run / tuning / apply failed
+  2  bad usage, or an environment problem (missing file or dependency, unreachable cluster)
+  130 interrupted (Ctrl-C)
+Exceptions become exit codes here, in `main`, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+from nbflow import __version__
+
+EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class EnvironmentProblem(Exception):
+    """The environment can't do what was asked (exit 2): a missing dependency, a cluster down."""
+
+
+class CommandFailed(Exception):
+    """A run, tuning or apply failed after it started (exit 1); the message says why."""
+
+
+def _out() -> TextIO:
+    return sys.stdout
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from nbflow.reporters import REPORTER_BY_NAME
+    from nbflow.validate import find_manifests, validate
+
+    paths = args.paths or ["."]
+    if not find_manifests(paths):
+        print(f"nbflow: no nbflow.yaml found under {', '.join(map(str, paths))}", file=sys.stderr)
+        return EXIT_USAGE
+    report = validate(paths)
+    if args.format == "text":
+        from nbflow.reporters import render_text
+
+        _out().write(render_text(report, color=_color(args)))
+    else:
+        _out().write(REPORTER_BY_NAME[args.format](report))
+    if args.strict and report.warnings:
+        return EXIT_INPUT
+    return EXIT_OK if report.ok else EXIT_INPUT
+
+
+def cmd_cells(args: argparse.Namespace) -> int:
+    from nbflow.cells import cell_table
+
+    rows, report = cell_table(args.notebook, args.manifest)
+    if args.format == "json":
+        _out().write(json.dumps(rows, indent=2) + "\n")
+    else:
+        width = {k: max([len(k)] + [len(str(r[k] or "")) for r in rows]) for k in ("number", "id", "type", "owner")}
+        head = f"{'#':>{width['number']}}  {'id':<{width['id']}}  {'type':<{width['type']}}  {'owner':<{width['owner']}}  first line"
+        lines = [head]
+        for r in rows:
+            lines.append(
+                f"{r['number']:>{width['number']}}  {r['id'] or '':<{width['id']}}  {r['type']:<{width['type']}}  "
+                f"{r['owner'] or '':<{width['owner']}}  {r['first_line']}"
+            )
+        _out().write("\n".join(lines) + "\n")
+    if report is not None and report.diagnostics:
+        from nbflow.reporters import render_text
+
+        sys.stderr.write(render_text(report))
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from nbflow.schema import schema_text
+
+    _out().write(schema_text())
+    return EXIT_OK
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from nbflow.graph import render
+
+    project = _project(args.path)
+    if project is None:
+        return EXIT_INPUT
+    assert project.plan is not None
+    _out().write(render(project.plan, args.format, pipeline=project.name).rstrip("\n") + "\n")
+    return EXIT_OK
+
+
+# -- plumbing ------------------------------------------------------------------------------------
+
+
+def _project(path: str):  # type: ignore[no-untyped-def]
+    """Validate one project; print its diagnostics; return the Project or None on errors."""
+    from nbflow.reporters import render_text
+    from nbflow.validate import load_project
+
+    report, project = load_project(path)
+    if report.diagnostics:
+        sys.stderr.write(render_text(report, color=sys.stderr.isatty()))
+    return project
+
+
+def _color(args: argparse.Namespace) -> bool:
+    import os
+
+    if os.environ.get("NO_COLOR"):
+        return False
+    return bool(getattr(args, "color", False)) or sys.stdout.isatty()
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "validate": cmd_validate,
+    "cells": cmd_cells,
+    "schema": cmd_schema,
+    "graph": cmd_graph,
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nbflow",
+        description="Jupyter notebooks to Kubeflow Pipelines and Katib, declaratively and through git.",
+        epilog="Exit codes: 0 ok, 1 errors in the input or a failed run, 2 bad usage or environment, 130 interrupted.",
+    )
+    p.add_argument("--version", action="version", version=f"nbflow {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    v = sub.add_parser("validate", help="check manifests and notebooks together")
+    v.add_argument("paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: .")
+    v.add_argument("--format", choices=["text", "json", "github", "sarif"], default="text")
+    v.add_argument("--strict", action="store_true", help="fail on warnings too")
+
+    c = sub.add_parser("cells", help="list a notebook's cells with number, id, type, first line and step")
+    c.add_argument("notebook")
+    c.add_argument("--manifest", help="nbflow.yaml whose steps own the cells (default: the one beside the notebook)")
+    c.add_argument("--format", choices=["text", "json"], default="text")
+
+    sub.add_parser("schema", help="print the JSON schema of nbflow.yaml")
+
+    g = sub.add_parser("graph", help="print the pipeline's DAG with the variables on each edge")
+    g.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
+    g.add_argument("--format", choices=["mermaid", "dot", "text"], default="text")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from nbflow.validate import UsageError
+
+    p = parser()
+    try:
+        args = p.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help/--version
+        return int(exc.code or 0)
+    handler = COMMANDS[args.command]
+    try:
+        return handler(args)
+    except UsageError as exc:
+        print(f"nbflow: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except EnvironmentProblem as exc:
+        print(f"nbflow: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CommandFailed as exc:
+        print(f"nbflow: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("nbflow: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `nbflow cells x | head`
+        return EXIT_OK

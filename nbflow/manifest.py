@@ -1,0 +1,425 @@
+"""The `nbflow.yaml` v1 model (pydantic v2): every key of the spec, short forms normalised.
+
+This is the manifest as written, checked for shape and types and frozen. Rules that need the
+notebook (cells exist, parameters cell, data flow) live in `nbflow.rules` and `nbflow.plan`.
+The JSON schema in `schemas/nbflow.v1.schema.json` is generated from these classes.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from nbflow.quantities import duration_seconds, is_quantity
+
+API_VERSION = "nbflow/v1"
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+ALGORITHMS = (
+    "random",
+    "grid",
+    "tpe",
+    "multivariate-tpe",
+    "bayesianoptimization",
+    "cmaes",
+    "sobol",
+    "hyperband",
+)
+ParamType = Literal["int", "float", "str", "bool", "list", "dict"]
+
+
+def _fail(code: str, message: str, **ctx: Any) -> PydanticCustomError:
+    return PydanticCustomError(code, message, ctx or None)
+
+
+def _dns_label(value: str, what: str) -> str:
+    if len(value) > 63 or not DNS_LABEL.match(value):
+        raise _fail(
+            "NBF105",
+            f"{what} `{value}` is not a DNS-1123 label: lowercase letters, digits and `-`, "
+            "starting and ending with a letter or digit, at most 63 characters",
+        )
+    return value
+
+
+def _identifier(value: str, what: str) -> str:
+    if not IDENTIFIER.match(value) or keyword.iskeyword(value):
+        raise _fail("NBF105", f"{what} `{value}` is not a Python identifier")
+    return value
+
+
+def _cells_shape(value: Any) -> Any:
+    """Accept `4`, `"4-5"`, `"id:abc"` or a list of those; ranges are parsed in `rules`."""
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int | str):
+            raise _fail(
+                "NBF102",
+                "cells are a number, a range like `4-5`, `id:<cell id>`, or a list of those; "
+                f"got {type(item).__name__} `{item}`",
+            )
+    return tuple(items)
+
+
+_CELLS_SCHEMA: dict[str, Any] = {
+    "description": "1-based cell numbers counting every cell, ranges `4-5`, `id:<cell id>`, "
+    "or a list of those",
+    "anyOf": [
+        {"type": "integer", "minimum": 1},
+        {"type": "string", "pattern": r"^\s*(\d+\s*(-\s*\d+)?|id:\S+)\s*$"},
+        {
+            "type": "array",
+            "items": {
+                "anyOf": [
+                    {"type": "integer", "minimum": 1},
+                    {"type": "string", "pattern": r"^\s*(\d+\s*(-\s*\d+)?|id:\S+)\s*$"},
+                ]
+            },
+        },
+    ],
+}
+Cells = Annotated[
+    tuple[StrictInt | StrictStr, ...],
+    BeforeValidator(_cells_shape),
+    WithJsonSchema(_CELLS_SCHEMA),
+]
+
+
+def _quantity(value: Any) -> str:
+    if isinstance(value, bool):
+        raise _fail("NBF601", f"`{value}` is not a Kubernetes quantity")
+    if isinstance(value, int | float):
+        value = repr(value) if isinstance(value, float) else str(value)
+    if not isinstance(value, str) or not is_quantity(value):
+        raise _fail(
+            "NBF601",
+            f"`{value}` is not a Kubernetes quantity (e.g. `500m`, `2`, `4Gi`, `512Mi`)",
+        )
+    return value
+
+
+Quantity = Annotated[
+    str,
+    BeforeValidator(_quantity),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string"}, {"type": "number"}], "description": "A Kubernetes quantity"}
+    ),
+]
+
+
+def _duration(value: Any) -> int:
+    if isinstance(value, bool):
+        raise _fail("NBF605", f"`{value}` is not a duration")
+    seconds = duration_seconds(value)
+    if seconds is None or seconds <= 0:
+        raise _fail(
+            "NBF605", f"`{value}` is not a positive duration (e.g. `90s`, `30m`, `2h`, `1h30m`)"
+        )
+    return seconds
+
+
+Duration = Annotated[
+    int,
+    BeforeValidator(_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 1},
+                {"type": "string", "pattern": r"^(\d+[smhd])+$"},
+            ],
+            "description": "seconds, or a duration like `90s`, `30m`, `2h`",
+        }
+    ),
+]
+
+EnvValue = StrictStr | StrictInt | StrictFloat | StrictBool
+
+
+def _env_name(v: str) -> str:
+    if not ENV_NAME.match(v):
+        raise _fail("NBF606", f"`{v}` is not a valid environment variable name")
+    return v
+
+
+def _env_values(v: dict[str, Any]) -> dict[str, str]:
+    return {k: (str(x).lower() if isinstance(x, bool) else str(x)) for k, x in v.items()}
+
+
+EnvMap = Annotated[
+    dict[Annotated[StrictStr, AfterValidator(_env_name)], EnvValue],
+    AfterValidator(_env_values),
+]
+StepName = Annotated[StrictStr, AfterValidator(lambda v: _dns_label(v, "step name"))]
+Identifier = Annotated[StrictStr, AfterValidator(lambda v: _identifier(v, "name"))]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Resources(Model):
+    """Requests of a step's container; limits equal requests unless given."""
+
+    cpu: Quantity | None = None
+    memory: Quantity | None = None
+    cpuLimit: Quantity | None = None
+    memoryLimit: Quantity | None = None
+    gpu: StrictInt | None = Field(None, description="number of GPUs (a positive integer)")
+    gpuType: StrictStr = Field("nvidia.com/gpu", description="the extended resource of the GPUs")
+
+    @field_validator("gpu")
+    @classmethod
+    def _gpu(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise _fail("NBF602", f"gpu must be a positive integer, got {v}")
+        return v
+
+    @field_validator("gpuType")
+    @classmethod
+    def _gpu_type(cls, v: str) -> str:
+        if not re.match(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*)$", v):
+            raise _fail("NBF602", f"gpuType `{v}` is not an extended resource name")
+        return v
+
+
+class Toleration(Model):
+    key: StrictStr | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: StrictStr | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    tolerationSeconds: StrictInt | None = None
+
+
+class Step(Model):
+    description: StrictStr | None = None
+    cells: Cells
+    after: tuple[StrictStr, ...] = ()
+    image: StrictStr | None = None
+    requirements: tuple[StrictStr, ...] = Field((), description="pip requirements added to the pipeline's")
+    resources: Resources | None = None
+    retries: StrictInt = Field(0, ge=0, le=100)
+    timeout: Duration | None = None
+    cache: StrictBool = Field(True, description="let KFP reuse this step's outputs")
+    env: EnvMap = Field(default_factory=dict)
+    volumes: tuple[StrictStr, ...] | None = Field(
+        None, description="names of pipeline volumes to mount (default: all)"
+    )
+    nodeSelector: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    tolerations: tuple[Toleration, ...] = ()
+
+
+def _parameter_short(value: Any) -> Any:
+    if isinstance(value, dict) and ("type" in value or "default" in value or "description" in value):
+        return value
+    if isinstance(value, dict) and value:
+        # a dict default written in the short form would be ambiguous with the long form
+        return {"default": value}
+    return {"default": value}
+
+
+def infer_type(value: Any) -> str | None:
+    for t, name in ((bool, "bool"), (int, "int"), (float, "float"), (str, "str"), (list, "list"), (dict, "dict")):
+        if isinstance(value, t):
+            return name
+    return None
+
+
+def fits(value: Any, t: str) -> bool:
+    """Does `value` fit parameter type `t` (an int fits a float)."""
+    if t == "float":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if t == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return infer_type(value) == t
+
+
+class Parameter(Model):
+    type: ParamType | None = None
+    default: Any = None
+    description: StrictStr | None = None
+
+    @model_validator(mode="after")
+    def _typed(self) -> Parameter:
+        if self.type is None:
+            if self.default is None:
+                raise _fail("NBF409", "a parameter needs a default value or a `type`")
+            object.__setattr__(self, "type", infer_type(self.default))
+        elif self.default is not None and not fits(self.default, self.type):
+            raise _fail(
+                "NBF409",
+                f"default `{self.default!r}` is not of type {self.type}",
+            )
+        return self
+
+
+ParameterEntry = Annotated[Parameter, BeforeValidator(_parameter_short)]
+
+
+class Metric(Model):
+    goal: Literal["maximize", "minimize"] = "maximize"
+    description: StrictStr | None = None
+
+
+MetricEntry = Annotated[
+    Metric, BeforeValidator(lambda v: {"goal": v} if isinstance(v, str) else v)
+]
+
+Number = StrictInt | StrictFloat
+Scalar = StrictInt | StrictFloat | StrictStr | StrictBool
+
+
+class SearchSpace(Model):
+    min: Number | None = None
+    max: Number | None = None
+    step: Number | None = None
+    log: StrictBool = False
+    distribution: Literal["uniform", "logUniform", "normal", "logNormal"] | None = None
+    values: tuple[Scalar, ...] | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> SearchSpace:
+        if self.values is not None:
+            if any(x is not None for x in (self.min, self.max, self.step, self.distribution)) or self.log:
+                raise _fail("NBF504", "a search space has either `values` or `min`/`max`, not both")
+            if not self.values:
+                raise _fail("NBF509", "`values` is empty")
+            return self
+        if self.min is None or self.max is None:
+            raise _fail("NBF504", "a numeric search space needs both `min` and `max` (or `values`)")
+        if self.min > self.max:
+            raise _fail("NBF503", f"min {self.min} is greater than max {self.max}")
+        if self.step is not None and self.step <= 0:
+            raise _fail("NBF503", f"step must be positive, got {self.step}")
+        if self.log and self.min <= 0:
+            raise _fail("NBF503", "a log scale needs min > 0")
+        return self
+
+
+SearchEntry = Annotated[
+    SearchSpace, BeforeValidator(lambda v: {"values": v} if isinstance(v, list) else v)
+]
+
+
+class Tuning(Model):
+    objective: StrictStr
+    algorithm: Literal[ALGORITHMS] = "random"  # type: ignore[valid-type]
+    settings: dict[StrictStr, Scalar] = Field(
+        default_factory=dict, description="algorithm settings, passed to Katib and Optuna"
+    )
+    maxTrials: StrictInt = Field(ge=1)
+    parallelTrials: StrictInt = Field(1, ge=1)
+    maxFailedTrials: StrictInt | None = Field(None, ge=0)
+    goal: Number | None = None
+    additionalMetrics: tuple[StrictStr, ...] | None = None
+    search: dict[StrictStr, SearchEntry] = Field(min_length=1)
+
+
+class Volume(Model):
+    name: StrictStr
+    mountPath: StrictStr
+    claim: StrictStr | None = Field(None, description="an existing PersistentVolumeClaim")
+    size: Quantity | None = Field(None, description="create a claim of this size for each run")
+    storageClass: StrictStr | None = None
+    accessMode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod"] = (
+        "ReadWriteOnce"
+    )
+    readOnly: StrictBool = False
+
+    @field_validator("name", "claim")
+    @classmethod
+    def _names(cls, v: str | None) -> str | None:
+        return v if v is None else _dns_label(v, "volume name")
+
+    @field_validator("mountPath")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise _fail("NBF604", f"mountPath `{v}` must be an absolute path")
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Volume:
+        if (self.claim is None) == (self.size is None):
+            raise _fail(
+                "NBF604",
+                f"volume `{self.name}` needs exactly one of `claim` (an existing claim) "
+                "or `size` (a claim created per run)",
+            )
+        return self
+
+
+class Deploy(Model):
+    namespace: StrictStr | None = None
+    kfp: Literal["kubernetes", "api"] = Field(
+        "kubernetes",
+        description="`kubernetes`: Pipeline/PipelineVersion resources; `api`: the KFP REST API",
+    )
+    host: StrictStr | None = Field(None, description="KFP API URL, for `kfp: api`")
+    experiment: StrictBool = Field(
+        False, description="create the Katib Experiment on apply (a tuning run costs resources)"
+    )
+    launcherImage: StrictStr | None = None
+    serviceAccount: StrictStr | None = None
+
+    @field_validator("namespace")
+    @classmethod
+    def _ns(cls, v: str | None) -> str | None:
+        return v if v is None else _dns_label(v, "namespace")
+
+
+class Manifest(Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        title="nbflow manifest",
+        json_schema_extra={"$id": "https://nbflow.dev/schemas/nbflow.v1.schema.json"},
+    )
+
+    apiVersion: Literal["nbflow/v1"]
+    name: StrictStr = Field(description="the pipeline name: a lowercase DNS-1123 label")
+    description: StrictStr | None = None
+    notebook: StrictStr = Field(description="the notebook, relative to this file")
+    image: StrictStr = Field("python:3.11-slim", description="default image of every step")
+    requirements: tuple[StrictStr, ...] | StrictStr = Field(
+        (), description="pip requirements of every step, or the path of a requirements file"
+    )
+    env: EnvMap = Field(default_factory=dict)
+    resources: Resources | None = Field(None, description="default resources of every step")
+    setup: Cells = Field((), description="cells run at the start of every step")
+    parametersCell: StrictInt | StrictStr | None = Field(
+        None, description="the parameters cell; else the cell tagged `parameters`"
+    )
+    steps: dict[StepName, Step] = Field(min_length=1)
+    skip: Cells = Field((), description="code cells deliberately in no step")
+    parameters: dict[Identifier, ParameterEntry] = Field(default_factory=dict)
+    metrics: dict[Identifier, MetricEntry] = Field(default_factory=dict)
+    tuning: Tuning | None = None
+    volumes: tuple[Volume, ...] = ()
+    deploy: Deploy = Field(default_factory=Deploy)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _dns_label(v, "pipeline name")
+
+
+def json_schema() -> dict[str, Any]:
+    return Manifest.model_json_schema(by_alias=True)

@@ -1,0 +1,153 @@
+"""Notebook loading (nbformat v4) and cell addressing.
+
+Cells are numbered from 1 in notebook order, counting every cell (markdown too), as the user
+sees them top to bottom. A cell may also be named by its nbformat id (`id:<cell id>`), which
+survives inserting a cell above it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nbflow.diagnostics import Diagnostic, Location, error
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    number: int  # 1-based
+    id: str | None
+    type: str  # code | markdown | raw
+    source: str
+    tags: tuple[str, ...] = ()
+
+    @property
+    def first_line(self) -> str:
+        for line in self.source.splitlines():
+            if line.strip():
+                return line.strip()
+        return ""
+
+
+@dataclass(frozen=True)
+class Notebook:
+    path: str  # as shown to the user
+    cells: tuple[Cell, ...]
+    metadata: dict[str, Any]
+    nbformat_minor: int
+
+    def cell(self, number: int) -> Cell | None:
+        return self.cells[number - 1] if 0 < number <= len(self.cells) else None
+
+    def by_id(self, cell_id: str) -> Cell | None:
+        for c in self.cells:
+            if c.id == cell_id:
+                return c
+        return None
+
+    @property
+    def code_cells(self) -> tuple[Cell, ...]:
+        return tuple(c for c in self.cells if c.type == "code")
+
+
+class NotebookError(Exception):
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+def load_notebook(path: Path, shown: str, referenced_at: Location | None = None) -> Notebook:
+    """Read and validate a notebook; raise NotebookError with a diagnostic on any problem."""
+    import nbformat
+    from nbformat.reader import NotJSONError  # noqa: F401  (kept for older nbformat)
+
+    where = referenced_at or Location(shown)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotebookError(
+            error(
+                "NBF004",
+                f"notebook not found: {shown}",
+                where,
+                hint="`notebook` is relative to the manifest's folder",
+            )
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NotebookError(error("NBF005", f"cannot read notebook {shown}: {exc}", where)) from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise NotebookError(
+            error(
+                "NBF005",
+                f"notebook is not valid JSON: {exc.msg}",
+                Location(shown, exc.lineno, exc.colno),
+                hint="the file may be corrupt or have an unresolved merge conflict",
+            )
+        ) from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("nbformat"), int):
+        raise NotebookError(
+            error("NBF005", f"{shown} is not a Jupyter notebook (no `nbformat` field)", Location(shown, 1, 1))
+        )
+    major = raw["nbformat"]
+    if major > 4:
+        raise NotebookError(
+            error(
+                "NBF006",
+                f"notebook format v{major} is newer than this nbflow understands (v4)",
+                Location(shown, 1, 1),
+                hint="upgrade nbflow, or save the notebook as nbformat 4",
+            )
+        )
+    if major < 4:
+        if major < 3:
+            raise NotebookError(
+                error(
+                    "NBF006",
+                    f"notebook format v{major} is too old to convert",
+                    Location(shown, 1, 1),
+                    hint="open and save it with Jupyter to convert it to nbformat 4",
+                )
+            )
+        try:
+            raw = nbformat.convert(nbformat.from_dict(raw), 4)
+        except Exception as exc:  # nbformat's converters raise many kinds
+            raise NotebookError(
+                error("NBF006", f"cannot upgrade notebook format v{major} to v4: {exc}", Location(shown, 1, 1))
+            ) from None
+    captured: dict[str, Any] = {}
+    try:
+        nb = nbformat.reads(
+            json.dumps(raw) if major < 4 else text,
+            as_version=4,
+            capture_validation_error=captured,
+        )
+    except Exception as exc:  # nbformat raises bare exceptions for structurally broken files
+        raise NotebookError(error("NBF005", f"invalid notebook: {exc}", Location(shown, 1, 1))) from None
+    if "ValidationError" in captured:
+        exc = captured["ValidationError"]
+        where_in = "/".join(str(p) for p in getattr(exc, "absolute_path", ()) or ())
+        message = str(getattr(exc, "message", exc)).splitlines()[0]
+        raise NotebookError(
+            error(
+                "NBF005",
+                f"notebook does not follow the nbformat v4 schema: {message}"
+                + (f" (at {where_in})" if where_in else ""),
+                Location(shown, 1, 1),
+                hint="open and save it with Jupyter, or fix the JSON by hand",
+            )
+        )
+    cells = tuple(
+        Cell(
+            number=i,
+            id=c.get("id"),
+            type=c.get("cell_type", "code"),
+            source=c.get("source", "") if isinstance(c.get("source"), str) else "".join(c.get("source", [])),
+            tags=tuple(str(t) for t in c.get("metadata", {}).get("tags", []) or []),
+        )
+        for i, c in enumerate(nb.cells, start=1)
+    )
+    return Notebook(path=shown, cells=cells, metadata=dict(nb.metadata), nbformat_minor=nb.nbformat_minor)

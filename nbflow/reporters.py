@@ -1,0 +1,181 @@
+"""Render a Report as text (with a code frame), json, GitHub annotations or SARIF."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from nbflow import __version__
+from nbflow.diagnostics import CODES, Diagnostic, Location, Report, Severity
+
+
+def _where(loc: Location) -> str:
+    out = loc.file
+    if loc.line is not None:
+        out += f":{loc.line}"
+        if loc.column is not None:
+            out += f":{loc.column}"
+    if loc.cell is not None:
+        out += f" (cell {loc.cell}" + (f", line {loc.cell_line}" if loc.cell_line else "") + ")"
+    return out
+
+
+def _frame(source: str | None, loc: Location) -> list[str]:
+    if source is None or loc.line is None:
+        return []
+    lines = source.splitlines()
+    if not 0 < loc.line <= len(lines):
+        return []
+    text = lines[loc.line - 1].rstrip()
+    gutter = " " * len(str(loc.line))
+    col = loc.column or 1
+    width = max(1, (loc.end_column or col + 1) - col) if loc.end_column else max(1, len(text) - col + 1)
+    return [
+        f" {gutter} |",
+        f" {loc.line} | {text}",
+        f" {gutter} | {' ' * (col - 1)}{'^' * width}",
+    ]
+
+
+def render_text(report: Report, *, color: bool = False) -> str:
+    def paint(s: str, code: str) -> str:
+        return f"\x1b[{code}m{s}\x1b[0m" if color else s
+
+    out: list[str] = []
+    for d in report.sorted():
+        sev = paint(d.severity.value, "1;31" if d.severity is Severity.ERROR else "1;33")
+        out.append(f"{sev}[{d.code}]: {d.message}")
+        out.append(f"  --> {_where(d.location)}")
+        out.extend(_frame(report.sources.get(d.location.file), d.location))
+        for rel in d.related:
+            out.append(f"   = see {_where(rel)}")
+        if d.hint:
+            out.append(f"   = hint: {d.hint}")
+        out.append("")
+    out.append(summary(report))
+    return "\n".join(out) + "\n"
+
+
+def summary(report: Report) -> str:
+    n_err, n_warn = len(report.errors), len(report.warnings)
+    files = len(report.manifests)
+    bad = len({d.location.file for d in report.errors})
+    noun = "manifest" if files == 1 else "manifests"
+    parts = [f"{n_err} error{'s' if n_err != 1 else ''}", f"{n_warn} warning{'s' if n_warn != 1 else ''}"]
+    state = "ok" if report.ok else "failed"
+    return f"{state}: checked {files} {noun}, {', '.join(parts)}" + (f" (in {bad} file{'s' if bad != 1 else ''})" if bad else "")
+
+
+def _as_dict(d: Diagnostic) -> dict[str, Any]:
+    def loc(lo: Location) -> dict[str, Any]:
+        return {k: v for k, v in (
+            ("file", lo.file), ("line", lo.line), ("column", lo.column), ("endLine", lo.end_line),
+            ("endColumn", lo.end_column), ("cell", lo.cell), ("cellLine", lo.cell_line),
+        ) if v is not None}
+
+    out: dict[str, Any] = {
+        "code": d.code,
+        "title": d.title,
+        "severity": d.severity.value,
+        "message": d.message,
+        "location": loc(d.location),
+    }
+    if d.hint:
+        out["hint"] = d.hint
+    if d.related:
+        out["related"] = [loc(r) for r in d.related]
+    return out
+
+
+def render_json(report: Report) -> str:
+    doc = {
+        "ok": report.ok,
+        "manifests": report.manifests,
+        "errors": len(report.errors),
+        "warnings": len(report.warnings),
+        "diagnostics": [_as_dict(d) for d in report.sorted()],
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def _gh_escape_data(s: str) -> str:
+    return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_escape_prop(s: str) -> str:
+    return _gh_escape_data(s).replace(":", "%3A").replace(",", "%2C")
+
+
+def render_github(report: Report) -> str:
+    """GitHub workflow commands: one annotation per diagnostic, on the exact line."""
+    out = []
+    for d in report.sorted():
+        level = "error" if d.severity is Severity.ERROR else "warning"
+        props = [f"file={_gh_escape_prop(d.location.file)}"]
+        if d.location.line is not None:
+            props.append(f"line={d.location.line}")
+        if d.location.column is not None:
+            props.append(f"col={d.location.column}")
+        if d.location.end_column is not None and d.location.line is not None:
+            props.append(f"endColumn={d.location.end_column}")
+        props.append(f"title={_gh_escape_prop(f'{d.code} {d.title}')}")
+        message = d.message + (f"\n{d.hint}" if d.hint else "")
+        out.append(f"::{level} {','.join(props)}::{_gh_escape_data(message)}")
+    out.append(summary(report))
+    return "\n".join(out) + "\n"
+
+
+def render_sarif(report: Report) -> str:
+    used = sorted({d.code for d in report.diagnostics})
+    rules = [
+        {"id": code, "name": CODES.get(code, code), "shortDescription": {"text": CODES.get(code, code)}}
+        for code in used
+    ]
+    results = []
+    for d in report.sorted():
+        region: dict[str, Any] = {}
+        if d.location.line is not None:
+            region["startLine"] = d.location.line
+        if d.location.column is not None:
+            region["startColumn"] = d.location.column
+        if d.location.end_column is not None:
+            region["endColumn"] = d.location.end_column
+        physical: dict[str, Any] = {"artifactLocation": {"uri": d.location.file}}
+        if region:
+            physical["region"] = region
+        results.append(
+            {
+                "ruleId": d.code,
+                "ruleIndex": used.index(d.code),
+                "level": "error" if d.severity is Severity.ERROR else "warning",
+                "message": {"text": d.message + (f" ({d.hint})" if d.hint else "")},
+                "locations": [{"physicalLocation": physical}],
+            }
+        )
+    doc = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "nbflow",
+                        "version": __version__,
+                        "informationUri": "https://github.com/nbflow/nbflow",
+                        "rules": rules,
+                    }
+                },
+                "results": results,
+            }
+        ],
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+REPORTER_BY_NAME: dict[str, Callable[[Report], str]] = {
+    "text": render_text,
+    "json": render_json,
+    "github": render_github,
+    "sarif": render_sarif,
+}

@@ -1,0 +1,221 @@
+"""Validation: manifest + notebook -> diagnostics and, when they hold no error, a Project.
+
+    load YAML (positions) -> apiVersion -> pydantic model -> notebook -> structural rules
+    -> data-flow analysis and plan
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from nbflow.diagnostics import Diagnostic, Location, Report, error
+from nbflow.manifest import API_VERSION, Manifest
+from nbflow.notebook import NotebookError, load_notebook
+from nbflow.project import ParameterConfig, Project, StepConfig
+from nbflow.rules import Checker
+from nbflow.yamlpos import YamlDoc, YamlLoadError, load_file
+
+MANIFEST_NAME = "nbflow.yaml"
+_SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".ipynb_checkpoints", "dist", ".tox", ".nox"}
+
+
+class UsageError(Exception):
+    """Bad command-line input (exit 2)."""
+
+
+def shown_path(path: Path) -> str:
+    """The path as a user would write it: relative to the working directory when inside it."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+
+
+def find_manifests(paths: Iterable[str | Path]) -> list[Path]:
+    """Every nbflow.yaml at or below the given paths (a file is taken as it is)."""
+    found: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_file():
+            found.append(p)
+        elif p.is_dir():
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
+                if MANIFEST_NAME in files:
+                    found.append(Path(root) / MANIFEST_NAME)
+        else:
+            raise UsageError(f"no such file or directory: {raw}")
+    return sorted(dict.fromkeys(found))
+
+
+def manifest_path(path: str | Path) -> Path:
+    """A project path (its folder or its manifest) to the manifest file."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / MANIFEST_NAME
+    if not p.exists():
+        raise UsageError(f"no manifest at {shown_path(p)}")
+    return p
+
+
+def validate_manifest(path: Path, *, analyse: bool = True) -> tuple[Report, Project | None]:
+    shown = shown_path(path)
+    report = Report(manifests=[shown])
+    try:
+        doc = load_file(path, shown)
+    except YamlLoadError as exc:
+        report.extend([exc.diagnostic])
+        return report, None
+    report.sources[shown] = doc.text
+    diags, manifest = _model(doc)
+    report.extend(diags)
+    if manifest is None:
+        return report, None
+    nb_location = doc.locate(("notebook",))
+    nb_path = path.parent / manifest.notebook
+    try:
+        nb = load_notebook(nb_path, shown_path(nb_path), referenced_at=nb_location)
+    except NotebookError as exc:
+        report.extend([exc.diagnostic])
+        return report, None
+    checker = Checker(manifest, nb, doc)
+    report.extend(checker.run())
+    requirements, req_diags = _requirements(manifest, path.parent, doc)
+    report.extend(req_diags)
+    if not report.ok:
+        return report, None
+    r = checker.resolved
+    assert r.steps is not None and r.parameter_values is not None
+    project = Project(
+        manifest_path=path,
+        root=path.parent,
+        manifest=manifest,
+        doc=doc,
+        notebook=nb,
+        setup=tuple(c for c in r.setup if nb.cells[c - 1].type == "code"),
+        skip=r.skip,
+        parameters_cell=r.parameters_cell,
+        steps=tuple(_step_config(manifest, name, cells, requirements) for name, cells in r.steps.items()),
+        parameters=tuple(
+            ParameterConfig(
+                name=name,
+                type=p.type or "str",
+                default=p.default if p.default is not None else r.parameter_values.get(name),
+                description=p.description,
+            )
+            for name, p in manifest.parameters.items()
+        ),
+        requirements=requirements,
+    )
+    if analyse:
+        from nbflow.analysis_bridge import plan_project
+
+        plan, plan_diags = plan_project(project)
+        report.extend(plan_diags)
+        if report.ok:
+            object.__setattr__(project, "plan", plan)
+        else:
+            return report, None
+    return report, project
+
+
+def _model(doc: YamlDoc) -> tuple[list[Diagnostic], Manifest | None]:
+    from pydantic import ValidationError
+
+    from nbflow.schemaerrors import diagnostics_from
+
+    data = doc.data
+    if not isinstance(data, dict):
+        return [
+            error(
+                "NBF007",
+                "the manifest must be a mapping of keys (apiVersion, name, notebook, steps, ...)",
+                Location(doc.path, 1, 1),
+            )
+        ], None
+    api = data.get("apiVersion")
+    if api != API_VERSION:
+        where = doc.locate(("apiVersion",)) if "apiVersion" in data else Location(doc.path, 1, 1)
+        message = (
+            f"unsupported apiVersion `{api}`" if api is not None else "missing `apiVersion`"
+        )
+        return [error("NBF003", message, where, hint=f"this nbflow reads `apiVersion: {API_VERSION}`")], None
+    try:
+        return [], Manifest.model_validate(data)
+    except ValidationError as exc:
+        diags = diagnostics_from(exc, doc, Manifest)
+        unknown = [tuple(e["loc"]) for e in exc.errors() if e["type"] == "extra_forbidden"]
+        if len(unknown) < exc.error_count():
+            return diags, None
+    # Only unknown keys: check the rest as if they were not there, so that one pass reports
+    # the typo and every semantic problem behind it.
+    try:
+        return diags, Manifest.model_validate(_without(data, unknown))
+    except ValidationError:
+        return diags, None
+
+
+def _without(data: object, paths: list[tuple[object, ...]]) -> object:
+    import copy
+
+    data = copy.deepcopy(data)
+    for path in paths:
+        node = data
+        for p in path[:-1]:
+            node = node[p]  # type: ignore[index]
+        node.pop(path[-1], None)  # type: ignore[union-attr]
+    return data
+
+
+def _requirements(manifest: Manifest, root: Path, doc: YamlDoc) -> tuple[tuple[str, ...], list[Diagnostic]]:
+    req = manifest.requirements
+    if not isinstance(req, str):
+        return tuple(req), []
+    path = root / req
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return (), [error("NBF009", f"requirements file not found: {shown_path(path)}", doc.locate(("requirements",)))]
+    lines = [ln.split(" #")[0].strip() for ln in text.splitlines()]
+    bad = [ln for ln in lines if ln.startswith("-")]
+    if bad:
+        return (), [
+            error(
+                "NBF009",
+                f"requirements file {shown_path(path)} uses pip options ({bad[0]}), which a step cannot pass on",
+                doc.locate(("requirements",)),
+            )
+        ]
+    return tuple(ln for ln in lines if ln and not ln.startswith("#")), []
+
+
+def _step_config(manifest: Manifest, name: str, cells: tuple[int, ...], requirements: tuple[str, ...]) -> StepConfig:
+    step = manifest.steps[name]
+    volumes = manifest.volumes if step.volumes is None else tuple(v for v in manifest.volumes if v.name in step.volumes)
+    return StepConfig(
+        name=name,
+        cells=cells,
+        spec=step,
+        image=step.image or manifest.image,
+        requirements=tuple(dict.fromkeys((*requirements, *step.requirements))),
+        resources=step.resources or manifest.resources,
+        env={**manifest.env, **step.env},
+        volumes=volumes,
+    )
+
+
+def validate(paths: Iterable[str | Path], *, analyse: bool = True) -> Report:
+    """Validate every manifest at or below `paths`; one report for all."""
+    manifests = find_manifests(paths)
+    report = Report()
+    for m in manifests:
+        sub, _ = validate_manifest(m, analyse=analyse)
+        report.merge(sub)
+    return report
+
+
+def load_project(path: str | Path) -> tuple[Report, Project | None]:
+    """Validate the manifest of one project (its folder or its nbflow.yaml)."""
+    return validate_manifest(manifest_path(path))
