@@ -8,6 +8,7 @@ survives inserting a cell above it.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,29 +103,16 @@ def load_notebook(path: Path, shown: str, referenced_at: Location | None = None)
                 hint="upgrade nbflow, or save the notebook as nbformat 4",
             )
         )
-    if major < 4:
-        if major < 3:
-            raise NotebookError(
-                error(
-                    "NBF006",
-                    f"notebook format v{major} is too old to convert",
-                    Location(shown, 1, 1),
-                    hint="open and save it with Jupyter to convert it to nbformat 4",
-                )
-            )
-        try:
-            raw = nbformat.convert(nbformat.from_dict(raw), 4)
-        except Exception as exc:  # nbformat's converters raise many kinds
-            raise NotebookError(
-                error("NBF006", f"cannot upgrade notebook format v{major} to v4: {exc}", Location(shown, 1, 1))
-            ) from None
     captured: dict[str, Any] = {}
     try:
-        nb = nbformat.reads(
-            json.dumps(raw) if major < 4 else text,
-            as_version=4,
-            capture_validation_error=captured,
-        )
+        with warnings.catch_warnings():
+            # nbformat warns (MissingIDFieldWarning...) where we report: keep stderr clean
+            warnings.simplefilter("ignore")
+            nb = nbformat.reads(
+                text,  # older formats (v3) are upgraded to v4 by nbformat
+                as_version=4,
+                capture_validation_error=captured,
+            )
     except Exception as exc:  # nbformat raises bare exceptions for structurally broken files
         raise NotebookError(error("NBF005", f"invalid notebook: {exc}", Location(shown, 1, 1))) from None
     if "ValidationError" in captured:

@@ -173,8 +173,10 @@ class Checker:
                 self.diags.append(
                     warning("NBF206", f"setup lists cell {cell.number}, a {cell.type} cell", self.at(("setup",)))
                 )
+        if any(d.code in ("NBF201", "NBF202", "NBF203") for d in self.diags):
+            return  # cells could not all be resolved: "forgotten" would be noise
         for cell in self.nb.code_cells:
-            if cell.number not in owner and cell.source.strip():
+            if cell.number not in owner and cell.source.strip() and "parameters" not in cell.tags:
                 anchor = ("skip",) if m.skip else ("steps",)
                 self.diags.append(
                     warning(
