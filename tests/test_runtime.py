@@ -1,0 +1,522 @@
+"""The step runtime, exec'd from its source text exactly as a generated component does."""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import json
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+RUNTIME = Path(__file__).resolve().parents[1] / "nbflow" / "runtime" / "step.py"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def load_runtime() -> dict[str, Any]:
+    ns: dict[str, Any] = {"__name__": "nbflow_runtime"}
+    exec(compile(RUNTIME.read_text(encoding="utf-8"), "<nbflow-runtime>", "exec"), ns)
+    return ns
+
+
+class StepRun:
+    def __init__(self, metrics: dict[str, float], report: str, outputs: dict[str, Path]) -> None:
+        self.metrics = metrics
+        self.report = report
+        self.outputs = outputs
+
+    def meta(self, name: str) -> dict[str, Any]:
+        return json.loads((self.outputs[name] / "nbflow.json").read_text())
+
+
+def run_step(
+    tmp_path: Path,
+    cells: Sequence[str | tuple[int, str]],
+    *,
+    step: str = "train",
+    inputs: dict[str, Path] | None = None,
+    outputs: Sequence[str] = (),
+    parameters: dict[str, object] | None = None,
+    metrics: Sequence[str] = (),
+    setup: Sequence[str] = (),
+) -> StepRun:
+    """Run one step; cells are sources (numbered 1, 2, ...) or (number, source) pairs."""
+    program_cells = [{"number": 100 + i, "source": s, "setup": True} for i, s in enumerate(setup)]
+    for i, cell in enumerate(cells, 1):
+        number, source = cell if isinstance(cell, tuple) else (i, cell)
+        program_cells.append({"number": number, "source": source, "setup": False})
+    program = {
+        "pipeline": "demo",
+        "step": step,
+        "notebook": "demo.ipynb",
+        "cells": program_cells,
+        "inputs": list(inputs or {}),
+        "outputs": list(outputs),
+        "parameters": list(parameters or {}),
+        "metrics": list(metrics),
+    }
+    out_dir = tmp_path / f"{step}-out"
+    out_dir.mkdir(exist_ok=True)
+    out_paths = {name: out_dir / name for name in outputs}
+    report = tmp_path / f"{step}-report" / "report.html"
+    try:
+        result = load_runtime()["main"](
+            program,
+            inputs={k: str(v) for k, v in (inputs or {}).items()},
+            outputs={k: str(v) for k, v in out_paths.items()},
+            parameters=dict(parameters or {}),
+            report_path=str(report),
+        )
+    finally:
+        text = report.read_text(encoding="utf-8") if report.exists() else ""
+        # the report must not leak the machine's temporary paths
+        assert str(tmp_path) not in text
+    return StepRun(result, text, out_paths)
+
+
+def fail_step(tmp_path: Path, cells: Sequence[str | tuple[int, str]], **kwargs: Any) -> str:
+    """Run a step that must fail; return its stderr message."""
+    capsys = kwargs.pop("capsys")
+    with pytest.raises(SystemExit) as exc_info:
+        run_step(tmp_path, cells, **kwargs)
+    assert exc_info.value.code == 1
+    return str(capsys.readouterr().err)
+
+
+def pngs(report: str) -> list[bytes]:
+    return [base64.b64decode(m) for m in re.findall(r"data:image/png;base64,([^\"']+)", report)]
+
+
+# --- parameters, metrics ---------------------------------------------------------------------
+
+
+def test_parameters_are_injected_and_metrics_printed(tmp_path: Path, capsys: Any) -> None:
+    run = run_step(
+        tmp_path,
+        ["accuracy = C * 2 + len(name) + sum(layers)", "loss = 1 / 3"],
+        parameters={"C": 0.25, "name": "abc", "layers": [1, 2]},
+        metrics=["accuracy", "loss"],
+    )
+    assert run.metrics == {"accuracy": 6.5, "loss": 1 / 3}
+    lines = capsys.readouterr().out.splitlines()
+    assert "accuracy=6.5" in lines
+    assert f"loss={1 / 3!r}" in lines  # full precision: 0.3333333333333333
+
+
+def test_numpy_scalar_metric(tmp_path: Path) -> None:
+    run = run_step(tmp_path, ["import numpy as np\nacc = np.float32(0.5)"], metrics=["acc"])
+    assert run.metrics == {"acc": 0.5}
+    assert type(run.metrics["acc"]) is float
+
+
+@pytest.mark.parametrize(
+    ("source", "shown"),
+    [("acc = 'high'", "str 'high'"), ("acc = [0.1, 0.2]", "list [0.1, 0.2]")],
+)
+def test_metric_that_is_not_a_number(tmp_path: Path, capsys: Any, source: str, shown: str) -> None:
+    err = fail_step(tmp_path, [source], metrics=["acc"], capsys=capsys)
+    assert f"step 'train': metric 'acc' must be a number, got {shown}" in err
+
+
+def test_missing_parameter_value(tmp_path: Path, capsys: Any) -> None:
+    program_parameters = {"C": 1.0}
+    with pytest.raises(SystemExit):
+        load_runtime()["main"](
+            {
+                "pipeline": "demo",
+                "step": "s",
+                "notebook": "n.ipynb",
+                "cells": [],
+                "inputs": [],
+                "outputs": [],
+                "parameters": [*program_parameters, "gamma"],
+                "metrics": [],
+            },
+            inputs={},
+            outputs={},
+            parameters=program_parameters,
+            report_path=None,
+        )
+    assert "step 's': no value for parameter(s) gamma" in capsys.readouterr().err
+
+
+# --- inputs and outputs: every serializer ---------------------------------------------------
+
+
+def round_trip(tmp_path: Path, make: str, check: str, *, setup: Sequence[str] = ()) -> str:
+    """Save `value` in one step and check it in another; return the serializer used."""
+    first = run_step(tmp_path, [make], step="make", outputs=["value"], setup=setup)
+    run_step(tmp_path, [check], step="use", inputs={"value": first.outputs["value"]}, setup=setup)
+    meta = first.meta("value")
+    assert meta["variable"] == "value"
+    return str(meta["serializer"])
+
+
+def test_numpy_round_trip(tmp_path: Path) -> None:
+    serializer = round_trip(
+        tmp_path,
+        "import numpy as np\nvalue = np.arange(12, dtype=np.float32).reshape(3, 4).T",
+        "import numpy as np\nassert value.dtype == np.float32 and value.shape == (4, 3)\n"
+        "assert (value == np.arange(12, dtype=np.float32).reshape(3, 4).T).all()",
+    )
+    assert serializer == "numpy"
+
+
+def test_numpy_object_array_falls_back_to_cloudpickle(tmp_path: Path) -> None:
+    serializer = round_trip(
+        tmp_path,
+        "import numpy as np\nvalue = np.array([{'a': 1}, None], dtype=object)",
+        "assert value[0] == {'a': 1} and value[1] is None and value.dtype == object",
+    )
+    assert serializer == "cloudpickle"
+
+
+FRAME = """
+import pandas as pd
+rows = pd.Index(['r1', 'r2', 'r3'], name='row')
+value = pd.DataFrame({
+    'x': [1.5, 2.5, None],
+    'n': pd.array([1, None, 3], dtype='Int64'),
+    's': ['a', 'b', 'c'],
+    'o': pd.Series(['p', 'q', None], dtype=object, index=rows),
+    'c': pd.Categorical(['u', 'v', 'u']),
+    't': pd.to_datetime(['2024-01-01', '2024-01-02', None]).tz_localize('UTC'),
+}, index=rows)
+"""
+
+
+def test_pandas_frame_round_trip_via_parquet(tmp_path: Path) -> None:
+    check = FRAME.replace("value =", "expected =") + (
+        "pd.testing.assert_frame_equal(value, expected)"
+    )
+    assert round_trip(tmp_path, FRAME, check) == "parquet"
+
+
+def test_pandas_series_round_trip(tmp_path: Path) -> None:
+    make = "import pandas as pd\nvalue = pd.Series([1.0, 2.0], index=['a', 'b'], name='w')"
+    check = make.replace("value =", "expected =") + (
+        "\npd.testing.assert_series_equal(value, expected)"
+    )
+    assert round_trip(tmp_path, make, check) == "parquet"
+
+
+def test_pandas_frame_with_non_string_columns_falls_back(tmp_path: Path) -> None:
+    make = "import pandas as pd\nvalue = pd.DataFrame({0: [1, 2], ('a', 1): [3.0, 4.0]})"
+    check = make.replace("value =", "expected =") + (
+        "\npd.testing.assert_frame_equal(value, expected)"
+    )
+    assert round_trip(tmp_path, make, check) == "cloudpickle"
+
+
+def test_pandas_frame_with_mixed_object_column_falls_back(tmp_path: Path) -> None:
+    make = "import pandas as pd\nvalue = pd.DataFrame({'m': [1, 'two', 3.0]})"
+    check = make.replace("value =", "expected =") + (
+        "\npd.testing.assert_frame_equal(value, expected)"
+    )
+    assert round_trip(tmp_path, make, check) == "cloudpickle"
+
+
+SKLEARN_SETUP = (
+    "import numpy as np\nX = np.array([[0.0], [1.0], [2.0], [3.0]])\ny = np.array([0, 0, 1, 1])"
+)
+
+
+def test_sklearn_estimator_round_trip_via_joblib(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    make = "from sklearn.linear_model import LogisticRegression\nvalue = LogisticRegression().fit(X, y)"
+    check = "assert type(value).__name__ == 'LogisticRegression'\nassert list(value.predict(X)) == [0, 0, 1, 1]"
+    assert round_trip(tmp_path, make, check, setup=[SKLEARN_SETUP]) == "joblib"
+
+
+def test_sklearn_pipeline_with_notebook_function_falls_back_to_cloudpickle(
+    tmp_path: Path,
+) -> None:
+    # joblib would pickle `double` by reference to __main__, which the next step lacks
+    pytest.importorskip("sklearn")
+    make = (
+        "from sklearn.pipeline import make_pipeline\n"
+        "from sklearn.preprocessing import FunctionTransformer\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "def double(a):\n    return a * 2\n"
+        "value = make_pipeline(FunctionTransformer(double), LogisticRegression()).fit(X, y)"
+    )
+    check = "assert list(value.predict(X)) == [0, 0, 1, 1]\nassert 'double' not in dir()"
+    assert round_trip(tmp_path, make, check, setup=[SKLEARN_SETUP]) == "cloudpickle"
+
+
+def test_dict_with_lambda_and_notebook_class_via_cloudpickle(tmp_path: Path) -> None:
+    make = (
+        "class Point:\n    def __init__(self, x):\n        self.x = x\n"
+        "value = {'f': lambda v: v + 1, 'p': Point(3), 'items': [1, (2, 3)]}"
+    )
+    check = "assert value['f'](1) == 2 and value['p'].x == 3 and value['items'] == [1, (2, 3)]"
+    assert round_trip(tmp_path, make, check) == "cloudpickle"
+
+
+def test_torch_round_trip(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    make = (
+        "import torch\n"
+        "class Net(torch.nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        self.lin = torch.nn.Linear(2, 1)\n"
+        "    def forward(self, x):\n        return self.lin(x)\n"
+        "torch.manual_seed(0)\nvalue = Net()\n"
+        "expected = value(torch.ones(1, 2)).item()"
+    )
+    first = run_step(tmp_path, [make], step="make", outputs=["value", "expected"])
+    assert first.meta("value")["serializer"] == "torch"
+    run_step(
+        tmp_path,
+        ["import torch\nassert abs(value(torch.ones(1, 2)).item() - expected) < 1e-6"],
+        step="use",
+        inputs={"value": first.outputs["value"], "expected": first.outputs["expected"]},
+    )
+    tensor = run_step(tmp_path, ["import torch\nt = torch.arange(4)"], step="t", outputs=["t"])
+    assert tensor.meta("t")["serializer"] == "torch"
+
+
+def test_output_path_becomes_a_directory_with_metadata(tmp_path: Path) -> None:
+    run = run_step(tmp_path, ["import numpy as np\nx = np.zeros(3)"], outputs=["x"])
+    assert sorted(p.name for p in run.outputs["x"].iterdir()) == ["data.npy", "nbflow.json"]
+    assert run.meta("x") == {"serializer": "numpy", "type": "numpy.ndarray", "variable": "x"}
+
+
+def test_input_that_is_not_an_nbflow_artifact(tmp_path: Path, capsys: Any) -> None:
+    stray = tmp_path / "stray"
+    stray.write_text("hello")
+    err = fail_step(tmp_path, ["pass"], inputs={"df": stray}, capsys=capsys)
+    assert "step 'train': cannot load input variable 'df'" in err
+    assert "not an nbflow value" in err
+
+
+# --- output errors -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "type_name"),
+    [
+        ("f = open(__import__('os').devnull)\nf.close()", "_io.TextIOWrapper"),
+        ("import threading\nf = threading.Lock()", "_thread.lock"),
+        ("f = (i for i in range(3))", "generator"),
+    ],
+)
+def test_unsavable_value_names_variable_step_and_type(
+    tmp_path: Path, capsys: Any, source: str, type_name: str
+) -> None:
+    err = fail_step(tmp_path, [source], step="prep", outputs=["f"], capsys=capsys)
+    assert f"step 'prep': cannot save variable 'f' of type {type_name}: " in err
+    assert "Traceback" not in err
+
+
+def test_missing_output_variable(tmp_path: Path, capsys: Any) -> None:
+    err = fail_step(tmp_path, ["a = 1"], outputs=["model"], capsys=capsys)
+    assert "step 'train': output variable 'model' was never assigned" in err
+
+
+# --- IPython semantics ---------------------------------------------------------------------------
+
+
+def test_magics_and_shell_commands(tmp_path: Path, capsys: Any) -> None:
+    run = run_step(
+        tmp_path,
+        [
+            "%time total = sum(range(10))",
+            "%%time\nsquares = [i * i for i in range(5)]",
+            "!echo hi from shell",
+            "word = 'there'\nlines = !echo hello $word\ngreeting = lines[0]",
+            "%matplotlib inline",
+            "%pip --version",
+        ],
+        outputs=["total", "squares", "greeting"],
+    )
+    out = capsys.readouterr().out
+    assert out.count("Wall time:") == 2
+    assert "hi from shell" in out
+    assert "pip " in out  # `pip X.Y from ...`
+    assert "hi from shell" in run.report and "Wall time:" in run.report
+    values = run_step(
+        tmp_path,
+        ["assert (total, squares, greeting) == (45, [0, 1, 4, 9, 16], 'hello there')"],
+        step="check",
+        inputs=dict(run.outputs),
+    )
+    assert values.metrics == {}
+
+
+def test_bare_expression_is_displayed_like_out(tmp_path: Path, capsys: Any) -> None:
+    run = run_step(tmp_path, [(7, "x = 20\nx + 22"), (8, "x;")])
+    assert "Out[7]: 42" in capsys.readouterr().out
+    assert re.search(r"Out\[7\]:</div><pre>42</pre>", run.report)
+    assert "Out[8]" not in run.report  # a trailing semicolon hides the value
+
+
+def test_dataframe_display_is_an_html_table(tmp_path: Path) -> None:
+    run = run_step(
+        tmp_path,
+        [
+            "import pandas as pd\ndf = pd.DataFrame({'col_a': [1, 2]})\ndisplay(df)",
+            "df.rename(columns={'col_a': 'col_b'})",
+        ],
+    )
+    tables = re.findall(r"<table[^>]*class=\"dataframe\".*?</table>", run.report, re.S)
+    assert len(tables) == 2
+    assert "col_a" in tables[0] and "col_b" in tables[1]
+
+
+def test_matplotlib_figures_appear_as_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    run = run_step(
+        tmp_path,
+        [
+            "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.show()",
+            "fig = plt.figure()\nplt.bar([1, 2], [3, 4])",  # left open: shown at cell end
+            "%matplotlib inline\nplt.scatter([1], [1])",
+        ],
+    )
+    images = pngs(run.report)
+    assert len(images) == 3
+    assert all(image.startswith(PNG_MAGIC) for image in images)
+    sections = run.report.split('<section class="cell"')[1:4]
+    assert [len(pngs(s)) for s in sections] == [1, 1, 1]
+
+
+def test_report_escapes_user_text(tmp_path: Path) -> None:
+    run = run_step(tmp_path, ["print('<b>bold</b>')  # <script>"])
+    assert "<script>" not in run.report
+    assert "&lt;b&gt;bold&lt;/b&gt;" in run.report
+    assert "<title>demo / train</title>" in run.report
+
+
+def test_stderr_and_carriage_returns_in_report(tmp_path: Path) -> None:
+    run = run_step(
+        tmp_path, ["import sys\nsys.stderr.write('warn!\\n')\nprint('10%\\r50%\\r100%')"]
+    )
+    assert '<pre class="stderr">warn!\n</pre>' in run.report
+    assert '<pre class="stdout">100%\n</pre>' in run.report
+
+
+# --- failures -----------------------------------------------------------------------------------
+
+
+def test_failing_cell_names_step_cell_line_and_source(tmp_path: Path, capsys: Any) -> None:
+    err = fail_step(
+        tmp_path,
+        [(3, "def inverse(x):\n    return 1 / x"), (7, "a = 1\n\nb = inverse(0)\nc = 2")],
+        capsys=capsys,
+    )
+    head = err[err.index("step 'train' failed") :]
+    assert head.startswith(
+        "step 'train' failed in cell 7 of demo.ipynb, line 3: "
+        "ZeroDivisionError: division by zero\n    b = inverse(0)\n"
+    )
+    assert "raised in cell 3, line 2: return 1 / x" in head
+    assert 'File "<cell 7>", line 3' in head and 'File "<cell 3>", line 2, in inverse' in head
+    for internal in ("IPython", "interactiveshell", "nbflow-runtime", "run_code"):
+        assert internal not in head
+
+
+def test_failing_cell_report_has_error_and_earlier_output(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        run_step(tmp_path, ["print('before')", "raise ValueError('bad <value>')", "print('x')"])
+    report = (tmp_path / "train-report" / "report.html").read_text()
+    assert "before" in report
+    assert "ValueError: bad &lt;value&gt;" in report
+    assert 'id="cell-3"' not in report  # never ran
+
+
+def test_error_in_library_code_keeps_the_raising_frame_only(tmp_path: Path, capsys: Any) -> None:
+    err = fail_step(tmp_path, ["import json\njson.loads('{')"], capsys=capsys)
+    assert 'File "<cell 1>", line 2' in err
+    assert err.count("json/decoder.py") == 1  # not the whole library stack
+    assert "JSONDecodeError" in err
+
+
+def test_error_inside_time_cell_magic(tmp_path: Path, capsys: Any) -> None:
+    err = fail_step(tmp_path, [(4, "%%time\nx = 1\ny = {}['k']")], capsys=capsys)
+    assert "failed in cell 4 of demo.ipynb, line 3: KeyError: 'k'\n    y = {}['k']" in err
+
+
+def test_syntax_error(tmp_path: Path, capsys: Any) -> None:
+    err = fail_step(tmp_path, [(5, "x = 1\ndef g(:\n    pass")], capsys=capsys)
+    assert "step 'train' failed in cell 5 of demo.ipynb, line 2: SyntaxError:" in err
+    assert "    def g(:" in err
+
+
+def test_unknown_magic(tmp_path: Path, capsys: Any) -> None:
+    err = fail_step(tmp_path, ["%nosuchmagic 1"], capsys=capsys)
+    assert "failed in cell 1 of demo.ipynb, line 1: " in err
+    assert "UsageError: Line magic function `%nosuchmagic` not found." in err
+
+
+# --- one process, many runs ----------------------------------------------------------------------
+
+
+def test_running_twice_in_one_process_leaves_no_trace(tmp_path: Path) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    main_module = sys.modules["__main__"]
+    stdout, stderr = sys.stdout, sys.stderr
+    cells = ["import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()", "v = get_ipython()"]
+    for i in range(2):
+        run = run_step(tmp_path, cells, step=f"run{i}")
+        assert len(pngs(run.report)) == 1
+    assert not InteractiveShell.initialized()
+    assert sys.modules["__main__"] is main_module
+    assert (sys.stdout, sys.stderr) == (stdout, stderr)
+    assert not hasattr(builtins, "display") and not hasattr(builtins, "get_ipython")
+    assert not hasattr(sys, "ps1")
+
+
+# --- without IPython in the step image --------------------------------------------------------
+
+
+@pytest.fixture
+def no_ipython(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "IPython", None)
+
+
+@pytest.mark.usefixtures("no_ipython")
+def test_plain_python_without_ipython(tmp_path: Path, capsys: Any) -> None:
+    run = run_step(
+        tmp_path,
+        [
+            "import pandas as pd\ndf = pd.DataFrame({'k': [C]})\ndisplay(df)",
+            (4, "print('plain')\nint(df.k.sum()) + 1"),
+        ],
+        parameters={"C": 2},
+        outputs=["df"],
+    )
+    assert "plain" in capsys.readouterr().out
+    assert '<table border="1" class="dataframe">' in run.report
+    assert re.search(r"Out\[4\]:</div><pre>3</pre>", run.report)
+    assert run.meta("df")["serializer"] == "parquet"
+
+
+@pytest.mark.usefixtures("no_ipython")
+def test_plain_python_magic_fails_clearly(tmp_path: Path, capsys: Any) -> None:
+    err = fail_step(tmp_path, [(2, "x = 1\n%time y = 2")], capsys=capsys)
+    assert "step 'train' failed in cell 2 of demo.ipynb" in err
+    assert "IPython is not installed in the step image" in err
+
+
+@pytest.mark.usefixtures("no_ipython")
+def test_plain_python_failure_and_figures(tmp_path: Path, capsys: Any) -> None:
+    pytest.importorskip("matplotlib")
+    with pytest.raises(SystemExit):
+        run_step(
+            tmp_path,
+            [
+                "import matplotlib.pyplot as plt\nplt.plot([1, 2])",
+                (9, "def f():\n    raise KeyError('gone')\nf()"),
+            ],
+        )
+    err = capsys.readouterr().err
+    assert "failed in cell 9 of demo.ipynb, line 2: KeyError: 'gone'\n    raise KeyError" in err
+    assert 'File "<cell 9>", line 3, in <module>\n    f()' in err
+    report = (tmp_path / "train-report" / "report.html").read_text()
+    assert len(pngs(report)) == 1
