@@ -168,6 +168,15 @@ EnvMap = Annotated[
     AfterValidator(_env_values),
 ]
 StepName = Annotated[StrictStr, AfterValidator(lambda v: _dns_label(v, "step name"))]
+def _parameter_name(v: str) -> str:
+    _identifier(v, "parameter name")
+    if v.startswith("_"):
+        # generated code keeps `_`-names for itself, so no parameter can shadow them
+        raise _fail("NBF105", f"parameter name `{v}` must not start with `_`")
+    return v
+
+
+ParameterName = Annotated[StrictStr, AfterValidator(_parameter_name)]
 Identifier = Annotated[StrictStr, AfterValidator(lambda v: _identifier(v, "name"))]
 
 
@@ -341,7 +350,6 @@ class Volume(Model):
     accessMode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod"] = (
         "ReadWriteOnce"
     )
-    readOnly: StrictBool = False
 
     @field_validator("name", "claim")
     @classmethod
@@ -409,7 +417,7 @@ class Manifest(Model):
     )
     steps: dict[StepName, Step] = Field(min_length=1)
     skip: Cells = Field((), description="code cells deliberately in no step")
-    parameters: dict[Identifier, ParameterEntry] = Field(default_factory=dict)
+    parameters: dict[ParameterName, ParameterEntry] = Field(default_factory=dict)
     metrics: dict[Identifier, MetricEntry] = Field(default_factory=dict)
     tuning: Tuning | None = None
     volumes: tuple[Volume, ...] = ()

@@ -1,0 +1,218 @@
+"""`nbflow build`: compile a project into its versioned folder.
+
+    dist/<pipeline>/<version>/
+      pipeline.yaml     KFP IR, compiled by the kfp compiler from nbflow's generated module
+      kubernetes.yaml   Pipeline + PipelineVersion (pipelines.kubeflow.org/v2beta1), labelled
+      experiment.yaml   the Katib Experiment, when the manifest has `tuning`
+      nbflow.json       the record: content hash, snapshot, nbflow and kfp versions, input hashes
+
+`<version>` is the first 8 hex digits of the SHA-256 of the cluster IR, so it changes when and
+only when something that affects the run changes (a step's cells, the setup cells, images,
+requirements, resources, parameters, the kfp or nbflow runtime), and the same inputs give the
+same folder, byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nbflow import __version__
+from nbflow.project import Project
+from nbflow.snapshot import Snapshot, take
+
+VERSION_LEN = 8
+MANAGED_BY = {"app.kubernetes.io/managed-by": "nbflow"}
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    folder: Path
+    pipeline: str
+    version: str  # the content hash prefix: the folder name
+    version_name: str  # the PipelineVersion's name: <pipeline>-<version>
+    content_hash: str
+    snapshot: Snapshot
+    files: tuple[Path, ...]
+    changed: bool  # False when the folder already held exactly these bytes
+
+
+def compile_source(source: str, workdir: Path, options: Any = None) -> str:
+    """Import the generated module from a real file and compile its pipeline with kfp."""
+    from kfp import compiler
+
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    module_name = f"nbflow_generated_{digest}"
+    path = workdir / f"{module_name}.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    out = workdir / ("k8s.yaml" if options is not None else "ir.yaml")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # kfp warns about base images and such on every compile
+            spec.loader.exec_module(module)
+            kwargs: dict[str, Any] = {}
+            if options is not None:
+                kwargs = {"kubernetes_manifest_format": True, "kubernetes_manifest_options": options}
+            compiler.Compiler().compile(module.pipeline, str(out), **kwargs)
+    finally:
+        sys.modules.pop(module_name, None)
+    return out.read_text(encoding="utf-8")
+
+
+def labels(project: Project, version: str, content_hash: str, snapshot: Snapshot) -> dict[str, str]:
+    return {
+        **MANAGED_BY,
+        "app.kubernetes.io/name": project.name,
+        "app.kubernetes.io/version": version,
+        "nbflow.dev/pipeline": project.name,
+        "nbflow.dev/snapshot": snapshot.label,
+        "nbflow.dev/content-hash": content_hash[:40],
+    }
+
+
+def annotations(project: Project, snapshot: Snapshot) -> dict[str, str]:
+    out = {"nbflow.dev/version": __version__, "nbflow.dev/manifest": _repo_relative(project)}
+    if snapshot.commit:
+        out["nbflow.dev/commit"] = snapshot.commit
+    if snapshot.remote:
+        out["nbflow.dev/source"] = snapshot.remote
+    return out
+
+
+def _repo_relative(project: Project) -> str:
+    try:
+        import git
+
+        root = git.Repo(project.root, search_parent_directories=True).working_tree_dir
+        return str(project.manifest_path.resolve().relative_to(Path(str(root)).resolve()))
+    except Exception:  # no repository, or no git: the file name is still useful
+        return project.manifest_path.name
+
+
+def _kubernetes_yaml(text: str, project: Project, version: str, content_hash: str, snapshot: Snapshot) -> str:
+    import yaml
+
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    lab = labels(project, version, content_hash, snapshot)
+    ann = annotations(project, snapshot)
+    for doc in docs:
+        meta = doc.setdefault("metadata", {})
+        meta["labels"] = {**(meta.get("labels") or {}), **lab}
+        meta["annotations"] = {**(meta.get("annotations") or {}), **ann}
+        if doc.get("kind") == "PipelineVersion":
+            spec = doc.setdefault("spec", {})
+            # the commit that first produced this content; the spec is immutable, so a later
+            # commit with the same content applies as a no-op and keeps this one
+            spec["description"] = f"nbflow {__version__}, snapshot {snapshot.label}"
+            url = source_url(snapshot)
+            if url:
+                spec["codeSourceURL"] = url
+    return yaml.safe_dump_all(docs, sort_keys=False, width=1000)
+
+
+def source_url(snapshot: Snapshot) -> str | None:
+    remote = snapshot.remote
+    if not remote or not snapshot.commit:
+        return None
+    if remote.startswith("git@github.com:"):
+        remote = "https://github.com/" + remote.split(":", 1)[1]
+    if remote.startswith("https://github.com/"):
+        return remote.removesuffix(".git") + "/tree/" + snapshot.commit
+    return None
+
+
+def _sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def render(project: Project, *, snapshot: Snapshot | None = None) -> tuple[dict[str, str], dict[str, Any]]:
+    """The build folder's files as text, and the record; nothing is written."""
+    from kfp.compiler.compiler_utils import KubernetesManifestOptions
+
+    from nbflow.kfpgen import generate
+
+    snapshot = snapshot or take(project.root)
+    source = generate(project, "cluster")
+    with tempfile.TemporaryDirectory(prefix="nbflow-build-") as tmp:
+        ir = compile_source(source, Path(tmp))
+        content_hash = hashlib.sha256(ir.encode()).hexdigest()
+        version = content_hash[:VERSION_LEN]
+        version_name = f"{project.name}-{version}"
+        options = KubernetesManifestOptions(
+            pipeline_name=project.name,
+            pipeline_display_name=project.name,
+            pipeline_version_name=version_name,
+            pipeline_version_display_name=version_name,
+            namespace=project.manifest.deploy.namespace,
+            include_pipeline_manifest=True,
+        )
+        k8s = compile_source(source, Path(tmp), options)
+    files = {
+        "pipeline.yaml": ir,
+        "kubernetes.yaml": _kubernetes_yaml(k8s, project, version, content_hash, snapshot),
+    }
+    if project.manifest.tuning is not None:
+        from nbflow.katib import experiment_yaml
+
+        files["experiment.yaml"] = experiment_yaml(project, version=version, content_hash=content_hash, snapshot=snapshot)
+    import kfp
+
+    record = {
+        "pipeline": project.name,
+        "version": version,
+        "versionName": version_name,
+        "contentHash": content_hash,
+        "snapshot": snapshot.to_json(),
+        "nbflow": __version__,
+        "kfp": kfp.__version__,
+        "inputs": {
+            "manifest": _sha256_file(project.manifest_path),
+            "notebook": _sha256_file(project.root / project.manifest.notebook),
+        },
+        "steps": [s.name for s in project.plan.steps] if project.plan else [],
+        "files": sorted(files),
+    }
+    files["nbflow.json"] = json.dumps(record, indent=2, sort_keys=True) + "\n"
+    return files, record
+
+
+def build(project: Project, out: Path, *, snapshot: Snapshot | None = None) -> BuildResult:
+    files, record = render(project, snapshot=snapshot)
+    folder = out / project.name / record["version"]
+    changed = not folder.is_dir() or any(
+        not (folder / name).is_file() or (folder / name).read_text(encoding="utf-8") != text
+        for name, text in files.items()
+    ) or sorted(p.name for p in folder.iterdir()) != sorted(files)
+    if changed:
+        # write beside, then swap in: a reader never sees a half-written version folder
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{record['version']}-", dir=folder.parent))
+        for name, text in files.items():
+            (staging / name).write_text(text, encoding="utf-8")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(staging, folder)
+    snap = snapshot or Snapshot(record["snapshot"]["commit"], record["snapshot"]["dirty"], record["snapshot"]["remote"])
+    return BuildResult(
+        folder=folder,
+        pipeline=project.name,
+        version=record["version"],
+        version_name=record["versionName"],
+        content_hash=record["contentHash"],
+        snapshot=snap,
+        files=tuple(folder / n for n in sorted(files)),
+        changed=changed,
+    )

@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.support.cases import CASES
+
+
+@pytest.fixture
+def cases_dir():
+    return CASES

@@ -1,0 +1,198 @@
+"""The CLI end to end, in-process and as a subprocess, with its documented exit codes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from nbflow import __version__
+from nbflow.cli import EXIT_INPUT, EXIT_OK, EXIT_USAGE
+from tests.support.cases import CASES
+from tests.support.cli import run_cli, run_subprocess
+
+VALID = CASES / "valid" / "minimal"
+INVALID = CASES / "invalid" / "unknown-tuning-key"
+
+
+def test_version(capsys):
+    r = run_cli(capsys, "--version")
+    assert r.code == EXIT_OK and __version__ in r.out
+
+
+def test_validate_ok(capsys):
+    r = run_cli(capsys, "validate", str(VALID))
+    assert r.code == EXIT_OK, r.out
+    assert "ok: checked 1 manifest, 0 errors, 0 warnings" in r.out
+
+
+def test_validate_error_text_has_code_frame(capsys):
+    r = run_cli(capsys, "validate", str(INVALID / "nbflow.yaml"))
+    assert r.code == EXIT_INPUT
+    assert "error[NBF101]: unknown key `paralelTrials` in `tuning`" in r.out
+    assert "  paralelTrials: 3" in r.out and "^^^^^^^^^^^^^" in r.out
+    assert "did you mean `parallelTrials`?" in r.out
+
+
+def test_validate_monorepo_finds_every_manifest(capsys, tmp_path):
+    for name in ("a", "b/c"):
+        shutil.copytree(
+            CASES / "notebooks", tmp_path / name / ".." / "notebooks", dirs_exist_ok=True
+        )
+    # lay out two projects whose manifests point at a shared notebooks folder
+    proj_a = tmp_path / "proj" / "a"
+    proj_b = tmp_path / "proj" / "nested" / "b"
+    for p, src in ((proj_a, VALID), (proj_b, INVALID)):
+        p.mkdir(parents=True)
+        text = (
+            (src / "nbflow.yaml")
+            .read_text()
+            .replace("../../notebooks/", str(CASES / "notebooks") + "/")
+        )
+        (p / "nbflow.yaml").write_text(text)
+    r = run_cli(capsys, "validate", str(tmp_path / "proj"))
+    assert r.code == EXIT_INPUT
+    assert "checked 2 manifests, 1 error, 0 warnings (in 1 file)" in r.out
+
+
+@pytest.mark.parametrize("fmt", ["json", "github", "sarif"])
+def test_validate_formats(capsys, fmt):
+    r = run_cli(capsys, "validate", "--format", fmt, str(INVALID))
+    assert r.code == EXIT_INPUT
+    if fmt == "json":
+        doc = json.loads(r.out)
+        assert doc["ok"] is False and doc["errors"] == 1
+        d = doc["diagnostics"][0]
+        assert (
+            d["code"] == "NBF101" and d["location"]["line"] == 26 and d["location"]["column"] == 3
+        )
+        assert d["hint"] == "did you mean `parallelTrials`?"
+    elif fmt == "github":
+        first = r.out.splitlines()[0]
+        assert first.startswith("::error file=")
+        assert ",line=26,col=3," in first and "title=NBF101 unknown-key::" in first
+    else:
+        doc = json.loads(r.out)
+        assert doc["version"] == "2.1.0"
+        res = doc["runs"][0]["results"][0]
+        assert res["ruleId"] == "NBF101"
+        assert res["locations"][0]["physicalLocation"]["region"]["startLine"] == 26
+        assert doc["runs"][0]["tool"]["driver"]["rules"][0]["id"] == "NBF101"
+
+
+def test_github_escapes_newlines_and_commas(capsys, tmp_path):
+    from nbflow.diagnostics import Location, Report, error
+    from nbflow.reporters import render_github
+
+    report = Report(manifests=["a,b.yaml"])
+    report.extend([error("NBF101", "50% bad\nsecond line", Location("a,b.yaml", 1, 2))])
+    line = render_github(report).splitlines()[0]
+    assert (
+        line
+        == "::error file=a%2Cb.yaml,line=1,col=2,title=NBF101 unknown-key::50%25 bad%0Asecond line"
+    )
+
+
+def test_strict_fails_on_warnings(capsys):
+    case = CASES / "invalid" / "forgotten-cell"  # only a warning
+    assert run_cli(capsys, "validate", str(case)).code == EXIT_OK
+    assert run_cli(capsys, "validate", "--strict", str(case)).code == EXIT_INPUT
+
+
+def test_usage_errors_exit_2(capsys, tmp_path):
+    assert run_cli(capsys, "validate", str(tmp_path / "nope")).code == EXIT_USAGE
+    r = run_cli(capsys, "validate", str(tmp_path))  # a folder with no manifest
+    assert r.code == EXIT_USAGE and "no nbflow.yaml found" in r.err
+    assert run_cli(capsys, "validate", "--format", "xml", str(VALID)).code == EXIT_USAGE
+    assert run_cli(capsys).code == EXIT_USAGE
+    assert run_cli(capsys, "frobnicate").code == EXIT_USAGE
+
+
+def test_cells_lists_owner(capsys):
+    r = run_cli(
+        capsys,
+        "cells",
+        str(CASES / "notebooks" / "base.ipynb"),
+        "--manifest",
+        str(VALID / "nbflow.yaml"),
+    )
+    assert r.code == EXIT_OK
+    lines = r.out.splitlines()
+    assert lines[0].split()[:4] == ["#", "id", "type", "owner"]
+    row7 = next(line for line in lines if line.split()[0] == "7")
+    assert "cell-7" in row7 and "step:train" in row7 and "model = SVC(" in row7
+    row3 = next(line for line in lines if line.split()[0] == "3")
+    assert "parameters" in row3
+
+
+def test_cells_json_and_missing_notebook(capsys, tmp_path):
+    r = run_cli(capsys, "cells", "--format", "json", str(CASES / "notebooks" / "base.ipynb"))
+    rows = json.loads(r.out)
+    assert [row["number"] for row in rows] == list(range(1, 10))
+    assert rows[0]["type"] == "markdown" and rows[1]["first_line"] == "import numpy as np"
+    r = run_cli(capsys, "cells", str(tmp_path / "missing.ipynb"))
+    assert r.code == EXIT_USAGE and "notebook not found" in r.err
+
+
+def test_schema_command(capsys):
+    r = run_cli(capsys, "schema")
+    schema = json.loads(r.out)
+    assert schema["title"] == "nbflow manifest"
+    assert "steps" in schema["properties"]
+
+
+def test_subprocess_exit_codes_and_no_traceback(tmp_path):
+    ok = run_subprocess("validate", str(VALID))
+    assert ok.code == EXIT_OK, ok.err
+    bad = run_subprocess("validate", str(INVALID))
+    assert bad.code == EXIT_INPUT and "NBF101" in bad.out
+    (tmp_path / "nbflow.yaml").write_text("apiVersion: nbflow/v1\nname: [unclosed\n")
+    broken = run_subprocess("validate", str(tmp_path))
+    assert broken.code == EXIT_INPUT and "NBF002" in broken.out
+    usage = run_subprocess("validate", "--nope")
+    assert usage.code == EXIT_USAGE
+    for r in (ok, bad, broken, usage):
+        assert "Traceback" not in r.out + r.err
+
+
+def test_validate_does_not_import_kfp_or_kubernetes():
+    code = (
+        "import sys; from nbflow.cli import main; "
+        f"rc = main(['validate', {str(VALID)!r}]); "
+        "heavy = [m for m in ('kfp', 'kubernetes', 'optuna', 'IPython') if m in sys.modules]; "
+        "print('HEAVY', heavy); sys.exit(rc)"
+    )
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY []" in proc.stdout
+
+
+def test_schema_file_in_sync():
+    from nbflow.schema import schema_text
+
+    committed = (
+        Path(__file__).resolve().parent.parent / "schemas" / "nbflow.v1.schema.json"
+    ).read_text()
+    assert committed == schema_text(), (
+        "regenerate with: nbflow schema > schemas/nbflow.v1.schema.json"
+    )
+
+
+def test_schema_accepts_valid_cases_and_rejects_unknown_keys():
+    import jsonschema
+
+    from nbflow.manifest import json_schema
+    from nbflow.yamlpos import load_file
+    from tests.support.cases import case_dirs
+
+    validator = jsonschema.Draft202012Validator(json_schema())
+    for case in case_dirs("valid"):
+        data = load_file(case / "nbflow.yaml").data
+        assert list(validator.iter_errors(data)) == [], case.name
+    bad = load_file(CASES / "invalid" / "unknown-step-key" / "nbflow.yaml").data
+    assert any("retires" in e.message for e in validator.iter_errors(bad))
