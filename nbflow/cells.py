@@ -7,7 +7,8 @@ from typing import Any
 
 from nbflow.diagnostics import Report
 from nbflow.notebook import NotebookError, load_notebook
-from nbflow.validate import MANIFEST_NAME, UsageError, shown_path
+from nbflow.errors import UsageError
+from nbflow.validate import MANIFEST_NAME, shown_path
 
 
 def cell_table(notebook: str, manifest: str | None = None) -> tuple[list[dict[str, Any]], Report | None]:

@@ -17,16 +17,11 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from nbflow import __version__
+from nbflow.errors import CommandFailed, EnvironmentProblem, UsageError
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-class EnvironmentProblem(Exception):
-    """The environment can't do what was asked (exit 2): a missing dependency, a cluster down."""
-
-
-class CommandFailed(Exception):
-    """A run, tuning or apply failed after it started (exit 1); the message says why."""
 
 
 def _out() -> TextIO:
@@ -97,6 +92,53 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nbflow.build import build
+    from nbflow.reporters import render_text
+    from nbflow.validate import find_manifests, shown_path, validate_manifest
+
+    manifests = find_manifests(args.paths or ["."])
+    if not manifests:
+        raise UsageError(f"no nbflow.yaml found under {', '.join(args.paths or ['.'])}")
+    failed = 0
+    for manifest in manifests:
+        report, project = validate_manifest(manifest)
+        if report.diagnostics:
+            sys.stderr.write(render_text(report, color=sys.stderr.isatty()))
+        if project is None:
+            failed += 1
+            continue
+        result = build(project, Path(args.out))
+        state = "built" if result.changed else "unchanged"
+        print(f"{state}: {project.name} {result.version} -> {shown_path(result.folder)} (snapshot {result.snapshot.label})")
+    return EXIT_INPUT if failed else EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from nbflow.localrun import RunError, parse_parameters, run
+    from nbflow.progress import StepProgress
+
+    project = _project(args.path)
+    if project is None:
+        return EXIT_INPUT
+    try:
+        params = parse_parameters(project, args.param or [])
+        assert project.plan is not None
+        display = StepProgress(project.name, [s.name for s in project.plan.steps], sys.stderr)
+        result = run(project, parameters=params, cache=not args.no_cache, progress=display.update)
+    except RunError as exc:
+        raise UsageError(str(exc)) from None
+    display.finish(result)
+    if args.json:
+        _out().write(json.dumps(result.to_json(), indent=2, default=str) + "\n")
+    else:
+        for name, value in sorted(result.metrics.items()):
+            print(f"{name}={value:g}")
+    return EXIT_OK if result.ok else EXIT_INPUT
+
+
 # -- plumbing ------------------------------------------------------------------------------------
 
 
@@ -124,6 +166,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "cells": cmd_cells,
     "schema": cmd_schema,
     "graph": cmd_graph,
+    "build": cmd_build,
+    "run": cmd_run,
 }
 
 
@@ -152,11 +196,19 @@ def parser() -> argparse.ArgumentParser:
     g = sub.add_parser("graph", help="print the pipeline's DAG with the variables on each edge")
     g.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
     g.add_argument("--format", choices=["mermaid", "dot", "text"], default="text")
+    b = sub.add_parser("build", help="generate the versioned KFP (and Katib) artifacts")
+    b.add_argument("paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: .")
+    b.add_argument("--out", default="dist", help="output folder (default: dist)")
+
+    r = sub.add_parser("run", help="run the pipeline on this machine (kfp.local)")
+    r.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
+    r.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="override a parameter")
+    r.add_argument("--no-cache", action="store_true", help="run every step, ignoring cached results")
+    r.add_argument("--json", action="store_true", help="print the run's result as JSON")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from nbflow.validate import UsageError
 
     p = parser()
     try:

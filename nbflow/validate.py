@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from nbflow.diagnostics import Diagnostic, Location, Report, error
+from nbflow.errors import UsageError
 from nbflow.manifest import API_VERSION, Manifest
 from nbflow.notebook import NotebookError, load_notebook
 from nbflow.project import ParameterConfig, Project, StepConfig
@@ -19,10 +20,6 @@ from nbflow.yamlpos import YamlDoc, YamlLoadError, load_file
 
 MANIFEST_NAME = "nbflow.yaml"
 _SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".ipynb_checkpoints", "dist", ".tox", ".nox"}
-
-
-class UsageError(Exception):
-    """Bad command-line input (exit 2)."""
 
 
 def shown_path(path: Path) -> str:
