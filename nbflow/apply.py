@@ -177,7 +177,6 @@ def load_api_client(kubeconfig: str | None = None, context: str | None = None) -
     """
     import urllib3
     from kubernetes import client, config
-    from kubernetes.config.config_exception import ConfigException
 
     from nbflow import __version__
 
@@ -215,7 +214,9 @@ def load_api_client(kubeconfig: str | None = None, context: str | None = None) -
                 "pass --kubeconfig PATH, set KUBECONFIG, or create ~/.kube/config "
                 "(for example with your cloud's `get-credentials` command)",
             )
-    except (ConfigException, OSError, ValueError, TypeError, KeyError) as exc:
+    except ApplyError:
+        raise
+    except Exception as exc:  # a broken kubeconfig: ConfigException, YAML, auth plugins, files
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ApplyError(
             f"cannot use the Kubernetes configuration {source or '(in-cluster)'}: {detail}",
@@ -332,7 +333,7 @@ def apply(
                 content_type="application/apply-patch+yaml",
             )
         except _HTTPFailure as failure:
-            raise failure.to_error(target, "patch", api_client, tuple(done)) from None
+            raise failure.to_error(target, "apply", api_client, tuple(done)) from None
         action = "created" if status == 201 else "updated"
         uid = (live.get("metadata") or {}).get("uid") if isinstance(live, dict) else None
         done.append(replace(change, action=action, uid=uid))
@@ -349,7 +350,7 @@ def _plan(
             target.live, _ = _request(api_client, "GET", target.path)
         except _HTTPFailure as failure:
             if failure.status != 404:
-                raise failure.to_error(target, "get", api_client) from None
+                raise failure.to_error(target, "read", api_client) from None
     absent = {t.namespace for t in targets if t.live is None}
     for ns in sorted(absent):
         _check_namespace(ns, api_client)
@@ -625,7 +626,7 @@ class _HTTPFailure(Exception):
             denied = _match(r"cannot (\w+) resource", message) or verb
             plural = target.plural or f"{target.kind.lower()}s"  # unknown before discovery
             resource = f"{plural}.{target.group}" if target.group else plural
-            verbs = '"get"' if verb in {"get", "discover"} else '"get", "create", "patch"'
+            verbs = '"get"' if verb in {"read", "discover"} else '"get", "create", "patch"'
             return ApplyError(
                 f"forbidden: {user} cannot {denied} {resource} in namespace `{target.namespace}` "
                 f"({what})",
@@ -773,6 +774,8 @@ def _network_reason(exc: BaseException) -> str:
     text = re.sub(r"<[^>]*>:?\s*", "", text).strip()
     if "[Errno" in text:
         text = text[text.index("[Errno") :]
+        if text.count(")") > text.count("("):
+            text = text.rstrip(")")
     return text or type(reason).__name__
 
 

@@ -21,6 +21,7 @@ import yaml
 from nbflow.apply import ApplyError, ApplyResult, apply, load_api_client, plan_apply
 from tests.support.k8s_server import (
     EXPERIMENT,
+    KFP_TYPES,
     PIPELINE,
     PIPELINE_VERSION,
     AdmissionRequest,
@@ -377,6 +378,14 @@ def test_spec_owned_by_another_field_manager_is_refused(
         apply(v1, namespace=None, api_client=client)
     assert server.writes() == []
 
+    result = apply(v1, namespace=None, api_client=client, force_conflicts=True)
+    assert [c.action for c in result] == ["updated", "created"]
+    taken = server.get(PIPELINE, NS, "tiny")
+    assert taken is not None and taken["spec"]["displayName"] == "tiny"
+    owners = {m["manager"]: m["fieldsV1"] for m in taken["metadata"]["managedFields"]}
+    assert "f:displayName" in owners["nbflow"]["f:spec"]
+    assert "f:spec" not in owners.get("kubectl-edit", {})
+
 
 def test_a_version_with_the_same_name_and_another_spec_is_a_conflict(
     server: K8sServer, client: Any, v1: list[JSON], v2: list[JSON]
@@ -432,6 +441,16 @@ def test_missing_crd_says_kfp_is_not_in_kubernetes_native_mode(
             apply(v1, namespace=None, api_client=client)
     assert "does not serve Pipeline (pipelines.kubeflow.org/v2beta1)" in failed.value.message
     assert "Kubernetes-native mode" in failed.value.hint
+
+
+def test_missing_katib_is_named(make_client: Callable[..., Any], v1: list[JSON]) -> None:
+    with K8sServer(namespaces=[NS], types=KFP_TYPES) as kfp_only:
+        client = make_client(kfp_only)
+        with pytest.raises(ApplyError) as failed:
+            apply([*v1, _experiment()], namespace=None, api_client=client)
+        assert kfp_only.writes() == []  # found out before anything was written
+    assert "does not serve Experiment (kubeflow.org/v1beta1)" in failed.value.message
+    assert "install Katib" in failed.value.hint
 
 
 def test_bad_credentials_are_a_401(
@@ -597,3 +616,45 @@ def test_emulator_apply_conflicts_and_immutable_versions(
         versions.server_side_apply(body=edited, namespace=NS, field_manager="nbflow")
     assert immutable.value.status == 400
     assert "Pipeline spec is immutable" in json.loads(immutable.value.body)["message"]
+
+
+def test_emulator_create_merge_patch_selectors_and_faults(
+    server: K8sServer, client: Any, tmp_path: Path, v1: list[JSON]
+) -> None:
+    from kubernetes.dynamic import DynamicClient
+    from kubernetes.dynamic.exceptions import ApiException
+
+    dyn = DynamicClient(client, cache_file=str(tmp_path / "discovery.json"))
+    pipelines = dyn.resources.get(api_version="pipelines.kubeflow.org/v2beta1", kind="Pipeline")
+    created = pipelines.create(body=v1[0], namespace=NS)
+    entry = created.metadata.managedFields[0]  # manager named after the User-Agent
+    assert (entry.manager, entry.operation) == ("nbflow", "Update")
+    with pytest.raises(ApiException) as exists:
+        pipelines.create(body=v1[0], namespace=NS)
+    assert exists.value.status == 409
+    assert json.loads(exists.value.body)["reason"] == "AlreadyExists"
+    patched = pipelines.patch(
+        body={"spec": {"description": "d", "displayName": None}},
+        name="tiny",
+        namespace=NS,
+        content_type="application/merge-patch+json",
+    )
+    assert patched.spec.description == "d" and "displayName" not in patched.spec
+    assert int(patched.metadata.resourceVersion) > int(created.metadata.resourceVersion)
+    with pytest.raises(ApiException) as unsupported:
+        pipelines.patch(body={"spec": {}}, name="tiny", namespace=NS)  # strategic merge
+    assert unsupported.value.status == 415
+    assert pipelines.get(namespace=NS, label_selector="nbflow.dev/pipeline!=tiny").items == []
+    with pytest.raises(ApiException) as missing:
+        pipelines.get(name="nope", namespace=NS)
+    assert json.loads(missing.value.body)["message"] == (
+        'pipelines.pipelines.kubeflow.org "nope" not found'
+    )
+
+    server.inject_fault(nth=2, status=503)  # the second request from now, whatever it is
+    pipelines.get(name="tiny", namespace=NS)
+    with pytest.raises(ApiException) as injected:
+        pipelines.get(name="tiny", namespace=NS)
+    assert injected.value.status == 503
+    pipelines.get(name="tiny", namespace=NS)
+    assert [r.status for r in server.requests[-3:]] == [200, 503, 200]
