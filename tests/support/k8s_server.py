@@ -301,14 +301,6 @@ def _paths_of(fields: JSON, prefix: FieldPath = ()) -> set[FieldPath]:
     return paths
 
 
-def _get_path(obj: Any, path: FieldPath) -> tuple[bool, Any]:
-    for key in path:
-        if not isinstance(obj, dict) or key not in obj:
-            return False, None
-        obj = obj[key]
-    return True, obj
-
-
 def _delete_path(obj: JSON, path: FieldPath) -> None:
     parents: list[tuple[JSON, str]] = []
     node: Any = obj
@@ -451,7 +443,15 @@ def katib_experiment_validating(req: AdmissionRequest) -> None:
 
 
 class K8sServer:
-    """An in-memory Kubernetes API server on 127.0.0.1; use it as a context manager."""
+    """An in-memory Kubernetes API server on 127.0.0.1; use it as a context manager::
+
+    with K8sServer(namespaces=["team-a"]) as server:
+        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig", namespace="team-a")
+        server.forbid("create", "pipelineversions")        # 403, as RBAC would
+        server.inject_fault(method="PATCH", drop=True)      # the next PATCH loses its answer
+        ...                                                 # run the client
+        assert server.writes() == []                        # the request log
+    """
 
     def __init__(
         self,
