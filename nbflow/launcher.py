@@ -8,7 +8,8 @@ A Katib trial of an nbflow pipeline is a ``batch/v1`` Job whose container runs t
 2. polls ``GET /apis/v2beta1/runs/{run_id}`` until a final state: SUCCEEDED, FAILED, CANCELED or
    SKIPPED (CANCELING and PAUSED are not final); past ``--timeout`` it terminates the run
    (``POST /apis/v2beta1/runs/{run_id}:terminate``, KFP has no ``:cancel``); on SIGTERM or SIGINT
-   (Katib deleting or early-stopping the trial) it terminates the run as well;
+   (Katib early-stopping the trial), or when orphaned by the shell Katib wraps it in (the
+   trial's Job was deleted), it terminates the run as well;
 3. on success reads the requested metrics and prints one line ``name=value`` each on stdout, in
    the order of ``--metric``: the lines Katib's StdOut metrics collector reads.
 
@@ -25,10 +26,10 @@ printed wins. A cached step runs no pod: the metrics step must not be cached in 
 Exit codes: 0 the run succeeded and every requested metric was printed; 1 the run ended FAILED,
 CANCELED or SKIPPED, timed out (and was terminated), or a metric is missing or not a finite
 number; 2 bad usage or configuration, a name that does not resolve, an API that answers 4xx, or an
-API that stays unreachable or failing after bounded retries; 130 interrupted (the run was
-terminated).
+API that stays unreachable or failing after bounded retries; 130 interrupted or orphaned (the run
+was terminated).
 
-Progress lines go to stderr, with no ``=`` in them (Katib's collector may read both streams), and
+Progress lines go to stderr, with no ``=`` in them (Katib's StdOut collector reads both streams), and
 never contain a token. Standard library only: the launcher image copies this one file, and
 ``python -m nbflow.launcher`` and ``python launcher.py`` behave the same.
 """
@@ -174,7 +175,12 @@ class HttpClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         parts = urllib.parse.urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        try:
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            valid = False
+        if not valid:
             raise LaunchError(f"{name} URL `{base_url}` is not an http(s) URL")
         self.base_url = base_url.rstrip("/")
         self.name = name
@@ -261,7 +267,8 @@ class HttpClient:
                     )
                     self._sleep(delay)
                     continue
-                tried = f" after {attempts} attempts" if error.code in RETRY_STATUSES else ""
+                retried = error.code in RETRY_STATUSES and attempts > 1
+                tried = f" after {attempts} attempts" if retried else ""
                 raise ApiError(
                     f"{self.name} answered HTTP {error.code} to {what}{tried}: {text}", error.code
                 ) from None
@@ -737,7 +744,7 @@ def launch(
         return Outcome(
             run_id,
             TIMED_OUT,
-            message=f"run {run_id} timed out after {options.timeout:g} s; terminated",
+            message=f"run {run_id} timed out after {options.timeout:g} s (terminate requested)",
         )
     run = final
     state = run_state(run)
@@ -773,6 +780,10 @@ def _wait(
     """Polls the run to a final state; None once past the timeout."""
     run_id = str(run["run_id"])
     deadline = None if not options.timeout else started + options.timeout
+    # Katib's StdOut collector runs the launcher under `sh -c "... 1>log 2>&1 && ..."`. When the
+    # trial's Job is deleted, the SIGTERM goes to that shell, which does not pass it on: the
+    # launcher notices that it was orphaned instead (its parent process changes).
+    parent = os.getppid()
     last = ""
     while True:
         state = run_state(run)
@@ -781,6 +792,9 @@ def _wait(
             last = state
         if state in FINAL_STATES:
             return run
+        if parent > 1 and os.getppid() != parent:
+            log("the process that started the launcher has exited")
+            raise _Interrupted
         now = clock()
         if deadline is not None and now >= deadline:
             return None

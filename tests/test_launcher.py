@@ -372,6 +372,37 @@ def test_sigterm_terminates_the_run(
     assert len(kfp.requests_to("POST", f"/apis/v2beta1/runs/{run_id}:terminate")) == 1
 
 
+def test_orphaned_launcher_terminates_the_run(
+    kfp: KfpServer, pipeline: dict[str, Any], tmp_path: Path
+) -> None:
+    # Katib wraps the launcher in `sh -c "... 1>log 2>&1 && ..."`; deleting the trial's Job
+    # signals that shell, which dies without passing the signal on
+    kfp.script(RunScript(states=("RUNNING",)))
+    args = [*fast(kfp, tmp_path, *by_id(pipeline)), "--metric", "accuracy"]
+    command = " ".join([sys.executable, "-m", "nbflow.launcher", *args]) + " && true"
+    shell = subprocess.Popen(
+        ["sh", "-c", command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+        cwd=ROOT,
+    )
+    try:
+        wait_for(lambda: len(kfp.requests_to("GET", "/apis/v2beta1/runs/[^/]+")) >= 2)
+        shell.kill()
+        _, err = shell.communicate(timeout=10)  # returns once the orphaned launcher exits
+    finally:
+        if shell.poll() is None:
+            shell.kill()
+            shell.communicate()
+
+    run_id = kfp.run_ids()[0]
+    assert len(kfp.requests_to("POST", f"/apis/v2beta1/runs/{run_id}:terminate")) == 1
+    assert "the process that started the launcher has exited" in err
+    assert "Traceback" not in err
+
+
 # -- metrics -------------------------------------------------------------------------------------
 
 
@@ -576,6 +607,24 @@ def test_metrics_need_a_kubernetes_api(
     assert main(args) == 2
     assert "pass --kube-host" in capsys.readouterr().err
     assert not kfp.run_ids()  # checked before starting a run
+
+
+@pytest.mark.parametrize("host", ["ftp://kfp", "http://kfp:port", "kfp:8888", "http://"])
+def test_bad_host_url_is_a_usage_error(host: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--host", host, "--pipeline-id", "p", "--token-path", "/nonexistent"]) == 2
+    err = capsys.readouterr().err
+    assert "is not an http(s) URL" in err
+    assert_clean_error(err)
+
+
+def test_dockerfile_copies_the_launcher_alone_and_runs_it_as_non_root() -> None:
+    text = (ROOT / "launcher" / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11\.\d+-slim\S*$", text, re.MULTILINE)
+    copies = re.findall(r"^COPY .*$", text, re.MULTILINE)
+    assert copies == ["COPY --chmod=0444 nbflow/launcher.py /app/launcher.py"]
+    user = re.search(r"^USER (\d+)(?::\d+)?$", text, re.MULTILINE)
+    assert user is not None and int(user.group(1)) != 0
+    assert 'ENTRYPOINT ["python", "/app/launcher.py"]' in text
 
 
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
