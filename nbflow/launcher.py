@@ -29,9 +29,9 @@ number; 2 bad usage or configuration, a name that does not resolve, an API that 
 API that stays unreachable or failing after bounded retries; 130 interrupted or orphaned (the run
 was terminated).
 
-Progress lines go to stderr, with no ``=`` in them (Katib's StdOut collector reads both streams), and
-never contain a token. Standard library only: the launcher image copies this one file, and
-``python -m nbflow.launcher`` and ``python launcher.py`` behave the same.
+Progress lines go to stderr, with no ``=`` in them (Katib's StdOut collector reads both
+streams), and never contain a token. Standard library only: the launcher image copies this one
+file, and ``python -m nbflow.launcher`` and ``python launcher.py`` behave the same.
 """
 
 from __future__ import annotations
