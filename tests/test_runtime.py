@@ -294,6 +294,30 @@ def test_input_that_is_not_an_nbflow_artifact(tmp_path: Path, capsys: Any) -> No
     assert "not an nbflow value" in err
 
 
+def test_broken_input_artifact_error_has_no_machine_paths_in_report(
+    tmp_path: Path, capsys: Any
+) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "nbflow.json").write_text('{"serializer": "numpy", "variable": "a"}')
+    err = fail_step(tmp_path, ["pass"], inputs={"a": broken}, capsys=capsys)
+    assert "step 'train': cannot load input variable 'a': FileNotFoundError" in err
+    report = (tmp_path / "train-report" / "report.html").read_text()
+    assert "&lt;input a&gt;/data.npy" in report  # run_step checked that tmp_path is not there
+
+
+def test_cell_changing_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    run = run_step(
+        tmp_path,
+        ["%cd -q sub", "import os\nhere = os.path.basename(os.getcwd())"],
+        outputs=["here"],
+    )
+    assert Path.cwd() == tmp_path
+    assert run.meta("here")["serializer"] == "cloudpickle"
+
+
 # --- output errors -----------------------------------------------------------------------------
 
 

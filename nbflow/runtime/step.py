@@ -386,8 +386,8 @@ def save_value(value: object, path: str, *, variable: str) -> str:
             error = exc
             continue
         except Exception as exc:
+            # a real failure (cloudpickle cannot pickle it, the disk is full): stop here
             error = exc
-            # pickle is the fallback of cloudpickle only when cloudpickle is absent
             break
         meta: dict[str, Any] = {
             "serializer": serializer.name,
@@ -414,7 +414,13 @@ def load_value(path: str) -> object:
     serializer = SERIALIZERS.get(meta.get("serializer"))
     if serializer is None:
         raise ValueError(f"unknown serializer {meta.get('serializer')!r} in {META_FILE}")
-    return serializer.load(path)
+    try:
+        return serializer.load(path)
+    except ImportError as exc:
+        raise ImportError(
+            f"it was saved with {serializer.name}, which needs {exc.name or exc}: "
+            "install it in the step image"
+        ) from exc
 
 
 # --------------------------------------------------------------------------------------------
@@ -1038,7 +1044,14 @@ def _shell_class(recorder: Recorder) -> type:
 
 def _new_session(recorder: Recorder, sources: CellSources) -> Session:
     if _importable("IPython"):
-        return IPythonSession(recorder, sources)
+        try:
+            return IPythonSession(recorder, sources)
+        except Exception as exc:  # an IPython too old or broken: cells still run
+            sys.stderr.write(
+                f"[nbflow] IPython did not start ({type(exc).__name__}: {exc}): "
+                "running cells as plain Python\n"
+            )
+            sources.drops_leading_blank_lines = False
     return PlainSession(recorder, sources)
 
 
@@ -1098,10 +1111,21 @@ def render_report(
     cells: list[CellLog],
     *,
     error: str | None,
+    parameters: dict[str, object],
     saved: dict[str, str],
     metrics: dict[str, float],
+    paths: dict[str, str],
 ) -> str:
-    """The step's report as one HTML page (escaped user text, images inline)."""
+    """The step's report as one HTML page (escaped user text, images inline).
+
+    ``paths`` maps the machine's artifact paths to names to show instead.
+    """
+
+    def scrub(text: str) -> str:
+        for path, label in paths.items():
+            text = text.replace(path, label)
+        return html.escape(text)
+
     title = f"{program.get('pipeline', '')} / {program.get('step', '')}"
     status = "failed" if error else "succeeded"
     seconds = sum(c.seconds for c in cells)
@@ -1113,8 +1137,18 @@ def render_report(
         f'<p class="meta">notebook {html.escape(str(program.get("notebook", "")))}, '
         f"{len(cells)} cell(s) run, {status} in {seconds:.2f} s</p>",
     ]
-    if error:
-        parts.append(f'<div class="error"><pre>{html.escape(error)}</pre></div>')
+    if parameters:
+        shown = ", ".join(f"{k}={_short_repr(v)}" for k, v in parameters.items())
+        parts.append(f'<p class="meta">parameters: {html.escape(shown)}</p>')
+    failed_cell = next((c for c in cells if c.error), None)
+    if failed_cell is not None and error:
+        first = error.splitlines()[0]
+        parts.append(
+            f'<div class="error"><pre><a href="#cell-{failed_cell.number}">'
+            f"{scrub(first)}</a></pre></div>"
+        )
+    elif error:
+        parts.append(f'<div class="error"><pre>{scrub(error)}</pre></div>')
     for cell in cells:
         label = f"cell {cell.number}" + (" (setup)" if cell.setup else "")
         parts.append(f'<section class="cell" id="cell-{cell.number}">')
@@ -1122,7 +1156,7 @@ def render_report(
         parts.append(f'<pre class="src">{html.escape(cell.source)}</pre>')
         for output in cell.outputs:
             if output[0] == "stream":
-                parts.append(f'<pre class="{output[1]}">{html.escape(_text(output[2]))}</pre>')
+                parts.append(f'<pre class="{output[1]}">{scrub(_text(output[2]))}</pre>')
             else:
                 prompt = f'<div class="prompt">Out[{output[2]}]:</div>' if output[2] else ""
                 parts.append(f'<div class="out">{prompt}{_render_bundle(output[1])}</div>')
@@ -1130,7 +1164,7 @@ def render_report(
             note = f"[{cell.omitted} more characters of output are in the step log]"
             parts.append(f"<pre>{html.escape(note)}</pre>")
         if cell.error:
-            parts.append(f'<pre class="error">{html.escape(cell.error)}</pre>')
+            parts.append(f'<pre class="error">{scrub(cell.error)}</pre>')
         parts.append("</section>")
     if saved or metrics:
         parts.append('<section class="cell"><div class="head">results</div><table>')
@@ -1273,6 +1307,10 @@ def main(
     and returns them. Any failure is printed to stderr (and put in the report) and ends the
     step with ``SystemExit(1)``.
     """
+    # absolute: a cell may change directory (%cd, os.chdir); it is changed back at the end
+    cwd = os.getcwd()
+    inputs = {k: os.path.abspath(v) for k, v in inputs.items()}
+    outputs = {k: os.path.abspath(v) for k, v in outputs.items()}
     recorder = Recorder(sys.stdout)
     sources = CellSources()
     saved: dict[str, str] = {}
@@ -1294,14 +1332,24 @@ def main(
         error = str(failure)
     finally:
         session.close()
+        os.chdir(cwd)
     if error is not None:
         sys.stderr.write(error + "\n")
         sys.stderr.flush()
     if report_path:
-        page = render_report(program, recorder.cells, error=error, saved=saved, metrics=metrics)
-        parent = os.path.dirname(report_path)
-        if parent:
-            os.makedirs(parent, exist_ok=True)
+        paths = {v: f"<input {k}>" for k, v in inputs.items()}
+        paths.update({v: f"<output {k}>" for k, v in outputs.items()})
+        page = render_report(
+            program,
+            recorder.cells,
+            error=error,
+            parameters=parameters,
+            saved=saved,
+            metrics=metrics,
+            paths=dict(sorted(paths.items(), key=lambda item: -len(item[0]))),
+        )
+        report_path = os.path.abspath(report_path)
+        os.makedirs(os.path.dirname(report_path), exist_ok=True)
         with open(report_path, "w", encoding="utf-8") as f:
             f.write(page)
     if error is not None:
