@@ -315,7 +315,7 @@ def test_cell_changing_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         outputs=["here"],
     )
     assert Path.cwd() == tmp_path
-    assert run.meta("here")["serializer"] == "cloudpickle"
+    assert load_runtime()["load_value"](str(run.outputs["here"])) == "sub"
 
 
 # --- output errors -----------------------------------------------------------------------------
@@ -475,6 +475,22 @@ def test_unknown_magic(tmp_path: Path, capsys: Any) -> None:
     err = fail_step(tmp_path, ["%nosuchmagic 1"], capsys=capsys)
     assert "failed in cell 1 of demo.ipynb, line 1: " in err
     assert "UsageError: Line magic function `%nosuchmagic` not found." in err
+
+
+def test_error_that_ipython_shows_and_swallows_fails_the_cell(tmp_path: Path, capsys: Any) -> None:
+    # event hooks (matplotlib's figure flush among them) report errors and carry on
+    err = fail_step(
+        tmp_path,
+        [
+            (
+                2,
+                "def hook():\n    raise RuntimeError('hook broke')\n"
+                "get_ipython().events.register('post_execute', hook)",
+            )
+        ],
+        capsys=capsys,
+    )
+    assert "step 'train' failed in cell 2 of demo.ipynb, line 2: RuntimeError: hook broke" in err
 
 
 # --- one process, many runs ----------------------------------------------------------------------
