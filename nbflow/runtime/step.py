@@ -96,12 +96,12 @@ class NumpySerializer:
     name = "numpy"
     file = "data.npy"
 
-    def matches(self, value: object) -> bool:
+    def matches(self, value: Any) -> bool:
         np = sys.modules.get("numpy")
         # exact type: subclasses (masked arrays, matrices, memmaps) lose state in .npy
         return np is not None and type(value) is np.ndarray and not value.dtype.hasobject
 
-    def save(self, value: object, dirpath: str) -> dict[str, Any] | None:
+    def save(self, value: Any, dirpath: str) -> dict[str, Any] | None:
         import numpy as np
 
         np.save(os.path.join(dirpath, self.file), value, allow_pickle=False)
@@ -251,7 +251,7 @@ class JoblibSerializer:
                 raise Unsuitable(str(exc)) from exc
             return None
 
-        class Pickler(NumpyPickler):  # type: ignore[misc, valid-type]
+        class Pickler(NumpyPickler):
             # Classes and functions defined in the notebook pickle by reference to __main__,
             # which the loading step does not have yet: leave those to cloudpickle.
             def reducer_override(self, obj: object) -> object:
@@ -292,7 +292,7 @@ class TorchSerializer:
         try:
             import cloudpickle as pickle_module  # classes defined in the notebook, by value
         except ImportError:
-            pickle_module = pickle  # type: ignore[no-redef]
+            pickle_module = pickle
         try:
             torch.save(value, os.path.join(dirpath, self.file), pickle_module=pickle_module)
         except Exception as exc:
@@ -746,8 +746,10 @@ class PlainSession:
         except SyntaxError as exc:
             return _magic_error(exc, source) or exc
         last = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last = ast.Expression(tree.body.pop().value)
+        node = tree.body[-1] if tree.body else None
+        if isinstance(node, ast.Expr):  # shown like Out[n], as IPython does
+            tree.body.pop()
+            last = ast.Expression(node.value)
         try:
             exec(compile(tree, filename, "exec"), self.ns)
             if last is not None:
@@ -932,7 +934,7 @@ def _configure_inline(shell: Any, *, activate: bool) -> None:
 def _compiler_class() -> type:
     from IPython.core.compilerop import CachingCompiler
 
-    class CellCompiler(CachingCompiler):  # type: ignore[misc, valid-type]
+    class CellCompiler(CachingCompiler):
         """Names cell code `<cell N>` (N: the notebook cell number) so frames point at cells."""
 
         def get_code_name(self, raw_code: str, transformed_code: str, number: int) -> str:
@@ -941,13 +943,13 @@ def _compiler_class() -> type:
     return CellCompiler
 
 
-def _shell_class(recorder: Recorder) -> type:
+def _shell_class(recorder: Recorder) -> Any:
     from IPython.core.displayhook import DisplayHook
     from IPython.core.displaypub import DisplayPublisher
     from IPython.core.interactiveshell import InteractiveShell
 
-    class Publisher(DisplayPublisher):  # type: ignore[misc, valid-type]
-        def publish(  # type: ignore[override]
+    class Publisher(DisplayPublisher):
+        def publish(
             self,
             data: dict[str, Any],
             metadata: dict[str, Any] | None = None,
@@ -962,7 +964,7 @@ def _shell_class(recorder: Recorder) -> type:
         def clear_output(self, wait: bool = False) -> None:
             recorder.clear()
 
-    class Hook(DisplayHook):  # type: ignore[misc, valid-type]
+    class Hook(DisplayHook):
         def write_output_prompt(self) -> None:
             pass
 
@@ -974,9 +976,10 @@ def _shell_class(recorder: Recorder) -> type:
         def finish_displayhook(self) -> None:
             self._is_active = False
 
-    class StepShell(InteractiveShell):  # type: ignore[misc, valid-type]
+    class StepShell(InteractiveShell):
         display_pub_class = Publisher
         displayhook_class = Hook
+        _nbflow_shown: list[BaseException]
 
         def init_virtualenv(self) -> None:
             pass  # it would edit sys.path for a VIRTUAL_ENV that is not ours
@@ -1013,7 +1016,8 @@ def _shell_class(recorder: Recorder) -> type:
             assert proc.stdout is not None
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             with proc.stdout:
-                for chunk in iter(lambda: proc.stdout.read1(65536), b""):  # type: ignore[union-attr]
+                fd = proc.stdout.fileno()
+                while chunk := os.read(fd, 65536):  # as it comes, not when the pipe fills
                     sys.stdout.write(decoder.decode(chunk))
                     sys.stdout.flush()
             sys.stdout.write(decoder.decode(b"", final=True))
