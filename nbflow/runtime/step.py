@@ -610,8 +610,12 @@ def _user_stack(
                     f"<cell {number}>", lineno, frame.name, lookup_line=False, line=text
                 )
             )
-        elif cells and not frame.filename.startswith(internal):
+        elif not frame.filename.startswith(internal):
             frames.append(frame)
+    if not cells:  # a chained exception from library code: where it was raised
+        return frames[-1:], cells
+    first_cell = next(i for i, f in enumerate(frames) if _CELL_FILE.match(f.filename))
+    frames = frames[first_cell:]
     # library code below the user's last frame: only the line that raised
     last_cell = max((i for i, f in enumerate(frames) if _CELL_FILE.match(f.filename)), default=-1)
     if len(frames) - last_cell > 2:
@@ -643,9 +647,10 @@ def describe_failure(
         _, lineno, text = ours[-1]
     elif isinstance(exc, SyntaxError):
         where_syntax = sources.locate(exc.filename or "", exc.lineno)
-        if where_syntax is not None:
+        if where_syntax is not None and where_syntax[1] is not None:
             lineno = where_syntax[1]
             text = sources.line(cell, lineno)
+            te.lineno = te.end_lineno = str(lineno)
     what = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     if isinstance(exc, SyntaxError):
         what = f"{type(exc).__name__}: {exc.msg}"
