@@ -465,6 +465,13 @@ def test_error_inside_time_cell_magic(tmp_path: Path, capsys: Any) -> None:
     assert "failed in cell 4 of demo.ipynb, line 3: KeyError: 'k'\n    y = {}['k']" in err
 
 
+def test_line_numbers_count_leading_blank_lines(tmp_path: Path, capsys: Any) -> None:
+    # IPython drops them before compiling; the message must still use the cell's own lines
+    err = fail_step(tmp_path, [(6, "\n\nx = 1\ny = x / 0")], capsys=capsys)
+    assert "failed in cell 6 of demo.ipynb, line 4: ZeroDivisionError" in err
+    assert 'File "<cell 6>", line 4, in <module>\n    y = x / 0' in err
+
+
 def test_syntax_error(tmp_path: Path, capsys: Any) -> None:
     err = fail_step(tmp_path, [(5, "x = 1\ndef g(:\n    pass")], capsys=capsys)
     assert "step 'train' failed in cell 5 of demo.ipynb, line 2: SyntaxError:" in err

@@ -823,7 +823,14 @@ class IPythonSession:
         config = Config()
         config.HistoryManager.hist_file = ":memory:"
         shell_class = _shell_class(recorder)
-        self.shell = shell_class(ipython_dir=self._dir, config=config, user_ns={})
+        main_module = sys.modules.get("__main__")
+        try:
+            self.shell = shell_class(ipython_dir=self._dir, config=config, user_ns={})
+        except BaseException:
+            if main_module is not None:
+                sys.modules["__main__"] = main_module
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise
         self.shell.compile = _compiler_class()()
         self.shell._nbflow_shown = []
         # display() and matplotlib_inline find the shell through the singleton
