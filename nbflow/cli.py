@@ -135,7 +135,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _out().write(json.dumps(result.to_json(), indent=2, default=str) + "\n")
     else:
         for name, value in sorted(result.metrics.items()):
-            print(f"{name}={value:g}")
+            print(f"{name}={value!r}")
     return EXIT_OK if result.ok else EXIT_INPUT
 
 

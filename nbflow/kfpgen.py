@@ -192,7 +192,8 @@ def _pipeline(project: Project, param_types: dict[str, str], local: bool) -> lis
         call_args = [f"in_{v}={_var(src)}.outputs['out_{v}']" for v, src in sp.inputs]
         call_args += [f"param_{p}={p}" for p in sp.parameters]
         body.append(f"{var} = _nbf_{func_name(sp.name)}({', '.join(call_args)})")
-        body.append(f"{var}.set_display_name({sp.name!r})")
+        if not local:  # kfp.local ignores display names and resources, and warns about them
+            body.append(f"{var}.set_display_name({sp.name!r})")
         data_upstream = {src for _, src in sp.inputs}
         for up in sp.upstream:
             if up not in data_upstream:
@@ -216,7 +217,7 @@ def _task_settings(step: StepConfig, var: str, local: bool) -> list[str]:
     if s.retries:
         lines.append(f"{var}.set_retry(num_retries={s.retries})")
     r = step.resources
-    if r is not None:
+    if r is not None and not local:
         if r.cpu:
             lines.append(f"{var}.set_cpu_request({r.cpu!r})")
         if r.cpuLimit or r.cpu:

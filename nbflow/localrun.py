@@ -20,6 +20,7 @@ import logging
 import re
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -328,7 +329,9 @@ def run(
     )
     pipeline = components.load_component_from_file(str(ir))
     started = time.perf_counter()
-    with _capture(router):
+    with _capture(router), warnings.catch_warnings():
+        # kfp.local warns, per task, that Kubernetes-only settings have no effect here
+        warnings.simplefilter("ignore")
         task = pipeline(**values)
     seconds = time.perf_counter() - started
     outputs = getattr(task, "outputs", None) or {}
