@@ -236,12 +236,9 @@ class Step(Model):
 
 
 def _parameter_short(value: Any) -> Any:
-    if isinstance(value, dict) and ("type" in value or "default" in value or "description" in value):
-        return value
-    if isinstance(value, dict) and value:
-        # a dict default written in the short form would be ambiguous with the long form
-        return {"default": value}
-    return {"default": value}
+    """`C: 1.0` is `C: {default: 1.0}`. A mapping is always the long form, so that a typo in
+    it (`tpye:`) is an unknown key, not a dict default: write dict defaults as `{default: {...}}`."""
+    return value if isinstance(value, dict) else {"default": value}
 
 
 def infer_type(value: Any) -> str | None:
@@ -279,7 +276,13 @@ class Parameter(Model):
         return self
 
 
-ParameterEntry = Annotated[Parameter, BeforeValidator(_parameter_short)]
+ParameterEntry = Annotated[
+    Parameter,
+    BeforeValidator(
+        _parameter_short,
+        json_schema_input_type=Parameter | StrictBool | StrictInt | StrictFloat | StrictStr | list[Any],
+    ),
+]
 
 
 class Metric(Model):
@@ -288,7 +291,11 @@ class Metric(Model):
 
 
 MetricEntry = Annotated[
-    Metric, BeforeValidator(lambda v: {"goal": v} if isinstance(v, str) else v)
+    Metric,
+    BeforeValidator(
+        lambda v: {"goal": v} if isinstance(v, str) else v,
+        json_schema_input_type=Metric | Literal["maximize", "minimize"],
+    ),
 ]
 
 Number = StrictInt | StrictFloat
@@ -323,7 +330,11 @@ class SearchSpace(Model):
 
 
 SearchEntry = Annotated[
-    SearchSpace, BeforeValidator(lambda v: {"values": v} if isinstance(v, list) else v)
+    SearchSpace,
+    BeforeValidator(
+        lambda v: {"values": v} if isinstance(v, list) else v,
+        json_schema_input_type=SearchSpace | list[StrictInt | StrictFloat | StrictStr | StrictBool],
+    ),
 ]
 
 
