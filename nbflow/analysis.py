@@ -120,6 +120,8 @@ _TIMEIT_FLAGS = re.compile(r"^(?:\s*-(?:[nrp]\s*\S+|[tcqo]))+\s*")
 _PRUN_FLAGS = re.compile(r"^(?:\s*-(?:[lsTD]\s*\S+|[rq]))+\s*")
 
 _ASSIGN_ESC = re.compile(r"(\s*(?:[A-Za-z_][\w.]*\s*,\s*)*[A-Za-z_][\w.]*\s*,?\s*=\s*)(?=[!%][^=])")
+# what IPython's transformer may turn into Python that the small one did not
+_MAYBE_IPYTHON = re.compile(r"[%!?]|^\s*(?:>>>|\.\.\.|In \[)", re.M)
 _HELP_END = re.compile(r"(%{0,2}(?!\d)[\w*]+(?:\.(?!\d)[\w*]+|\[-?[0-9]+\])*)(\?\??)\Z")
 
 
@@ -773,18 +775,31 @@ class _Cell:
             self.expr(node)
 
     def pattern(self, p: ast.pattern) -> None:
-        for node in ast.walk(p):
-            if isinstance(node, ast.MatchValue):
-                self.expr(node.value)
-            elif isinstance(node, ast.MatchClass):
-                self.expr(node.cls)
-            elif isinstance(node, ast.MatchMapping):
-                for k in node.keys:
-                    self.expr(k)
-                if node.rest:
-                    self.store(node.rest, p.lineno)
-            elif isinstance(node, ast.MatchAs | ast.MatchStar) and node.name:
-                self.store(node.name, p.lineno)
+        """Reads and captures of a match pattern, in source order."""
+        if isinstance(p, ast.MatchValue):
+            self.expr(p.value)
+        elif isinstance(p, ast.MatchSequence | ast.MatchOr):
+            for q in p.patterns:
+                self.pattern(q)
+        elif isinstance(p, ast.MatchMapping):
+            for k in p.keys:
+                self.expr(k)
+            for q in p.patterns:
+                self.pattern(q)
+            if p.rest:
+                self.store(p.rest, p.lineno)
+        elif isinstance(p, ast.MatchClass):
+            self.expr(p.cls)
+            for q in (*p.patterns, *p.kwd_patterns):
+                self.pattern(q)
+        elif isinstance(p, ast.MatchStar):
+            if p.name:
+                self.store(p.name, p.lineno)
+        elif isinstance(p, ast.MatchAs):
+            if p.pattern is not None:
+                self.pattern(p.pattern)
+            if p.name:
+                self.store(p.name, p.lineno)
 
     def note_value(self, targets: list[ast.expr], value: ast.expr) -> None:
         names = [t.id for t in targets if isinstance(t, ast.Name)]
@@ -1077,7 +1092,10 @@ def _analyse(number: int, source: str) -> CellFlow:
             if error is not None:
                 return CellFlow(number=number, syntax_error=error, ipython=True)
             return cell.flow(number)
-        for transform in (_fast_transform, _ipython_transform):
+        transforms = [_fast_transform]
+        if _MAYBE_IPYTHON.search(source):  # importing IPython costs ~0.1 s: only when it may help
+            transforms.append(_ipython_transform)
+        for transform in transforms:
             text = transform(source)
             if text is None:
                 continue
