@@ -133,6 +133,7 @@ CODES: dict[str, str] = {
     "NBF508": "grid-too-small",
     "NBF509": "search-empty",
     "NBF510": "goal-direction",
+    "NBF511": "katib-rejects",
     "NBF601": "bad-quantity",
     "NBF602": "bad-gpu",
     "NBF603": "image-tag",
