@@ -85,7 +85,7 @@ class StepPlan:
     cells: tuple[int, ...]  # its code cells, in notebook order
     inputs: tuple[tuple[str, str], ...] = ()  # (variable, from step), sorted
     outputs: tuple[str, ...] = ()  # what later steps read from it, and its metrics; sorted
-    parameters: tuple[str, ...] = ()  # the parameters it reads, sorted
+    parameters: tuple[str, ...] = ()  # the parameters it reads, in the manifest's order
     metrics: tuple[str, ...] = ()  # the metrics whose final value it computes, sorted
     upstream: tuple[str, ...] = ()  # steps it waits for (data and `after`), in plan order
     imports: tuple[str, ...] = ()  # import statements of other steps' cells it relies on
@@ -320,7 +320,7 @@ class _Planner:
                 b = pipeline[0]
                 place = (
                     f"cell {b.cell} of the same step"
-                    if b.owner == owner
+                    if b.owner == owner and owner in self.steps
                     else self.who(b.owner, b.cell)
                 )
                 message = (
@@ -554,7 +554,7 @@ class _Planner:
             if self.broken:
                 continue
             others = [b for b in self.bindings.get(m, ()) if b.owner not in self.steps]
-            where = f"; only {self.who(others[0].owner, others[0].cell)} does" if others else ""
+            where = f" (only in {self.who(others[0].owner, others[0].cell)})" if others else ""
             self.diags.append(
                 error(
                     "NBF408",
