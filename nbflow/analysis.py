@@ -22,9 +22,11 @@ and ``%timeit`` only read; shell and other cell magics read the variables they i
 (``{expr}``, ``$name``) when those exist. A cell that is not Python even then is data: its
 ``syntax_error`` is set and it reads and defines nothing.
 
-Builtins (and IPython's ``display``, ``get_ipython``, ``In``, ``Out``, ``_``...) are not reads;
-they are kept in ``optional_reads``, with interpolated shell variables, which the plan treats as
-reads only when some cell of the notebook does define them.
+Builtins are not reads: they are kept in ``optional_reads``, with the variables a shell command
+interpolates, which the plan treats as reads only when some cell does define them. IPython's own
+names (``display``, ``get_ipython``, ``In``, ``Out``, ``_``, ``_i3``...) are never reads.
+``%run script.py`` and ``%store -r`` bind names no one can see: they count as star imports.
+The names of a scope (a comprehension, lambda or called function) are read in sorted order.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ class CellFlow:
     reads: tuple[str, ...] = ()  # needed from before the cell, in order of first read
     deletes: tuple[str, ...] = ()  # names `del`eted at top level
     imports: tuple[str, ...] = ()  # names bound by imports (modules are not data)
-    star_imports: tuple[str, ...] = ()  # modules of `from m import *`
+    star_imports: tuple[str, ...] = ()  # modules of `from m import *` (and `%run x.py`)
     star_import_lines: Mapping[str, int] = field(default_factory=dict)
     mutations: tuple[str, ...] = ()  # the names of `defines` that the cell only mutates
     optional_reads: tuple[str, ...] = ()  # builtins and interpolated names: reads if defined
@@ -921,6 +923,15 @@ class _Cell:
                 self.code(_PRUN_FLAGS.sub("", arg) if name == "prun" else arg, line)
             elif name == "timeit":
                 self.code(_TIMEIT_FLAGS.sub("", arg), line, read_only=True)
+            elif name == "store" and arg.split()[:1] == ["-r"]:
+                names = arg.split()[1:]
+                for n in names:
+                    if n.isidentifier():
+                        self.store(n, line)
+                if not names:  # restores every stored variable: names unknown
+                    self.star.setdefault("%store -r", line)
+            elif name == "run":  # runs a script in the namespace: names unknown
+                self.star.setdefault(f"%run {arg}".strip(), line)
             elif name not in _NO_EXPAND:
                 self.interpolated(arg, line)
         elif method in ("system", "getoutput") and args:

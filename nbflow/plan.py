@@ -57,14 +57,15 @@ a step reads, where its value comes from. The rules, exactly:
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from nbflow.analysis import CellFlow, analyse_cell, is_builtin
+from nbflow.analysis import CellFlow, analyse_cell
 from nbflow.diagnostics import Diagnostic, Location, error, warning
 
 __all__ = ["Edge", "Plan", "StepInput", "StepPlan", "make_plan"]
 
+_MAX_HINTS = 20  # "did you mean" costs a fuzzy match over every name: only for the first ones
 SETUP = "<setup>"
 PARAMS = "<parameters>"
 
@@ -169,6 +170,8 @@ class _Planner:
         self.metrics = tuple(dict.fromkeys(metrics))
         self.parameters_cell = parameters_cell if parameters_cell in cells else None
         self.diags: list[Diagnostic] = []
+        self._known: dict[int, list[str]] | None = None
+        self._hints = 0
 
         self.owner: dict[int, str] = {}
         for c in setup:
@@ -190,6 +193,7 @@ class _Planner:
         self.broken = any(self.flows[c].syntax_error for c in self.executed)
 
         self.bindings: dict[str, list[_Binding]] = {}
+        mutated: list[tuple[int, str]] = []
         for n, flow in self.flows.items():
             owner = self.owner.get(n, "")
             if owner == PARAMS:
@@ -197,6 +201,9 @@ class _Planner:
                     self.bindings.setdefault(name, []).append(_Binding(n, PARAMS, "data"))
                 continue
             for name in flow.defines:
+                if name in flow.mutations and owner:
+                    mutated.append((n, name))
+                    continue
                 kind = "function" if name in flow.functions else "data"
                 self.bindings.setdefault(name, []).append(_Binding(n, owner, kind))
             for name in flow.imports:
@@ -205,6 +212,16 @@ class _Planner:
                 if name not in flow.defines and name not in flow.imports:
                     self.bindings.setdefault(name, []).append(_Binding(n, owner, "delete"))
         self.star_cells = [c for c in self.executed if self.flows[c].star_imports]
+        # A mutation (`x.a = 1`, `x.append(1)`) defines the object again, unless the object is
+        # a module (`pd.options.display.width = 120`, `os.environ["A"] = "1"`): modules are
+        # not data, and every step imports its own.
+        for n, name in mutated:
+            b = self.resolve(name, n, self.owner[n]).binding
+            if b is None or b.kind != "import":
+                kind = "function" if name in self.flows[n].functions else "data"
+                self.bindings.setdefault(name, []).append(_Binding(n, self.owner[n], kind))
+        for found in self.bindings.values():
+            found.sort(key=lambda b: b.cell)
         # what each pipeline cell reads, with the globals of the functions it calls, and the
         # globals those functions assign (`global X`), which then are bindings of the cell
         self.extra_defines: dict[int, dict[str, int]] = {}
@@ -227,7 +244,7 @@ class _Planner:
             for b in reversed(self.bindings.get(name, ())):
                 if b.cell < cell and b.owner == SETUP:
                     return _Source("deleted" if b.kind == "delete" else "local", b)
-            if any(c < cell for c in self.star_cells if self.owner[c] == SETUP):
+            if any(c <= cell for c in self.star_cells if self.owner[c] == SETUP):
                 return _Source("star")
             return _Source("undefined")
         found: _Binding | None = None
@@ -249,7 +266,7 @@ class _Planner:
         for b in reversed(self.bindings.get(name, ())):
             if b.owner == SETUP and b.kind != "delete":
                 return _Source("setup", b)
-        if any(c < cell or self.owner.get(c) == SETUP for c in self.star_cells):
+        if any(c <= cell or self.owner.get(c) == SETUP for c in self.star_cells):
             return _Source("star")
         return _Source("undefined")
 
@@ -343,10 +360,19 @@ class _Planner:
                 related.append(self.cell_at(b.cell, self.flows[b.cell].define_lines.get(name)))
             else:
                 message = f"{reader}, which no cell of the notebook defines"
-                close = _close(name, self.bindings.keys() | self.param_set)
+                close = _close(name, self.known()) if self._hints < _MAX_HINTS else None
+                self._hints += 1
                 if close:
                     hint = f"did you mean `{close}`? Else {hint}"
         self.diags.append(error("NBF701", message, self.where(owner), hint, related=tuple(related)))
+
+    def known(self) -> dict[int, list[str]]:
+        """The names the notebook binds, by length, for "did you mean" hints."""
+        if self._known is None:
+            self._known = {}
+            for n in sorted(self.bindings.keys() | self.param_set):
+                self._known.setdefault(len(n), []).append(n)
+        return self._known
 
     # -- the plan ---------------------------------------------------------------------------
 
@@ -483,13 +509,19 @@ class _Planner:
                 )
             for module in flow.star_imports:
                 at = flow.star_import_lines.get(module)
+                if module.startswith("%"):
+                    what = f"runs `{module}`"
+                    hint = "put that code in a setup cell, or import it as a module"
+                else:
+                    what = f"imports * from `{module}`"
+                    hint = f"import the names you use: `from {module} import a, b`"
                 self.diags.append(
                     warning(
                         "NBF704",
-                        f"{self.who(owner)} imports * from `{module}` (cell {c}, line {at}): "
-                        "the names it binds are unknown, so reads after it can't be checked",
+                        f"{self.who(owner)} {what} (cell {c}, line {at}): the names it binds "
+                        "are unknown, so reads after it can't be checked",
                         self.where(owner),
-                        f"import the names you use: `from {module} import a, b`",
+                        hint,
                         related=(self.cell_at(c, at),),
                     )
                 )
@@ -707,10 +739,14 @@ class _Planner:
         return None
 
 
-def _close(name: str, known: Iterable[str]) -> str | None:
+def _close(name: str, known: Mapping[int, list[str]]) -> str | None:
     import difflib
 
-    candidates = sorted(n for n in known if not is_builtin(n))
+    # a ratio of 0.8 needs lengths within a quarter of each other: don't compare the rest
+    spread = max(1, len(name) // 4)
+    candidates = [
+        n for size in range(len(name) - spread, len(name) + spread + 1) for n in known.get(size, ())
+    ]
     found = difflib.get_close_matches(name, candidates, n=1, cutoff=0.8)
     return found[0] if found else None
 
