@@ -35,7 +35,7 @@ import ast
 import builtins
 import re
 import textwrap
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 __all__ = ["BUILTINS", "CellFlow", "Unmovable", "analyse_cell", "is_builtin"]
@@ -1103,7 +1103,7 @@ def _analyse(number: int, source: str) -> CellFlow:
             if error is not None:
                 return CellFlow(number=number, syntax_error=error, ipython=True)
             return cell.flow(number)
-        transforms = [_fast_transform]
+        transforms: list[Callable[[str], str | None]] = [_fast_transform]
         if _MAYBE_IPYTHON.search(source):  # importing IPython costs ~0.1 s: only when it may help
             transforms.append(_ipython_transform)
         for transform in transforms:
