@@ -83,7 +83,7 @@ def labels(project: Project, version: str, content_hash: str, snapshot: Snapshot
     }
 
 
-def annotations(project: Project, snapshot: Snapshot) -> dict[str, str]:
+def resource_annotations(project: Project, snapshot: Snapshot) -> dict[str, str]:
     out = {"nbflow.dev/version": __version__, "nbflow.dev/manifest": _repo_relative(project)}
     if snapshot.commit:
         out["nbflow.dev/commit"] = snapshot.commit
@@ -107,7 +107,7 @@ def _kubernetes_yaml(text: str, project: Project, version: str, content_hash: st
 
     docs = [d for d in yaml.safe_load_all(text) if d]
     lab = labels(project, version, content_hash, snapshot)
-    ann = annotations(project, snapshot)
+    ann = resource_annotations(project, snapshot)
     for doc in docs:
         meta = doc.setdefault("metadata", {})
         meta["labels"] = {**(meta.get("labels") or {}), **lab}

@@ -159,7 +159,7 @@ def experiment(
     Raises KatibError, naming every problem, when the tuning block can't be written for Katib
     (a categorical value the shell would interpret, a setting Katib doesn't have, ...).
     """
-    from nbflow.build import annotations, labels
+    from nbflow.build import labels, resource_annotations
 
     m = project.manifest
     t = m.tuning
@@ -171,8 +171,7 @@ def experiment(
     if m.deploy.namespace:
         metadata["namespace"] = m.deploy.namespace
     metadata["labels"] = labels(project, version, content_hash, snapshot)
-    # mypy takes build.annotations for `from __future__ import annotations` (build.py:86)
-    metadata["annotations"] = annotations(project, snapshot)  # type: ignore[operator]
+    metadata["annotations"] = resource_annotations(project, snapshot)
 
     metric = m.metrics.get(t.objective)
     if metric is None:

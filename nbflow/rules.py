@@ -27,8 +27,8 @@ CONTENT_HASH_LEN = 8  # the experiment name is `<pipeline>-<hash>`
 # checks them when the suggestion service starts, after the Experiment was accepted.
 ALGORITHM_SETTINGS: dict[str, dict[str, str]] = {
     "random": {"random_state": "int"},
-    "grid": {},
-    "tpe": {"n_startup_trials": "int", "n_ei_candidates": "int", "random_state": "int", "gamma": "float", "prior_weight": "float"},
+    "grid": {"random_state": "int"},
+    "tpe": {"n_ei_candidates": "int", "random_state": "int", "gamma": "float", "prior_weight": "float"},
     "multivariate-tpe": {"n_startup_trials": "int", "n_ei_candidates": "int", "random_state": "int"},
     "bayesianoptimization": {
         "base_estimator": "GP|RF|ET|GBRT",

@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from nbflow.diagnostics import Diagnostic, Location, Report, error
+from nbflow.diagnostics import Diagnostic, Location, Report, error, warning
 from nbflow.errors import UsageError
 from nbflow.manifest import API_VERSION, Manifest
 from nbflow.notebook import NotebookError, load_notebook
@@ -115,7 +115,23 @@ def validate_manifest(path: Path, *, analyse: bool = True) -> tuple[Report, Proj
             object.__setattr__(project, "plan", plan)
         else:
             return report, None
+    if analyse and manifest.tuning is not None:
+        report.extend(_katib(project, doc))
+        if not report.ok:
+            return report, None
     return report, project
+
+
+def _katib(project: Project, doc: YamlDoc) -> list[Diagnostic]:
+    """Check the Katib Experiment this manifest generates, as Katib's webhook and suggestion
+    services would, so that a bad search is an error here rather than on the cluster."""
+    from nbflow.katib import tuning_warnings, validate_tuning
+
+    where = doc.locate(("tuning",), key=True)
+    hint = "Katib would reject the generated Experiment"
+    out = [error("NBF511", problem, where, hint=hint) for problem in validate_tuning(project)]
+    out += [warning("NBF511", problem, where) for problem in tuning_warnings(project)]
+    return out
 
 
 def _model(doc: YamlDoc) -> tuple[list[Diagnostic], Manifest | None]:

@@ -164,7 +164,7 @@ def test_the_valid_tuning_case() -> None:
     assert exp["apiVersion"] == "kubeflow.org/v1beta1" and exp["kind"] == "Experiment"
     assert meta["name"] == "digits-0a1b2c3d" and "namespace" not in meta
     assert meta["labels"] == build.labels(project, VERSION, HASH, SNAPSHOT)
-    assert meta["annotations"] == build.annotations(project, SNAPSHOT)
+    assert meta["annotations"] == build.resource_annotations(project, SNAPSHOT)
     spec = exp["spec"]
     assert spec["objective"] == {"type": "maximize", "objectiveMetricName": "accuracy"}
     assert spec["algorithm"] == {"algorithmName": "tpe"}
@@ -426,17 +426,23 @@ def test_every_nbflow_setting_has_a_katib_name() -> None:
         for key in keys
         if katib_setting(alg, key) is None
     }
-    assert missing == {("tpe", "n_startup_trials")}
+    assert missing == set()
     assert set(KATIB_SETTINGS) == set(ALGORITHM_SETTINGS)
 
 
-def test_a_setting_katib_lacks_is_a_problem(tmp_path: Path) -> None:
+def test_a_setting_katib_lacks_is_a_validation_error(tmp_path: Path) -> None:
     tuning = BASE_TUNING + "  settings: {n_startup_trials: 5}\n"
-    project = make_project(tmp_path, tuning)
-    with pytest.raises(KatibError, match="tpe algorithm has no setting `n_startup_trials`"):
-        make(project)
-    [problem] = validate_tuning(project)
-    assert "only `nbflow tune` would use it" in problem
+    with pytest.raises(AssertionError, match="`n_startup_trials` is not a setting of the tpe"):
+        make_project(tmp_path, tuning)
+
+
+def test_validate_reports_what_katib_would_reject(tmp_path: Path) -> None:
+    make_project(tmp_path, name="9digits")
+    report, project = validate_manifest(tmp_path / "nbflow.yaml")
+    assert project is None
+    [d] = report.errors
+    assert d.code == "NBF511" and d.message.startswith("metadata.name `9digits-00000000`")
+    assert d.location.line is not None
 
 
 def test_shell_unsafe_categorical_values(tmp_path: Path) -> None:
