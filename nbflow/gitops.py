@@ -1,0 +1,942 @@
+"""GitOps: what `nbflow diff` and `nbflow apply` do for every project of a repository, and
+the GitHub workflows that run them (`nbflow init --ci github`).
+
+Each project (an ``nbflow.yaml``) goes through:
+
+    validate -> snapshot (git) -> build into the out folder -> plan (diff) or apply
+
+- A project with errors is reported (its result carries the report) and nothing of it is
+  applied; the other projects go on.
+- Every snapshot is taken before any build writes a file, so the build folder can't make the
+  tree dirty. ``apply`` refuses a dirty snapshot (or a project outside git) unless
+  ``allow_dirty``: what runs on the cluster must be named by a commit.
+- The namespace is the command line's, else the manifest's ``deploy.namespace``, else the
+  resource's, else the kubeconfig context's (see :func:`nbflow.apply.apply`).
+- ``deploy.kfp: kubernetes`` (the default) applies the Pipeline and PipelineVersion with
+  server-side apply; ``deploy.kfp: api`` uploads them through the KFP REST API instead (for
+  clusters whose pipeline store is not in Kubernetes). The Katib Experiment is applied only when
+  the manifest says ``deploy.experiment: true``, since a tuning run costs GPUs; it is always a
+  Kubernetes resource.
+
+Errors: :class:`nbflow.errors.UsageError` (no manifest, a dirty tree, no KFP host: exit 2);
+:class:`nbflow.apply.ApplyError` from the cluster, and :class:`DeployError` (an ApplyError that
+also carries the results of every project) from :func:`apply_projects` and :func:`diff`.
+:func:`exit_code` maps an ApplyError to the exit code: 2 when the cluster can't be reached or
+used (no configuration, network, 401, 403, a missing namespace or CRD), 1 when it refused the
+input (a conflict, a webhook, a server error). ``cmd_diff`` and ``cmd_apply`` return
+0 (done), 1 (a project has errors, a conflict, a refusal) or 2 (see above).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbflow.apply import ApplyError, Change
+from nbflow.errors import EnvironmentProblem, UsageError
+
+if TYPE_CHECKING:
+    from nbflow.build import BuildResult
+    from nbflow.diagnostics import Report
+    from nbflow.project import Project
+    from nbflow.snapshot import Snapshot
+
+JSON = dict[str, Any]
+EXIT_OK, EXIT_INPUT, EXIT_USAGE = 0, 1, 2
+# the KFP REST API: (connect, read) seconds per request, and the bearer token's variable
+KFP_TIMEOUT = (5.0, 60.0)
+KFP_TOKEN_ENV = "NBFLOW_KFP_TOKEN"
+WORKFLOWS = ("nbflow-validate.yml", "nbflow-deploy.yml")
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A built resource that was not applied, and why."""
+
+    kind: str
+    name: str
+    namespace: str
+    reason: str
+
+    def to_json(self) -> JSON:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "namespace": self.namespace,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class ProjectDiff:
+    """What ``nbflow apply`` would change on the cluster for one project."""
+
+    manifest: str  # the nbflow.yaml, as shown to the user
+    pipeline: str | None = None
+    version: str | None = None  # the PipelineVersion's name: <pipeline>-<content hash>
+    snapshot: str | None = None  # e.g. 1a2b3c4d5e6f, 1a2b3c4d5e6f-dirty, untracked
+    namespace: str | None = None
+    mode: str = "kubernetes"  # deploy.kfp
+    folder: str | None = None  # the build folder
+    changes: tuple[Change, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    report: Report | None = field(default=None, compare=False)  # diagnostics, when any
+    error: str | None = None  # the cluster's refusal, worded for the user
+
+    @property
+    def valid(self) -> bool:
+        return self.report is None or self.report.ok
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.valid
+            and self.error is None
+            and not any(c.action == "conflict" for c in self.changes)
+        )
+
+    def to_json(self) -> JSON:
+        """A JSON-serialisable dict."""
+        out: JSON = {
+            "manifest": self.manifest,
+            "ok": self.ok,
+            "pipeline": self.pipeline,
+            "version": self.version,
+            "snapshot": self.snapshot,
+            "namespace": self.namespace,
+            "mode": self.mode,
+            "folder": self.folder,
+            "changes": [c.to_dict() for c in self.changes],
+            "skipped": [s.to_json() for s in self.skipped],
+            "diagnostics": _diagnostics_json(self.report),
+            "error": self.error,
+        }
+        return out
+
+
+@dataclass(frozen=True)
+class ProjectApply(ProjectDiff):
+    """What ``nbflow apply`` did (or, with ``dry_run``, would do) for one project."""
+
+    dry_run: bool = False
+
+    def to_json(self) -> JSON:
+        return {**super().to_json(), "dry_run": self.dry_run}
+
+
+class DeployError(ApplyError):
+    """An :class:`ApplyError` of one project, with the results of all projects so far.
+
+    ``results`` holds every project handled, the failing one included (its ``error`` says why),
+    so that a caller can show what was applied before the failure.
+    """
+
+    def __init__(self, cause: ApplyError, results: Sequence[ProjectDiff]) -> None:
+        super().__init__(cause.message, cause.hint, changes=cause.changes, status=cause.status)
+        self.cause = cause
+        self.results = list(results)
+
+
+def exit_code(error: ApplyError) -> int:
+    """1 when the cluster refused the input (conflict, webhook, server error); 2 when it can't
+    be reached or used (no configuration, network, 401, 403, missing namespace or CRD)."""
+    cause = error.cause if isinstance(error, DeployError) else error
+    if any(c.action == "conflict" for c in cause.changes):
+        return EXIT_INPUT
+    if cause.status is None or cause.status in {401, 403, 404}:
+        return EXIT_USAGE
+    return EXIT_INPUT
+
+
+def _diagnostics_json(report: Report | None) -> list[JSON]:
+    if report is None or not report.diagnostics:
+        return []
+    from nbflow.reporters import render_json
+
+    diagnostics: list[JSON] = json.loads(render_json(report))["diagnostics"]
+    return diagnostics
+
+
+# --- the build folder --------------------------------------------------------------------------
+
+
+def resources_of(build_folder: Path, *, include_experiment: bool) -> list[JSON]:
+    """The resources of a build folder, in apply order: the Pipeline and PipelineVersion of
+    ``kubernetes.yaml``, then, when ``include_experiment``, the Experiment of ``experiment.yaml``
+    (the manifest's ``deploy.experiment: true`` opts in)."""
+    resources = _documents(build_folder / "kubernetes.yaml", required=True)
+    if include_experiment:
+        resources += _documents(build_folder / "experiment.yaml", required=False)
+    return resources
+
+
+def _documents(path: Path, *, required: bool) -> list[JSON]:
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if not required:
+            return []
+        raise UsageError(
+            f"{path} does not exist: give a folder that `nbflow build` wrote "
+            "(dist/<pipeline>/<version>)"
+        ) from None
+    try:
+        return [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path} is not valid YAML: {exc}") from None
+
+
+# --- the flow ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Prepared:
+    """One project after validation, snapshot and build."""
+
+    shown: str
+    report: Report
+    project: Project | None = None
+    snapshot: Snapshot | None = None
+    build: BuildResult | None = None
+
+
+def diff(
+    paths: Sequence[str | Path],
+    *,
+    namespace: str | None = None,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    out_dir: Path | None = None,
+    host: str | None = None,
+) -> list[ProjectDiff]:
+    """What :func:`apply_projects` would change, reading the cluster only.
+
+    Actions per resource: ``create``, ``new-version``, ``update``, ``unchanged``, ``conflict``
+    (see :func:`nbflow.apply.plan_apply`). ``out_dir`` None builds into a temporary folder.
+    """
+    with _out_folder(out_dir) as out:
+        prepared = _prepare(paths, out, allow_dirty=True)
+        return _run(
+            prepared,
+            ProjectDiff,
+            namespace=namespace,
+            host=host,
+            clients=_Clients(kubeconfig, context),
+            write=False,
+        )
+
+
+def apply_projects(
+    paths: Sequence[str | Path],
+    *,
+    namespace: str | None = None,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    allow_dirty: bool = False,
+    out_dir: Path = Path("dist"),
+    host: str | None = None,
+) -> list[ProjectApply]:
+    """Validate, build and apply every project under ``paths``; see the module docstring.
+
+    Raises :class:`UsageError` for a dirty snapshot (before anything is built or applied) and
+    :class:`DeployError` when the cluster refuses a project: the projects after it are still
+    applied unless the cluster can't be used at all (:func:`exit_code` 2).
+    """
+    prepared = _prepare(paths, Path(out_dir), allow_dirty=allow_dirty)
+    results = _run(
+        prepared,
+        ProjectApply,
+        namespace=namespace,
+        host=host,
+        clients=_Clients(kubeconfig, context),
+        write=True,
+        dry_run=dry_run,
+        force=force,
+    )
+    return [r for r in results if isinstance(r, ProjectApply)]
+
+
+@contextlib.contextmanager
+def _out_folder(out_dir: Path | None) -> Iterator[Path]:
+    if out_dir is not None:
+        yield Path(out_dir)
+        return
+    with tempfile.TemporaryDirectory(prefix="nbflow-diff-") as tmp:
+        yield Path(tmp)
+
+
+def _prepare(paths: Sequence[str | Path], out: Path, *, allow_dirty: bool) -> list[_Prepared]:
+    from nbflow.build import build
+    from nbflow.snapshot import take
+    from nbflow.validate import find_manifests, validate_manifest
+
+    manifests = find_manifests(paths or ["."])
+    if not manifests:
+        raise UsageError(f"no nbflow.yaml found under {', '.join(map(str, paths or ['.']))}")
+    prepared: list[_Prepared] = []
+    for manifest in manifests:
+        report, project = validate_manifest(manifest)
+        item = _Prepared(
+            report.manifests[0] if report.manifests else str(manifest), report, project
+        )
+        if project is not None:
+            # every snapshot before the first build: the out folder must not make a tree dirty
+            item.snapshot = take(project.root)
+        prepared.append(item)
+    dirty = [p for p in prepared if p.snapshot is not None and _unnamed(p.snapshot)]
+    if dirty and not allow_dirty:
+        lines = [f"  {p.shown}: snapshot {p.snapshot.label}" for p in dirty if p.snapshot]
+        raise UsageError(
+            "refusing to apply from a working tree that is not committed:\n"
+            + "\n".join(lines)
+            + "\nhint: commit the changes (the resources are labelled with the commit), or pass "
+            "--allow-dirty to apply them labelled `-dirty`"
+        )
+    for item in prepared:
+        if item.project is not None:
+            item.build = build(item.project, out, snapshot=item.snapshot)
+    return prepared
+
+
+def _unnamed(snapshot: Snapshot) -> bool:
+    """A snapshot that names no commit: uncommitted changes, or no repository at all."""
+    return snapshot.dirty or snapshot.commit is None
+
+
+class _Clients:
+    """The Kubernetes API client, loaded once and only when a project needs it."""
+
+    def __init__(self, kubeconfig: str | None, context: str | None) -> None:
+        self.kubeconfig, self.context = kubeconfig, context
+        self._client: Any = None
+
+    def kubernetes(self) -> Any:
+        if self._client is None:
+            from nbflow.apply import load_api_client
+
+            self._client = load_api_client(self.kubeconfig, self.context)
+        return self._client
+
+
+def _run(
+    prepared: list[_Prepared],
+    result_type: type[ProjectDiff],
+    *,
+    namespace: str | None,
+    host: str | None,
+    clients: _Clients,
+    write: bool,
+    dry_run: bool = False,
+    force: bool = False,
+) -> list[ProjectDiff]:
+    extra: JSON = {"dry_run": dry_run} if result_type is ProjectApply else {}
+    results: list[ProjectDiff] = []
+    first_error: ApplyError | None = None
+    for item in prepared:
+        report = item.report if item.report.diagnostics else None
+        if item.project is None or item.build is None:
+            results.append(result_type(item.shown, report=report, **extra))
+            continue
+        project, built = item.project, item.build
+        deploy = project.manifest.deploy
+        ns = namespace or deploy.namespace
+        base = result_type(
+            item.shown,
+            pipeline=project.name,
+            version=built.version_name,
+            snapshot=built.snapshot.label,
+            namespace=ns,
+            mode=deploy.kfp,
+            folder=str(built.folder),
+            report=report,
+            **extra,
+        )
+        experiment = _documents(built.folder / "experiment.yaml", required=False)
+        skipped = tuple(
+            Skipped(
+                str(e.get("kind", "Experiment")),
+                str((e.get("metadata") or {}).get("name", "")),
+                ns or str((e.get("metadata") or {}).get("namespace") or ""),
+                "deploy.experiment is not true in nbflow.yaml",
+            )
+            for e in experiment
+            if not deploy.experiment
+        )
+        try:
+            changes = _deploy(
+                built,
+                deploy.kfp,
+                experiment if deploy.experiment else [],
+                namespace=ns,
+                host=host or deploy.host,
+                clients=clients,
+                write=write,
+                dry_run=dry_run,
+                force=force,
+            )
+        except ApplyError as exc:
+            failed = replace(base, changes=exc.changes, skipped=skipped, error=str(exc))
+            results.append(failed)
+            if exit_code(exc) == EXIT_USAGE:  # the cluster can't be used: the rest would fail too
+                raise DeployError(exc, results) from None
+            first_error = first_error or exc
+            continue
+        shown_ns = ns or next((c.namespace for c in changes if c.namespace), None)
+        results.append(replace(base, changes=tuple(changes), skipped=skipped, namespace=shown_ns))
+    if first_error is not None:
+        raise DeployError(first_error, results)
+    return results
+
+
+def _deploy(
+    built: BuildResult,
+    mode: str,
+    experiment: list[JSON],
+    *,
+    namespace: str | None,
+    host: str | None,
+    clients: _Clients,
+    write: bool,
+    dry_run: bool,
+    force: bool,
+) -> list[Change]:
+    """The changes of one built project: planned (``write`` False), previewed or applied."""
+    from nbflow.apply import apply, plan_apply
+
+    changes: list[Change] = []
+    if mode == "api":
+        if not host:
+            raise UsageError(
+                "`deploy.kfp: api` needs the KFP API's URL: set `deploy.host` in nbflow.yaml or "
+                "pass --host (for example http://localhost:8888 after `kubectl port-forward -n "
+                "kubeflow svc/ml-pipeline 8888`)"
+            )
+        step = "plan" if not write else "dry-run" if dry_run else "apply"
+        changes += upload_to_kfp(built, host=host, namespace=namespace, step=step)
+        resources = experiment  # the Experiment is still a Kubernetes resource
+    else:
+        resources = resources_of(built.folder, include_experiment=False) + experiment
+    if not resources:
+        return changes
+    api_client = clients.kubernetes()
+    if not write:
+        return changes + plan_apply(resources, namespace=namespace, api_client=api_client)
+    result = apply(
+        resources,
+        namespace=namespace,
+        api_client=api_client,
+        dry_run=dry_run,
+        force_conflicts=force,
+    )
+    return changes + list(result.changes)
+
+
+# --- the KFP REST API (deploy.kfp: api) ---------------------------------------------------------
+
+
+def upload_to_kfp(
+    built: BuildResult, *, host: str, namespace: str | None, step: str = "apply"
+) -> list[Change]:
+    """Upload a build's pipeline through the KFP v2beta1 REST API.
+
+    The Pipeline is created (empty) when no pipeline of that name exists in the namespace, then
+    the version named ``<pipeline>-<version>`` is uploaded from ``pipeline.yaml``; a version of
+    that name that exists already is left alone (its name is derived from its content).
+    ``step`` is ``apply`` (actions ``created``, ``unchanged``), ``dry-run`` (``would-create``,
+    ``unchanged``) or ``plan`` (``create``, ``new-version``, ``unchanged``, as
+    :func:`nbflow.apply.plan_apply` names them); only ``apply`` writes.
+
+    Endpoints: ``GET /apis/v2beta1/pipelines/names/{name}``, ``POST /apis/v2beta1/pipelines``,
+    ``GET /apis/v2beta1/pipelines/{id}/versions``, ``POST /apis/v2beta1/pipelines/upload_version``.
+    The token of ``$NBFLOW_KFP_TOKEN``, when set, is sent as a bearer token.
+
+    This uses ``kfp_server_api``, the generated client that ``kfp.Client`` wraps, directly:
+    ``kfp.Client`` prints links on stdout (which would break ``--json``), retries its health
+    check with 5 s sleeps and logged tracebacks, and reads ``~/.config/kfp/context.json``.
+    """
+    import kfp_server_api
+
+    api = _KfpApi(kfp_server_api, host)
+    pipeline_name, version_name = built.pipeline, built.version_name
+    ns = namespace or ""
+    via = f"KFP API {api.host}"
+    description = f"nbflow {built.snapshot.label}"
+    changes: list[Change] = []
+    pipeline = api.call(
+        "read",
+        f"Pipeline `{pipeline_name}`",
+        lambda: api.pipelines.pipeline_service_get_pipeline_by_name(
+            pipeline_name, namespace=namespace, _request_timeout=KFP_TIMEOUT
+        ),
+        missing_ok=True,
+    )
+    write = step == "apply"
+    new = {"apply": "created", "dry-run": "would-create", "plan": "create"}[step]
+    if pipeline is None:
+        if write:
+            body = kfp_server_api.V2beta1Pipeline(
+                name=pipeline_name,
+                display_name=pipeline_name,
+                description=description,
+                namespace=namespace,
+            )
+            pipeline = api.call(
+                "create",
+                f"Pipeline `{pipeline_name}`",
+                lambda: api.pipelines.pipeline_service_create_pipeline(
+                    body, _request_timeout=KFP_TIMEOUT
+                ),
+            )
+        changes.append(
+            Change(
+                "Pipeline",
+                pipeline_name,
+                ns,
+                new,
+                getattr(pipeline, "pipeline_id", None),
+                "",
+                None,
+                via,
+            )
+        )
+    else:
+        changes.append(
+            Change("Pipeline", pipeline_name, ns, "unchanged", pipeline.pipeline_id, "", None, via)
+        )
+    existing = (
+        api.find_version(pipeline.pipeline_id, version_name) if pipeline is not None else None
+    )
+    if existing is not None:
+        changes.append(
+            Change(
+                "PipelineVersion",
+                version_name,
+                ns,
+                "unchanged",
+                existing.pipeline_version_id,
+                "",
+                None,
+                via,
+            )
+        )
+        return changes
+    version = None
+    if step == "plan" and pipeline is not None:
+        new = "new-version"
+    if write:
+        assert pipeline is not None
+        version = api.call(
+            "upload",
+            f"PipelineVersion `{version_name}`",
+            lambda: api.uploads.upload_pipeline_version(
+                str(built.folder / "pipeline.yaml"),
+                name=version_name,
+                display_name=version_name,
+                pipelineid=pipeline.pipeline_id,
+                description=description,
+                _request_timeout=KFP_TIMEOUT,
+            ),
+        )
+    changes.append(
+        Change(
+            "PipelineVersion",
+            version_name,
+            ns,
+            new,
+            getattr(version, "pipeline_version_id", None),
+            "",
+            None,
+            via,
+        )
+    )
+    return changes
+
+
+class _KfpApi:
+    """The two generated services, with errors worded as :class:`ApplyError`."""
+
+    def __init__(self, kfp_server_api: Any, host: str) -> None:
+        import urllib3
+
+        from nbflow import __version__
+
+        self.host = host.rstrip("/")
+        config = kfp_server_api.Configuration(host=self.host)
+        # one quick retry for a refused connection; never replay a write whose answer was lost
+        config.retries = urllib3.Retry(total=1, connect=1, read=0, redirect=0, status=0, other=0)
+        token = os.environ.get(KFP_TOKEN_ENV)
+        if token:
+            config.api_key["authorization"] = token
+            config.api_key_prefix["authorization"] = "Bearer"
+        client = kfp_server_api.ApiClient(config)
+        client.user_agent = f"nbflow/{__version__}"
+        self.pipelines = kfp_server_api.PipelineServiceApi(client)
+        self.uploads = kfp_server_api.PipelineUploadServiceApi(client)
+
+    def find_version(self, pipeline_id: str, name: str) -> Any:
+        """The version of that name, or None; the filter narrows the list, the name decides."""
+        query = json.dumps(
+            {"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": name}]}
+        )
+        token = ""
+        for _ in range(100):  # pages; a filtered list has one
+            page = self.call(
+                "read",
+                f"the versions of pipeline {pipeline_id}",
+                lambda token=token: self.pipelines.pipeline_service_list_pipeline_versions(
+                    pipeline_id,
+                    filter=query,
+                    page_size=100,
+                    page_token=token,
+                    _request_timeout=KFP_TIMEOUT,
+                ),
+            )
+            for version in page.pipeline_versions or []:
+                if name in (version.name, version.display_name):
+                    return version
+            token = page.next_page_token or ""
+            if not token:
+                return None
+        return None
+
+    def call(self, verb: str, what: str, request: Any, *, missing_ok: bool = False) -> Any:
+        import urllib3
+        from kfp_server_api.exceptions import ApiException
+
+        try:
+            return request()
+        except ApiException as exc:
+            if missing_ok and exc.status == 404:
+                return None
+            raise self._error(verb, what, exc.status, str(exc.reason or ""), exc.body) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            from nbflow.apply import _network_reason
+
+            raise ApplyError(
+                f"cannot reach the KFP API at {self.host}: {_network_reason(exc)}",
+                "check `deploy.host` in nbflow.yaml or --host; from outside the cluster, "
+                "`kubectl port-forward -n kubeflow svc/ml-pipeline 8888` and use "
+                "http://localhost:8888",
+            ) from None
+
+    def _error(self, verb: str, what: str, status: int, reason: str, body: Any) -> ApplyError:
+        message = reason
+        with contextlib.suppress(TypeError, ValueError):
+            doc = json.loads(body) if body else {}
+            if isinstance(doc, dict) and doc.get("message"):
+                message = str(doc["message"])
+        message = " ".join(message.split())
+        if status == 401:
+            return ApplyError(
+                f"the KFP API at {self.host} rejected the credentials (401): {message}",
+                f"set {KFP_TOKEN_ENV} to a bearer token the KFP API accepts",
+                status=status,
+            )
+        if status == 403:
+            return ApplyError(
+                f"forbidden: the KFP API at {self.host} refused to {verb} {what} ({message})",
+                "in multi-user KFP, the identity needs edit rights in the profile's namespace "
+                "(a Kubeflow Profile contributor); set `deploy.namespace`",
+                status=status,
+            )
+        return ApplyError(
+            f"the KFP API at {self.host} refused to {verb} {what} ({status}): {message}",
+            "apply is idempotent: fix the cause and re-run it",
+            status=status,
+        )
+
+
+# --- CI workflows ------------------------------------------------------------------------------
+
+
+def templates_folder() -> Path:
+    """Where the workflow templates are: ``templates/`` of the source tree."""
+    candidates = [
+        Path(__file__).resolve().parents[1] / "templates",
+        Path(__file__).resolve().parent / "templates",
+    ]
+    for folder in candidates:
+        if all((folder / name).is_file() for name in WORKFLOWS):
+            return folder
+    raise EnvironmentProblem(
+        "the workflow templates are not installed with this nbflow (templates/nbflow-*.yml); "
+        "install nbflow from its source tree (`pip install -e .`)"
+    )
+
+
+def init_ci(root: Path, force: bool = False, *, action_ref: str | None = None) -> list[Path]:
+    """Write the two workflows into ``<root>/.github/workflows/``; refuse to overwrite an
+    existing one (nothing is written then) unless ``force``. Returns the files written.
+
+    ``action_ref`` replaces the release tag that the templates use for nbflow's own actions:
+    give the release's commit SHA, as zizmor and GitHub's hardening guide ask.
+    """
+    source = templates_folder()
+    target = Path(root) / ".github" / "workflows"
+    paths = [target / name for name in WORKFLOWS]
+    existing = [p for p in paths if p.exists()]
+    if existing and not force:
+        raise UsageError(
+            f"{', '.join(map(_shown, existing))} already exist{'s' if len(existing) == 1 else ''}; "
+            "pass --force to overwrite"
+        )
+    if action_ref is not None and not re.fullmatch(r"[A-Za-z0-9._/-]+", action_ref):
+        raise UsageError(f"--action-ref `{action_ref}` is not a git tag, branch or commit SHA")
+    target.mkdir(parents=True, exist_ok=True)
+    for name, path in zip(WORKFLOWS, paths, strict=True):
+        text = (source / name).read_text(encoding="utf-8")
+        if action_ref is not None:
+            text = _ACTION_USE.sub(lambda m: _pin(m, action_ref), text)
+        path.write_text(text, encoding="utf-8")
+    return paths
+
+
+_ACTION_USE = re.compile(r"(uses: nbflow/nbflow/github-actions/[a-z]+)@(\S+)")
+
+
+def _pin(match: re.Match[str], ref: str) -> str:
+    tag = match.group(2)
+    comment = f" # {tag}" if re.fullmatch(r"[0-9a-f]{40}", ref) else ""
+    return f"{match.group(1)}@{ref}{comment}"
+
+
+# --- the commands ------------------------------------------------------------------------------
+
+
+def _cluster_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: ."
+    )
+    p.add_argument(
+        "--namespace", "-n", help="target namespace (default: deploy.namespace of nbflow.yaml)"
+    )
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    p.add_argument("--context", help="kubeconfig context (default: the current one)")
+    p.add_argument("--host", help="KFP API URL for `deploy.kfp: api` (default: deploy.host)")
+
+
+def add_parsers(sub: Any) -> None:
+    """Add the ``diff`` and ``apply`` subcommands to an ``add_subparsers()`` object."""
+    d = sub.add_parser("diff", help="show what `nbflow apply` would change on the cluster")
+    _cluster_options(d)
+    d.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+
+    a = sub.add_parser("apply", help="validate, build and apply the projects to the cluster")
+    _cluster_options(a)
+    a.add_argument(
+        "--dry-run", action="store_true", help="read the cluster only; show what would change"
+    )
+    a.add_argument(
+        "--force",
+        "--force-conflicts",
+        dest="force",
+        action="store_true",
+        help="take over objects nbflow did not create, or whose fields another manager owns",
+    )
+    a.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="apply from uncommitted changes (labelled -dirty)",
+    )
+    a.add_argument("--out", default="dist", help="build folder (default: dist)")
+    a.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def add_init_ci_arguments(p: argparse.ArgumentParser, *, force: bool = True) -> None:
+    """Add ``--ci github`` (and ``--root``, and ``--force`` unless the parser has one) to the
+    ``init`` parser; call :func:`cmd_init_ci` when ``args.ci`` is set."""
+    p.add_argument("--ci", choices=["github"], help="write the CI workflows (GitHub Actions)")
+    p.add_argument("--root", default=".", help="repository root for --ci (default: .)")
+    p.add_argument(
+        "--action-ref",
+        help="git ref of nbflow's actions in the workflows: a release's commit SHA (default: its tag)",
+    )
+    if force:
+        p.add_argument("--force", action="store_true", help="overwrite existing files")
+
+
+def add_init_parser(sub: Any) -> argparse.ArgumentParser:
+    """An ``init`` parser with only the CI part, for when no other ``init`` exists."""
+    p: argparse.ArgumentParser = sub.add_parser("init", help="write the CI workflows")
+    add_init_ci_arguments(p)
+    return p
+
+
+def cmd_init_ci(args: argparse.Namespace) -> int:
+    written = init_ci(
+        Path(getattr(args, "root", ".") or "."), force=bool(getattr(args, "force", False))
+    )
+    for path in written:
+        print(f"wrote {_shown(path)}")
+    print(
+        "next: create the GitHub environment `production` with the secret NBFLOW_KUBECONFIG, or "
+        "set up OIDC (docs/cluster-setup.md)"
+    )
+    return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    error: ApplyError | None = None
+    try:
+        results: list[ProjectDiff] = diff(
+            args.paths or ["."],
+            namespace=args.namespace,
+            kubeconfig=args.kubeconfig,
+            context=args.context,
+            host=args.host,
+        )
+    except DeployError as exc:
+        results, error = exc.results, exc
+    except ApplyError as exc:
+        results, error = [], exc
+    _report_invalid(results)
+    if args.format == "json":
+        sys.stdout.write(json.dumps([r.to_json() for r in results], indent=2) + "\n")
+    elif args.format == "markdown":
+        sys.stdout.write(render_markdown(results))
+    else:
+        sys.stdout.write("".join(line + "\n" for line in text_lines(results)))
+    return _finish(results, error)
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    error: ApplyError | None = None
+    try:
+        results: list[ProjectDiff] = list(
+            apply_projects(
+                args.paths or ["."],
+                namespace=args.namespace,
+                kubeconfig=args.kubeconfig,
+                context=args.context,
+                dry_run=args.dry_run,
+                force=args.force,
+                allow_dirty=args.allow_dirty,
+                out_dir=Path(args.out),
+                host=args.host,
+            )
+        )
+    except DeployError as exc:
+        results, error = exc.results, exc
+    except ApplyError as exc:
+        results, error = [], exc
+    _report_invalid(results)
+    if args.json:
+        sys.stdout.write(json.dumps([r.to_json() for r in results], indent=2) + "\n")
+    else:
+        sys.stdout.write("".join(line + "\n" for line in text_lines(results)))
+    return _finish(results, error)
+
+
+def _finish(results: list[ProjectDiff], error: ApplyError | None) -> int:
+    if error is not None:
+        failed = [r.manifest for r in results if r.error is not None]
+        where = f" ({', '.join(failed)})" if failed else ""
+        print(f"nbflow: {error.message}{where}", file=sys.stderr)
+        if error.hint:
+            print(f"hint: {error.hint}", file=sys.stderr)
+        return exit_code(error)
+    return EXIT_OK if all(r.ok for r in results) else EXIT_INPUT
+
+
+def _report_invalid(results: Iterable[ProjectDiff]) -> None:
+    from nbflow.reporters import render_text
+
+    for r in results:
+        if r.report is not None and r.report.diagnostics:
+            sys.stderr.write(render_text(r.report, color=sys.stderr.isatty()))
+        if not r.valid:
+            print(f"nbflow: {r.manifest} has errors: nothing of it was applied", file=sys.stderr)
+
+
+def text_lines(results: Iterable[ProjectDiff]) -> list[str]:
+    """One line per resource: ``created PipelineVersion digits-1a2b3c4d in kubeflow-user``."""
+    lines: list[str] = []
+    for r in results:
+        for c in r.changes:
+            line = f"{c.action} {c.kind} {c.name}" + (f" in {c.namespace}" if c.namespace else "")
+            if c.action == "conflict" and c.detail:
+                line += f": {c.detail}"
+            elif r.mode == "api" and c.kind != "Experiment":
+                line += " (KFP API)"
+            lines.append(line)
+        for s in r.skipped:
+            where = f" in {s.namespace}" if s.namespace else ""
+            lines.append(f"skipped {s.kind} {s.name}{where} ({s.reason})")
+    return lines
+
+
+def render_markdown(results: Iterable[ProjectDiff]) -> str:
+    """The diff as Markdown, for a pull request's job summary."""
+    out: list[str] = []
+    for r in results:
+        title = f"`{r.manifest}`"
+        if r.version:
+            title += f": {r.version} (snapshot {r.snapshot}"
+            title += f", namespace {r.namespace})" if r.namespace else ")"
+        out.append(f"#### {title}\n")
+        if not r.valid:
+            out.append(
+                f"not built: {len(r.report.errors) if r.report else 0} error(s) in the manifest\n"
+            )
+            continue
+        rows = [(c.action, c.kind, c.name, c.namespace, c.detail) for c in r.changes]
+        rows += [("skipped", s.kind, s.name, s.namespace, s.reason) for s in r.skipped]
+        if rows:
+            out.append("| change | kind | name | namespace | detail |")
+            out.append("|---|---|---|---|---|")
+            out.extend("| " + " | ".join(_cell(v) for v in row) + " |" for row in rows)
+            out.append("")
+        if r.error:
+            out.append(f"**error:** {_cell(r.error)}\n")
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def _cell(value: object) -> str:
+    text = " ".join(str(value or "").split())
+    return text.replace("|", "\\|")
+
+
+def _shown(path: Path) -> str:
+    """Relative to the working directory when inside it, else absolute."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+__all__ = [
+    "DeployError",
+    "ProjectApply",
+    "ProjectDiff",
+    "Skipped",
+    "add_init_ci_arguments",
+    "add_init_parser",
+    "add_parsers",
+    "apply_projects",
+    "cmd_apply",
+    "cmd_diff",
+    "cmd_init_ci",
+    "diff",
+    "exit_code",
+    "init_ci",
+    "render_markdown",
+    "resources_of",
+    "text_lines",
+    "upload_to_kfp",
+]
