@@ -26,6 +26,8 @@ Builtins are not reads: they are kept in ``optional_reads``, with the variables 
 interpolates, which the plan treats as reads only when some cell does define them. IPython's own
 names (``display``, ``get_ipython``, ``In``, ``Out``, ``_``, ``_i3``...) are never reads.
 ``%run script.py`` and ``%store -r`` bind names no one can see: they count as star imports.
+Names read inside ``try`` blocks that catch ``NameError`` (or everything) are optional reads too:
+``try: model`` / ``except NameError: model = fit()`` needs no ``model`` from before.
 The names of a scope (a comprehension, lambda or called function) are read in sorted order.
 """
 
@@ -533,6 +535,16 @@ _SHUFFLERS = frozenset({"random.shuffle", "np.random.shuffle", "numpy.random.shu
 _INTERPOLATED = re.compile(r"(?<![$\\])\$\{?([A-Za-z_]\w*)|(?<!\{)\{([^{}\n]+)\}(?!\})")
 
 
+def _catches_name_error(h: ast.ExceptHandler) -> bool:
+    if h.type is None:
+        return True
+    types = h.type.elts if isinstance(h.type, ast.Tuple) else [h.type]
+    return any(
+        isinstance(t, ast.Name) and t.id in ("NameError", "Exception", "BaseException")
+        for t in types
+    )
+
+
 def _root(node: ast.expr) -> ast.Name | None:
     while isinstance(node, ast.Attribute | ast.Subscript | ast.Starred):
         node = node.value
@@ -577,13 +589,14 @@ class _Cell:
         self.calls: list[tuple[str, str, int]] = []
         self.unmovable: dict[str, Unmovable] = {}
         self.ipython = False
+        self.soft = 0  # inside a `try` whose handler catches NameError
 
     # -- names ------------------------------------------------------------------------------
 
     def load(self, name: str, line: int, seen: frozenset[str] = frozenset()) -> None:
         kind = self.bound.get(name)
         if kind is None:
-            if name in _PYTHON_BUILTINS:  # a read only if some cell redefines it
+            if name in _PYTHON_BUILTINS or self.soft:  # a read only if some cell defines it
                 self.optional.setdefault(name, line)
             elif not is_builtin(name):
                 self.reads.setdefault(name, line)
@@ -699,7 +712,11 @@ class _Cell:
             self.body(wi.body)
         elif t is ast.Try or t is ast.TryStar:
             tr: ast.Try = s  # type: ignore[assignment]
+            # `try: model` / `except NameError: model = fit()`: a read that may fail is no need
+            guarded = any(_catches_name_error(h) for h in tr.handlers)
+            self.soft += guarded
             self.body(tr.body)
+            self.soft -= guarded
             for h in tr.handlers:
                 if h.type is not None:
                     self.expr(h.type)

@@ -333,7 +333,12 @@ class _Planner:
         else:
             later = [b for b in self.bindings.get(name, ()) if b.kind != "delete"]
             pipeline = [b for b in later if b.owner not in ("", PARAMS)]
-            if pipeline:
+            same = [b for b in pipeline if b.cell == cell]
+            if same:
+                at = self.flows[cell].define_lines.get(name)
+                message = f"{reader} before the cell assigns it (line {at}), and no cell before defines it"
+                hint = f"assign `{name}` before line {line}, or in a cell before cell {cell}"
+            elif pipeline:
                 b = pipeline[0]
                 place = (
                     f"cell {b.cell} of the same step"
