@@ -181,16 +181,20 @@ Identifier = Annotated[StrictStr, AfterValidator(lambda v: _identifier(v, "name"
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class Resources(Model):
     """Requests of a step's container; limits equal requests unless given."""
 
     cpu: Quantity | None = None
+    """CPU request (`500m`, `2`); the limit too unless `cpuLimit` is set"""
     memory: Quantity | None = None
+    """memory request (`512Mi`, `4Gi`); the limit too unless `memoryLimit` is set"""
     cpuLimit: Quantity | None = None
+    """CPU limit, at least the request"""
     memoryLimit: Quantity | None = None
+    """memory limit, at least the request"""
     gpu: StrictInt | None = Field(None, description="number of GPUs (a positive integer)")
     gpuType: StrictStr = Field("nvidia.com/gpu", description="the extended resource of the GPUs")
 
@@ -211,28 +215,43 @@ class Resources(Model):
 
 class Toleration(Model):
     key: StrictStr | None = None
+    """the taint key to tolerate"""
     operator: Literal["Exists", "Equal"] = "Equal"
+    """`Equal` (key and value match) or `Exists` (any value)"""
     value: StrictStr | None = None
+    """the taint value, with `Equal`"""
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """the taint effect to tolerate; all effects when unset"""
     tolerationSeconds: StrictInt | None = None
+    """with `NoExecute`: how long the pod stays bound after the taint appears"""
 
 
 class Step(Model):
     description: StrictStr | None = None
+    """what the step does, for people"""
     cells: Cells
+    """the step's cells: `4-5`, `[6-7, 9]`, `id:<cell id>`; markdown cells in a range are ignored"""
     after: tuple[StrictStr, ...] = ()
+    """steps this one runs after, beyond those its data flow already orders"""
     image: StrictStr | None = None
+    """the step's image (default: the pipeline's `image`)"""
     requirements: tuple[StrictStr, ...] = Field((), description="pip requirements added to the pipeline's")
     resources: Resources | None = None
+    """CPU, memory and GPUs of the step's container (default: the pipeline's `resources`)"""
     retries: StrictInt = Field(0, ge=0, le=100)
+    """how many times KFP retries the step when it fails"""
     timeout: Duration | None = None
+    """stop the step after this long (`90s`, `30m`, `2h`)"""
     cache: StrictBool = Field(True, description="let KFP reuse this step's outputs")
     env: EnvMap = Field(default_factory=dict)
+    """environment variables of the step, added to the pipeline's `env`"""
     volumes: tuple[StrictStr, ...] | None = Field(
         None, description="names of pipeline volumes to mount (default: all)"
     )
     nodeSelector: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    """node labels the step's pod must run on"""
     tolerations: tuple[Toleration, ...] = ()
+    """taints the step's pod tolerates"""
 
 
 def _parameter_short(value: Any) -> Any:
@@ -259,8 +278,11 @@ def fits(value: Any, t: str) -> bool:
 
 class Parameter(Model):
     type: ParamType | None = None
+    """int, float, str, bool, list or dict; inferred from `default` when unset"""
     default: Any = None
+    """the pipeline's default; else the value assigned in the parameters cell"""
     description: StrictStr | None = None
+    """what the parameter means, for people"""
 
     @model_validator(mode="after")
     def _typed(self) -> Parameter:
@@ -287,7 +309,9 @@ ParameterEntry = Annotated[
 
 class Metric(Model):
     goal: Literal["maximize", "minimize"] = "maximize"
+    """whether larger (`maximize`) or smaller (`minimize`) is better"""
     description: StrictStr | None = None
+    """what the metric measures, for people"""
 
 
 MetricEntry = Annotated[
@@ -304,11 +328,17 @@ Scalar = StrictInt | StrictFloat | StrictStr | StrictBool
 
 class SearchSpace(Model):
     min: Number | None = None
+    """the smallest value searched"""
     max: Number | None = None
+    """the largest value searched"""
     step: Number | None = None
+    """the grid step (needed by `grid` for float parameters)"""
     log: StrictBool = False
+    """search on a log scale (Katib's `logUniform`); needs min > 0"""
     distribution: Literal["uniform", "logUniform", "normal", "logNormal"] | None = None
+    """Katib's distribution, when not `log`"""
     values: tuple[Scalar, ...] | None = None
+    """the values to choose from, instead of min/max (a list is the short form)"""
 
     @model_validator(mode="after")
     def _shape(self) -> SearchSpace:
@@ -340,27 +370,39 @@ SearchEntry = Annotated[
 
 class Tuning(Model):
     objective: StrictStr
+    """the metric to optimise: one of `metrics`"""
     algorithm: Literal[ALGORITHMS] = "random"  # type: ignore[valid-type]
+    """the search algorithm, by Katib's name; `nbflow tune` uses the matching Optuna sampler"""
     settings: dict[StrictStr, Scalar] = Field(
         default_factory=dict, description="algorithm settings, passed to Katib and Optuna"
     )
     maxTrials: StrictInt = Field(ge=1)
+    """trials in all"""
     parallelTrials: StrictInt = Field(1, ge=1)
+    """trials running at once"""
     maxFailedTrials: StrictInt | None = Field(None, ge=0)
+    """stop the search after this many failed trials"""
     goal: Number | None = None
+    """stop the search once the objective reaches this value"""
     additionalMetrics: tuple[StrictStr, ...] | None = None
+    """other metrics to record per trial (default: the other declared metrics)"""
     search: dict[StrictStr, SearchEntry] = Field(min_length=1)
+    """the search space: one entry per searched parameter"""
 
 
 class Volume(Model):
     name: StrictStr
+    """the volume's name, used by steps' `volumes`"""
     mountPath: StrictStr
+    """where the volume is mounted in the step's container (absolute)"""
     claim: StrictStr | None = Field(None, description="an existing PersistentVolumeClaim")
     size: Quantity | None = Field(None, description="create a claim of this size for each run")
     storageClass: StrictStr | None = None
+    """storage class of a claim created per run"""
     accessMode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod"] = (
         "ReadWriteOnce"
     )
+    """access mode of a claim created per run"""
 
     @field_validator("name", "claim")
     @classmethod
@@ -387,6 +429,7 @@ class Volume(Model):
 
 class Deploy(Model):
     namespace: StrictStr | None = None
+    """the Kubernetes namespace (the KFP profile) to apply to; `--namespace` overrides it"""
     kfp: Literal["kubernetes", "api"] = Field(
         "kubernetes",
         description="`kubernetes`: Pipeline/PipelineVersion resources; `api`: the KFP REST API",
@@ -396,7 +439,9 @@ class Deploy(Model):
         False, description="create the Katib Experiment on apply (a tuning run costs resources)"
     )
     launcherImage: StrictStr | None = None
+    """image of the Katib trial launcher (default: nbflow's published one)"""
     serviceAccount: StrictStr | None = None
+    """service account of Katib trial pods (default: `default-editor`)"""
 
     @field_validator("namespace")
     @classmethod
@@ -408,31 +453,41 @@ class Manifest(Model):
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
+        use_attribute_docstrings=True,
         title="nbflow manifest",
         json_schema_extra={"$id": "https://nbflow.dev/schemas/nbflow.v1.schema.json"},
     )
 
     apiVersion: Literal["nbflow/v1"]
+    """always `nbflow/v1`"""
     name: StrictStr = Field(description="the pipeline name: a lowercase DNS-1123 label")
     description: StrictStr | None = None
+    """what the pipeline does; shown in KFP"""
     notebook: StrictStr = Field(description="the notebook, relative to this file")
     image: StrictStr = Field("python:3.11-slim", description="default image of every step")
     requirements: tuple[StrictStr, ...] | StrictStr = Field(
         (), description="pip requirements of every step, or the path of a requirements file"
     )
     env: EnvMap = Field(default_factory=dict)
+    """environment variables of every step"""
     resources: Resources | None = Field(None, description="default resources of every step")
     setup: Cells = Field((), description="cells run at the start of every step")
     parametersCell: StrictInt | StrictStr | None = Field(
         None, description="the parameters cell; else the cell tagged `parameters`"
     )
     steps: dict[StepName, Step] = Field(min_length=1)
+    """the pipeline's steps by name (lowercase DNS-1123 labels)"""
     skip: Cells = Field((), description="code cells deliberately in no step")
     parameters: dict[ParameterName, ParameterEntry] = Field(default_factory=dict)
+    """pipeline parameters, assigned in the notebook's parameters cell; `C: 1.0` is the short form"""
     metrics: dict[Identifier, MetricEntry] = Field(default_factory=dict)
+    """variables some step computes that the run reports; `accuracy: maximize` is the short form"""
     tuning: Tuning | None = None
+    """hyperparameter search: a Katib Experiment on the cluster, Optuna with `nbflow tune`"""
     volumes: tuple[Volume, ...] = ()
+    """persistent volumes: an existing claim, or one created per run"""
     deploy: Deploy = Field(default_factory=Deploy)
+    """where and how `nbflow apply` deploys"""
 
     @field_validator("name")
     @classmethod

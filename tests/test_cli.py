@@ -196,3 +196,10 @@ def test_schema_accepts_valid_cases_and_rejects_unknown_keys():
         assert list(validator.iter_errors(data)) == [], case.name
     bad = load_file(CASES / "invalid" / "unknown-step-key" / "nbflow.yaml").data
     assert any("retires" in e.message for e in validator.iter_errors(bad))
+
+
+def test_manifest_reference_in_sync():
+    from nbflow.reference import render
+
+    committed = (Path(__file__).resolve().parent.parent / "docs" / "manifest.md").read_text()
+    assert committed == render(), "regenerate with: python -m nbflow.reference > docs/manifest.md"
