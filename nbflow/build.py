@@ -18,6 +18,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -69,7 +70,28 @@ def compile_source(source: str, workdir: Path, options: Any = None) -> str:
             compiler.Compiler().compile(module.pipeline, str(out), **kwargs)
     finally:
         sys.modules.pop(module_name, None)
-    return out.read_text(encoding="utf-8")
+    text = out.read_text(encoding="utf-8")
+    return text if options is not None else _comment_header(text)
+
+
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")  # what YAML takes for a line break
+
+
+def _comment_header(ir: str) -> str:
+    """Keep kfp's comment header a comment.
+
+    kfp writes the pipeline's inputs above the IR as `# name: type [Default: value]`, a string
+    default as it is: one with a line break would end the comment and break the YAML. Every
+    line of the header is made a comment again; a valid header is left byte for byte.
+    """
+    start = ir.rfind("\ncomponents:\n")  # the IR's first key; the last such line is the IR's
+    if start < 0:
+        return ir
+    lines = _LINE_BREAK.split(ir[:start])
+    if all(line.startswith("#") for line in lines):
+        return ir
+    fixed = [line if line.startswith("#") else "#    " + line for line in lines]
+    return "\n".join(fixed) + ir[start:]
 
 
 def labels(project: Project, version: str, content_hash: str, snapshot: Snapshot) -> dict[str, str]:

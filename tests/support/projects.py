@@ -1,0 +1,147 @@
+"""Small notebook + manifest projects, written into a folder for a test or a benchmark.
+
+    root = write_project(tmp_path, [
+        "import numpy as np",                       # cell 1: code
+        md("## Load"),                              # cell 2: markdown
+        tagged("n = 3", "parameters"),              # cell 3: the parameters cell
+        "x = np.arange(n)",                         # cell 4
+    ], '''
+        name: demo
+        setup: 1
+        steps:
+          load: {cells: 4}
+        parameters: {n: 3}
+    ''')
+
+A manifest is YAML text (dedented; `apiVersion` and `notebook` are added when missing) or a
+dict. Cell ids are fixed (`cell-1`, `cell-2`, ...), so the same cells give the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+NOTEBOOK = "nb.ipynb"
+
+
+@dataclass(frozen=True)
+class Cell:
+    source: str
+    kind: str = "code"  # code, markdown, raw
+    tags: tuple[str, ...] = ()
+    outputs: tuple[dict[str, Any], ...] = ()
+    execution_count: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def md(source: str) -> Cell:
+    return Cell(source, "markdown")
+
+
+def tagged(source: str, *tags: str) -> Cell:
+    return Cell(source, tags=tags)
+
+
+def notebook_json(cells: Sequence[str | Cell]) -> dict[str, Any]:
+    out = []
+    for i, raw in enumerate(cells, 1):
+        cell = raw if isinstance(raw, Cell) else Cell(raw)
+        meta = dict(cell.metadata)
+        if cell.tags:
+            meta["tags"] = list(cell.tags)
+        node: dict[str, Any] = {
+            "cell_type": cell.kind,
+            "id": f"cell-{i}",
+            "metadata": meta,
+            "source": cell.source,
+        }
+        if cell.kind == "code":
+            node["execution_count"] = cell.execution_count
+            node["outputs"] = [dict(o) for o in cell.outputs]
+        out.append(node)
+    return {
+        "cells": out,
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+def write_notebook(path: Path, cells: Sequence[str | Cell]) -> Path:
+    path.write_text(json.dumps(notebook_json(cells), indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def manifest_text(manifest: str | Mapping[str, Any], notebook: str = NOTEBOOK) -> str:
+    if isinstance(manifest, str):
+        text = textwrap.dedent(manifest).strip("\n") + "\n"
+        head = ""
+        if "apiVersion:" not in text:
+            head += "apiVersion: nbflow/v1\n"
+        if "\nnotebook:" not in "\n" + text:
+            head += f"notebook: {notebook}\n"
+        return head + text
+    import yaml
+
+    data = {"apiVersion": "nbflow/v1", "notebook": notebook, **dict(manifest)}
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000)
+
+
+def write_project(
+    root: Path,
+    cells: Sequence[str | Cell],
+    manifest: str | Mapping[str, Any],
+    *,
+    notebook: str = NOTEBOOK,
+) -> Path:
+    """Write `root/<notebook>` and `root/nbflow.yaml`; return `root`."""
+    root.mkdir(parents=True, exist_ok=True)
+    write_notebook(root / notebook, cells)
+    (root / "nbflow.yaml").write_text(manifest_text(manifest, notebook), encoding="utf-8")
+    return root
+
+
+def load(root: Path):  # type: ignore[no-untyped-def]
+    """The validated Project of `root`; fails the test with the diagnostics when it has errors."""
+    from nbflow.reporters import render_text
+    from nbflow.validate import load_project
+
+    report, project = load_project(root)
+    if project is None:
+        raise AssertionError("the project does not validate:\n" + render_text(report))
+    return project
+
+
+# A 4-step pipeline of one-line cells, each passing a small numpy array to the next: the
+# trivial pipeline of bench/run.py, also handy in tests.
+CHAIN_CELLS: list[str | Cell] = [
+    "import numpy as np",
+    tagged("scale = 2", "parameters"),
+    "a = np.arange(8)",
+    "b = a * scale",
+    "c = b + 1",
+    "total = int(c.sum())",
+]
+CHAIN_MANIFEST = """
+name: chain
+setup: 1
+steps:
+  one: {cells: 3}
+  two: {cells: 4}
+  three: {cells: 5}
+  four: {cells: 6}
+parameters: {scale: 2}
+metrics: {total: maximize}
+"""
+
+
+def write_chain(root: Path) -> Path:
+    return write_project(root, CHAIN_CELLS, CHAIN_MANIFEST)

@@ -1,0 +1,276 @@
+"""`nbflow build`: the versioned folder, its determinism, its version, its resources and record.
+
+Golden files: tests/golden/<example>/{pipeline,kubernetes}.yaml. After a change to generation,
+the runtime or kfp, regenerate them with this one command and review the diff:
+
+    python -m tests.support.golden --update
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from nbflow import __version__
+from nbflow.build import build, render
+from nbflow.cli import EXIT_OK
+from nbflow.snapshot import Snapshot
+from tests.support import golden
+from tests.support.cli import run_cli, run_subprocess
+from tests.support.projects import Cell, load, md, tagged, write_project
+
+SNAPSHOT = Snapshot(
+    "fedcba9876543210fedcba9876543210fedcba98", dirty=True, remote="git@github.com:acme/models.git"
+)
+
+BASE_CELLS: list[str | Cell] = [
+    "import numpy as np",  # 1 setup
+    md("# Title"),  # 2
+    tagged("k = 2", "parameters"),  # 3
+    "a = np.arange(k)",  # 4 step one
+    "# scratch\na.shape",  # 5 skipped
+    "b = a * 2",  # 6 step two
+]
+BASE_MANIFEST = """
+name: versions
+description: A small pipeline.
+setup: 1
+steps:
+  one: {cells: 4}
+  two: {cells: 6, timeout: 10m, nodeSelector: {pool: cpu}}
+skip: [5]
+parameters: {k: 2}
+deploy: {namespace: team-a}
+"""
+
+
+def base(tmp: Path, cells: list[str | Cell] | None = None, manifest: str = BASE_MANIFEST) -> Any:
+    return load(write_project(tmp, cells or BASE_CELLS, manifest))
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_build_writes_the_versioned_folder(tmp_path: Path) -> None:
+    project = base(tmp_path / "p")
+    result = build(project, tmp_path / "dist", snapshot=SNAPSHOT)
+    assert result.folder == tmp_path / "dist" / "versions" / result.version
+    assert sorted(p.name for p in result.folder.iterdir()) == [
+        "kubernetes.yaml",
+        "nbflow.json",
+        "pipeline.yaml",
+    ]  # no experiment.yaml without `tuning`
+    assert result.files == tuple(
+        result.folder / n for n in ("kubernetes.yaml", "nbflow.json", "pipeline.yaml")
+    )
+    ir = (result.folder / "pipeline.yaml").read_text(encoding="utf-8")
+    assert result.content_hash == hashlib.sha256(ir.encode()).hexdigest()
+    assert result.version == result.content_hash[:8]
+    assert result.version_name == f"versions-{result.version}"
+    assert result.changed and result.snapshot == SNAPSHOT
+    assert not list((tmp_path / "dist" / "versions").glob(".*"))  # no staging folder left
+
+
+def test_build_twice_gives_the_same_bytes_wherever_it_runs(tmp_path: Path) -> None:
+    first = build(base(tmp_path / "p"), tmp_path / "dist", snapshot=SNAPSHOT)
+    files = folder_bytes(first.folder)
+    again = build(base(tmp_path / "p"), tmp_path / "dist", snapshot=SNAPSHOT)
+    assert not again.changed and again.folder == first.folder
+    assert folder_bytes(again.folder) == files
+    # the same project in another folder, into another output folder
+    shutil.copytree(tmp_path / "p", tmp_path / "elsewhere" / "copy")
+    other = build(load(tmp_path / "elsewhere" / "copy"), tmp_path / "out2", snapshot=SNAPSHOT)
+    assert other.version == first.version
+    assert folder_bytes(other.folder) == files
+
+
+@pytest.mark.slow
+def test_build_is_the_same_across_processes_and_hash_seeds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base(tmp_path / "p")
+    r = run_cli(capsys, "build", str(tmp_path / "p"), "--out", str(tmp_path / "a"))
+    assert r.code == EXIT_OK, r.err
+    assert r.out.startswith("built: versions ") and "(snapshot untracked)" in r.out
+    r = run_cli(capsys, "build", str(tmp_path / "p"), "--out", str(tmp_path / "a"))
+    assert r.code == EXIT_OK and r.out.startswith("unchanged: versions "), r.out
+    sub = run_subprocess("build", "p", "--out", "b", cwd=tmp_path, env={"PYTHONHASHSEED": "12345"})
+    assert sub.code == EXIT_OK, sub.err
+    [a] = (tmp_path / "a" / "versions").iterdir()
+    [b] = (tmp_path / "b" / "versions").iterdir()
+    assert a.name == b.name and folder_bytes(a) == folder_bytes(b)
+
+
+def _edit(index: int, change: Callable[[Cell], Cell]) -> list[str | Cell]:
+    cells = [c if isinstance(c, Cell) else Cell(c) for c in BASE_CELLS]
+    cells[index - 1] = change(cells[index - 1])
+    return list(cells)
+
+
+def _source(text: str) -> Callable[[Cell], Cell]:
+    return lambda c: dataclasses.replace(c, source=text)
+
+
+OUTPUT = {"output_type": "stream", "name": "stdout", "text": "[0 1]\n"}
+SAME = {
+    "markdown cell": _edit(2, _source("# Another title\nwith more words")),
+    "skipped cell": _edit(5, _source("# scratch\nprint(a.shape, a.dtype)")),
+    "outputs and execution counts": _edit(
+        4, lambda c: dataclasses.replace(c, outputs=(OUTPUT,), execution_count=12)
+    ),
+    "cell metadata": _edit(6, lambda c: dataclasses.replace(c, metadata={"collapsed": True})),
+}
+DIFFERENT = {
+    "step cell": _edit(6, _source("b = a * 3")),
+    "setup cell": _edit(1, _source("import numpy as np\nimport math")),
+}
+
+
+@pytest.fixture(scope="module")
+def base_version(tmp_path_factory: pytest.TempPathFactory) -> str:
+    _, record = render(base(tmp_path_factory.mktemp("base")), snapshot=SNAPSHOT)
+    return str(record["version"])
+
+
+@pytest.mark.parametrize("what", sorted(SAME))
+def test_version_ignores_what_does_not_run(what: str, tmp_path: Path, base_version: str) -> None:
+    _, record = render(base(tmp_path, SAME[what]), snapshot=SNAPSHOT)
+    assert record["version"] == base_version
+
+
+@pytest.mark.parametrize("what", sorted(DIFFERENT))
+def test_version_follows_the_code_that_runs(what: str, tmp_path: Path, base_version: str) -> None:
+    _, record = render(base(tmp_path, DIFFERENT[what]), snapshot=SNAPSHOT)
+    assert record["version"] != base_version
+
+
+def test_version_follows_the_manifest_settings_that_run(tmp_path: Path, base_version: str) -> None:
+    manifest = BASE_MANIFEST.replace("two: {cells: 6,", "two: {cells: 6, image: python:3.12-slim,")
+    _, record = render(base(tmp_path, manifest=manifest), snapshot=SNAPSHOT)
+    assert record["version"] != base_version
+
+
+def test_kubernetes_yaml_pipeline_then_version_labelled(tmp_path: Path) -> None:
+    project = base(tmp_path / "p")
+    result = build(project, tmp_path / "dist", snapshot=SNAPSHOT)
+    docs = list(yaml.safe_load_all((result.folder / "kubernetes.yaml").read_text(encoding="utf-8")))
+    assert [(d["apiVersion"], d["kind"]) for d in docs] == [
+        ("pipelines.kubeflow.org/v2beta1", "Pipeline"),
+        ("pipelines.kubeflow.org/v2beta1", "PipelineVersion"),
+    ]
+    pipeline, version = docs
+    labels = {
+        "app.kubernetes.io/managed-by": "nbflow",
+        "app.kubernetes.io/name": "versions",
+        "app.kubernetes.io/version": result.version,
+        "nbflow.dev/pipeline": "versions",
+        "nbflow.dev/snapshot": "fedcba987654-dirty",
+        "nbflow.dev/content-hash": result.content_hash[:40],
+    }
+    for doc in docs:
+        assert doc["metadata"]["labels"] == labels
+        assert doc["metadata"]["namespace"] == "team-a"
+        assert doc["metadata"]["annotations"] == {
+            "nbflow.dev/version": __version__,
+            "nbflow.dev/manifest": "nbflow.yaml",
+            "nbflow.dev/commit": SNAPSHOT.commit,
+            "nbflow.dev/source": SNAPSHOT.remote,
+        }
+    assert pipeline["metadata"]["name"] == "versions"
+    assert pipeline["spec"] == {"displayName": "versions", "description": "A small pipeline."}
+    assert version["metadata"]["name"] == result.version_name
+    spec = version["spec"]
+    assert spec["pipelineName"] == "versions" and spec["displayName"] == result.version_name
+    assert spec["description"] == f"nbflow {__version__}, snapshot fedcba987654-dirty"
+    assert spec["codeSourceURL"] == f"https://github.com/acme/models/tree/{SNAPSHOT.commit}"
+    # the PipelineVersion carries exactly the compiled IR and its platform spec
+    ir = list(yaml.safe_load_all((result.folder / "pipeline.yaml").read_text(encoding="utf-8")))
+    assert spec["pipelineSpec"] == ir[0]
+    assert spec["platformSpec"] == ir[1]
+    assert ir[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-step-two"] == {
+        "activeDeadlineSeconds": "600",
+        "nodeSelector": {"labels": {"pool": "cpu"}},
+    }
+
+
+def test_untracked_snapshot_has_no_source(tmp_path: Path) -> None:
+    files, _ = render(base(tmp_path), snapshot=Snapshot(None, False))
+    _, version = yaml.safe_load_all(files["kubernetes.yaml"])
+    assert version["metadata"]["labels"]["nbflow.dev/snapshot"] == "untracked"
+    assert "codeSourceURL" not in version["spec"]
+    assert set(version["metadata"]["annotations"]) == {"nbflow.dev/version", "nbflow.dev/manifest"}
+
+
+def test_record(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    result = build(base(root), tmp_path / "dist", snapshot=SNAPSHOT)
+    record = json.loads((result.folder / "nbflow.json").read_text(encoding="utf-8"))
+    import kfp
+
+    def sha(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    assert record == {
+        "pipeline": "versions",
+        "version": result.version,
+        "versionName": result.version_name,
+        "contentHash": sha(result.folder / "pipeline.yaml"),
+        "snapshot": {**dataclasses.asdict(SNAPSHOT), "label": "fedcba987654-dirty"},
+        "nbflow": __version__,
+        "kfp": kfp.__version__,
+        "inputs": {"manifest": sha(root / "nbflow.yaml"), "notebook": sha(root / "nb.ipynb")},
+        "steps": ["one", "two"],
+        "files": ["kubernetes.yaml", "pipeline.yaml"],
+    }
+
+
+def test_nothing_from_this_machine_leaks_into_the_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "s3cr3t-4f9a1c-token"
+    monkeypatch.setenv("NBFLOW_TEST_TOKEN", secret)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret + "-aws")
+    manifest = BASE_MANIFEST + "env: {FROM_MANIFEST: visible-value}\n"
+    result = build(base(tmp_path / "p", manifest=manifest), tmp_path / "dist", snapshot=SNAPSHOT)
+    text = "\n".join(p.read_text(encoding="utf-8") for p in result.files)
+    assert secret not in text and "NBFLOW_TEST_TOKEN" not in text and "AWS_SECRET" not in text
+    assert str(tmp_path) not in text and str(Path.home()) + "/" not in text
+    assert "visible-value" in text  # what the manifest says does go in
+
+
+# -- golden files ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("example", golden.examples(), ids=lambda p: p.name)
+def test_examples_match_their_golden_files(example: Path) -> None:
+    fresh = golden.render_example(example)
+    for name, text in fresh.items():
+        path = golden.GOLDEN / example.name / name
+        assert path.exists(), f"no golden file {path}: run `{golden.UPDATE_COMMAND}`"
+        if path.read_bytes() != text.encode("utf-8"):
+            old = path.read_text(encoding="utf-8").splitlines()
+            diff = difflib.unified_diff(
+                old, text.splitlines(), "golden", "fresh build", n=1, lineterm=""
+            )
+            pytest.fail(
+                f"{example.name}/{name} differs from {path.relative_to(golden.REPO)}; if the change "
+                f"is intended, run `{golden.UPDATE_COMMAND}` and review the diff\n"
+                + "\n".join(line[:160] for line in list(diff)[:30]),
+                pytrace=False,
+            )
+
+
+def test_every_golden_folder_has_an_example() -> None:
+    assert sorted(p.name for p in golden.GOLDEN.iterdir() if p.is_dir()) == [
+        e.name for e in golden.examples()
+    ], f"stale golden files: run `{golden.UPDATE_COMMAND}`"

@@ -1,0 +1,353 @@
+"""The generated KFP pipeline, judged by what the real kfp compiler makes of it (the IR and the
+platform spec), never by the generated Python text."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from nbflow.build import compile_source
+from nbflow.kfpgen import generate
+from tests.support.projects import load, md, tagged, write_project
+
+# Values that must survive every layer (YAML manifest -> Python literal -> IR YAML) unchanged.
+TRICKY = 'say "hi"\n""" and \'\'\' and \\n, a tab\t, ü and {braces} %s'
+TRICKY_YAML = json.dumps(TRICKY)  # a JSON string is a YAML double-quoted scalar
+CELL_SOURCES = {
+    "load": 'a = np.arange(n)\ntext = """triple "quoted" \\\\ back\\nslash""" + \'\'\'more\'\'\'',
+    "left": "b = a * C  # ü",
+    "right": "c = a + 1\nlabel = name + text",
+    "join": "total = float(b.sum() + c.sum())\nprint(label)",
+}
+
+KITCHEN_CELLS = [
+    "import numpy as np",
+    tagged(f"C = 1.0\nn = 3\nname = {TRICKY!r}", "parameters"),
+    md("## Load"),
+    CELL_SOURCES["load"],
+    CELL_SOURCES["left"],
+    CELL_SOURCES["right"],
+    CELL_SOURCES["join"],
+]
+KITCHEN_MANIFEST = f"""
+name: kitchen
+description: {TRICKY_YAML}
+image: python:3.11-slim
+env: {{GREETING: {TRICKY_YAML}, PLAIN: ok}}
+resources: {{cpu: 250m, memory: 256Mi}}
+setup: 1
+volumes:
+  - {{name: data, mountPath: /data, claim: my-claim}}
+  - {{name: scratch, mountPath: /scratch, size: 5Gi, storageClass: fast, accessMode: ReadWriteMany}}
+steps:
+  load:
+    cells: 4
+    volumes: [data]
+  left:
+    cells: 5
+    image: python:3.12-slim
+    resources: {{cpu: 500m, memory: 1Gi, cpuLimit: "1", memoryLimit: 2Gi, gpu: 2, gpuType: amd.com/gpu}}
+    retries: 3
+    timeout: 90s
+    nodeSelector: {{pool: gpu, zone: a}}
+    tolerations:
+      - {{key: gpu, operator: Equal, value: "yes", effect: NoSchedule, tolerationSeconds: 60}}
+      - {{key: spot, operator: Exists}}
+    volumes: [scratch]
+  right:
+    cells: 6
+    cache: false
+    resources: {{gpu: 1}}
+    env: {{STEP_ONLY: "1"}}
+    volumes: []
+  join:
+    cells: 7
+    volumes: []
+parameters:
+  C: 1.0
+  n: 3
+  name: {{type: str, default: {TRICKY_YAML}}}
+metrics: {{total: maximize}}
+"""
+
+
+class Compiled:
+    """The two YAML documents of a compiled pipeline: the IR and the platform spec."""
+
+    def __init__(self, text: str) -> None:
+        docs = [d for d in yaml.safe_load_all(text) if d]
+        self.text = text
+        self.ir: dict[str, Any] = docs[0]
+        self.platform: dict[str, Any] = docs[1] if len(docs) > 1 else {}
+
+    @property
+    def tasks(self) -> dict[str, Any]:
+        return self.ir["root"]["dag"]["tasks"]
+
+    def component(self, task: str) -> dict[str, Any]:
+        return self.ir["components"][self.tasks[task]["componentRef"]["name"]]
+
+    def container(self, task: str) -> dict[str, Any]:
+        label = self.component(task)["executorLabel"]
+        return self.ir["deploymentSpec"]["executors"][label]["container"]
+
+    def k8s(self, task: str) -> dict[str, Any]:
+        label = self.component(task)["executorLabel"]
+        executors = self.platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+        return executors.get(label, {})
+
+    def artifacts(self, task: str, side: str) -> dict[str, str]:
+        defs = self.component(task).get(f"{side}Definitions", {}).get("artifacts", {})
+        return {name: d["artifactType"]["schemaTitle"] for name, d in defs.items()}
+
+    def parameters(self, task: str) -> dict[str, str]:
+        defs = self.component(task).get("inputDefinitions", {}).get("parameters", {})
+        return {name: d["parameterType"] for name, d in defs.items()}
+
+    def code(self, task: str) -> str:
+        """The component's Python source, as the container receives it."""
+        return self.container(task)["command"][-1]
+
+    def program(self, task: str) -> dict[str, Any]:
+        """The step program embedded in the component (`program = json.loads('...')`)."""
+        for node in ast.walk(ast.parse(self.code(task))):
+            if (
+                isinstance(node, ast.Assign)
+                and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id == "program"
+            ):
+                call = node.value
+                assert isinstance(call, ast.Call) and isinstance(call.args[0], ast.Constant)
+                return json.loads(call.args[0].value)
+        raise AssertionError(f"no program in {task}")
+
+
+def compile_project(project: Any, target: str, tmp: Path) -> Compiled:
+    tmp.mkdir(parents=True, exist_ok=True)
+    return Compiled(compile_source(generate(project, target), tmp))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def kitchen(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    root = write_project(tmp_path_factory.mktemp("kitchen"), KITCHEN_CELLS, KITCHEN_MANIFEST)
+    return load(root)
+
+
+@pytest.fixture(scope="module")
+def cluster(kitchen: Any, tmp_path_factory: pytest.TempPathFactory) -> Compiled:
+    return compile_project(kitchen, "cluster", tmp_path_factory.mktemp("cluster"))
+
+
+@pytest.fixture(scope="module")
+def local(kitchen: Any, tmp_path_factory: pytest.TempPathFactory) -> Compiled:
+    return compile_project(kitchen, "local", tmp_path_factory.mktemp("local"))
+
+
+STEPS = ("load", "left", "right", "join")
+
+
+def test_one_task_per_step_named_as_the_step(cluster: Compiled) -> None:
+    steps = {t: v for t, v in cluster.tasks.items() if t.startswith("step-")}
+    assert sorted(steps) == sorted(f"step-{s}" for s in STEPS)
+    assert {v["taskInfo"]["name"] for v in steps.values()} == set(STEPS)
+    # plus the claim created for this run and its deletion
+    assert set(cluster.tasks) - set(steps) == {"createpvc", "deletepvc"}
+
+
+def test_one_artifact_per_variable_on_an_edge(cluster: Compiled) -> None:
+    # `a` is read by two steps: still one output of `load`, consumed twice
+    assert cluster.artifacts("step-load", "output") == {
+        "out_a": "system.Artifact",
+        "out_text": "system.Artifact",
+        "report": "system.HTML",
+    }
+    for reader in ("step-left", "step-right"):
+        src = cluster.tasks[reader]["inputs"]["artifacts"]["in_a"]["taskOutputArtifact"]
+        assert src == {"outputArtifactKey": "out_a", "producerTask": "step-load"}
+    assert cluster.artifacts("step-left", "input") == {"in_a": "system.Artifact"}
+    assert cluster.artifacts("step-right", "input") == {
+        "in_a": "system.Artifact",
+        "in_text": "system.Artifact",
+    }
+    assert cluster.artifacts("step-join", "input") == {
+        "in_b": "system.Artifact",
+        "in_c": "system.Artifact",
+        "in_label": "system.Artifact",
+    }
+    # the metric step logs a Metrics artifact
+    assert cluster.artifacts("step-join", "output") == {
+        "out_total": "system.Artifact",
+        "metrics": "system.Metrics",
+        "report": "system.HTML",
+    }
+
+
+def test_parallel_branches_depend_only_on_their_data(cluster: Compiled) -> None:
+    assert cluster.tasks["step-load"].get("dependentTasks", []) == []
+    assert cluster.tasks["step-left"]["dependentTasks"] == ["createpvc", "step-load"]
+    assert cluster.tasks["step-right"]["dependentTasks"] == ["step-load"]
+    assert cluster.tasks["step-join"]["dependentTasks"] == ["step-left", "step-right"]
+
+
+def test_each_step_receives_only_the_parameters_it_reads(cluster: Compiled) -> None:
+    assert cluster.parameters("step-load") == {"param_n": "NUMBER_INTEGER"}
+    assert cluster.parameters("step-left") == {"param_C": "NUMBER_DOUBLE"}
+    assert cluster.parameters("step-right") == {"param_name": "STRING"}
+    assert cluster.parameters("step-join") == {}
+    for task, param in (("step-load", "n"), ("step-left", "C"), ("step-right", "name")):
+        wired = cluster.tasks[task]["inputs"]["parameters"][f"param_{param}"]
+        assert wired == {"componentInputParameter": param}
+    root = cluster.ir["root"]["inputDefinitions"]["parameters"]
+    assert {k: (v["parameterType"], v["defaultValue"]) for k, v in root.items()} == {
+        "C": ("NUMBER_DOUBLE", 1.0),
+        "n": ("NUMBER_INTEGER", 3),
+        "name": ("STRING", TRICKY),
+    }
+
+
+def test_resources_requests_limits_and_gpus(cluster: Compiled) -> None:
+    left = cluster.container("step-left")["resources"]
+    assert left["resourceCpuRequest"] == "500m" and left["resourceCpuLimit"] == "1"
+    assert left["resourceMemoryRequest"] == "1Gi" and left["resourceMemoryLimit"] == "2Gi"
+    assert left["accelerator"]["resourceType"] == "amd.com/gpu"
+    assert left["accelerator"]["resourceCount"] == "2"
+    # the manifest's default resources; limits equal requests when not given
+    load_ = cluster.container("step-load")["resources"]
+    assert (load_["resourceCpuRequest"], load_["resourceCpuLimit"]) == ("250m", "250m")
+    assert (load_["resourceMemoryRequest"], load_["resourceMemoryLimit"]) == ("256Mi", "256Mi")
+    assert "accelerator" not in load_
+    right = cluster.container("step-right")["resources"]
+    assert right["accelerator"] == {
+        "count": "1",
+        "resourceCount": "1",
+        "resourceType": "nvidia.com/gpu",
+        "type": "nvidia.com/gpu",
+    }
+
+
+def test_images_env_retries_and_caching(cluster: Compiled) -> None:
+    assert cluster.container("step-left")["image"] == "python:3.12-slim"
+    assert cluster.container("step-load")["image"] == "python:3.11-slim"
+    shared = [{"name": "GREETING", "value": TRICKY}, {"name": "PLAIN", "value": "ok"}]
+    assert cluster.container("step-load")["env"] == shared
+    assert cluster.container("step-right")["env"] == [*shared, {"name": "STEP_ONLY", "value": "1"}]
+    assert cluster.tasks["step-left"]["retryPolicy"]["maxRetryCount"] == 3
+    assert "retryPolicy" not in cluster.tasks["step-load"]
+    assert cluster.tasks["step-right"]["cachingOptions"] == {}  # enableCache: false
+    assert cluster.tasks["step-left"]["cachingOptions"] == {"enableCache": True}
+
+
+def test_kubernetes_settings_in_the_platform_spec(cluster: Compiled) -> None:
+    left = cluster.k8s("step-left")
+    assert left["activeDeadlineSeconds"] == "90"
+    assert left["nodeSelector"] == {"labels": {"pool": "gpu", "zone": "a"}}
+    assert left["tolerations"] == [
+        {
+            "key": "gpu",
+            "operator": "Equal",
+            "value": "yes",
+            "effect": "NoSchedule",
+            "tolerationSeconds": "60",
+        },
+        {"key": "spot", "operator": "Exists"},
+    ]
+    for task in ("step-load", "step-right", "step-join"):
+        assert "activeDeadlineSeconds" not in cluster.k8s(task)
+        assert "nodeSelector" not in cluster.k8s(task)
+
+
+def test_volumes_existing_claim_and_claim_per_run(cluster: Compiled) -> None:
+    [mount] = cluster.k8s("step-load")["pvcMount"]
+    assert mount["mountPath"] == "/data" and mount["constant"] == "my-claim"
+    [mount] = cluster.k8s("step-left")["pvcMount"]
+    assert mount["mountPath"] == "/scratch"
+    assert mount["taskOutputParameter"] == {
+        "outputParameterKey": "name",
+        "producerTask": "createpvc",
+    }
+    for task in ("step-right", "step-join"):  # `volumes: []`
+        assert "pvcMount" not in cluster.k8s(task)
+    create = cluster.tasks["createpvc"]["inputs"]["parameters"]
+    assert {k: v["runtimeValue"]["constant"] for k, v in create.items()} == {
+        "access_modes": ["ReadWriteMany"],
+        "pvc_name_suffix": "-scratch",
+        "size": "5Gi",
+        "storage_class_name": "fast",
+    }
+    delete = cluster.tasks["deletepvc"]
+    assert delete["dependentTasks"] == ["createpvc", "step-left"]  # after every step using it
+    assert delete["inputs"]["parameters"]["pvc_name"]["taskOutputParameter"] == {
+        "outputParameterKey": "name",
+        "producerTask": "createpvc",
+    }
+
+
+def test_names_and_text_round_trip_exactly(cluster: Compiled, kitchen: Any) -> None:
+    assert cluster.ir["pipelineInfo"] == {"name": "kitchen", "description": TRICKY}
+    for step in STEPS:
+        program = cluster.program(f"step-{step}")
+        assert program["step"] == step and program["pipeline"] == "kitchen"
+        sources = [(c["number"], c["source"], c["setup"]) for c in program["cells"]]
+        assert sources == [
+            (1, "import numpy as np", True),
+            (kitchen.step(step).cells[0], CELL_SOURCES[step], False),
+        ]
+
+
+def test_an_image_with_quotes_and_newlines_compiles_and_round_trips(
+    kitchen: Any, tmp_path: Path
+) -> None:
+    # validation rejects such an image; the generator must still never break on one
+    weird = 'reg.example/a"b\n"""c\'\'\'d\\:1'
+    steps = tuple(
+        dataclasses.replace(s, image=weird) if s.name == "join" else s for s in kitchen.steps
+    )
+    compiled = compile_project(dataclasses.replace(kitchen, steps=steps), "cluster", tmp_path)
+    assert compiled.container("step-join")["image"] == weird
+
+
+def test_the_local_target_runs_the_same_code_without_installing(
+    cluster: Compiled, local: Compiled
+) -> None:
+    assert local.platform == {}  # no Kubernetes-only settings
+    for step in STEPS:
+        task = f"step-{step}"
+        assert local.code(task) == cluster.code(task)
+        command = " ".join(local.container(task)["command"])
+        assert "pip install" not in command
+        assert "pip install" in " ".join(cluster.container(task)["command"])
+        assert "resources" not in local.container(task)
+    # settings kfp.local honours are kept
+    assert local.tasks["step-left"]["retryPolicy"]["maxRetryCount"] == 3
+    assert local.tasks["step-right"]["cachingOptions"] == {}
+    assert local.container("step-right")["env"] == cluster.container("step-right")["env"]
+    # and the pipeline returns every report and the metrics, so that `nbflow run` shows them
+    outputs = local.ir["root"]["outputDefinitions"]["artifacts"]
+    assert sorted(outputs) == ["metrics_join", *(f"report_{s}" for s in sorted(STEPS))]
+
+
+def test_cluster_requirements_are_installed_in_the_step(tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path,
+        ["import numpy as np", "x = np.ones(2)", "y = x * 2"],
+        """
+        name: reqs
+        requirements: [numpy>=1.20, "pandas[parquet]"]
+        setup: 1
+        steps:
+          one: {cells: 2, requirements: [ipython==8.30.0]}
+          two: {cells: 3}
+        """,
+    )
+    compiled = compile_project(load(root), "cluster", tmp_path / "out")
+    one = " ".join(compiled.container("step-one")["command"])
+    two = " ".join(compiled.container("step-two")["command"])
+    # the runtime's own needs come first and are not repeated when a step pins them
+    assert "'cloudpickle' 'numpy>=1.20' 'pandas[parquet]' 'ipython==8.30.0'" in one
+    assert "'ipython' 'cloudpickle' 'numpy>=1.20' 'pandas[parquet]'" in two
