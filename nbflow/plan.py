@@ -4,9 +4,11 @@
 parameters and metrics, analyses each cell (:mod:`nbflow.analysis`) and decides, for every name
 a step reads, where its value comes from. The rules, exactly:
 
-- **A step runs** its setup cells, then its own cells in notebook order. Its parameters and
-  inputs are in its namespace before any of them runs (the runtime pushes them first); setup
-  cells must not read step values (NBF707), so that inputs can never be needed by setup.
+- **A step runs** its setup cells, then the imports it replays (``StepPlan.imports``), then its
+  own cells in notebook order. Its parameters are in its namespace before setup runs (setup may
+  read them). Setup cells must not read step values (NBF707), so setup never needs an input;
+  an input may be a new value of a setup name (a step that reassigns or mutates it), so inputs
+  belong in the namespace after setup ran and before the step's cells.
 - **Parameters** are injected into every step that reads them, never passed between steps. A
   step reads a parameter when one of its cells does, when a function it calls (from setup or
   from any cell, transitively) does, or when a setup cell does at top level (then every step
@@ -36,6 +38,11 @@ a step reads, where its value comes from. The rules, exactly:
   Builtins are never reads unless a pipeline cell redefines them; names that IPython may
   interpolate into shell commands (``!echo {x}``) are reads only when some cell binds them. A
   read after a star import (NBF704) is never reported undefined.
+- **Mutations** (``df["a"] = 1``, ``x += 1``, ``model.fit(X)``, ``lst.append(v)``,
+  ``inplace=True``) are bindings like assignments: a step that changes an object makes a new
+  value of it, which the next step to read it gets (so steps that change one object in turn
+  chain in notebook order). Changing a module's state (``pd.options...``, ``os.environ[...]``)
+  is not: modules are not data.
 - **Functions** run where they are called: a read of a function ``f`` (from any cell) is also a
   read of the globals ``f`` reads, resolved at the reading cell, and a definition of the globals
   ``f`` assigns through ``global``.
