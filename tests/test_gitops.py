@@ -31,8 +31,8 @@ from nbflow import gitops
 from nbflow.apply import ApplyError, Change
 from nbflow.errors import EnvironmentProblem, UsageError
 from tests.support.cases import CASES
-from tests.support.kfp_server import unused_port
 from tests.support.k8s_server import EXPERIMENT, PIPELINE, PIPELINE_VERSION, K8sServer
+from tests.support.kfp_server import unused_port
 
 NS = "team-a"
 MANIFEST = (CASES / "valid" / "minimal" / "nbflow.yaml").read_text(encoding="utf-8")
@@ -735,7 +735,7 @@ def test_init_ci_writes_both_workflows_and_refuses_to_overwrite(tmp_path: Path) 
         assert path.read_text(encoding="utf-8") == (source / path.name).read_text(encoding="utf-8")
     written[0].unlink()
     written[1].write_text("mine\n", encoding="utf-8")
-    with pytest.raises(UsageError, match="nbflow-deploy.yml already exists; pass --force"):
+    with pytest.raises(UsageError, match=r"nbflow-deploy\.yml already exists; pass --force"):
         gitops.init_ci(tmp_path)
     assert written[1].read_text(encoding="utf-8") == "mine\n"  # nothing was written
     assert not written[0].exists()

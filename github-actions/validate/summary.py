@@ -49,8 +49,10 @@ def kubeconfig() -> str | None:
 
 
 def first_line(text: str) -> str:
+    """The message of nbflow's error output (`nbflow: ...`), else its last line."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[0] if lines else "(no message)"
+    said = [ln for ln in lines if ln.startswith("nbflow:")]
+    return said[0] if said else lines[-1] if lines else "(no message)"
 
 
 def inline(text: str) -> str:

@@ -1,0 +1,409 @@
+"""The GitHub actions (github-actions/) and workflow templates (templates/).
+
+Linted offline with actionlint and zizmor, checked for the rules of docs/gitops.md (pinned
+third-party actions, no expression inside a `run:` script, read-only pull requests), and their
+scripts run as a GitHub runner would run them: on a temporary repository, with the runner's
+environment variables, against the loopback Kubernetes API emulator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from nbflow import gitops
+from tests.support.cases import CASES
+from tests.support.k8s_server import DEFAULT_TOKEN, PIPELINE_VERSION, K8sServer
+
+ROOT = Path(__file__).resolve().parent.parent
+ACTIONS = ROOT / "github-actions"
+TEMPLATES = ROOT / "templates"
+ACTION_FILES = sorted(ACTIONS.glob("*/action.yml"))
+TEMPLATE_FILES = [TEMPLATES / name for name in gitops.WORKFLOWS]
+# the pins, each checked against the tag in the action's own repository (docs/gitops.md)
+PINS = {
+    "actions/checkout": ("34e114876b0b11c390a56381ad16ebd13914f8d5", "v4.3.1"),
+    "actions/setup-python": ("a26af69be951a213d495a4c3e4e4022e16d87065", "v5.6.0"),
+    "aws-actions/configure-aws-credentials": ("e6de054238d6b7531b4efff3b6587d9aade6a06c", "v6.2.3"),
+}
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def tool(name: str) -> str:
+    """A linter installed in this environment (pip: zizmor, and an actionlint package)."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    found = shutil.which(name, path=path)
+    if found is None:
+        pytest.skip(f"`{name}` is not installed: pip install -e '.[dev]' installs it")
+    return found
+
+
+def lint(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def steps_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    if "runs" in doc:
+        return list(doc["runs"]["steps"])
+    return [step for job in doc["jobs"].values() for step in job.get("steps", [])]
+
+
+# --- linters -----------------------------------------------------------------------------------
+
+
+def test_actionlint_passes_on_the_templates() -> None:
+    result = lint(tool("actionlint"), "-no-color", *map(str, TEMPLATE_FILES))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_checks_the_actions_through_a_workflow_that_uses_them(tmp_path: Path) -> None:
+    """actionlint reads action metadata when a workflow uses a local action: every input given
+    below must exist, and the actions' own files must parse."""
+    shutil.copytree(ACTIONS, tmp_path / "github-actions")
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    checkout = f"actions/checkout@{PINS['actions/checkout'][0]} # v4.3.1"
+    (workflows / "local.yml").write_text(
+        f"""name: local
+on: pull_request
+permissions:
+  contents: read
+jobs:
+  try:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: {checkout}
+        with:
+          persist-credentials: false
+      - uses: ./github-actions/validate
+        with:
+          paths: projects
+          nbflow-version: "0.1.0"
+          python-version: "3.11"
+          kubeconfig: ""
+          strict: "true"
+      - uses: ./github-actions/deploy
+        id: deploy
+        with:
+          paths: projects
+          namespace: team-a
+          kubeconfig: ""
+          kfp-host: http://localhost:8888
+          dry-run: "true"
+          nbflow-version: "0.1.0"
+          python-version: "3.11"
+      - run: cat "$RESULT"
+        env:
+          RESULT: ${{{{ steps.deploy.outputs.result }}}}
+""",
+        encoding="utf-8",
+    )
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    result = lint(tool("actionlint"), "-no-color", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_zizmor_finds_nothing_in_the_actions_and_the_pinned_workflows(tmp_path: Path) -> None:
+    gitops.init_ci(tmp_path, action_ref=SHA)  # as users are told to write them: pinned
+    written = [tmp_path / ".github" / "workflows" / name for name in gitops.WORKFLOWS]
+    result = lint(
+        tool("zizmor"),
+        "--offline",
+        "--no-progress",
+        "--strict-collection",
+        *map(str, [*ACTION_FILES, *written]),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings to report" in result.stdout
+
+
+def test_zizmor_asks_only_to_pin_nbflow_itself_in_the_templates(tmp_path: Path) -> None:
+    """The templates name nbflow's actions by release tag (the SHA of a release is unknown
+    here); a policy allowing that for nbflow alone leaves nothing else to find."""
+    config = tmp_path / "zizmor.yml"
+    config.write_text(
+        "rules:\n  unpinned-uses:\n    config:\n      policies:\n"
+        '        "nbflow/nbflow/*": ref-pin\n        "*": hash-pin\n',
+        encoding="utf-8",
+    )
+    result = lint(
+        tool("zizmor"),
+        "--offline",
+        "--no-progress",
+        "--strict-collection",
+        "--config",
+        str(config),
+        *map(str, TEMPLATE_FILES),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- rules the linters don't know --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", ACTION_FILES + TEMPLATE_FILES, ids=lambda p: f"{p.parent.name}/{p.name}"
+)
+def test_third_party_actions_are_pinned_by_full_sha(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    uses = re.findall(r"^\s*#?\s*-?\s*uses:\s*(\S+)(.*)$", text, flags=re.MULTILINE)
+    assert uses
+    for ref, comment in uses:
+        action, _, version = ref.partition("@")
+        if action.startswith("./") or action.startswith("nbflow/nbflow/"):
+            continue
+        assert action in PINS, f"{path.name}: {action} has no checked pin"
+        sha, tag = PINS[action]
+        assert version == sha and comment.strip() == f"# {tag}", f"{path.name}: {ref}{comment}"
+
+
+@pytest.mark.parametrize(
+    "path", ACTION_FILES + TEMPLATE_FILES, ids=lambda p: f"{p.parent.name}/{p.name}"
+)
+def test_no_expression_is_interpolated_into_a_script(path: Path) -> None:
+    for step in steps_of(load(path)):
+        assert "${{" not in step.get("run", ""), f"{path.name}: pass it through env: instead"
+        assert step.get("shell", "bash") == "bash"
+
+
+def test_the_validate_workflow_is_read_only_and_safe_for_forks() -> None:
+    doc = load(TEMPLATES / "nbflow-validate.yml")
+    triggers = doc[True]  # YAML 1.1 reads the key `on` as true
+    assert set(triggers) == {"pull_request"}
+    assert {"**/nbflow.yaml", "**/*.ipynb"} <= set(triggers["pull_request"]["paths"])
+    assert doc["permissions"] == {"contents": "read"}
+    assert "secrets." not in (TEMPLATES / "nbflow-validate.yml").read_text(encoding="utf-8")
+    (step,) = [s for s in steps_of(doc) if "github-actions/validate" in s.get("uses", "")]
+    assert step["uses"] == f"nbflow/nbflow/github-actions/validate@v{_version()}"
+
+
+def test_the_deploy_workflow_runs_one_at_a_time_in_an_environment() -> None:
+    doc = load(TEMPLATES / "nbflow-deploy.yml")
+    assert doc[True]["push"] == {"branches": ["main"]}
+    assert doc["concurrency"] == {"group": "nbflow-deploy", "cancel-in-progress": False}
+    (job,) = doc["jobs"].values()
+    assert job["environment"] == "production"
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
+    (step,) = [s for s in steps_of(doc) if "github-actions/deploy" in s.get("uses", "")]
+    assert step["uses"] == f"nbflow/nbflow/github-actions/deploy@v{_version()}"
+    assert step["with"]["kubeconfig"] == "${{ secrets.NBFLOW_KUBECONFIG }}"
+
+
+def _version() -> str:
+    from nbflow import __version__
+
+    return __version__
+
+
+# --- the scripts, run as a runner runs them ----------------------------------------------------
+
+
+def needs_cli(*commands: str) -> None:
+    """The scripts call `python -m nbflow COMMAND`; skip until nbflow/cli.py registers them."""
+    from nbflow import cli
+
+    missing = [c for c in commands if c not in cli.COMMANDS]
+    if missing:
+        pytest.skip(f"`nbflow {' '.join(missing)}` is not registered in nbflow/cli.py yet")
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+
+def make_repo(root: Path) -> Path:
+    """A repository with a valid project (good/) and one with an unknown key (bad/)."""
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.name", "Test")
+    git(root, "config", "user.email", "test@example.com")
+    for name, case in (("good", "valid/minimal"), ("bad", "invalid/unknown-tuning-key")):
+        (root / name).mkdir()
+        shutil.copy(CASES / "notebooks" / "base.ipynb", root / name / "base.ipynb")
+        text = (CASES / case / "nbflow.yaml").read_text(encoding="utf-8")
+        text = text.replace("../../notebooks/base.ipynb", "base.ipynb").replace("team-a", "team-a")
+        (root / name / "nbflow.yaml").write_text(text, encoding="utf-8")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "two projects")
+    return root
+
+
+def runner_env(repo: Path, tmp_path: Path, **extra: str) -> dict[str, str]:
+    temp = tmp_path / "runner-temp"
+    temp.mkdir(exist_ok=True)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GITHUB_", "KUBECONFIG", "NBFLOW_"))
+    }
+    return {
+        **env,
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_WORKSPACE": str(repo),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+        "GITHUB_OUTPUT": str(tmp_path / "output.txt"),
+        "GITHUB_EVENT_NAME": "pull_request",
+        "RUNNER_TEMP": str(temp),
+        "HOME": str(tmp_path / "home"),
+        **extra,
+    }
+
+
+def test_the_validate_script_annotates_lines_and_writes_the_summary(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    env = runner_env(repo, tmp_path, NBFLOW_PATHS=".")
+    done = subprocess.run(
+        [sys.executable, str(ACTIONS / "validate" / "summary.py")],
+        cwd=tmp_path,  # the script moves to GITHUB_WORKSPACE itself
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = (repo / "bad" / "nbflow.yaml").read_text(encoding="utf-8").splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if "paralelTrials" in text)
+    annotation = f"::error file=bad/nbflow.yaml,line={line},col=3,"
+    assert annotation in done.stdout, done.stdout
+    assert "title=NBF101 " in done.stdout and "unknown key `paralelTrials`" in done.stdout
+    assert "good/nbflow.yaml" not in done.stdout  # no annotation for the valid project
+
+    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert summary.startswith("## nbflow validate\n")
+    assert "| `bad/nbflow.yaml` | ❌ failed |" in summary
+    assert "| `good/nbflow.yaml` | ✅ ok |" in summary
+    good = summary[summary.index("### `good/nbflow.yaml`: ok") :]
+    bad = summary[summary.index("### `bad/nbflow.yaml`: failed") : summary.index("### `good/")]
+    assert "```mermaid\n" in good and "flowchart" in good and '"load"' in good
+    assert "cluster diff skipped: no credentials on pull requests" in good
+    assert f"`bad/nbflow.yaml:{line}:3` NBF101" in bad and "```mermaid" not in bad
+
+
+def test_the_validate_script_shows_the_cluster_diff_with_a_kubeconfig(tmp_path: Path) -> None:
+    needs_cli("diff")
+    repo = make_repo(tmp_path / "repo")
+    with K8sServer(namespaces=["default"]) as server:
+        config = server.write_kubeconfig(tmp_path / "kubeconfig", namespace="default")
+        env = runner_env(repo, tmp_path, NBFLOW_PATHS="good", NBFLOW_KUBECONFIG=str(config))
+        done = subprocess.run(
+            [sys.executable, str(ACTIONS / "validate" / "summary.py")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert server.writes() == []
+    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert "**On the cluster:**" in summary
+    assert re.search(
+        r"\| create \| PipelineVersion \| digits-[0-9a-f]{8} \| default \|", summary
+    ), summary
+
+
+def test_the_validate_script_passes_when_no_manifest_is_there(tmp_path: Path) -> None:
+    repo = tmp_path / "empty"
+    repo.mkdir()
+    env = runner_env(repo, tmp_path)
+    done = subprocess.run(
+        [sys.executable, str(ACTIONS / "validate" / "summary.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "No nbflow.yaml under `.`" in (tmp_path / "summary.md").read_text(encoding="utf-8")
+
+
+def test_the_deploy_script_applies_with_a_masked_kubeconfig_it_removes(tmp_path: Path) -> None:
+    needs_cli("apply")
+    repo = make_repo(tmp_path / "repo")
+    shutil.rmtree(repo / "bad")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "only the good one")
+    with K8sServer(namespaces=["team-a"]) as server:
+        config = server.write_kubeconfig(tmp_path / "kubeconfig").read_text(encoding="utf-8")
+        env = runner_env(
+            repo,
+            tmp_path,
+            GITHUB_EVENT_NAME="push",
+            NBFLOW_KUBECONFIG_DATA=config,
+            NBFLOW_NAMESPACE="team-a",
+        )
+        done = subprocess.run(
+            [sys.executable, str(ACTIONS / "deploy" / "deploy.py")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        (version,) = [v["metadata"]["name"] for v in server.objects(PIPELINE_VERSION, "team-a")]
+    out = done.stdout.splitlines()
+    assert out[0] == f"::add-mask::{DEFAULT_TOKEN}"
+    assert DEFAULT_TOKEN not in "\n".join(out[1:]) + done.stderr
+    assert out[1:] == [
+        "created Pipeline digits in team-a",
+        f"created PipelineVersion {version} in team-a",
+    ]
+    temp = tmp_path / "runner-temp"
+    assert not list(temp.glob("nbflow-kube-*"))  # the kubeconfig is gone
+    assert (tmp_path / "output.txt").read_text(
+        encoding="utf-8"
+    ) == f"result={temp / 'nbflow-apply.json'}\n"
+    (project,) = json.loads((temp / "nbflow-apply.json").read_text(encoding="utf-8"))
+    assert project["manifest"] == "good/nbflow.yaml" and project["ok"] is True
+    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert summary.startswith("## nbflow apply\n")
+    assert f"| created | PipelineVersion | {version} | team-a |" in summary
+    assert not (repo / "dist").exists()  # built under RUNNER_TEMP, outside the repository
+
+
+def test_the_deploy_script_reports_an_unusable_cluster(tmp_path: Path) -> None:
+    needs_cli("apply")
+    repo = make_repo(tmp_path / "repo")
+    env = runner_env(repo, tmp_path, GITHUB_EVENT_NAME="push", NBFLOW_PATHS="good")
+    done = subprocess.run(
+        [sys.executable, str(ACTIONS / "deploy" / "deploy.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "no Kubernetes configuration found" in done.stderr and "Traceback" not in done.stderr
+    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert "**error:** no Kubernetes configuration found" in summary
+
+
+def test_the_kubeconfig_file_is_private(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "nbflow_deploy_action", ACTIONS / "deploy" / "deploy.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    path = module.write_kubeconfig("apiVersion: v1\n", tmp_path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
