@@ -37,4 +37,5 @@ def plan_project(project: Project) -> tuple[Plan, list[Diagnostic]]:
         notebook_path=nb.path,
         parameter_locations={p: doc.locate(("parameters", p), key=True) for p in project.manifest.parameters},
         metric_locations={m: doc.locate(("metrics", m), key=True) for m in project.manifest.metrics},
+        setup_location=doc.locate(("setup",), key=True),
     )

@@ -101,6 +101,7 @@ def _component(project: Project, step: StepConfig, sp, param_types: dict[str, st
         "outputs": list(sp.outputs),
         "parameters": list(sp.parameters),
         "metrics": list(sp.metrics),
+        "imports": list(sp.imports),
     }
     args = [f"    in_{v}: dsl.Input[dsl.Artifact]," for v, _ in sp.inputs]
     args += [f"    param_{p}: {param_types[p]}," for p in sp.parameters]

@@ -567,3 +567,33 @@ def test_plain_python_failure_and_figures(tmp_path: Path, capsys: Any) -> None:
     assert 'File "<cell 9>", line 3, in <module>\n    f()' in err
     report = (tmp_path / "train-report" / "report.html").read_text()
     assert len(pngs(report)) == 1
+
+
+def test_inputs_win_over_setup_and_imports_are_replayed(tmp_path: Path) -> None:
+    # a step changed a setup-defined config; the next step must see the changed value, and a
+    # module imported in another step's cell is imported again before this step's cells
+    setup = ["config = {'lr': 0.1}"]
+    first = run_step(tmp_path, ["config['lr'] = 0.5"], step="tune", outputs=["config"], setup=setup)
+    runtime = load_runtime()
+    program = {
+        "pipeline": "demo",
+        "step": "use",
+        "notebook": "demo.ipynb",
+        "cells": [
+            {"number": 1, "source": setup[0], "setup": True},
+            {"number": 5, "source": "lr = config['lr']\nroot = math.sqrt(4)", "setup": False},
+        ],
+        "inputs": ["config"],
+        "outputs": [],
+        "parameters": [],
+        "metrics": ["lr", "root"],
+        "imports": ["import math"],
+    }
+    values = runtime["main"](
+        program,
+        inputs={"config": str(first.outputs["config"])},
+        outputs={},
+        parameters={},
+        report_path=None,
+    )
+    assert values == {"lr": 0.5, "root": 2.0}

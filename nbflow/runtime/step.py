@@ -1229,6 +1229,36 @@ def _short_repr(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _run_cell(
+    cell: dict[str, Any],
+    session: Session,
+    recorder: Recorder,
+    sources: CellSources,
+    *,
+    step: str,
+    notebook: str,
+) -> None:
+    """Run one notebook cell (number 0: imports replayed from other steps' cells)."""
+    number, source = int(cell["number"]), str(cell["source"])
+    log = CellLog(number, source, bool(cell.get("setup", False)))
+    recorder.cells.append(log)
+    recorder.current = log
+    sources.add(number, source)
+    recorder.out.flush()
+    sys.stderr.write(f"[nbflow] step '{step}': cell {number}\n")
+    started = time.perf_counter()
+    try:
+        with _teed(recorder):
+            error = session.run_cell(number, source)
+    finally:
+        log.seconds = time.perf_counter() - started
+        recorder.current = None
+    if error is not None:
+        message = describe_failure(error, step=step, notebook=notebook, cell=number, sources=sources)
+        log.error = message
+        raise StepFailure(message)
+
+
 def _run_step(
     program: dict[str, Any],
     session: Session,
@@ -1257,29 +1287,19 @@ def _run_step(
             raise StepFailure(
                 f"step '{step}': cannot load input variable '{name}': {type(exc).__name__}: {exc}"
             ) from exc
+    # Order: parameters, setup cells, imports replayed from other steps' cells, then the
+    # inputs, then the step's cells: an input that is a new value of a setup-defined name
+    # (a config a step changed) must win over the setup cell's original.
+    setup = [c for c in program["cells"] if c.get("setup")]
+    own = [c for c in program["cells"] if not c.get("setup")]
+    for cell in setup:
+        _run_cell(cell, session, recorder, sources, step=step, notebook=notebook)
+    replayed = "\n".join(program.get("imports", []))
+    if replayed:
+        _run_cell({"number": 0, "source": replayed, "setup": True}, session, recorder, sources, step=step, notebook=notebook)
     session.push(loaded)
-
-    for cell in program["cells"]:
-        number, source = int(cell["number"]), str(cell["source"])
-        log = CellLog(number, source, bool(cell.get("setup", False)))
-        recorder.cells.append(log)
-        recorder.current = log
-        sources.add(number, source)
-        recorder.out.flush()
-        sys.stderr.write(f"[nbflow] step '{step}': cell {number}\n")
-        started = time.perf_counter()
-        try:
-            with _teed(recorder):
-                error = session.run_cell(number, source)
-        finally:
-            log.seconds = time.perf_counter() - started
-            recorder.current = None
-        if error is not None:
-            message = describe_failure(
-                error, step=step, notebook=notebook, cell=number, sources=sources
-            )
-            log.error = message
-            raise StepFailure(message)
+    for cell in own:
+        _run_cell(cell, session, recorder, sources, step=step, notebook=notebook)
 
     for name in program.get("outputs", []) or list(outputs):
         if name not in outputs:
