@@ -1,10 +1,7 @@
 """nbflow: Jupyter notebooks to Kubeflow Pipelines and Katib, declaratively and through git."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("nbflow")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0"
+# The one place the version is written; pyproject.toml reads it (setuptools dynamic version).
+# A literal, not importlib.metadata: that lookup costs ~0.1 s on every command.
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]

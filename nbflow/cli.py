@@ -161,6 +161,18 @@ def _color(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "color", False)) or sys.stdout.isatty()
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from nbflow.gitops import cmd_diff as run
+
+    return run(args)
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from nbflow.gitops import cmd_apply as run
+
+    return run(args)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": cmd_validate,
     "cells": cmd_cells,
@@ -168,6 +180,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "graph": cmd_graph,
     "build": cmd_build,
     "run": cmd_run,
+    "diff": cmd_diff,
+    "apply": cmd_apply,
 }
 
 
@@ -205,6 +219,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="override a parameter")
     r.add_argument("--no-cache", action="store_true", help="run every step, ignoring cached results")
     r.add_argument("--json", action="store_true", help="print the run's result as JSON")
+
+    from nbflow.gitops import add_parsers as add_gitops_parsers
+
+    add_gitops_parsers(sub)
     return p
 
 
