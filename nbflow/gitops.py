@@ -788,6 +788,8 @@ def cmd_init_ci(args: argparse.Namespace) -> int:
         "next: create the GitHub environment `production` with the secret NBFLOW_KUBECONFIG, or "
         "set up OIDC (docs/cluster-setup.md)"
     )
+    if getattr(args, "action_ref", None) is None:
+        print("pin nbflow's actions to a release's commit SHA: --force --action-ref <sha>")
     return EXIT_OK
 
 
