@@ -1,0 +1,928 @@
+"""`nbflow init NOTEBOOK`: propose an `nbflow.yaml` for a notebook and write it beside it.
+
+A notebook with Kale's cell tags or `kubeflow_notebook` metadata is imported (`nbflow.kale`);
+any other notebook gets a proposal made from its structure:
+
+- **setup**: the leading code cells (the parameters cell and `pip install` cells may sit among
+  them) that only import, define functions and classes, assign UPPER_CASE constants, call
+  configuration functions of imported modules (`warnings.filterwarnings(...)`) or run
+  `%matplotlib`-style magics.
+- **parameters**: the literals assigned in the cell tagged `parameters` (papermill's
+  convention), in the short form (`C: 1.0`).
+- **steps**, from markdown headings when the notebook has any after setup: each heading of
+  the shallowest level that occurs more than once (or of the only level there) starts a step
+  named after its text (a DNS label, de-duplicated). Without headings, from data flow: a code
+  cell starts a new step when it defines a name that a later cell reads, that the current step
+  does not define yet, and it neither reassigns nor mutates a name of the current step
+  (`df = df.dropna()` stays with the cell that made `df`); cells that define nothing read
+  later (plots, prints) join the current step. Such steps are named after the first new name.
+- **skip**: `pip install` cells, and empty or scratch cells after the last step's work (a
+  scratch cell defines nothing and is one expression without calls, like `X.shape`, or says
+  `scratch`/`debug` in a comment).
+- **metrics**: names assigned in the last step that look like one (`accuracy`, `val_loss`,
+  `f1`, `rmse`...), with the goal their name suggests.
+- **requirements**: the distributions of the modules the pipeline's cells import.
+
+Guesses carry `# TODO: check`; what init could not decide carries `# TODO: ...`. The manifest is
+written by hand-formatting (`render`), validated, and written even when it does not validate
+(the caller exits 1 then).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import re
+import sys
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbflow.errors import UsageError
+
+if TYPE_CHECKING:
+    from nbflow.analysis import CellFlow
+    from nbflow.diagnostics import Report
+    from nbflow.kale import KaleNote
+    from nbflow.notebook import Cell, Notebook
+
+__all__ = [
+    "Draft",
+    "DraftStep",
+    "InitResult",
+    "add_parser",
+    "cmd_init",
+    "init",
+    "propose",
+    "render",
+    "schema_ref",
+    "slug",
+]
+
+SCHEMA_FILE = "schemas/nbflow.v1.schema.json"
+SCHEMA_URL = "https://nbflow.dev/schemas/nbflow.v1.schema.json"
+DNS_MAX = 63
+
+# -- the draft: what init decided, with comments, before it becomes YAML --------------------------
+
+
+@dataclass
+class DraftStep:
+    name: str
+    cells: list[int]  # code cells; the markdown between them is folded into ranges when written
+    after: list[str] = field(default_factory=list)
+    image: str | None = None
+    resources: dict[str, Any] = field(default_factory=dict)
+    cache: bool | None = None
+
+
+@dataclass
+class Draft:
+    """A manifest as init proposes it; `comments` maps a YAML path to the comment on its line."""
+
+    name: str
+    notebook: str
+    origin: str  # what it was made from, for the header: "structure", "Kale tags and metadata"
+    description: str | None = None
+    image: str = "python:3.11-slim"
+    requirements: list[str] = field(default_factory=list)
+    resources: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    setup: list[int] = field(default_factory=list)
+    parameters_cell: int | None = None  # written only when it is not the tagged cell
+    parameters: dict[str, Any] = field(default_factory=dict)
+    steps: list[DraftStep] = field(default_factory=list)
+    skip: list[int] = field(default_factory=list)
+    metrics: dict[str, str] = field(default_factory=dict)  # name -> goal
+    tuning: dict[str, Any] | None = None  # nbflow's shape; `search` values are dicts or lists
+    volumes: list[dict[str, Any]] = field(default_factory=list)
+    deploy: dict[str, Any] = field(default_factory=dict)
+    comments: dict[tuple[str, ...], str] = field(default_factory=dict)
+    # comment lines written where a key is left out: (the key they stand for, lines)
+    notes: dict[str, list[str]] = field(default_factory=dict)
+
+    def comment(self, path: tuple[str, ...], text: str) -> None:
+        old = self.comments.get(path)
+        self.comments[path] = f"{old}; {text}" if old else text
+
+    def todo(self, path: tuple[str, ...], text: str) -> None:
+        self.comment(path, f"TODO: {text}")
+
+
+# -- small helpers shared with nbflow.kale ----------------------------------------------------------
+
+
+def slug(text: str, fallback: str = "step") -> str:
+    """`text` as a DNS-1123 label: lowercase ASCII letters, digits and `-`, at most 63 long."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    s = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return s[:DNS_MAX].rstrip("-") or fallback
+
+
+def unique(name: str, taken: set[str]) -> str:
+    """`name`, or `name-2`, `name-3`... the first not in `taken` (which it joins)."""
+    candidate, n = name, 2
+    while candidate in taken:
+        suffix = f"-{n}"
+        candidate = name[: DNS_MAX - len(suffix)].rstrip("-") + suffix
+        n += 1
+    taken.add(candidate)
+    return candidate
+
+
+_METRIC_MAX = {"accuracy", "acc", "auc", "f1", "precision", "recall", "r2", "score", "iou", "bleu",
+               "rouge", "kappa", "sensitivity", "specificity", "ndcg"}  # fmt: skip
+_METRIC_MIN = {"loss", "rmse", "mse", "mae", "mape", "error", "err", "logloss", "nll", "perplexity",
+               "wer", "cer"}  # fmt: skip
+
+
+def metric_goal(name: str) -> str | None:
+    """`maximize` or `minimize` when the variable's name looks like a metric, else None."""
+    tokens = set(re.split(r"[_\d]+", name.lower())) | {name.lower()}
+    if tokens & _METRIC_MIN:
+        return "minimize"
+    if tokens & _METRIC_MAX:
+        return "maximize"
+    return None
+
+
+def literal_assignments(source: str) -> tuple[dict[str, Any], list[int]]:
+    """The `name = <literal>` statements of a parameters cell, and the lines of any other."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        return {}, [exc.lineno or 1]
+    values: dict[str, Any] = {}
+    other: list[int] = []
+    for stmt in tree.body:
+        target: ast.expr | None = None
+        value: ast.expr | None = None
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            target, value = stmt.targets[0], stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            target, value = stmt.target, stmt.value
+        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+            continue  # a docstring or a stray literal
+        if isinstance(target, ast.Name) and value is not None:
+            try:
+                values[target.id] = ast.literal_eval(value)
+                continue
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                pass
+        other.append(stmt.lineno)
+    return values, other
+
+
+_PIP = re.compile(
+    r"^\s*[!%]\s*(?:pip3?|conda|mamba|\{sys\.executable\}\s+-m\s+pip|python3?\s+-m\s+pip)\s+install\b(.*)$"
+)
+
+
+def pip_installs(source: str) -> list[str] | None:
+    """The packages of a cell made only of `!pip install` lines (and comments), else None."""
+    packages: list[str] = []
+    seen = False
+    for line in source.splitlines():
+        if not line.strip() or line.strip().startswith("#"):
+            continue
+        m = _PIP.match(line)
+        if m is None:
+            return None
+        seen = True
+        args = m.group(1).split("#")[0].split()
+        skip_next = False
+        for arg in args:
+            if skip_next:
+                skip_next = False
+            elif arg in ("-r", "--requirement", "-c", "--constraint", "-i", "--index-url", "-e"):
+                skip_next = True
+            elif not arg.startswith("-"):
+                packages.append(arg.strip("'\""))
+    return packages if seen else None
+
+
+def guess_requirements(modules: Iterable[str], folder: Path) -> list[str]:
+    """Distribution names for the top-level modules a pipeline imports (stdlib and local
+    modules left out): the installed distribution that provides the module, else a known alias,
+    else the module's own name."""
+    from importlib.metadata import packages_distributions
+
+    provided = packages_distributions()
+    out: dict[str, str] = {}
+    for m in modules:
+        if not m or m in sys.stdlib_module_names or m.startswith("_") or m in ("nbflow",):
+            continue
+        if (folder / f"{m}.py").exists() or (folder / m / "__init__.py").exists():
+            continue
+        dists = provided.get(m) or []
+        name = dists[0] if len(set(dists)) == 1 else _ALIASES.get(m, m)
+        out.setdefault(name.lower(), name)
+    return sorted(out.values(), key=str.lower)
+
+
+_ALIASES = {"sklearn": "scikit-learn", "cv2": "opencv-python", "PIL": "pillow", "yaml": "pyyaml",
+            "skimage": "scikit-image", "bs4": "beautifulsoup4", "dateutil": "python-dateutil",
+            "Crypto": "pycryptodome", "IPython": "ipython"}  # fmt: skip
+
+
+def imported_modules(flows: Iterable[CellFlow]) -> list[str]:
+    """Top-level modules of the import statements of the given cells, in order."""
+    out: dict[str, None] = {}
+    for flow in flows:
+        for stmt in flow.import_statements.values():
+            try:
+                node = ast.parse(stmt.strip()).body[0]
+            except (SyntaxError, IndexError):
+                continue
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    out.setdefault(alias.name.split(".")[0])
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                out.setdefault(node.module.split(".")[0])
+    return list(out)
+
+
+def default_image() -> str:
+    """The image a plain notebook's manifest starts with: the manifest's own default."""
+    from nbflow.manifest import Manifest
+
+    return str(Manifest.model_fields["image"].default)
+
+
+# -- the proposal for a plain notebook --------------------------------------------------------------
+
+_SETUP_MAGICS = {"matplotlib", "load_ext", "reload_ext", "autoreload", "config"}
+_CONSTANT = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_SCRATCH = re.compile(r"#.*\b(scratch|debug|tmp|temp|quick look|sanity check)\b", re.I)
+
+
+def _headings(source: str) -> list[tuple[int, str]]:
+    """(level, text) of the markdown headings of a cell (ATX and setext), outside code fences."""
+    out: list[tuple[int, str]] = []
+    fence = False
+    lines = source.splitlines()
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith(("```", "~~~")):
+            fence = not fence
+            continue
+        if fence:
+            continue
+        m = re.match(r"^ {0,3}(#{1,6})\s+(.*?)(?:\s+#+)?\s*$", line)
+        if m and m.group(2).strip():
+            out.append((len(m.group(1)), m.group(2)))
+        elif (
+            line.strip()
+            and not line.lstrip().startswith(("-", "*", ">", "|"))
+            and i + 1 < len(lines)
+            and re.match(r"^ {0,3}(=+|-{2,})\s*$", lines[i + 1])
+        ):
+            out.append((1 if "=" in lines[i + 1] else 2, line.strip()))
+    return out
+
+
+def _heading_name(text: str) -> str:
+    text = re.sub(r"<[^>]*>", "", text)  # <a id='x'></a>
+    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", text)  # [text](url)
+    text = re.sub(r"[*_`~]", " ", text)
+    text = re.sub(r"^\s*\d+(\.\d+)*[.):]?\s+", "", text)  # "1. Load" -> "Load"
+    return text.strip()
+
+
+def _setup_like(
+    cell: Cell, flow: CellFlow, known: set[str], modules: set[str], params: set[str]
+) -> bool:
+    """Whether a cell only imports, defines functions/classes/constants or configures modules."""
+    if flow.syntax_error is not None or flow.unmovable or set(flow.defines) & params:
+        return False
+    if not set(flow.reads) <= known | params:
+        return False
+    lines = []
+    for line in cell.source.splitlines():
+        s = line.strip()
+        if s.startswith("%") and not s.startswith("%%"):
+            if s[1:].split(" ")[0] not in _SETUP_MAGICS:
+                return False
+            lines.append("")
+        else:
+            lines.append(line)
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError:
+        return False
+    cell_modules = set(modules)
+    for name, stmt_text in flow.import_statements.items():
+        if stmt_text.lstrip().startswith("import "):
+            cell_modules.add(name)
+    for stmt in tree.body:
+        if isinstance(
+            stmt,
+            ast.Import | ast.ImportFrom | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
+        ):
+            continue
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+            continue  # a docstring
+        if isinstance(stmt, ast.Assign | ast.AnnAssign):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            names = [n for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+            if not names or not all(isinstance(t, ast.Name | ast.Tuple) for t in targets):
+                return False
+            if all(_CONSTANT.match(n.id) for n in names):
+                continue
+            return False  # `sales = [3, 4]` is data: it belongs to a step
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+            root = stmt.value.func
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if (
+                isinstance(root, ast.Name)
+                and root.id in cell_modules
+                and root is not stmt.value.func
+            ):
+                continue  # warnings.filterwarnings(...), np.random.seed(0), plt.style.use(...)
+        return False
+    return True
+
+
+def _is_scratch(cell: Cell, flow: CellFlow | None) -> bool:
+    if not cell.source.strip():
+        return True
+    if flow is None or flow.defines or flow.syntax_error is not None:
+        return False
+    if _SCRATCH.search(cell.source):
+        return True
+    try:
+        body = ast.parse(cell.source).body
+    except SyntaxError:
+        return False
+    # a lone expression with no call in it only looks at something: `X.shape`, `model`
+    return (
+        len(body) == 1
+        and isinstance(body[0], ast.Expr)
+        and not any(isinstance(n, ast.Call) for n in ast.walk(body[0]))
+    )
+
+
+def propose(nb: Notebook, *, name: str, folder: Path) -> Draft:
+    """The manifest for a notebook without Kale tags, from its structure (see the module doc)."""
+    from nbflow.analysis import analyse_cell
+
+    draft = Draft(name=name, notebook=Path(nb.path).name, origin="structure")
+    flows = {c.number: analyse_cell(c.number, c.source) for c in nb.code_cells if c.source.strip()}
+    code = [c for c in nb.code_cells]
+
+    tagged = [c for c in code if "parameters" in c.tags]
+    params: dict[str, Any] = {}
+    pcell = tagged[0] if tagged else None
+    if pcell is not None:
+        params, other = literal_assignments(pcell.source)
+        if len(tagged) > 1:
+            draft.todo(
+                ("parameters",),
+                f"cells {', '.join(str(c.number) for c in tagged)} are all tagged `parameters`: keep the tag on one",
+            )
+        if other:
+            draft.todo(
+                ("parameters",),
+                f"cell {pcell.number} does more than assign literals (line {other[0]}): move that code to setup or a step",
+            )
+        draft.comment(("parameters",), f"assigned in cell {pcell.number}, tagged `parameters`")
+        for key, value in params.items():
+            if value is None:
+                draft.todo(
+                    ("parameters",),
+                    f"`{key}` is None in cell {pcell.number}: give it a typed default",
+                )
+            else:
+                draft.parameters[key] = value
+    param_names = set(draft.parameters)
+
+    pip_cells: dict[int, list[str]] = {}
+    for c in code:
+        pkgs = pip_installs(c.source)
+        if pkgs is not None:
+            pip_cells[c.number] = pkgs
+
+    # setup: the leading cells that only set things up
+    known: set[str] = set()
+    modules: set[str] = set()
+    body: list[Cell] = []
+    scanning = True
+    for c in code:
+        if (pcell is not None and c.number == pcell.number) or c.number in pip_cells:
+            continue
+        flow = flows.get(c.number)
+        if flow is None:  # empty
+            continue
+        if scanning and _setup_like(c, flow, known, modules, param_names):
+            draft.setup.append(c.number)
+            known |= set(flow.defines) | set(flow.imports)
+            modules |= {
+                n for n, s in flow.import_statements.items() if s.lstrip().startswith("import ")
+            }
+            continue
+        scanning = False
+        body.append(c)
+
+    # trailing scratch and empty cells
+    trailing: list[int] = []
+    tail_cells = [c for c in code if c.number > (body[-1].number if body else 0)]
+    for c in tail_cells:
+        if not c.source.strip():
+            trailing.append(c.number)
+    while len(body) > 1 and _is_scratch(body[-1], flows.get(body[-1].number)):
+        trailing.append(body.pop().number)
+    draft.skip = sorted(set(trailing) | set(pip_cells))
+    for number in sorted(pip_cells):
+        if pip_cells[number]:
+            draft.comment(
+                ("skip",),
+                f"cell {number} pip-installs {', '.join(pip_cells[number])}: see requirements",
+            )
+
+    if not body:
+        draft.steps.append(DraftStep(name="main", cells=[]))
+        draft.todo(("steps",), "no code cell does any work: give this step the cells to run")
+    elif not _steps_from_headings(nb, draft, body):
+        _steps_from_data_flow(draft, body, flows)
+
+    # metrics: names assigned in the last step that look like one
+    if draft.steps and draft.steps[-1].cells:
+        last = draft.steps[-1]
+        functions = {f for n in last.cells if n in flows for f in flows[n].functions}
+        for n in last.cells:
+            flow = flows.get(n)
+            for var in flow.defines if flow else ():
+                goal = metric_goal(var)
+                if (
+                    goal
+                    and var not in functions
+                    and var not in draft.metrics
+                    and not var.startswith("_")
+                ):
+                    draft.metrics[var] = goal
+                    draft.todo(
+                        ("metrics", var), f"check (guessed from the name; assigned in cell {n})"
+                    )
+    if not draft.metrics:
+        draft.notes["metrics"] = [
+            "metrics: none found. Name the variable a step computes that measures a run:",
+            "  accuracy: maximize",
+        ]
+    if not draft.parameters and pcell is None:
+        draft.notes["parameters"] = [
+            "parameters: tag the cell that assigns the run's settings `parameters`, then list",
+            "them here with their defaults (C: 1.0)",
+        ]
+    pipeline_cells = [*draft.setup, *(c for s in draft.steps for c in s.cells)]
+    mods = imported_modules(flows[c] for c in pipeline_cells if c in flows)
+    draft.requirements = guess_requirements(mods, folder)
+    for pkgs in pip_cells.values():
+        for p in pkgs:
+            if p.lower() not in (r.lower() for r in draft.requirements):
+                draft.requirements.append(p)
+    if draft.requirements:
+        draft.todo(("requirements",), "check: guessed from the imports; pin versions you rely on")
+    draft.image = default_image()
+    draft.todo(("image",), "check: the image each step runs in, with requirements installed on top")
+    if draft.parameters and draft.metrics:
+        objective = next(iter(draft.metrics))
+        first = next(iter(draft.parameters))
+        draft.notes["tuning"] = [
+            "To tune the parameters (`nbflow tune`, Katib), add a search space:",
+            "tuning:",
+            f"  objective: {objective}",
+            "  algorithm: tpe",
+            "  maxTrials: 12",
+            "  search:",
+            f"    {first}: {{min: ..., max: ...}}",
+        ]
+    return draft
+
+
+def _steps_from_headings(nb: Notebook, draft: Draft, body: list[Cell]) -> bool:
+    """Steps at the headings between setup and the last body cell; False when there are none."""
+    start, end = max([*draft.setup, 0]), body[-1].number
+    found = {
+        c.number: _headings(c.source)
+        for c in nb.cells
+        if c.type == "markdown" and start < c.number < end
+    }
+    levels = [level for hs in found.values() for level, _ in hs]
+    if not levels:
+        return False
+    repeated = sorted(lv for lv in set(levels) if levels.count(lv) > 1)
+    level = repeated[0] if repeated else min(levels)
+    starts = {n: at[0] for n, hs in found.items() if (at := [t for lv, t in hs if lv == level])}
+    before = [
+        t
+        for c in nb.cells
+        if c.type == "markdown" and c.number < body[0].number
+        for _, t in _headings(c.source)
+    ]
+    text = before[-1] if before else draft.name
+    taken: set[str] = set()
+    current: DraftStep | None = None
+    in_body = {c.number for c in body}
+    for c in nb.cells:
+        if c.number in starts:
+            current, text = None, starts[c.number]
+        elif c.number in in_body:
+            if current is None:
+                title = _heading_name(text)
+                current = DraftStep(name=unique(slug(title), taken), cells=[])
+                draft.steps.append(current)
+                draft.comment(("steps", current.name), f'from the heading "{title}"')
+            current.cells.append(c.number)
+    return True
+
+
+def _steps_from_data_flow(draft: Draft, body: list[Cell], flows: dict[int, CellFlow]) -> None:
+    taken: set[str] = set()
+    later_reads: list[set[str]] = []
+    acc: set[str] = set()
+    for c in reversed(body):
+        later_reads.append(set(acc))
+        f = flows[c.number]
+        acc |= set(f.reads) | set(f.optional_reads)
+        for fn_reads in f.functions.values():
+            acc |= fn_reads
+    later_reads.reverse()
+    current: DraftStep | None = None
+    defined: set[str] = set()
+    for c, later in zip(body, later_reads, strict=True):
+        f = flows[c.number]
+        new = [n for n in f.defines if n not in defined and n in later]
+        touches = (set(f.defines) | set(f.mutations)) & defined
+        if current is None or (new and not touches):
+            base = new[0] if new else (f.defines[0] if f.defines else "step")
+            current = DraftStep(name=unique(slug(base), taken), cells=[])
+            draft.steps.append(current)
+            draft.todo(
+                ("steps", current.name), f"name this step (named after `{base}`, which it computes)"
+            )
+            defined = set()
+        current.cells.append(c.number)
+        defined |= set(f.defines)
+
+
+# -- YAML ---------------------------------------------------------------------------------------------
+
+
+def _plain_ok(text: str, value: Any) -> bool:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        loaded = YAML(typ="safe", pure=True).load(f"k: {text}\n")
+    except YAMLError:
+        return False
+    return (
+        isinstance(loaded, dict)
+        and loaded.get("k") == value
+        and type(loaded.get("k")) is type(value)
+    )
+
+
+def scalar(value: Any, *, flow: bool = False) -> str:
+    """One value as YAML text (flow style inside `[...]`/`{...}` when `flow`)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value:
+            return ".nan"
+        if value in (float("inf"), float("-inf")):
+            return ".inf" if value > 0 else "-.inf"
+        text = repr(value)
+        return text if any(ch in text for ch in ".en") else text + ".0"
+    if isinstance(value, str):
+        risky = flow and any(ch in value for ch in ",[]{}")
+        if (
+            value
+            and value == value.strip()
+            and not risky
+            and "#" not in value
+            and _plain_ok(value, value)
+        ):
+            return value
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(scalar(v, flow=True) for v in value) + "]"
+    if isinstance(value, dict):
+        return (
+            "{"
+            + ", ".join(
+                f"{scalar(str(k), flow=True)}: {scalar(v, flow=True)}" for k, v in value.items()
+            )
+            + "}"
+        )
+    return json.dumps(str(value))
+
+
+def cell_spec(cells: Iterable[int], nb: Notebook, owned: set[int]) -> str:
+    """Cell numbers as the manifest writes them: `5`, `5-6`, `[6-7, 9]`. Markdown, raw and empty
+    code cells between two of the cells, that nothing else owns, are folded into the range."""
+    numbers = sorted(set(cells))
+    if not numbers:
+        return "[]"
+    filled = [numbers[0]]
+    for n in numbers[1:]:
+        gap = range(filled[-1] + 1, n)
+        if all(g not in owned and _filler(nb.cells[g - 1]) for g in gap):
+            filled.extend(gap)
+        filled.append(n)
+    runs: list[list[int]] = []
+    for n in filled:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    ranges = [str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs]
+    return ranges[0] if len(ranges) == 1 else "[" + ", ".join(ranges) + "]"
+
+
+def _ordered(resources: dict[str, Any]) -> dict[str, Any]:
+    order = ("cpu", "memory", "cpuLimit", "memoryLimit", "gpu", "gpuType")
+    return dict(
+        sorted(
+            resources.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)
+        )
+    )
+
+
+def _filler(cell: Cell) -> bool:
+    return cell.type != "code" or not cell.source.strip()
+
+
+def schema_ref(folder: Path) -> str:
+    """Where the manifest's `$schema` points: the repository's schema file, relative to `folder`,
+    when `folder` is inside a git repository that has one; else the published URL."""
+    here = folder.resolve()
+    for d in (here, *here.parents):
+        candidate = d / SCHEMA_FILE
+        if candidate.is_file():
+            return Path(os.path.relpath(candidate, here)).as_posix()
+        if (d / ".git").exists():
+            break
+    return SCHEMA_URL
+
+
+def render(draft: Draft, nb: Notebook, schema: str) -> str:
+    """The manifest as YAML text, hand-formatted, with the draft's comments."""
+    lines: list[str] = []
+    c = draft.comments
+
+    def put(indent: int, key: str, value: str | None, path: tuple[str, ...]) -> None:
+        text = " " * indent + (f"{key}: {value}" if value is not None else f"{key}:")
+        if path in c:
+            text += f"  # {c[path]}"
+        lines.append(text)
+
+    def notes(key: str) -> None:
+        lines.extend(f"# {line}" for line in draft.notes.get(key, []))
+
+    owned_by: dict[int, str] = {}
+    for n in draft.setup:
+        owned_by[n] = "setup"
+    for n in draft.skip:
+        owned_by[n] = "skip"
+    if draft.parameters_cell:
+        owned_by[draft.parameters_cell] = "parameters"
+    for s in draft.steps:
+        for n in s.cells:
+            owned_by[n] = "step:" + s.name
+    tagged = [x.number for x in nb.cells if "parameters" in x.tags and x.type == "code"]
+    if not draft.parameters_cell and tagged:
+        owned_by[tagged[0]] = "parameters"
+
+    def spec(cells: list[int], owner: str) -> str:
+        others = {n for n, o in owned_by.items() if o != owner}
+        return cell_spec(cells, nb, others)
+
+    lines.append(f"# yaml-language-server: $schema={schema}")
+    todos = any("TODO" in v for v in c.values())
+    lines.append(
+        f"# Written by `nbflow init` from the {draft.origin} of {draft.notebook}."
+        + (" Review the lines marked TODO." if todos else "")
+    )
+    lines.append("apiVersion: nbflow/v1")
+    put(0, "name", scalar(draft.name), ("name",))
+    if draft.description:
+        put(0, "description", scalar(draft.description), ("description",))
+    put(0, "notebook", scalar(draft.notebook), ("notebook",))
+    put(0, "image", scalar(draft.image), ("image",))
+    if draft.requirements or ("requirements",) in c:
+        put(0, "requirements", scalar(draft.requirements), ("requirements",))
+    if draft.resources:
+        put(0, "resources", scalar(_ordered(draft.resources)), ("resources",))
+    if draft.env:
+        put(0, "env", scalar(draft.env), ("env",))
+    if draft.setup:
+        put(0, "setup", spec(draft.setup, "setup"), ("setup",))
+    if draft.parameters_cell:
+        put(0, "parametersCell", str(draft.parameters_cell), ("parametersCell",))
+    put(0, "steps", None, ("steps",))
+    for s in draft.steps:
+        put(2, s.name, None, ("steps", s.name))
+        put(4, "cells", spec(s.cells, "step:" + s.name), ("steps", s.name, "cells"))
+        if s.after:
+            put(4, "after", scalar(s.after), ("steps", s.name, "after"))
+        if s.image:
+            put(4, "image", scalar(s.image), ("steps", s.name, "image"))
+        if s.resources:
+            put(4, "resources", scalar(_ordered(s.resources)), ("steps", s.name, "resources"))
+        if s.cache is not None:
+            put(4, "cache", scalar(s.cache), ("steps", s.name, "cache"))
+    if draft.skip:
+        put(0, "skip", "[" + spec(draft.skip, "skip").strip("[]") + "]", ("skip",))
+    if draft.parameters:
+        put(0, "parameters", None, ("parameters",))
+        for key, value in draft.parameters.items():
+            text = scalar({"default": value}) if isinstance(value, dict) else scalar(value)
+            put(2, key, text, ("parameters", key))
+    else:
+        notes("parameters")
+    if draft.metrics:
+        put(0, "metrics", None, ("metrics",))
+        for key, goal in draft.metrics.items():
+            put(2, key, goal, ("metrics", key))
+    else:
+        notes("metrics")
+    if draft.tuning:
+        t = draft.tuning
+        put(0, "tuning", None, ("tuning",))
+        for key in (
+            "objective",
+            "algorithm",
+            "settings",
+            "maxTrials",
+            "parallelTrials",
+            "maxFailedTrials",
+            "goal",
+            "additionalMetrics",
+        ):
+            if key in t and t[key] not in (None, {}, []):
+                put(2, key, scalar(t[key]), ("tuning", key))
+        put(2, "search", None, ("tuning", "search"))
+        for key, space in t["search"].items():
+            put(4, key, scalar(space), ("tuning", "search", key))
+    else:
+        notes("tuning")
+    if draft.volumes:
+        put(0, "volumes", None, ("volumes",))
+        for i, v in enumerate(draft.volumes):
+            lines.append(
+                f"  - {scalar(v)}"
+                + (f"  # {c[('volumes', str(i))]}" if ("volumes", str(i)) in c else "")
+            )
+    if draft.deploy:
+        put(0, "deploy", scalar(draft.deploy), ("deploy",))
+    return "\n".join(lines) + "\n"
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+@dataclass
+class InitResult:
+    manifest: Path
+    draft: Draft
+    report: Report
+    kale: bool
+    notes: list[KaleNote]
+    stripped: bool | None  # None: not asked; False: asked but not done
+
+
+def init(
+    notebook: str | Path,
+    *,
+    name: str | None = None,
+    force: bool = False,
+    strip_kale_tags: bool = False,
+) -> InitResult:
+    """Write `nbflow.yaml` beside `notebook` and validate it. Raises UsageError when the notebook
+    can't be read or the manifest exists (without `force`); a manifest that does not validate is
+    still written (see `InitResult.report`)."""
+    from nbflow import kale
+    from nbflow.manifest import DNS_LABEL
+    from nbflow.notebook import NotebookError, load_notebook
+    from nbflow.validate import MANIFEST_NAME, shown_path, validate_manifest
+
+    path = Path(notebook)
+    if path.is_dir():
+        raise UsageError(
+            f"{shown_path(path)} is a folder: name the notebook (.ipynb) to start from"
+        )
+    if not path.exists():
+        raise UsageError(f"no such notebook: {shown_path(path)}")
+    target = path.parent / MANIFEST_NAME
+    if target.exists() and not force:
+        raise UsageError(f"{shown_path(target)} already exists: pass --force to overwrite it")
+    if name is not None and (len(name) > DNS_MAX or not DNS_LABEL.match(name)):
+        raise UsageError(
+            f"--name `{name}` is not a DNS-1123 label (lowercase letters, digits and `-`)"
+        )
+    try:
+        nb = load_notebook(path, shown_path(path))
+    except NotebookError as exc:
+        raise UsageError(exc.diagnostic.message) from None
+
+    notes: list[KaleNote] = []
+    is_kale = kale.uses_kale(nb)
+    if is_kale:
+        draft, notes = kale.import_kale(nb, folder=path.parent, name=name)
+    else:
+        draft = propose(nb, name=name or slug(path.stem, fallback="pipeline"), folder=path.parent)
+    if name is not None:
+        draft.name = name
+    target.write_text(render(draft, nb, schema_ref(path.parent)), encoding="utf-8")
+    report, _ = validate_manifest(target)
+    stripped: bool | None = None
+    if strip_kale_tags:
+        # keep the tags while the manifest has errors: they are what it was made from
+        stripped = kale.strip_kale(path) if is_kale and report.ok else False
+    return InitResult(target, draft, report, is_kale, notes, stripped)
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add the `init` subcommand to the CLI's subparsers."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "init",
+        help="write an nbflow.yaml for a notebook (imports Kale tags), or CI files with --ci",
+        description="Propose nbflow.yaml beside NOTEBOOK from its structure, or from its Kale cell "
+        "tags and metadata; it is validated as it is written. With --ci, write CI workflow files.",
+    )
+    p.add_argument("notebook", nargs="?", help="the notebook (.ipynb)")
+    p.add_argument(
+        "--name", help="the pipeline name (default: from Kale's metadata or the file name)"
+    )
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.add_argument(
+        "--strip-kale-tags",
+        action="store_true",
+        help="remove Kale's cell tags and metadata from the notebook once the manifest validates",
+    )
+    p.add_argument("--ci", choices=["github"], help="write the CI workflow for this repository")
+    return p
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """`nbflow init`: 0 written and valid, 1 written with errors, 2 bad usage (UsageError)."""
+    from nbflow.validate import shown_path
+
+    if not args.notebook and not getattr(args, "ci", None):
+        raise UsageError("nbflow init needs a NOTEBOOK (or --ci github)")
+    code = 0
+    if args.notebook:
+        result = init(
+            args.notebook, name=args.name, force=args.force, strip_kale_tags=args.strip_kale_tags
+        )
+        code = _print_result(result, shown_path(result.manifest))
+    if getattr(args, "ci", None):
+        from nbflow.gitops import cmd_init_ci
+
+        code = max(code, int(cmd_init_ci(args)))
+    return code
+
+
+def _print_result(result: InitResult, shown: str) -> int:
+    from nbflow.reporters import render_text
+
+    for note in result.notes:
+        print(f"nbflow: warning: {note}", file=sys.stderr)
+    if result.report.diagnostics:
+        sys.stderr.write(
+            render_text(result.report, color=sys.stderr.isatty() and not os.environ.get("NO_COLOR"))
+        )
+    d = result.draft
+    todos = sum(1 for v in d.comments.values() if "TODO" in v)
+    parts = [
+        f"{len(d.steps)} step{'s' * (len(d.steps) != 1)}",
+        f"{len(d.parameters)} parameter{'s' * (len(d.parameters) != 1)}",
+        f"{len(d.metrics)} metric{'s' * (len(d.metrics) != 1)}",
+    ]
+    if d.tuning:
+        parts.append("tuning")
+    origin = "from Kale's tags and metadata" if result.kale else "from the notebook's structure"
+    print(
+        f"wrote {shown} {origin}: {', '.join(parts)}"
+        + (f"; {todos} TODO{'s' * (todos != 1)} to review" if todos else "")
+    )
+    if result.stripped:
+        print(f"removed Kale's tags and metadata from {result.draft.notebook}")
+    elif result.stripped is False:
+        why = "it has no Kale tags" if not result.kale else f"{shown} has errors"
+        print(f"left {result.draft.notebook} unchanged: {why}", file=sys.stderr)
+    if not result.report.ok:
+        print(
+            f"{shown} was written but does not validate yet: fix the errors above", file=sys.stderr
+        )
+        return 1
+    return 0

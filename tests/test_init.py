@@ -1,0 +1,357 @@
+"""`nbflow init` on plain notebooks, the command's behaviour, and the YAML it writes.
+
+Golden cases live in tests/kale_cases/<case>/ (plain-* here, kale-* in test_kale.py): a notebook,
+the manifest init writes for a copy of it outside any repository (expected.yaml, byte for byte)
+and the warnings it prints (expected-warnings.txt). `python tests/kale_cases/make.py --golden`
+regenerates them; review the diff.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from nbflow.errors import UsageError
+from nbflow.init import cell_spec, metric_goal, pip_installs, scalar, schema_ref, slug, unique
+from nbflow.notebook import load_notebook
+from nbflow.validate import validate_manifest
+from tests.support.cases import CASES
+from tests.support.cli import Result, run_subprocess
+
+KALE_CASES = Path(__file__).resolve().parent / "kale_cases"
+REPO = Path(__file__).resolve().parent.parent
+DIGITS = REPO / "examples" / "digits"
+
+
+def run_init(capsys: pytest.CaptureFixture[str], *argv: str) -> Result:
+    """`nbflow init ARGV` in-process, exactly as `nbflow.cli.main` runs a command."""
+    from nbflow import cli
+
+    if "init" in getattr(cli, "COMMANDS", {}):
+        code = cli.main(["init", *argv])
+    else:  # until nbflow.cli wires the command: the same parser and exit-code mapping
+        from nbflow.init import add_parser, cmd_init
+
+        parser = argparse.ArgumentParser(prog="nbflow")
+        add_parser(parser.add_subparsers(dest="command"))
+        try:
+            code = cmd_init(parser.parse_args(["init", *argv]))
+        except UsageError as exc:
+            print(f"nbflow: {exc}", file=sys.stderr)
+            code = 2
+    out = capsys.readouterr()
+    return Result(code, out.out, out.err)
+
+
+def case_names(prefix: str) -> list[str]:
+    return sorted(
+        p.name
+        for p in KALE_CASES.iterdir()
+        if p.name.startswith(prefix) and (p / "expected.yaml").exists()
+    )
+
+
+def copy_case(case: str, tmp_path: Path) -> Path:
+    """The case's notebook, copied to a folder of its own under tmp_path; returns its path."""
+    folder = tmp_path / case
+    folder.mkdir()
+    (src,) = (KALE_CASES / case).glob("*.ipynb")
+    shutil.copy(src, folder / src.name)
+    return folder / src.name
+
+
+def check_golden(capsys: pytest.CaptureFixture[str], case: str, tmp_path: Path) -> Path:
+    nb = copy_case(case, tmp_path)
+    before = nb.read_bytes()
+    r = run_init(capsys, str(nb))
+    expected = (KALE_CASES / case / "expected.yaml").read_text(encoding="utf-8")
+    written = (nb.parent / "nbflow.yaml").read_text(encoding="utf-8")
+    assert written == expected, (
+        "init's output drifted: `python tests/kale_cases/make.py --golden` and review"
+    )
+    warnings = [line for line in r.err.splitlines() if line.startswith("nbflow: warning:")]
+    expected_warnings = (
+        (KALE_CASES / case / "expected-warnings.txt").read_text(encoding="utf-8").splitlines()
+    )
+    assert warnings == expected_warnings
+    assert r.code == 0, r.err
+    assert "wrote " in r.out
+    assert nb.read_bytes() == before  # the notebook is left as it was
+    return nb
+
+
+@pytest.mark.parametrize("case", case_names("plain-"))
+def test_plain_golden(capsys, case, tmp_path):
+    check_golden(capsys, case, tmp_path)
+
+
+@pytest.mark.parametrize("case", case_names("plain-"))
+def test_plain_expected_validates(case, tmp_path):
+    nb = copy_case(case, tmp_path)
+    shutil.copy(KALE_CASES / case / "expected.yaml", nb.parent / "nbflow.yaml")
+    report, project = validate_manifest(nb.parent / "nbflow.yaml")
+    assert report.ok and not report.warnings, [d.message for d in report.diagnostics]
+    assert project is not None and project.plan is not None
+
+
+def test_digits_proposal_matches_the_hand_written_manifest(capsys, tmp_path):
+    shutil.copy(DIGITS / "digits.ipynb", tmp_path / "digits.ipynb")
+    r = run_init(capsys, str(tmp_path / "digits.ipynb"))
+    assert r.code == 0, r.err
+    report, project = validate_manifest(tmp_path / "nbflow.yaml")
+    assert report.ok and project is not None
+    assert {s.name: s.cells for s in project.steps} == {
+        "load": (5, 6),
+        "preprocess": (8,),
+        "train": (10,),
+        "evaluate": (12, 13),
+    }
+    assert project.setup == (2,) and project.skip == (14,) and project.parameters_cell == 3
+    assert {p.name: (p.type, p.default) for p in project.parameters} == {
+        "C": ("float", 1.0),
+        "gamma": ("float", 0.001),
+        "test_size": ("float", 0.25),
+    }
+    assert dict(project.manifest.metrics) == {"accuracy": project.manifest.metrics["accuracy"]}
+    assert project.manifest.metrics["accuracy"].goal == "maximize"
+    text = (tmp_path / "nbflow.yaml").read_text()
+    assert "accuracy: maximize  # TODO: check" in text
+    assert "requirements: [matplotlib, numpy, scikit-learn]" in text
+
+
+def test_init_refuses_to_overwrite(capsys, tmp_path):
+    shutil.copy(DIGITS / "digits.ipynb", tmp_path / "digits.ipynb")
+    (tmp_path / "nbflow.yaml").write_text("# mine\n")
+    r = run_init(capsys, str(tmp_path / "digits.ipynb"))
+    assert r.code == 2
+    assert "already exists" in r.err and "--force" in r.err
+    assert (tmp_path / "nbflow.yaml").read_text() == "# mine\n"
+    r = run_init(capsys, str(tmp_path / "digits.ipynb"), "--force")
+    assert r.code == 0, r.err
+    assert (tmp_path / "nbflow.yaml").read_text().startswith("# yaml-language-server: $schema=")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["missing.ipynb"], "no such notebook"),
+        (["."], "is a folder"),
+        ([], "needs a NOTEBOOK"),
+        (["nb.ipynb", "--name", "Not_A_Label"], "not a DNS-1123 label"),
+        (["corrupt.ipynb"], "not valid JSON"),
+    ],
+)
+def test_init_usage_errors_exit_2(capsys, tmp_path, monkeypatch, argv, message):
+    shutil.copy(CASES / "notebooks" / "corrupt.ipynb", tmp_path / "corrupt.ipynb")
+    shutil.copy(DIGITS / "digits.ipynb", tmp_path / "nb.ipynb")
+    monkeypatch.chdir(tmp_path)
+    r = run_init(capsys, *argv)
+    assert r.code == 2
+    assert message in r.err
+    assert "Traceback" not in r.err
+    assert not (tmp_path / "nbflow.yaml").exists()
+
+
+def test_name_option(capsys, tmp_path):
+    shutil.copy(DIGITS / "digits.ipynb", tmp_path / "digits.ipynb")
+    r = run_init(capsys, str(tmp_path / "digits.ipynb"), "--name", "hand-digits")
+    assert r.code == 0
+    assert "\nname: hand-digits\n" in (tmp_path / "nbflow.yaml").read_text()
+
+
+def _notebook(path: Path, cells: list[tuple[str, str, list[str]]]) -> Path:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    for i, (kind, source, tags) in enumerate(cells, start=1):
+        cell = (
+            nbformat.v4.new_code_cell(source)
+            if kind == "code"
+            else nbformat.v4.new_markdown_cell(source)
+        )
+        cell.id = f"c{i}"
+        if tags:
+            cell.metadata["tags"] = tags
+        nb.cells.append(cell)
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_invalid_proposal_is_written_with_diagnostics_and_exit_1(capsys, tmp_path):
+    nb = _notebook(
+        tmp_path / "bad.ipynb",
+        [
+            ("code", "import math", []),
+            ("code", "n = 3\nm = math.floor(2.5)", ["parameters"]),
+            ("markdown", "## Work", []),
+            ("code", "total = n * m", []),
+        ],
+    )
+    r = run_init(capsys, str(nb))
+    assert r.code == 1
+    text = (tmp_path / "nbflow.yaml").read_text()
+    assert "TODO: cell 2 does more than assign literals (line 2)" in text
+    assert "error[NBF" in r.err and "does not validate" in r.err
+
+
+def test_notebook_with_headings_parameters_and_metric_validates(capsys, tmp_path):
+    nb = _notebook(
+        tmp_path / "Sales Forecast.ipynb",
+        [
+            ("markdown", "# Sales forecast", []),
+            ("code", "import statistics\nWINDOW = 3", []),
+            ("code", "horizon = 2\nscale = 1.5", ["parameters"]),
+            ("markdown", "## Load the data\nSome text.\n### detail", []),
+            ("code", "sales = [3, 4, 5, 7, 6, 8]", []),
+            ("markdown", "## Forecast", []),
+            ("code", "forecast = [statistics.mean(sales[-WINDOW:]) * scale] * horizon", []),
+            ("markdown", "## Score", []),
+            (
+                "code",
+                "rmse = (sum((f - s) ** 2 for f, s in zip(forecast, sales[-horizon:])) / horizon) ** 0.5",
+                [],
+            ),
+            ("code", "", []),
+        ],
+    )
+    r = run_init(capsys, str(nb))
+    assert r.code == 0, r.err
+    report, project = validate_manifest(tmp_path / "nbflow.yaml")
+    assert report.ok and project is not None
+    assert [s.name for s in project.steps] == ["load-the-data", "forecast", "score"]
+    assert project.manifest.name == "sales-forecast"
+    assert project.manifest.metrics["rmse"].goal == "minimize"
+    assert project.setup == (2,) and project.skip == (10,)
+    text = (tmp_path / "nbflow.yaml").read_text()
+    assert "rmse: minimize  # TODO: check" in text
+    assert (
+        "parameters:  # assigned in cell 3, tagged `parameters`\n  horizon: 2\n  scale: 1.5\n"
+        in text
+    )
+
+
+def test_ci_flag_delegates_to_gitops(capsys, tmp_path, monkeypatch):
+    calls: list[argparse.Namespace] = []
+
+    def cmd_init_ci(args: argparse.Namespace) -> int:
+        calls.append(args)
+        return 0
+
+    monkeypatch.setitem(
+        sys.modules, "nbflow.gitops", types.SimpleNamespace(cmd_init_ci=cmd_init_ci)
+    )
+    r = run_init(capsys, "--ci", "github")
+    assert r.code == 0 and len(calls) == 1 and calls[0].ci == "github"
+    assert not (tmp_path / "nbflow.yaml").exists()
+
+
+def test_subprocess(tmp_path):
+    from nbflow import cli
+
+    if "init" not in getattr(cli, "COMMANDS", {}):
+        pytest.skip("`init` is not wired into nbflow.cli yet")
+    shutil.copy(DIGITS / "digits.ipynb", tmp_path / "digits.ipynb")
+    r = run_subprocess("init", "digits.ipynb", cwd=tmp_path)
+    assert r.code == 0, r.err
+    assert r.out.startswith("wrote nbflow.yaml from the notebook's structure: 4 steps")
+    r = run_subprocess("init", "digits.ipynb", cwd=tmp_path)
+    assert r.code == 2 and "already exists" in r.err
+
+
+# -- pieces -------------------------------------------------------------------------------------------
+
+
+def test_schema_ref(tmp_path):
+    assert schema_ref(DIGITS) == "../../schemas/nbflow.v1.schema.json"
+    assert schema_ref(tmp_path) == "https://nbflow.dev/schemas/nbflow.v1.schema.json"
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "schemas").mkdir()
+    (repo / "schemas" / "nbflow.v1.schema.json").write_text("{}")
+    (repo / "a" / "b").mkdir(parents=True)
+    assert schema_ref(repo / "a" / "b") == "../../schemas/nbflow.v1.schema.json"
+    # a schema above the repository's root is not this repository's
+    (tmp_path / "other" / ".git").mkdir(parents=True)
+    (tmp_path / "schemas").mkdir()
+    (tmp_path / "schemas" / "nbflow.v1.schema.json").write_text("{}")
+    assert schema_ref(tmp_path / "other").startswith("https://")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["plain", "yes", "no", "on", "null", "~", "1.0", "12", "2024-01-01", "a: b", "#x", "x #y", "", " pad",
+     "[a]", "{a}", "a,b", "*ref", "&a", "!tag", "@x", "`x`", "'q'", '"q"', "-", "- x", "?", "%x", "é",
+     "line\nbreak", "tab\tx", True, False, 0, -3, 1.0, 0.001, 1e-05, 1e16, -2.5, float("inf"), None,
+     [1, "a", "b,c"], {"k": "v,w", "n": 1.0}],
+)  # fmt: skip
+def test_scalar_round_trips(value):
+    from nbflow.yamlpos import load_text
+
+    doc = load_text(f"k: {scalar(value)}\n", "t.yaml")
+    assert doc.data["k"] == value and type(doc.data["k"]) is type(value)
+
+
+def test_slug_and_unique():
+    assert slug("1. Load the Data!") == "1-load-the-data"
+    assert slug("Étape: données") == "etape-donnees"
+    assert slug("***") == "step"
+    assert len(slug("x" * 100)) == 63
+    taken: set[str] = set()
+    assert [unique("train", taken) for _ in range(3)] == ["train", "train-2", "train-3"]
+    assert unique("y" * 63, {"y" * 63}) == "y" * 61 + "-2"
+
+
+def test_cell_spec_folds_markdown_between_cells():
+    nb = load_notebook(DIGITS / "digits.ipynb", "digits.ipynb")
+    assert cell_spec([5, 6], nb, set()) == "5-6"
+    assert cell_spec([8, 10], nb, set()) == "8-10"  # 9 is markdown
+    assert cell_spec([8, 10], nb, {9}) == "[8, 10]"  # ... unless something else owns it
+    assert cell_spec([2, 5, 6, 14], nb, {3}) == "[2, 5-6, 14]"
+    assert cell_spec([12], nb, set()) == "12"
+
+
+@pytest.mark.parametrize(
+    ("name", "goal"),
+    [("accuracy", "maximize"), ("val_acc", "maximize"), ("f1", "maximize"), ("roc_auc", "maximize"),
+     ("test_loss", "minimize"), ("rmse", "minimize"), ("error_rate", "minimize"), ("r2", "maximize"),
+     ("scores", None), ("model", None), ("accumulate", None)],
+)  # fmt: skip
+def test_metric_goal(name, goal):
+    assert metric_goal(name) == goal
+
+
+def test_pip_installs():
+    assert pip_installs("!pip install -q tqdm 'rich>=13'\n# note\n%pip install -r req.txt x") == [
+        "tqdm",
+        "rich>=13",
+        "x",
+    ]
+    assert pip_installs("import os") is None
+    assert pip_installs("") is None
+
+
+def test_written_yaml_loads_as_the_draft(tmp_path, capsys):
+    """The hand-formatted YAML means what the draft says (spot check of the tricky values)."""
+    from nbflow.yamlpos import load_file
+
+    nb = copy_case("kale-full", tmp_path)
+    assert run_init(capsys, str(nb)).code == 0
+    data = load_file(nb.parent / "nbflow.yaml").data
+    assert data["steps"]["load-data"]["resources"] == {"cpu": "2", "memory": "4Gi"}
+    assert data["tuning"]["search"]["bootstrap"] == [True, False]
+    assert data["parameters"]["bootstrap"] is True
+    assert json.dumps(data["volumes"][1]) == json.dumps(
+        {
+            "name": "scratch",
+            "mountPath": "/scratch",
+            "size": "5Gi",
+            "storageClass": "fast",
+            "accessMode": "ReadWriteMany",
+        }
+    )
