@@ -33,8 +33,9 @@ from nbflow.project import Project
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _EXECUTING = re.compile(r"Executing task '([^']+)'")
 _FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
-_CACHE_HIT = re.compile(r"Task (\S+) cache hit")
+_CACHE_HIT = re.compile(r"Task (\S+) cache hit \(key=([0-9a-f]+)")
 _RETRY = re.compile(r"Task (\S+) failed \(attempt (\d+)/(\d+)\)")
+_STREAMED = re.compile(r" - INFO - Streamed logs:$")  # kfp.local's header of a task's output
 
 
 class RunError(Exception):
@@ -168,6 +169,7 @@ class _Router:
         self.current: StepResult | None = None
         self.started = 0.0
         self.buffer = ""
+        self.cache_keys: dict[str, str] = {}  # step -> prefix of its cache entry's key
         self.all = (logs / "kfp-local.log").open("w", encoding="utf-8")
 
     # file-like interface for redirect_stdout
@@ -195,13 +197,14 @@ class _Router:
             r = self.by_task.get(m.group(1))
             if r is not None:
                 r.status = "cached"
+                self.cache_keys[r.name] = m.group(2)
                 self._emit(r)
         elif m := _RETRY.search(line):
             r = self.by_task.get(m.group(1))
             if r is not None:
                 r.status = "retrying"
                 self._emit(r)
-        elif self.current is not None and self.current.log:
+        elif self.current is not None and self.current.log and not _STREAMED.search(line):
             text = line[4:] if line.startswith("    ") else line
             with open(self.current.log, "a", encoding="utf-8") as f:
                 f.write(text + "\n")
@@ -225,8 +228,8 @@ class _Router:
             return
         r.seconds += time.perf_counter() - self.started
         r.status = status
-        if status == "failed":
-            r.error = _error_from_log(Path(r.log)) if r.log else None
+        # a retry that succeeds clears the error of the attempt before
+        r.error = _error_from_log(Path(r.log), r.name) if status == "failed" and r.log else None
         self.current = None
         self._emit(r)
 
@@ -266,22 +269,44 @@ def _capture(router: _Router) -> Iterator[None]:
         router.close()
 
 
-def _error_from_log(log: Path) -> str | None:
-    """The runtime's own error block (it starts with `nbflow: step`), else the log's tail."""
+def _error_from_log(log: Path, step: str) -> str | None:
+    """The runtime's own error block (its first line starts with `step '<name>'`), else the
+    log's tail without kfp's executor chatter."""
     try:
         lines = log.read_text(encoding="utf-8").splitlines()
     except OSError:
         return None
-    for i, line in enumerate(lines):
-        if line.startswith("nbflow: step"):
-            block = []
-            for more in lines[i:]:
-                if more.startswith("[KFP Executor") or more.startswith("Traceback (most recent call last)") and block:
-                    break
-                block.append(more)
-            return "\n".join(block).strip()
-    tail = [ln for ln in lines if ln.strip() and not ln.startswith("[KFP Executor")]
+    head = f"step '{step}'"
+    starts = [i for i, line in enumerate(lines) if line.startswith(head)]
+    if starts:  # the last attempt's
+        block = []
+        for more in lines[starts[-1] :]:
+            if more.startswith("[KFP Executor"):
+                break
+            block.append(more)
+        return "\n".join(block).strip()
+    tail: list[str] = []
+    in_input = False
+    for ln in lines:
+        if "Got executor_input:" in ln:
+            in_input = True  # a JSON document follows, closed by a `}` in column 0
+        elif in_input:
+            in_input = ln != "}"
+        elif ln.strip() and not ln.startswith("[KFP Executor"):
+            tail.append(ln)
     return "\n".join(tail[-15:]) or None
+
+
+def _cached_report(cache: Path, key: str | None) -> list[Path]:
+    if not key:
+        return []
+    for entry in sorted(cache.glob(f"{key}*.json")):
+        try:
+            uri = json.loads(entry.read_text(encoding="utf-8"))["report"]["uri"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        return [Path(uri)]
+    return []
 
 
 def run(
@@ -328,6 +353,8 @@ def run(
         cache_root=str(state / "cache"),
     )
     pipeline = components.load_component_from_file(str(ir))
+    artifacts = state / "artifacts"
+    earlier = set(artifacts.iterdir()) if artifacts.is_dir() else set()
     started = time.perf_counter()
     with _capture(router), warnings.catch_warnings():
         # kfp.local warns, per task, that Kubernetes-only settings have no effect here
@@ -336,6 +363,10 @@ def run(
     seconds = time.perf_counter() - started
     outputs = getattr(task, "outputs", None) or {}
     metrics: dict[str, float] = {}
+    # kfp.local gives each run a folder `<pipeline>-<time>` under the pipeline root
+    this_run = [
+        d for d in sorted(set(artifacts.iterdir()) - earlier) if d.name.startswith(f"{project.name}-")
+    ] if artifacts.is_dir() else []
     for sp in project.plan.steps:
         r = steps[sp.name]
         key = sp.name.replace("-", "_")
@@ -348,6 +379,17 @@ def run(
         if m is not None:
             r.metrics = {k: float(v) for k, v in sorted(m.metadata.items()) if isinstance(v, int | float)}
             metrics.update(r.metrics)
+        if r.report is None:
+            # a failed run has no outputs: the reports of the steps it ran are in its own
+            # folder, those of cached steps where their cache entries point
+            found = [folder / task_name(sp.name) / "report" for folder in this_run]
+            found += _cached_report(state / "cache", router.cache_keys.get(sp.name))
+            for path in found:
+                if path.is_file():
+                    dest = run_dir / "reports" / f"{sp.name}.html"
+                    shutil.copyfile(path, dest)
+                    r.report = str(dest)
+                    break
         if r.status in ("pending", "running"):
             r.status = "not-run" if r.status == "pending" else "failed"
     ok = bool(outputs) and all(r.status in ("succeeded", "cached") for r in steps.values())
