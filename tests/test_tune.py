@@ -1,0 +1,454 @@
+"""`nbflow tune`: samplers per Katib algorithm, the search loop on real local runs, its files.
+
+The end-to-end tests tune a two-step notebook: `prepare` reads no parameter (so it runs in the
+first trial and hits the cache after), `score` computes `-(x - 3) ** 2` (minus 1 when `shift` is
+"b") and fails for x > 4.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import json
+import math
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from nbflow import tune as tune_mod
+from nbflow.errors import EnvironmentProblem, UsageError
+from nbflow.manifest import ALGORITHMS
+from nbflow.tune import SAMPLERS, Dimension, TrialResult, judge, plan_search, tune
+from tests.support.cli import run_cli
+from tests.support.projects import load, tagged, write_project
+
+CELLS = [
+    "import math",
+    tagged('x = 1.0\nshift = "a"', "parameters"),
+    "base = sum(math.sin(i) for i in range(100)) * 0",
+    'if x > 4.5:\n    raise ValueError(f"x too large: {x}")\nscore = -(x - 3) ** 2 - (0 if shift == "a" else 1) + base',
+]
+
+
+def project_with(root: Path, tuning: str) -> Path:
+    """The two-step project, with `tuning` (YAML, any indentation) as its tuning block."""
+    block = textwrap.indent(textwrap.dedent(tuning).strip("\n"), "  ")
+    manifest = (
+        "name: quad\nsetup: 1\nsteps:\n  prepare: {cells: 3}\n  score: {cells: 4}\n"
+        "parameters: {x: 1.0, shift: a}\nmetrics: {score: maximize}\ntuning:\n" + block + "\n"
+    )
+    return write_project(root, CELLS, manifest)
+
+
+def read_results(folder: Path) -> tuple[dict, list[dict]]:
+    data = json.loads((folder / "trials.json").read_text())
+    with (folder / "trials.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    return data, rows
+
+
+def assert_consistent(folder: Path, trials: int) -> tuple[dict, list[dict]]:
+    """CSV rows == JSON trials == the trials run, field by field."""
+    data, rows = read_results(folder)
+    assert len(data["trials"]) == len(rows) == trials
+    for t, row in zip(data["trials"], rows, strict=True):
+        assert int(row["number"]) == t["number"]
+        assert row["state"] == t["state"]
+        assert row[data["objective"]] == ("" if t["value"] is None else repr(t["value"]))
+        for name, value in t["parameters"].items():
+            assert row[name] == str(value)
+    assert not list(folder.glob(".*.tmp"))
+    return data, rows
+
+
+@pytest.fixture
+def wired(monkeypatch):
+    """`nbflow tune` through the real `nbflow.cli.main`, also before cli.py registers it."""
+    from nbflow import cli
+
+    if "tune" not in cli.COMMANDS:
+        monkeypatch.setitem(cli.COMMANDS, "tune", tune_mod.cmd_tune)
+        base = cli.parser
+
+        def parser() -> argparse.ArgumentParser:
+            p = base()
+            sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+            tune_mod.add_parser(sub)
+            return p
+
+        monkeypatch.setattr(cli, "parser", parser)
+
+
+# -- samplers -------------------------------------------------------------------------------------
+
+DIMS = [Dimension("x", "float", 0.0, 6.0, 0.5), Dimension("n", "int", 1, 9, 2), Dimension("shift", "categorical", values=("a", "b"))]
+
+
+def test_every_katib_algorithm_has_an_entry() -> None:
+    assert set(SAMPLERS) == set(ALGORITHMS)
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "cls", "check"),
+    [
+        ("random", "RandomSampler", None),
+        ("grid", "GridSampler", None),
+        ("tpe", "TPESampler", lambda s: s._multivariate is False),
+        ("multivariate-tpe", "TPESampler", lambda s: s._multivariate is True),
+        ("sobol", "QMCSampler", lambda s: s._qmc_type == "sobol"),
+    ],
+)
+def test_sampler_per_algorithm(algorithm, cls, check) -> None:
+    import optuna
+
+    sampler = SAMPLERS[algorithm]({}, DIMS, [])
+    assert isinstance(sampler, getattr(optuna.samplers, cls))
+    if check is not None:
+        assert check(sampler)
+
+
+@pytest.mark.parametrize(("algorithm", "module", "cls"), [("bayesianoptimization", "torch", "GPSampler"), ("cmaes", "cmaes", "CmaEsSampler")])
+def test_sampler_that_needs_a_package(algorithm, module, cls) -> None:
+    import optuna
+
+    dims = DIMS[:2]
+    if importlib.util.find_spec(module) is None:
+        with pytest.raises(EnvironmentProblem, match=rf"(?s){algorithm} algorithm is not available locally.*pip install {module}"):
+            SAMPLERS[algorithm]({}, dims, [])
+    else:
+        assert isinstance(SAMPLERS[algorithm]({}, dims, []), getattr(optuna.samplers, cls))
+
+
+def test_hyperband_is_refused_clearly() -> None:
+    with pytest.raises(UsageError, match=r"(?s)hyperband algorithm is not supported by `nbflow tune`.*`epochs`"):
+        SAMPLERS["hyperband"]({"r_l": 9, "resource_name": "epochs"}, DIMS, [])
+
+
+def test_settings_map_to_optuna() -> None:
+    from optuna.samplers._tpe.sampler import hyperopt_default_gamma
+
+    tpe = SAMPLERS["tpe"]({"n_startup_trials": 3, "n_ei_candidates": 5, "random_state": 7, "gamma": 0.25, "prior_weight": 2.0}, DIMS, [])
+    assert (tpe._n_startup_trials, tpe._n_ei_candidates) == (3, 5)
+    assert tpe._parzen_estimator_parameters.prior_weight == 2.0
+    # Katib's tpe is hyperopt's: gamma is its fraction of sqrt(n) "good" trials
+    assert [tpe._gamma(n) for n in range(1, 500)] == [hyperopt_default_gamma(n) for n in range(1, 500)]
+
+
+@pytest.mark.parametrize("algorithm", ["random", "tpe", "multivariate-tpe", "grid"])
+def test_random_state_seeds_the_sampler(algorithm) -> None:
+    import optuna
+
+    def first_points(seed: int) -> list[dict]:
+        study = optuna.create_study(sampler=SAMPLERS[algorithm]({"random_state": seed}, DIMS, []))
+        out = []
+        for _ in range(3):
+            trial = study.ask()
+            out.append({d.name: d.suggest(trial) for d in DIMS})
+            study.tell(trial, 0.0)
+        return out
+
+    assert first_points(5) == first_points(5)
+
+
+def test_grid_points_and_search_space(tmp_path) -> None:
+    assert Dimension("f", "float", 0.0, 0.3, 0.1).grid() == [0.0, 0.1, 0.2, 0.3]
+    assert Dimension("n", "int", 1, 9, 3).grid() == [1, 4, 7]
+    root = project_with(
+        tmp_path,
+        """
+        objective: score
+        algorithm: random
+        maxTrials: 4
+        search:
+          x: {min: 0, max: 0.35, step: 0.1}
+          shift: [a, b]
+        """,
+    )
+    plan = plan_search(load(root))
+    x, shift = plan.dimensions
+    # the range ends on its last step, so that Optuna need not adjust it (with a warning)
+    assert (x.kind, x.low, x.high, x.step) == ("float", 0.0, 0.3, 0.1)
+    assert (shift.kind, shift.values) == ("categorical", ("a", "b"))
+
+
+def test_log_with_step_is_a_usage_error(tmp_path) -> None:
+    root = project_with(
+        tmp_path,
+        """
+        objective: score
+        algorithm: tpe
+        maxTrials: 4
+        search:
+          x: {min: 0.1, max: 5, step: 0.1, log: true}
+        """,
+    )
+    with pytest.raises(UsageError, match="both `log` and `step`"):
+        plan_search(load(root))
+
+
+def test_grid_trials_capped_at_its_size_and_parallel_at_the_cpus(tmp_path) -> None:
+    root = project_with(
+        tmp_path,
+        """
+        objective: score
+        algorithm: grid
+        maxTrials: 4
+        parallelTrials: 4
+        search:
+          x: {min: 1, max: 4, step: 1}
+        """,
+    )
+    plan = plan_search(load(root), trials=10)
+    assert plan.max_trials == 4
+    assert any("the grid has 4 points" in n for n in plan.notes)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert plan.parallel == min(4, cpus or 1)
+    assert plan_search(load(root), parallel=3).parallel == 3
+
+
+def test_judge_a_run() -> None:
+    ok = {"ok": True, "steps": [], "metrics": {"score": -1.0}}
+    assert judge(ok, "score") == ("complete", -1.0, None)
+    state, value, error = judge({"ok": True, "steps": [], "metrics": {"other": 1.0}}, "score")
+    assert (state, value) == ("failed", None)
+    assert "objective `score` is missing from the trial's metrics (metrics: other)" in error
+    state, _, error = judge({"ok": False, "steps": [{"name": "score", "status": "failed", "error": "boom"}]}, "score")
+    assert state == "failed" and error == "step `score` failed: boom"
+    assert judge({"ok": True, "steps": [], "metrics": {"score": math.nan}}, "score")[0] == "failed"
+
+
+def test_cli_refusals_exit_2(tmp_path, capsys, wired) -> None:
+    hb = project_with(
+        tmp_path / "hb",
+        """
+        objective: score
+        algorithm: hyperband
+        settings: {r_l: 9, resource_name: x}
+        maxTrials: 9
+        parallelTrials: 9
+        search:
+          x: {min: 1, max: 4}
+        """,
+    )
+    r = run_cli(capsys, "tune", str(hb))
+    assert r.code == 2 and "hyperband algorithm is not supported" in r.err
+    plain = write_project(tmp_path / "plain", ["x = 1"], "name: plain\nsteps:\n  one: {cells: 1}\n")
+    r = run_cli(capsys, "tune", str(plain))
+    assert r.code == 2 and "no `tuning` block" in r.err
+    r = run_cli(capsys, "tune", str(hb), "--trials", "0")
+    assert r.code == 2 and "--trials must be at least 1" in r.err
+    if importlib.util.find_spec("torch") is None:
+        bo = project_with(
+            tmp_path / "bo",
+            """
+            objective: score
+            algorithm: bayesianoptimization
+            maxTrials: 4
+            search:
+              x: {min: 1, max: 4}
+            """,
+        )
+        r = run_cli(capsys, "tune", str(bo))
+        assert r.code == 2 and "needs `torch`, which is not installed" in r.err and "pip install torch" in r.err
+
+
+# -- searches, end to end -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_grid_covers_every_combination_upstream_runs_once(tmp_path, capsys, wired) -> None:
+    root = project_with(
+        tmp_path,
+        """
+        objective: score
+        algorithm: grid
+        maxTrials: 6
+        parallelTrials: 1
+        search:
+          x: {min: 2, max: 4, step: 1}
+          shift: [a, b]
+        """,
+    )
+    r = run_cli(capsys, "tune", str(root))
+    assert r.code == 0, r.err
+    assert r.out.splitlines() == ["best: score=0 with x=3, shift=a", "score=0.0"]
+    folder = root / ".nbflow" / "tune" / "latest"
+    data, _ = assert_consistent(folder, 6)
+    assert sorted((t["parameters"]["x"], t["parameters"]["shift"]) for t in data["trials"]) == [
+        (x, s) for x in (2.0, 3.0, 4.0) for s in ("a", "b")
+    ]
+    assert data["state"] == "completed"
+    assert data["best"]["parameters"] == {"x": 3.0, "shift": "a"}
+    # prepare reads no searched parameter: it ran in trial 1 only, every later trial hit the cache
+    statuses = [t["steps"] for t in data["trials"]]
+    assert statuses[0] == {"prepare": "succeeded", "score": "succeeded"}
+    assert all(s == {"prepare": "cached", "score": "succeeded"} for s in statuses[1:])
+    assert data["step_runs"] == {"prepare": {"ran": 1, "cached": 5, "not_run": 0}, "score": {"ran": 6, "cached": 0, "not_run": 0}}
+    for t in data["trials"]:  # the counts come from the runs themselves
+        run = json.loads((Path(t["run_dir"]) / "run.json").read_text())
+        assert {s["name"]: s["status"] for s in run["steps"]} == t["steps"]
+    assert (folder / "objective.png").stat().st_size > 1000
+    assert "prepare 1 ran/5 cached, score 6 ran/0 cached" in r.err
+
+
+@pytest.mark.slow
+def test_stops_at_goal(tmp_path) -> None:
+    root = project_with(
+        tmp_path,
+        """
+        objective: score
+        algorithm: tpe
+        settings: {random_state: 1}
+        maxTrials: 5
+        parallelTrials: 2
+        goal: -1
+        search:
+          x: {min: 2.5, max: 3.5}
+        """,
+    )
+    result = tune(load(root))
+    assert result.state == "goal" and result.ok
+    assert len(result.trials) == 1 and result.trials[0].value >= -1
+    assert "reached the goal score >= -1" in result.reason
+    assert_consistent(result.dir, 1)
+
+
+@pytest.mark.slow
+def test_failed_trials_count_against_max_failed(tmp_path, capsys, wired) -> None:
+    root = project_with(
+        tmp_path,
+        """
+        objective: score
+        algorithm: grid
+        maxTrials: 4
+        parallelTrials: 1
+        maxFailedTrials: 1
+        search:
+          x: [3.0, 5.0, 6.0, 7.0]
+        """,
+    )
+    r = run_cli(capsys, "tune", str(root), "--json")
+    assert r.code == 1, r.err
+    data = json.loads(r.out)
+    states = [t["state"] for t in data["trials"]]
+    assert states.count("failed") == 2 and len(states) <= 3  # stopped once 2 > maxFailedTrials
+    assert data["state"] == "failed"
+    assert data["reason"] == "2 trials failed, more than maxFailedTrials (1)"
+    assert all("x too large" in t["error"] for t in data["trials"] if t["state"] == "failed")
+    assert_consistent(Path(data["dir"]), len(states))
+
+
+@pytest.mark.slow
+def test_all_trials_failed(tmp_path) -> None:
+    root = project_with(
+        tmp_path,
+        """
+        objective: score
+        algorithm: grid
+        maxTrials: 2
+        search:
+          x: [5.0, 6.0]
+        """,
+    )
+    result = tune(load(root))
+    assert result.state == "failed" and not result.ok and result.best is None
+    assert result.reason == "no trial succeeded"
+    assert [t.state for t in result.trials] == ["failed", "failed"]
+
+
+def _workers_of(manifest: Path) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--worker" in cmd and str(manifest).encode() in cmd:
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_parallel_trials(tmp_path) -> None:
+    root = project_with(
+        tmp_path,
+        """
+        objective: score
+        algorithm: random
+        settings: {random_state: 3}
+        maxTrials: 4
+        search:
+          x: {min: 0, max: 4.5}
+        """,
+    )
+    seen: list[tuple[int, str]] = []
+    result = tune(load(root), parallel=2, progress=lambda t: seen.append((t.number, t.state)))
+    assert result.state == "completed" and result.parallel == 2
+    assert [t.state for t in result.trials] == ["complete"] * 4
+    assert result.step_runs()["prepare"] == {"ran": 1, "cached": 3, "not_run": 0}
+    assert len({t.run_dir for t in result.trials}) == 4
+    # trials 2 and 3 were running at the same time
+    first_seen: dict[int, int] = {}
+    for i, (n, _) in enumerate(seen):
+        first_seen.setdefault(n, i)
+    completed_at = {n: i for i, (n, s) in enumerate(seen) if s == "complete"}
+    assert first_seen[3] < completed_at[2]
+    assert_consistent(result.dir, 4)
+    assert _workers_of(root / "nbflow.yaml") == []
+
+
+@pytest.mark.slow
+def test_interrupt_leaves_consistent_files(tmp_path) -> None:
+    root = project_with(
+        tmp_path,
+        """
+        objective: score
+        algorithm: random
+        maxTrials: 6
+        search:
+          x: {min: 0, max: 4.5}
+        """,
+    )
+
+    def progress(trial: TrialResult) -> None:
+        # Ctrl-C while trials 2 and 3 run in their workers
+        if trial.number == 2 and any(s == "running" for s in trial.steps.values()):
+            raise KeyboardInterrupt
+
+    result = tune(load(root), parallel=2, progress=progress)
+    assert result.state == "interrupted"
+    assert [t.state for t in result.trials] == ["complete", "interrupted", "interrupted"]
+    data, _ = assert_consistent(result.dir, 3)
+    assert data["state"] == "interrupted"
+    assert _workers_of(root / "nbflow.yaml") == []
+
+
+@pytest.mark.slow
+def test_cli_interrupted_exits_130(tmp_path, capsys, wired, monkeypatch) -> None:
+    root = project_with(
+        tmp_path,
+        """
+        objective: score
+        algorithm: random
+        maxTrials: 3
+        parallelTrials: 1
+        search:
+          x: {min: 0, max: 4.5}
+        """,
+    )
+    update = tune_mod.TrialLog.update
+
+    def update_then_ctrl_c(self, trial):  # the user presses Ctrl-C as trial 2 starts
+        update(self, trial)
+        if trial.number == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune_mod.TrialLog, "update", update_then_ctrl_c)
+    r = run_cli(capsys, "tune", str(root))
+    assert r.code == 130
+    assert r.out.startswith("best: score=")
+    data, _ = assert_consistent(root / ".nbflow" / "tune" / "latest", 2)
+    assert [t["state"] for t in data["trials"]] == ["complete", "interrupted"]
