@@ -229,8 +229,8 @@ def diff(
     (see :func:`nbflow.apply.plan_apply`). ``out_dir`` None builds into a temporary folder.
     """
     with _out_folder(out_dir) as out:
-        prepared = _prepare(paths, out, allow_dirty=True)
-        return _run(
+        prepared = _prepare(paths, out, allow_dirty=True, host=host)
+        results = _run(
             prepared,
             ProjectDiff,
             namespace=namespace,
@@ -238,6 +238,8 @@ def diff(
             clients=_Clients(kubeconfig, context),
             write=False,
         )
+    # a temporary build folder is gone now: don't point at it
+    return results if out_dir is not None else [replace(r, folder=None) for r in results]
 
 
 def apply_projects(
@@ -258,7 +260,7 @@ def apply_projects(
     :class:`DeployError` when the cluster refuses a project: the projects after it are still
     applied unless the cluster can't be used at all (:func:`exit_code` 2).
     """
-    prepared = _prepare(paths, Path(out_dir), allow_dirty=allow_dirty)
+    prepared = _prepare(paths, Path(out_dir), allow_dirty=allow_dirty, host=host)
     results = _run(
         prepared,
         ProjectApply,
@@ -281,7 +283,11 @@ def _out_folder(out_dir: Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def _prepare(paths: Sequence[str | Path], out: Path, *, allow_dirty: bool) -> list[_Prepared]:
+def _prepare(
+    paths: Sequence[str | Path], out: Path, *, allow_dirty: bool, host: str | None
+) -> list[_Prepared]:
+    """Validate every project, take every snapshot, refuse what can't be applied, then build:
+    nothing is built or sent before every refusal had its chance."""
     from nbflow.build import build
     from nbflow.snapshot import take
     from nbflow.validate import find_manifests, validate_manifest
@@ -299,6 +305,19 @@ def _prepare(paths: Sequence[str | Path], out: Path, *, allow_dirty: bool) -> li
             # every snapshot before the first build: the out folder must not make a tree dirty
             item.snapshot = take(project.root)
         prepared.append(item)
+    hostless = [
+        p.shown
+        for p in prepared
+        if p.project is not None
+        and p.project.manifest.deploy.kfp == "api"
+        and not (host or p.project.manifest.deploy.host)
+    ]
+    if hostless:
+        raise UsageError(
+            f"`deploy.kfp: api` needs the KFP API's URL ({', '.join(hostless)}): set "
+            "`deploy.host` in nbflow.yaml or pass --host (for example http://localhost:8888 "
+            "after `kubectl port-forward -n kubeflow svc/ml-pipeline 8888`)"
+        )
     dirty = [p for p in prepared if p.snapshot is not None and _unnamed(p.snapshot)]
     if dirty and not allow_dirty:
         lines = [f"  {p.shown}: snapshot {p.snapshot.label}" for p in dirty if p.snapshot]
@@ -421,12 +440,7 @@ def _deploy(
 
     changes: list[Change] = []
     if mode == "api":
-        if not host:
-            raise UsageError(
-                "`deploy.kfp: api` needs the KFP API's URL: set `deploy.host` in nbflow.yaml or "
-                "pass --host (for example http://localhost:8888 after `kubectl port-forward -n "
-                "kubeflow svc/ml-pipeline 8888`)"
-            )
+        assert host, "checked by _prepare"
         step = "plan" if not write else "dry-run" if dry_run else "apply"
         changes += upload_to_kfp(built, host=host, namespace=namespace, step=step)
         resources = experiment  # the Experiment is still a Kubernetes resource
@@ -470,14 +484,28 @@ def upload_to_kfp(
     ``kfp.Client`` prints links on stdout (which would break ``--json``), retries its health
     check with 5 s sleeps and logged tracebacks, and reads ``~/.config/kfp/context.json``.
     """
+    changes: list[Change] = []
+    try:
+        return _upload(built, host=host, namespace=namespace, step=step, changes=changes)
+    except ApplyError as exc:  # say what was done before the failure
+        raise ApplyError(exc.message, exc.hint, changes=tuple(changes), status=exc.status) from None
+
+
+def _upload(
+    built: BuildResult, *, host: str, namespace: str | None, step: str, changes: list[Change]
+) -> list[Change]:
     import kfp_server_api
 
     api = _KfpApi(kfp_server_api, host)
     pipeline_name, version_name = built.pipeline, built.version_name
-    ns = namespace or ""
-    via = f"KFP API {api.host}"
     description = f"nbflow {built.snapshot.label}"
-    changes: list[Change] = []
+
+    def note(kind: str, name: str, action: str, uid: str | None) -> None:
+        changes.append(
+            Change(kind, name, namespace or "", action, uid, "", None, f"KFP API {api.host}")
+        )
+
+    new = {"apply": "created", "dry-run": "would-create", "plan": "create"}[step]
     pipeline = api.call(
         "read",
         f"Pipeline `{pipeline_name}`",
@@ -486,85 +514,48 @@ def upload_to_kfp(
         ),
         missing_ok=True,
     )
-    write = step == "apply"
-    new = {"apply": "created", "dry-run": "would-create", "plan": "create"}[step]
-    if pipeline is None:
-        if write:
-            body = kfp_server_api.V2beta1Pipeline(
-                name=pipeline_name,
-                display_name=pipeline_name,
-                description=description,
-                namespace=namespace,
-            )
-            pipeline = api.call(
-                "create",
-                f"Pipeline `{pipeline_name}`",
-                lambda: api.pipelines.pipeline_service_create_pipeline(
-                    body, _request_timeout=KFP_TIMEOUT
-                ),
-            )
-        changes.append(
-            Change(
-                "Pipeline",
-                pipeline_name,
-                ns,
-                new,
-                getattr(pipeline, "pipeline_id", None),
-                "",
-                None,
-                via,
-            )
+    if pipeline is not None:
+        note("Pipeline", pipeline_name, "unchanged", pipeline.pipeline_id)
+        existing = api.find_version(pipeline.pipeline_id, version_name)
+        if existing is not None:
+            note("PipelineVersion", version_name, "unchanged", existing.pipeline_version_id)
+            return changes
+        if step == "plan":
+            new = "new-version"
+    elif step == "apply":
+        body = kfp_server_api.V2beta1Pipeline(
+            name=pipeline_name,
+            display_name=pipeline_name,
+            description=description,
+            namespace=namespace,
         )
-    else:
-        changes.append(
-            Change("Pipeline", pipeline_name, ns, "unchanged", pipeline.pipeline_id, "", None, via)
-        )
-    existing = (
-        api.find_version(pipeline.pipeline_id, version_name) if pipeline is not None else None
-    )
-    if existing is not None:
-        changes.append(
-            Change(
-                "PipelineVersion",
-                version_name,
-                ns,
-                "unchanged",
-                existing.pipeline_version_id,
-                "",
-                None,
-                via,
-            )
-        )
-        return changes
-    version = None
-    if step == "plan" and pipeline is not None:
-        new = "new-version"
-    if write:
-        assert pipeline is not None
-        version = api.call(
-            "upload",
-            f"PipelineVersion `{version_name}`",
-            lambda: api.uploads.upload_pipeline_version(
-                str(built.folder / "pipeline.yaml"),
-                name=version_name,
-                display_name=version_name,
-                pipelineid=pipeline.pipeline_id,
-                description=description,
-                _request_timeout=KFP_TIMEOUT,
+        pipeline = api.call(
+            "create",
+            f"Pipeline `{pipeline_name}`",
+            lambda: api.pipelines.pipeline_service_create_pipeline(
+                body, _request_timeout=KFP_TIMEOUT
             ),
         )
-    changes.append(
-        Change(
-            "PipelineVersion",
-            version_name,
-            ns,
-            new,
-            getattr(version, "pipeline_version_id", None),
-            "",
-            None,
-            via,
-        )
+        note("Pipeline", pipeline_name, new, pipeline.pipeline_id)
+    else:
+        note("Pipeline", pipeline_name, new, None)
+    if step != "apply":
+        note("PipelineVersion", version_name, new, None)
+        return changes
+    assert pipeline is not None
+    version = api.call(
+        "upload",
+        f"PipelineVersion `{version_name}`",
+        lambda: api.uploads.upload_pipeline_version(
+            str(built.folder / "pipeline.yaml"),
+            name=version_name,
+            display_name=version_name,
+            pipelineid=pipeline.pipeline_id,
+            description=description,
+            _request_timeout=KFP_TIMEOUT,
+        ),
     )
+    note("PipelineVersion", version_name, new, version.pipeline_version_id)
     return changes
 
 
@@ -758,17 +749,21 @@ def add_parsers(sub: Any) -> None:
     a.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
-def add_init_ci_arguments(p: argparse.ArgumentParser, *, force: bool = True) -> None:
-    """Add ``--ci github`` (and ``--root``, and ``--force`` unless the parser has one) to the
-    ``init`` parser; call :func:`cmd_init_ci` when ``args.ci`` is set."""
-    p.add_argument("--ci", choices=["github"], help="write the CI workflows (GitHub Actions)")
-    p.add_argument("--root", default=".", help="repository root for --ci (default: .)")
-    p.add_argument(
-        "--action-ref",
-        help="git ref of nbflow's actions in the workflows: a release's commit SHA (default: its tag)",
-    )
-    if force:
-        p.add_argument("--force", action="store_true", help="overwrite existing files")
+def add_init_ci_arguments(p: argparse.ArgumentParser) -> None:
+    """Add ``--ci github``, ``--root``, ``--action-ref`` and ``--force`` to the ``init`` parser,
+    each unless the parser has it already; call :func:`cmd_init_ci` when ``args.ci`` is set."""
+    options: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+        (("--ci",), {"choices": ["github"], "help": "write the CI workflows (GitHub Actions)"}),
+        (("--root",), {"default": ".", "help": "repository root for --ci (default: .)"}),
+        (
+            ("--action-ref",),
+            {"help": "git ref of nbflow's actions in the workflows: a release's commit SHA"},
+        ),
+        (("--force",), {"action": "store_true", "help": "overwrite existing files"}),
+    ]
+    for flags, kwargs in options:
+        with contextlib.suppress(argparse.ArgumentError):  # the parser has it already
+            p.add_argument(*flags, **kwargs)
 
 
 def add_init_parser(sub: Any) -> argparse.ArgumentParser:
@@ -780,7 +775,9 @@ def add_init_parser(sub: Any) -> argparse.ArgumentParser:
 
 def cmd_init_ci(args: argparse.Namespace) -> int:
     written = init_ci(
-        Path(getattr(args, "root", ".") or "."), force=bool(getattr(args, "force", False))
+        Path(getattr(args, "root", ".") or "."),
+        force=bool(getattr(args, "force", False)),
+        action_ref=getattr(args, "action_ref", None),
     )
     for path in written:
         print(f"wrote {_shown(path)}")

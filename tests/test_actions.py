@@ -211,15 +211,6 @@ def _version() -> str:
 # --- the scripts, run as a runner runs them ----------------------------------------------------
 
 
-def needs_cli(*commands: str) -> None:
-    """The scripts call `python -m nbflow COMMAND`; skip until nbflow/cli.py registers them."""
-    from nbflow import cli
-
-    missing = [c for c in commands if c not in cli.COMMANDS]
-    if missing:
-        pytest.skip(f"`nbflow {' '.join(missing)}` is not registered in nbflow/cli.py yet")
-
-
 def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
 
@@ -294,7 +285,6 @@ def test_the_validate_script_annotates_lines_and_writes_the_summary(tmp_path: Pa
 
 
 def test_the_validate_script_shows_the_cluster_diff_with_a_kubeconfig(tmp_path: Path) -> None:
-    needs_cli("diff")
     repo = make_repo(tmp_path / "repo")
     with K8sServer(namespaces=["default"]) as server:
         config = server.write_kubeconfig(tmp_path / "kubeconfig", namespace="default")
@@ -333,7 +323,6 @@ def test_the_validate_script_passes_when_no_manifest_is_there(tmp_path: Path) ->
 
 
 def test_the_deploy_script_applies_with_a_masked_kubeconfig_it_removes(tmp_path: Path) -> None:
-    needs_cli("apply")
     repo = make_repo(tmp_path / "repo")
     shutil.rmtree(repo / "bad")
     git(repo, "add", "-A")
@@ -378,7 +367,6 @@ def test_the_deploy_script_applies_with_a_masked_kubeconfig_it_removes(tmp_path:
 
 
 def test_the_deploy_script_reports_an_unusable_cluster(tmp_path: Path) -> None:
-    needs_cli("apply")
     repo = make_repo(tmp_path / "repo")
     env = runner_env(repo, tmp_path, GITHUB_EVENT_NAME="push", NBFLOW_PATHS="good")
     done = subprocess.run(

@@ -14,7 +14,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -29,8 +28,9 @@ import yaml
 
 from nbflow import gitops
 from nbflow.apply import ApplyError, Change
-from nbflow.errors import EnvironmentProblem, UsageError
+from nbflow.errors import UsageError
 from tests.support.cases import CASES
+from tests.support.cli import Result, run_cli
 from tests.support.k8s_server import EXPERIMENT, PIPELINE, PIPELINE_VERSION, K8sServer
 from tests.support.kfp_server import unused_port
 
@@ -42,34 +42,11 @@ TUNING = (CASES / "valid" / "with-tuning" / "nbflow.yaml").read_text(encoding="u
 # --- helpers -----------------------------------------------------------------------------------
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Result:
-    """`nbflow diff|apply ...` as the CLI runs it: through nbflow.cli once it is wired there,
-    else through a parser of gitops' own, with the CLI's mapping of exceptions to exit codes."""
-    from nbflow import cli
-
-    if "apply" in cli.COMMANDS:
-        code = cli.main(list(argv))
-    else:
-        parser = argparse.ArgumentParser(prog="nbflow")
-        sub = parser.add_subparsers(dest="command", required=True)
-        gitops.add_parsers(sub)
-        args = parser.parse_args(list(argv))
-        handler = {"diff": gitops.cmd_diff, "apply": gitops.cmd_apply}[args.command]
-        try:
-            code = handler(args)
-        except (UsageError, EnvironmentProblem) as exc:
-            print(f"nbflow: {exc}", file=sys.stderr)
-            code = 2
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
-    return Result(code, captured.out, captured.err)
+    """`nbflow diff|apply ...` in-process, as the CLI runs it; never a traceback."""
+    result = run_cli(capsys, *argv)
+    assert "Traceback" not in result.err
+    return result
 
 
 def git(repo: Path, *args: str) -> str:
@@ -743,8 +720,11 @@ def test_init_ci_writes_both_workflows_and_refuses_to_overwrite(tmp_path: Path) 
     assert "nbflow deploy" in written[1].read_text(encoding="utf-8")
 
 
+SHA_40 = "0123456789abcdef0123456789abcdef01234567"
+
+
 def test_init_ci_pins_nbflow_actions_to_a_given_sha(tmp_path: Path) -> None:
-    sha = "0123456789abcdef0123456789abcdef01234567"
+    sha = SHA_40
     for path in gitops.init_ci(tmp_path, action_ref=sha):
         uses = [
             ln.strip()
@@ -763,3 +743,20 @@ def test_cmd_init_ci(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None
     assert gitops.cmd_init_ci(args) == 0
     out = capsys.readouterr().out
     assert "wrote " in out and "nbflow-validate.yml" in out and "nbflow-deploy.yml" in out
+    assert "--action-ref" in out
+
+
+def test_init_ci_arguments_join_an_init_parser_that_has_some_already(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser(prog="nbflow")
+    init = parser.add_subparsers(dest="command").add_parser("init")
+    init.add_argument("notebook", nargs="?")
+    init.add_argument("--force", action="store_true")
+    init.add_argument("--ci", choices=["github"])
+    gitops.add_init_ci_arguments(init)
+    args = parser.parse_args(
+        ["init", "--ci", "github", "--force", "--root", str(tmp_path), "--action-ref", SHA_40]
+    )
+    assert gitops.cmd_init_ci(args) == 0
+    assert (
+        f"@{SHA_40} # v" in (tmp_path / ".github" / "workflows" / "nbflow-deploy.yml").read_text()
+    )
