@@ -510,6 +510,10 @@ def _difference(target: _Target, *, compare_hash: bool) -> str | None:
     for key, value in desired.items():
         if key in {"apiVersion", "kind", "metadata", "status"}:
             continue
+        if key == "spec" and target.immutable and compare_hash and isinstance(value, dict):
+            # provenance, not content: the commit that first built this content stays recorded,
+            # and the same content built from a later commit applies as a no-op
+            value = {k: v for k, v in value.items() if k not in _PROVENANCE}
         path = _first_difference(value, live.get(key, _ABSENT))
         if path is not None:
             return f"{key}{path}"
@@ -517,6 +521,7 @@ def _difference(target: _Target, *, compare_hash: bool) -> str | None:
 
 
 _ABSENT = object()
+_PROVENANCE = frozenset({"description", "codeSourceURL"})
 
 
 def _first_difference(desired: Any, live: Any, path: str = "") -> str | None:

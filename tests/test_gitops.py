@@ -299,12 +299,6 @@ def test_the_experiment_is_applied_after_its_pipeline_version_when_opted_in(
     assert again.out.splitlines()[-1] == f"unchanged Experiment {version} in {NS}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nbflow/apply.py compares the whole spec of an immutable PipelineVersion whose "
-    "content-hash label matches, and build.py writes the snapshot into spec.description: a "
-    "commit that keeps the content is a conflict instead of a no-op",
-)
 def test_a_commit_that_keeps_the_content_applies_as_a_no_op(
     capsys: pytest.CaptureFixture[str],
     repo: Path,
