@@ -173,6 +173,18 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from nbflow.tune import cmd_tune as run
+
+    return run(args)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from nbflow.init import cmd_init as run
+
+    return run(args)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": cmd_validate,
     "cells": cmd_cells,
@@ -182,6 +194,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "diff": cmd_diff,
     "apply": cmd_apply,
+    "tune": cmd_tune,
+    "init": cmd_init,
 }
 
 
@@ -221,8 +235,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print the run's result as JSON")
 
     from nbflow.gitops import add_parsers as add_gitops_parsers
+    from nbflow.init import add_parser as add_init_parser
+    from nbflow.tune import add_parser as add_tune_parser
 
+    add_tune_parser(sub)
     add_gitops_parsers(sub)
+    add_init_parser(sub)
     return p
 
 
