@@ -372,111 +372,18 @@ def propose(nb: Notebook, *, name: str, folder: Path) -> Draft:
 
     draft = Draft(name=name, notebook=Path(nb.path).name, origin="structure")
     flows = {c.number: analyse_cell(c.number, c.source) for c in nb.code_cells if c.source.strip()}
-    code = [c for c in nb.code_cells]
-
-    tagged = [c for c in code if "parameters" in c.tags]
-    params: dict[str, Any] = {}
-    pcell = tagged[0] if tagged else None
-    if pcell is not None:
-        params, other = literal_assignments(pcell.source)
-        if len(tagged) > 1:
-            draft.todo(
-                ("parameters",),
-                f"cells {', '.join(str(c.number) for c in tagged)} are all tagged `parameters`: keep the tag on one",
-            )
-        if other:
-            draft.todo(
-                ("parameters",),
-                f"cell {pcell.number} does more than assign literals (line {other[0]}): move that code to setup or a step",
-            )
-        draft.comment(("parameters",), f"assigned in cell {pcell.number}, tagged `parameters`")
-        for key, value in params.items():
-            if value is None:
-                draft.todo(
-                    ("parameters",),
-                    f"`{key}` is None in cell {pcell.number}: give it a typed default",
-                )
-            else:
-                draft.parameters[key] = value
-    param_names = set(draft.parameters)
-
-    pip_cells: dict[int, list[str]] = {}
-    for c in code:
-        pkgs = pip_installs(c.source)
-        if pkgs is not None:
-            pip_cells[c.number] = pkgs
-
-    # setup: the leading cells that only set things up
-    known: set[str] = set()
-    modules: set[str] = set()
-    body: list[Cell] = []
-    scanning = True
-    for c in code:
-        if (pcell is not None and c.number == pcell.number) or c.number in pip_cells:
-            continue
-        flow = flows.get(c.number)
-        if flow is None:  # empty
-            continue
-        if scanning and _setup_like(c, flow, known, modules, param_names):
-            draft.setup.append(c.number)
-            known |= set(flow.defines) | set(flow.imports)
-            modules |= {
-                n for n, s in flow.import_statements.items() if s.lstrip().startswith("import ")
-            }
-            continue
-        scanning = False
-        body.append(c)
-
-    # trailing scratch and empty cells
-    trailing: list[int] = []
-    tail_cells = [c for c in code if c.number > (body[-1].number if body else 0)]
-    for c in tail_cells:
-        if not c.source.strip():
-            trailing.append(c.number)
-    while len(body) > 1 and _is_scratch(body[-1], flows.get(body[-1].number)):
-        trailing.append(body.pop().number)
-    draft.skip = sorted(set(trailing) | set(pip_cells))
-    for number in sorted(pip_cells):
-        if pip_cells[number]:
-            draft.comment(
-                ("skip",),
-                f"cell {number} pip-installs {', '.join(pip_cells[number])}: see requirements",
-            )
-
+    pcell = _parameters(nb, draft)
+    pip_cells = {
+        c.number: got for c in nb.code_cells if (got := pip_installs(c.source)) is not None
+    }
+    body = _setup(nb, draft, flows, skip={*pip_cells, *([pcell] if pcell else [])})
+    _skip(nb, draft, body, flows, pip_cells)
     if not body:
         draft.steps.append(DraftStep(name="main", cells=[]))
         draft.todo(("steps",), "no code cell does any work: give this step the cells to run")
     elif not _steps_from_headings(nb, draft, body):
         _steps_from_data_flow(draft, body, flows)
-
-    # metrics: names assigned in the last step that look like one
-    if draft.steps and draft.steps[-1].cells:
-        last = draft.steps[-1]
-        functions = {f for n in last.cells if n in flows for f in flows[n].functions}
-        for n in last.cells:
-            flow = flows.get(n)
-            for var in flow.defines if flow else ():
-                goal = metric_goal(var)
-                if (
-                    goal
-                    and var not in functions
-                    and var not in draft.metrics
-                    and not var.startswith("_")
-                ):
-                    draft.metrics[var] = goal
-                    draft.todo(
-                        ("metrics", var), f"check (guessed from the name; assigned in cell {n})"
-                    )
-    if not draft.metrics:
-        draft.notes["metrics"] = [
-            "metrics: none found. Name the variable a step computes that measures a run:",
-            "  accuracy: maximize",
-        ]
-    if not draft.parameters and pcell is None:
-        draft.notes["parameters"] = [
-            "parameters: tag the cell that assigns the run's settings `parameters`, then list",
-            "them here with their defaults (C: 1.0)",
-        ]
+    _metrics(draft, flows)
     pipeline_cells = [*draft.setup, *(c for s in draft.steps for c in s.cells)]
     mods = imported_modules(flows[c] for c in pipeline_cells if c in flows)
     draft.requirements = guess_requirements(mods, folder)
@@ -488,19 +395,117 @@ def propose(nb: Notebook, *, name: str, folder: Path) -> Draft:
         draft.todo(("requirements",), "check: guessed from the imports; pin versions you rely on")
     draft.image = default_image()
     draft.todo(("image",), "check: the image each step runs in, with requirements installed on top")
+    _hints(draft, pcell)
+    return draft
+
+
+def _parameters(nb: Notebook, draft: Draft) -> int | None:
+    """The literals of the cell tagged `parameters`; returns that cell's number."""
+    tagged = [c for c in nb.code_cells if "parameters" in c.tags]
+    if not tagged:
+        return None
+    pcell = tagged[0].number
+    values, other = literal_assignments(tagged[0].source)
+    if len(tagged) > 1:
+        draft.parameters_cell = pcell
+        others = ", ".join(str(c.number) for c in tagged[1:])
+        draft.todo(
+            ("parametersCell",), f"cell{'s' * (len(tagged) > 2)} {others} also tagged `parameters`"
+        )
+    if other:
+        draft.todo(
+            ("parameters",),
+            f"cell {pcell} does more than assign literals (line {other[0]}): move that code to setup or a step",
+        )
+    draft.comment(("parameters",), f"assigned in cell {pcell}, tagged `parameters`")
+    for key, value in values.items():
+        if value is None:
+            draft.todo(("parameters",), f"`{key}` is None in cell {pcell}: give it a typed default")
+        else:
+            draft.parameters[key] = value
+    return pcell
+
+
+def _setup(nb: Notebook, draft: Draft, flows: dict[int, CellFlow], skip: set[int]) -> list[Cell]:
+    """Fill setup with the leading setup-like cells; return the code cells after them (the body)."""
+    known: set[str] = set()
+    modules: set[str] = set()
+    body: list[Cell] = []
+    for c in nb.code_cells:
+        flow = flows.get(c.number)
+        if c.number in skip or flow is None:  # the parameters cell, pip installs, empty cells
+            continue
+        if not body and _setup_like(c, flow, known, modules, set(draft.parameters)):
+            draft.setup.append(c.number)
+            known |= set(flow.defines) | set(flow.imports)
+            modules |= {
+                n for n, s in flow.import_statements.items() if s.lstrip().startswith("import ")
+            }
+        else:
+            body.append(c)
+    return body
+
+
+def _skip(
+    nb: Notebook,
+    draft: Draft,
+    body: list[Cell],
+    flows: dict[int, CellFlow],
+    pip_cells: dict[int, list[str]],
+) -> None:
+    """Skip pip installs, and the empty and scratch cells after the last cell that does work
+    (popped from `body`)."""
+    last = body[-1].number if body else 0
+    trailing = [c.number for c in nb.code_cells if c.number > last and not c.source.strip()]
+    while len(body) > 1 and _is_scratch(body[-1], flows.get(body[-1].number)):
+        trailing.append(body.pop().number)
+    draft.skip = sorted({*trailing, *pip_cells})
+    for number, pkgs in sorted(pip_cells.items()):
+        if pkgs:
+            draft.comment(
+                ("skip",), f"cell {number} pip-installs {', '.join(pkgs)}: see requirements"
+            )
+
+
+def _metrics(draft: Draft, flows: dict[int, CellFlow]) -> None:
+    """Names assigned in the last step that look like a metric."""
+    last = draft.steps[-1] if draft.steps else None
+    functions = {f for n in last.cells if n in flows for f in flows[n].functions} if last else set()
+    for n in last.cells if last else ():
+        for var in flows[n].defines if n in flows else ():
+            goal = metric_goal(var)
+            if (
+                goal
+                and var not in functions
+                and var not in draft.metrics
+                and not var.startswith("_")
+            ):
+                draft.metrics[var] = goal
+                draft.todo(("metrics", var), f"check (guessed from the name; assigned in cell {n})")
+
+
+def _hints(draft: Draft, pcell: int | None) -> None:
+    """Commented-out examples where init found nothing to write."""
+    if not draft.metrics:
+        draft.notes["metrics"] = [
+            "metrics: none found. Name the variable a step computes that measures a run:",
+            "  accuracy: maximize",
+        ]
+    if not draft.parameters and pcell is None:
+        draft.notes["parameters"] = [
+            "parameters: tag the cell that assigns the run's settings `parameters`, then list",
+            "them here with their defaults (C: 1.0)",
+        ]
     if draft.parameters and draft.metrics:
-        objective = next(iter(draft.metrics))
-        first = next(iter(draft.parameters))
         draft.notes["tuning"] = [
             "To tune the parameters (`nbflow tune`, Katib), add a search space:",
             "tuning:",
-            f"  objective: {objective}",
+            f"  objective: {next(iter(draft.metrics))}",
             "  algorithm: tpe",
             "  maxTrials: 12",
             "  search:",
-            f"    {first}: {{min: ..., max: ...}}",
+            f"    {next(iter(draft.parameters))}: {{min: ..., max: ...}}",
         ]
-    return draft
 
 
 def _steps_from_headings(nb: Notebook, draft: Draft, body: list[Cell]) -> bool:
@@ -558,12 +563,11 @@ def _steps_from_data_flow(draft: Draft, body: list[Cell], flows: dict[int, CellF
         new = [n for n in f.defines if n not in defined and n in later]
         touches = (set(f.defines) | set(f.mutations)) & defined
         if current is None or (new and not touches):
-            base = new[0] if new else (f.defines[0] if f.defines else "step")
+            base = new[0] if new else (f.defines[0] if f.defines else "")
             current = DraftStep(name=unique(slug(base), taken), cells=[])
             draft.steps.append(current)
-            draft.todo(
-                ("steps", current.name), f"name this step (named after `{base}`, which it computes)"
-            )
+            why = f" (named after `{base}`, which it computes)" if base else ""
+            draft.todo(("steps", current.name), f"name this step{why}")
             defined = set()
         current.cells.append(c.number)
         defined |= set(f.defines)
@@ -869,7 +873,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="remove Kale's cell tags and metadata from the notebook once the manifest validates",
     )
-    p.add_argument("--ci", choices=["github"], help="write the CI workflow for this repository")
+    p.add_argument("--ci", choices=["github"], help="write the CI workflows for this repository")
+    from nbflow.gitops import add_init_ci_arguments  # --root, --action-ref: the CI part's own
+
+    add_init_ci_arguments(p)
     return p
 
 

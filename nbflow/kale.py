@@ -24,7 +24,10 @@ Metadata: `pipeline_name`, `pipeline_description`, `base_image` (`docker_image` 
 
 What nbflow has no place for (`annotation:`, `label:`, `secret:`, `report:`, `notebook:` tags,
 other limits, `pv`/`clone` volumes, volume annotations, Katib early stopping, Kale's pipeline
-timeout) is reported as a `KaleNote`, with the cell it came from.
+timeout and security context) is reported as a `KaleNote`, with the cell it came from. Keys that
+only keep the JupyterLab panel's state (`experiment`, `autosnapshot`, `snapshot_volumes`,
+`abs_working_dir`, `marshal_path`, `output_path`) don't change what the pipeline does and are
+ignored.
 """
 
 from __future__ import annotations
@@ -109,9 +112,10 @@ def is_kale_tag(tag: str) -> bool:
 
 
 def uses_kale(nb: Notebook) -> bool:
-    """Whether the notebook carries Kale's metadata or any cell tag of Kale's language."""
+    """Whether the notebook carries Kale's metadata or a cell tag of Kale's language (a bare
+    `skip`, which other tools use too, is not enough on its own)."""
     return KALE_METADATA_KEY in nb.metadata or any(
-        is_kale_tag(t) for c in nb.cells if c.type == "code" for t in c.tags
+        t != "skip" and is_kale_tag(t) for c in nb.cells if c.type == "code" for t in c.tags
     )
 
 
@@ -386,6 +390,8 @@ def import_kale(
     if meta.get("kfp_host"):
         draft.deploy = {"kfp": "api", "host": str(meta["kfp_host"])}
         draft.comment(("deploy",), "Kale's kfp_host")
+    if meta.get("security_context"):
+        note("Kale's security_context not translated: set it in the cluster's pod defaults")
     if meta.get("timeout"):
         note(
             f"Kale's pipeline timeout ({meta['timeout']} s) not translated: nbflow times out steps (`timeout:` per step)"
@@ -633,9 +639,13 @@ def _volumes(meta: dict[str, Any], draft: Draft, note: Any) -> None:
 
 def strip_kale(path: Path) -> bool:
     """Remove Kale's tags from every cell and its metadata from the notebook; True if changed."""
+    import warnings
+
     import nbformat
 
-    nb = nbformat.read(str(path), as_version=nbformat.NO_CONVERT)
+    with warnings.catch_warnings():  # nbformat warns about what it fixes (missing cell ids)
+        warnings.simplefilter("ignore")
+        nb = nbformat.read(str(path), as_version=nbformat.NO_CONVERT)
     changed = nb.metadata.pop(KALE_METADATA_KEY, None) is not None
     for cell in nb.cells:
         tags = cell.get("metadata", {}).get("tags")
@@ -649,5 +659,7 @@ def strip_kale(path: Path) -> bool:
             else:
                 del cell.metadata["tags"]
     if changed:
-        nbformat.write(nb, str(path))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nbformat.write(nb, str(path))
     return changed

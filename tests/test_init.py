@@ -12,7 +12,6 @@ import argparse
 import json
 import shutil
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -243,12 +242,16 @@ def test_ci_flag_delegates_to_gitops(capsys, tmp_path, monkeypatch):
         calls.append(args)
         return 0
 
-    monkeypatch.setitem(
-        sys.modules, "nbflow.gitops", types.SimpleNamespace(cmd_init_ci=cmd_init_ci)
-    )
-    r = run_init(capsys, "--ci", "github")
-    assert r.code == 0 and len(calls) == 1 and calls[0].ci == "github"
+    monkeypatch.setattr("nbflow.gitops.cmd_init_ci", cmd_init_ci)
+    monkeypatch.chdir(tmp_path)
+    r = run_init(capsys, "--ci", "github", "--root", str(tmp_path))
+    assert r.code == 0 and len(calls) == 1
+    assert (calls[0].ci, calls[0].root, calls[0].notebook) == ("github", str(tmp_path), None)
     assert not (tmp_path / "nbflow.yaml").exists()
+    # with a notebook as well: the manifest first, then the CI files
+    shutil.copy(DIGITS / "digits.ipynb", tmp_path / "digits.ipynb")
+    r = run_init(capsys, "digits.ipynb", "--ci", "github")
+    assert r.code == 0 and len(calls) == 2 and (tmp_path / "nbflow.yaml").exists()
 
 
 def test_subprocess(tmp_path):

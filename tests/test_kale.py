@@ -14,7 +14,8 @@ import pytest
 from nbflow.kale import KALE_METADATA_KEY, import_kale, is_kale_tag, strip_kale, uses_kale
 from nbflow.notebook import load_notebook
 from nbflow.validate import validate_manifest
-from tests.test_init import KALE_CASES, case_names, check_golden, copy_case, run_init
+from tests.support.cases import CASES
+from tests.test_init import DIGITS, KALE_CASES, case_names, check_golden, copy_case, run_init
 
 
 @pytest.mark.parametrize("case", case_names("kale-"))
@@ -251,3 +252,33 @@ def test_imported_project_runs_here(tmp_path, capsys):
     assert result.ok, [(s.name, s.status, s.error) for s in result.steps]
     assert [s.name for s in result.steps] == ["load-data", "split", "train", "evaluate"]
     assert 0.8 < result.metrics["accuracy"] <= 1.0
+
+
+def test_strip_keeps_an_old_notebook_readable(tmp_path):
+    """nbformat 4.4 (no cell ids): stripping writes the same format back, with no warning."""
+    raw = json.loads((CASES / "notebooks" / "no-ids.ipynb").read_text())
+    raw["metadata"][KALE_METADATA_KEY] = {"pipeline_name": "old"}
+    raw["cells"][-1].setdefault("metadata", {})["tags"] = ["step:work", "keep-me"]
+    path = tmp_path / "old.ipynb"
+    path.write_text(json.dumps(raw))
+    assert strip_kale(path) is True
+    after = json.loads(path.read_text())
+    assert after["nbformat_minor"] == raw["nbformat_minor"]
+    assert KALE_METADATA_KEY not in after["metadata"]
+    assert after["cells"][-1]["metadata"]["tags"] == ["keep-me"]
+
+
+def test_strip_on_a_plain_notebook_changes_nothing(tmp_path, capsys):
+    shutil.copy(DIGITS / "digits.ipynb", tmp_path / "digits.ipynb")
+    before = (tmp_path / "digits.ipynb").read_bytes()
+    r = run_init(capsys, str(tmp_path / "digits.ipynb"), "--strip-kale-tags")
+    assert r.code == 0
+    assert "left digits.ipynb unchanged: it has no Kale tags" in r.err
+    assert (tmp_path / "digits.ipynb").read_bytes() == before
+
+
+def test_a_bare_skip_tag_is_not_kale(tmp_path):
+    path = _kale_notebook(tmp_path / "s.ipynb", [("x = 1", ["skip"]), ("y = 2", [])])
+    assert not uses_kale(load_notebook(path, path.name))
+    path = _kale_notebook(tmp_path / "s.ipynb", [("x = 1", ["skip"]), ("y = 2", [])], {})
+    assert uses_kale(load_notebook(path, path.name))
