@@ -118,30 +118,3 @@ def load(root: Path):  # type: ignore[no-untyped-def]
     if project is None:
         raise AssertionError("the project does not validate:\n" + render_text(report))
     return project
-
-
-# A 4-step pipeline of one-line cells, each passing a small numpy array to the next: the
-# trivial pipeline of bench/run.py, also handy in tests.
-CHAIN_CELLS: list[str | Cell] = [
-    "import numpy as np",
-    tagged("scale = 2", "parameters"),
-    "a = np.arange(8)",
-    "b = a * scale",
-    "c = b + 1",
-    "total = int(c.sum())",
-]
-CHAIN_MANIFEST = """
-name: chain
-setup: 1
-steps:
-  one: {cells: 3}
-  two: {cells: 4}
-  three: {cells: 5}
-  four: {cells: 6}
-parameters: {scale: 2}
-metrics: {total: maximize}
-"""
-
-
-def write_chain(root: Path) -> Path:
-    return write_project(root, CHAIN_CELLS, CHAIN_MANIFEST)
