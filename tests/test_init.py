@@ -11,17 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from nbflow.errors import UsageError
 from nbflow.init import cell_spec, metric_goal, pip_installs, scalar, schema_ref, slug, unique
 from nbflow.notebook import load_notebook
 from nbflow.validate import validate_manifest
 from tests.support.cases import CASES
-from tests.support.cli import Result, run_subprocess
+from tests.support.cli import Result, run_cli, run_subprocess
 
 KALE_CASES = Path(__file__).resolve().parent / "kale_cases"
 REPO = Path(__file__).resolve().parent.parent
@@ -29,23 +27,8 @@ DIGITS = REPO / "examples" / "digits"
 
 
 def run_init(capsys: pytest.CaptureFixture[str], *argv: str) -> Result:
-    """`nbflow init ARGV` in-process, exactly as `nbflow.cli.main` runs a command."""
-    from nbflow import cli
-
-    if "init" in getattr(cli, "COMMANDS", {}):
-        code = cli.main(["init", *argv])
-    else:  # until nbflow.cli wires the command: the same parser and exit-code mapping
-        from nbflow.init import add_parser, cmd_init
-
-        parser = argparse.ArgumentParser(prog="nbflow")
-        add_parser(parser.add_subparsers(dest="command"))
-        try:
-            code = cmd_init(parser.parse_args(["init", *argv]))
-        except UsageError as exc:
-            print(f"nbflow: {exc}", file=sys.stderr)
-            code = 2
-    out = capsys.readouterr()
-    return Result(code, out.out, out.err)
+    """`nbflow init ARGV` in-process, through `nbflow.cli.main`."""
+    return run_cli(capsys, "init", *argv)
 
 
 def case_names(prefix: str) -> list[str]:
@@ -255,10 +238,6 @@ def test_ci_flag_delegates_to_gitops(capsys, tmp_path, monkeypatch):
 
 
 def test_subprocess(tmp_path):
-    from nbflow import cli
-
-    if "init" not in getattr(cli, "COMMANDS", {}):
-        pytest.skip("`init` is not wired into nbflow.cli yet")
     shutil.copy(DIGITS / "digits.ipynb", tmp_path / "digits.ipynb")
     r = run_subprocess("init", "digits.ipynb", cwd=tmp_path)
     assert r.code == 0, r.err
