@@ -352,13 +352,19 @@ def run(
             + " ".join(f"'{m.split(' (')[0]}'" for m in missing)
             + "`); nbflow does not install packages into your interpreter"
         )
+    declared = {p.name: p.type for p in project.parameters}
+    unknown = sorted(set(parameters or {}) - set(declared))
+    if unknown:
+        raise RunError(f"not parameters of {project.name}: {', '.join(unknown)}")
+    values = {p.name: p.default for p in project.parameters}
+    values.update(parameters or {})
+    # kfp refuses an int for a float input, and a manifest may well say `default: 1` for one
+    values = {k: float(v) if declared[k] == "float" and type(v) is int else v for k, v in values.items()}
     state = state_dir or project.root / ".nbflow"
     state.mkdir(parents=True, exist_ok=True)
     gitignore = state / ".gitignore"
     if not gitignore.exists():
         gitignore.write_text("# created by nbflow: local runs, caches and builds\n*\n")
-    values = {p.name: p.default for p in project.parameters}
-    values.update(parameters or {})
     run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
     run_dir = state / "runs" / run_id
     (run_dir / "logs").mkdir(parents=True)

@@ -347,3 +347,35 @@ def test_retries_rerun_a_failed_step(tmp_path: Path, state: Path) -> None:
     assert result.steps[0].error is None  # the first attempt's error is gone
     log = Path(result.steps[0].log or "").read_text(encoding="utf-8")
     assert "first attempt fails" in log  # but both attempts are in the log
+
+
+def test_names_that_shadow_generated_code_and_an_int_default_for_a_float(
+    tmp_path: Path, state: Path
+) -> None:
+    # parameters named like the generated module's globals and the components' own arguments;
+    # `C: {type: float, default: 1}`: kfp refuses an int for a float input unless nbflow converts it
+    names = {"dsl": 1, "pipeline": 2, "json": 3, "NamedTuple": 4, "report": 5, "metrics": 6}
+    root = write_project(
+        tmp_path / "names",
+        [
+            tagged("\n".join(f"{k} = {v}" for k, v in names.items()) + "\nC = 1", "parameters"),
+            "x = " + " + ".join(names) + " + C",
+            "total = x * 1.0",
+        ],
+        """
+        name: names
+        steps:
+          first-step: {cells: 2}
+          second: {cells: 3}
+        parameters: {dsl: 1, pipeline: 2, json: 3, NamedTuple: 4, report: 5, metrics: 6, C: {type: float, default: 1}}
+        metrics: {total: maximize}
+        """,
+    )
+    project = load(root)
+    result = run(project, state_dir=state)
+    assert result.ok, [s.error for s in result.steps]
+    assert result.metrics == {"total": 22.0} and result.parameters["C"] == 1.0
+    result = run(project, state_dir=state, parameters={"C": 2, "report": 10})
+    assert result.metrics == {"total": 28.0}
+    with pytest.raises(RunError, match="not parameters of names: nope"):
+        run(project, state_dir=state, parameters={"nope": 1})
