@@ -36,6 +36,7 @@ _FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
 _CACHE_HIT = re.compile(r"Task (\S+) cache hit \(key=([0-9a-f]+)")
 _RETRY = re.compile(r"Task (\S+) failed \(attempt (\d+)/(\d+)\)")
 _STREAMED = re.compile(r" - INFO - Streamed logs:$")  # kfp.local's header of a task's output
+_OUTPUT_FILE = re.compile(r'^\s*"outputFile": ("(?:[^"\\]|\\.)*")')  # in the executor input
 
 
 class RunError(Exception):
@@ -191,6 +192,7 @@ class _Router:
         self.started = 0.0
         self.buffer = ""
         self.cache_keys: dict[str, str] = {}  # step -> prefix of its cache entry's key
+        self.task_dirs: dict[str, Path] = {}  # step -> its outputs' folder in this run
         self.all = (logs / "kfp-local.log").open("w", encoding="utf-8")
 
     # file-like interface for redirect_stdout
@@ -226,6 +228,9 @@ class _Router:
                 r.status = "retrying"
                 self._emit(r)
         elif self.current is not None and self.current.log and not _STREAMED.search(line):
+            if (m := _OUTPUT_FILE.match(line)) and self.current.name not in self.task_dirs:
+                # the first: kfp's own, before the step's code prints anything
+                self.task_dirs[self.current.name] = Path(json.loads(m.group(1))).parent
             text = line[4:] if line.startswith("    ") else line
             with open(self.current.log, "a", encoding="utf-8") as f:
                 f.write(text + "\n")
@@ -380,8 +385,6 @@ def run(
         cache_root=str(state / "cache"),
     )
     pipeline = _load_pipeline(ir)
-    artifacts = state / "artifacts"
-    earlier = set(artifacts.iterdir()) if artifacts.is_dir() else set()
     started = time.perf_counter()
     with _capture(router), warnings.catch_warnings():
         # kfp.local warns, per task, that Kubernetes-only settings have no effect here
@@ -390,10 +393,6 @@ def run(
     seconds = time.perf_counter() - started
     outputs = getattr(task, "outputs", None) or {}
     metrics: dict[str, float] = {}
-    # kfp.local gives each run a folder `<pipeline>-<time>` under the pipeline root
-    this_run = [
-        d for d in sorted(set(artifacts.iterdir()) - earlier) if d.name.startswith(f"{project.name}-")
-    ] if artifacts.is_dir() else []
     for sp in project.plan.steps:
         r = steps[sp.name]
         key = sp.name.replace("-", "_")
@@ -407,9 +406,11 @@ def run(
             r.metrics = {k: float(v) for k, v in sorted(m.metadata.items()) if isinstance(v, int | float)}
             metrics.update(r.metrics)
         if r.report is None:
-            # a failed run has no outputs: the reports of the steps it ran are in its own
-            # folder, those of cached steps where their cache entries point
-            found = [folder / task_name(sp.name) / "report" for folder in this_run]
+            # a failed run has no outputs: the reports of the steps it ran are in their task
+            # folders (named in their executor input), those of cached steps where their
+            # cache entries point
+            task_dir = router.task_dirs.get(sp.name)
+            found = [task_dir / "report"] if task_dir else []
             found += _cached_report(state / "cache", router.cache_keys.get(sp.name))
             for path in found:
                 if path.is_file():
