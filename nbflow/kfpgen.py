@@ -26,10 +26,13 @@ import json
 import re
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from nbflow import __version__
 from nbflow.project import Project, StepConfig
+
+if TYPE_CHECKING:
+    from nbflow.plan import StepPlan
 
 Target = Literal["cluster", "local"]
 RUNTIME_PACKAGES = ("ipython", "cloudpickle")
@@ -88,7 +91,9 @@ def generate(project: Project, target: Target) -> str:
     return "\n".join(out) + "\n"
 
 
-def _component(project: Project, step: StepConfig, sp, param_types: dict[str, str], local: bool) -> list[str]:  # type: ignore[no-untyped-def]
+def _component(
+    project: Project, step: StepConfig, sp: StepPlan, param_types: dict[str, str], local: bool
+) -> list[str]:
     nb = project.notebook
     cells = [{"number": c, "source": nb.cells[c - 1].source, "setup": True} for c in project.setup]
     cells += [{"number": c, "source": nb.cells[c - 1].source, "setup": False} for c in step.cells]

@@ -287,7 +287,7 @@ def _capture(router: _Router) -> Iterator[None]:
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     try:
-        with contextlib.redirect_stdout(router):  # type: ignore[type-var]
+        with contextlib.redirect_stdout(router):  # type: ignore[type-var,unused-ignore]
             yield
     finally:
         root.removeHandler(handler)
