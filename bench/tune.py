@@ -98,7 +98,10 @@ def run_tune(root: Path, trials: int, parallel: int) -> tuple[float, dict]:
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-c", DRIVER, str(root), str(trials), str(parallel)],
-        capture_output=True, text=True, check=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
     )
     return time.perf_counter() - started, json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -118,7 +121,9 @@ def run_loop(root: Path, trials: list[dict]) -> tuple[float, list[float]]:
                 if "parameters" in cell.get("metadata", {}).get("tags", []):
                     cell.source = "\n".join(f"{k} = {v!r}" for k, v in params.items())
             NotebookClient(nb, kernel_name="python3", cwd=str(root)).execute()
-            out = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+            out = "".join(
+                o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+            )
             values.append(float(out.rsplit("r2=", 1)[1].split()[0]))
     return time.perf_counter() - started, values
 
@@ -136,10 +141,22 @@ def _quiet_stderr() -> Iterator[None]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--trials", type=int, default=8)
-    ap.add_argument("--parallel", type=int, default=1, help="trials at once for nbflow tune (the loop runs one at a time)")
-    ap.add_argument("--repeat", type=int, default=3, help="alternate tune and loop this many times; medians are reported")
+    ap.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        help="trials at once for nbflow tune (the loop runs one at a time)",
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="alternate tune and loop this many times; medians are reported",
+    )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="nbflow-bench-tune-"))
     tune_walls: list[float] = []
@@ -155,7 +172,11 @@ def main() -> int:
                 run = json.loads((Path(trials[0]["run_dir"]) / "run.json").read_text())
                 prepare_s = next(s["seconds"] for s in run["steps"] if s["name"] == "prepare")
                 fit_s = [
-                    next(s["seconds"] for s in json.loads((Path(t["run_dir"]) / "run.json").read_text())["steps"] if s["name"] == "fit")
+                    next(
+                        s["seconds"]
+                        for s in json.loads((Path(t["run_dir"]) / "run.json").read_text())["steps"]
+                        if s["name"] == "fit"
+                    )
                     for t in trials
                 ]
             wall, loop_values = run_loop(root, trials)
@@ -166,13 +187,21 @@ def main() -> int:
     result = first_result
     n = len(trials)
     tune_wall, loop_wall = statistics.median(tune_walls), statistics.median(loop_walls)
-    print(f"{n} trials of `alpha` (random search, seeded: the same values each time); median of {args.repeat}")
-    print(f"  step `prepare` {prepare_s:.2f} s in trial 1; step `fit` {statistics.median(fit_s):.2f} s median")
-    print(f"nbflow tune (parallel {args.parallel}): {tune_wall:6.1f} s wall  {_spread(tune_walls)}  fresh process, cold cache")
+    print(
+        f"{n} trials of `alpha` (random search, seeded: the same values each time); median of {args.repeat}"
+    )
+    print(
+        f"  step `prepare` {prepare_s:.2f} s in trial 1; step `fit` {statistics.median(fit_s):.2f} s median"
+    )
+    print(
+        f"nbflow tune (parallel {args.parallel}): {tune_wall:6.1f} s wall  {_spread(tune_walls)}  fresh process, cold cache"
+    )
     for name, c in result["step_runs"].items():
         target = "  (target: 1)" if name == "prepare" else ""
         print(f"    {name:<8} ran in {c['ran']}/{n} trials, cached in {c['cached']}{target}")
-    print(f"nbclient loop:           {loop_wall:6.1f} s wall  {_spread(loop_walls)}  whole notebook {n} times")
+    print(
+        f"nbclient loop:           {loop_wall:6.1f} s wall  {_spread(loop_walls)}  whole notebook {n} times"
+    )
     agree = all(abs(t["value"] - v) < 1e-9 for t, v in zip(trials, loop_values, strict=True))
     print(f"objectives agree trial by trial: {'yes' if agree else 'NO'}")
     best = result["best"]

@@ -155,7 +155,9 @@ def dimensions(project: Project, notes: list[str]) -> list[Dimension]:
             out.append(Dimension(name, "int", int(low), int(high), int(step or 1), log))
         else:
             out.append(
-                Dimension(name, "float", float(low), float(high), float(step) if step else None, log)
+                Dimension(
+                    name, "float", float(low), float(high), float(step) if step else None, log
+                )
             )
     return out
 
@@ -182,7 +184,9 @@ def _require(module: str, algorithm: str, sampler: str, install: str) -> None:
         )
 
 
-def _ignored(settings: Mapping[str, Any], keys: Sequence[str], algorithm: str, why: str, notes: list[str]) -> None:
+def _ignored(
+    settings: Mapping[str, Any], keys: Sequence[str], algorithm: str, why: str, notes: list[str]
+) -> None:
     for key in keys:
         if key in settings:
             notes.append(f"{algorithm} setting `{key}={settings[key]}` is ignored locally: {why}")
@@ -191,7 +195,9 @@ def _ignored(settings: Mapping[str, Any], keys: Sequence[str], algorithm: str, w
 def _categorical_note(dims: Sequence[Dimension], algorithm: str, notes: list[str]) -> None:
     names = [d.name for d in dims if d.kind == "categorical"]
     if names:
-        notes.append(f"{algorithm} samples {', '.join(f'`{n}`' for n in names)} at random (categorical)")
+        notes.append(
+            f"{algorithm} samples {', '.join(f'`{n}`' for n in names)} at random (categorical)"
+        )
 
 
 def _random(settings: Mapping[str, Any], dims: Sequence[Dimension], notes: list[str]) -> Any:
@@ -220,7 +226,12 @@ def _tpe_gamma(fraction: float) -> Callable[[int], int]:
     return gamma
 
 
-def _tpe(settings: Mapping[str, Any], dims: Sequence[Dimension], notes: list[str], multivariate: bool = False) -> Any:
+def _tpe(
+    settings: Mapping[str, Any],
+    dims: Sequence[Dimension],
+    notes: list[str],
+    multivariate: bool = False,
+) -> Any:
     from optuna.samplers import TPESampler
 
     kwargs: dict[str, Any] = {"seed": settings.get("random_state"), "multivariate": multivariate}
@@ -235,14 +246,22 @@ def _tpe(settings: Mapping[str, Any], dims: Sequence[Dimension], notes: list[str
         if "prior_weight" in inspect.signature(TPESampler).parameters:
             kwargs["prior_weight"] = float(settings["prior_weight"])
         else:
-            _ignored(settings, ("prior_weight",), "tpe", "this Optuna's TPESampler has no prior weight", notes)
+            _ignored(
+                settings,
+                ("prior_weight",),
+                "tpe",
+                "this Optuna's TPESampler has no prior weight",
+                notes,
+            )
     with warnings.catch_warnings():
         # Optuna >= 4.9 deprecates prior_weight (still honoured until 6.0)
         warnings.simplefilter("ignore", FutureWarning)
         return TPESampler(**kwargs)
 
 
-def _multivariate_tpe(settings: Mapping[str, Any], dims: Sequence[Dimension], notes: list[str]) -> Any:
+def _multivariate_tpe(
+    settings: Mapping[str, Any], dims: Sequence[Dimension], notes: list[str]
+) -> Any:
     return _tpe(settings, dims, notes, multivariate=True)
 
 
@@ -257,7 +276,13 @@ def _gp(settings: Mapping[str, Any], dims: Sequence[Dimension], notes: list[str]
             f"bayesianoptimization base_estimator={settings['base_estimator']} has no Optuna "
             "equivalent: a Gaussian process is used locally"
         )
-    _ignored(settings, ("acq_func", "acq_optimizer"), "bayesianoptimization", "GPSampler optimises log expected improvement its own way", notes)
+    _ignored(
+        settings,
+        ("acq_func", "acq_optimizer"),
+        "bayesianoptimization",
+        "GPSampler optimises log expected improvement its own way",
+        notes,
+    )
     kwargs: dict[str, Any] = {"seed": settings.get("random_state")}
     if "n_initial_points" in settings:
         kwargs["n_startup_trials"] = settings["n_initial_points"]
@@ -268,9 +293,18 @@ def _cmaes(settings: Mapping[str, Any], dims: Sequence[Dimension], notes: list[s
     _require("cmaes", "cmaes", "CmaEsSampler", "cmaes")
     from optuna.samplers import CmaEsSampler
 
-    _ignored(settings, ("restart_strategy",), "cmaes", "Optuna's CmaEsSampler dropped restarts in 4.4", notes)
+    _ignored(
+        settings,
+        ("restart_strategy",),
+        "cmaes",
+        "Optuna's CmaEsSampler dropped restarts in 4.4",
+        notes,
+    )
     _categorical_note(dims, "cmaes", notes)
-    kwargs: dict[str, Any] = {"seed": settings.get("random_state"), "warn_independent_sampling": False}
+    kwargs: dict[str, Any] = {
+        "seed": settings.get("random_state"),
+        "warn_independent_sampling": False,
+    }
     if "sigma" in settings:
         kwargs["sigma0"] = float(settings["sigma"])
     return CmaEsSampler(**kwargs)
@@ -330,7 +364,9 @@ class SearchPlan:
     @property
     def sampler_name(self) -> str:
         # the Optuna class (the grid's is a subclass of GridSampler)
-        return next(c.__name__ for c in type(self.sampler).__mro__ if c.__module__.startswith("optuna"))
+        return next(
+            c.__name__ for c in type(self.sampler).__mro__ if c.__module__.startswith("optuna")
+        )
 
 
 def _tuning(project: Project) -> Tuning:
@@ -340,7 +376,9 @@ def _tuning(project: Project) -> Tuning:
     return tuning
 
 
-def plan_search(project: Project, *, trials: int | None = None, parallel: int | None = None) -> SearchPlan:
+def plan_search(
+    project: Project, *, trials: int | None = None, parallel: int | None = None
+) -> SearchPlan:
     """Resolve the manifest's `tuning` block into a search. Raises UsageError (bad input, an
     algorithm not available locally) or EnvironmentProblem (its package is not installed)."""
     tuning = _tuning(project)
@@ -362,10 +400,16 @@ def plan_search(project: Project, *, trials: int | None = None, parallel: int | 
             max_trials = size
     if parallel is None:
         parallel = tuning.parallelTrials
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        cpus = (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1
+        )
         if parallel > cpus and max_trials > 1:
             # more trials at once than CPUs only slows each one down; --parallel overrides
-            notes.append(f"parallelTrials {parallel} capped at {cpus}, the CPUs here (--parallel K to override)")
+            notes.append(
+                f"parallelTrials {parallel} capped at {cpus}, the CPUs here (--parallel K to override)"
+            )
             parallel = cpus
     metric = project.manifest.metrics.get(tuning.objective)
     return SearchPlan(
@@ -438,7 +482,13 @@ class TuneResult:
         for t in self.trials:
             for name, status in t.steps.items():
                 row = out.setdefault(name, {"ran": 0, "cached": 0, "not_run": 0})
-                key = "ran" if status in ("succeeded", "failed") else "cached" if status == "cached" else "not_run"
+                key = (
+                    "ran"
+                    if status in ("succeeded", "failed")
+                    else "cached"
+                    if status == "cached"
+                    else "not_run"
+                )
                 row[key] += 1
         return out
 
@@ -459,7 +509,9 @@ class TuneResult:
             "notes": self.notes,
             "seconds": round(self.seconds, 3),
             "dir": str(self.dir),
-            "best": None if best is None else {"number": best.number, "value": best.value, "parameters": best.parameters},
+            "best": None
+            if best is None
+            else {"number": best.number, "value": best.value, "parameters": best.parameters},
             "step_runs": self.step_runs(),
             "trials": [asdict(t) for t in self.trials],
         }
@@ -483,7 +535,11 @@ def judge(run: Mapping[str, Any], objective: str) -> tuple[str, float | None, st
     metrics = run.get("metrics") or {}
     if objective not in metrics:
         have = ", ".join(sorted(metrics)) or "none"
-        return "failed", None, f"the objective `{objective}` is missing from the trial's metrics (metrics: {have})"
+        return (
+            "failed",
+            None,
+            f"the objective `{objective}` is missing from the trial's metrics (metrics: {have})",
+        )
     value = float(metrics[objective])
     if not math.isfinite(value):
         return "failed", None, f"the objective `{objective}` is {value}"
@@ -503,12 +559,33 @@ def write_results(result: TuneResult) -> None:
     names = list(dict.fromkeys(k for t in result.trials for k in t.parameters))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["number", "state", result.objective, *names, "seconds", "steps_ran", "steps_cached", "run_dir", "error"])
+    w.writerow(
+        [
+            "number",
+            "state",
+            result.objective,
+            *names,
+            "seconds",
+            "steps_ran",
+            "steps_cached",
+            "run_dir",
+            "error",
+        ]
+    )
     for t in result.trials:
         error = (t.error or "").strip().splitlines()
         w.writerow(
-            [t.number, t.state, "" if t.value is None else repr(t.value), *(t.parameters.get(n, "") for n in names),
-             f"{t.seconds:.3f}", t.ran, t.cached, t.run_dir or "", error[0] if error else ""]
+            [
+                t.number,
+                t.state,
+                "" if t.value is None else repr(t.value),
+                *(t.parameters.get(n, "") for n in names),
+                f"{t.seconds:.3f}",
+                t.ran,
+                t.cached,
+                t.run_dir or "",
+                error[0] if error else "",
+            ]
         )
     _atomic_write(result.dir / "trials.csv", buf.getvalue())
 
@@ -535,7 +612,9 @@ def plot(result: TuneResult) -> Path | None:
         ax.step(xs, best, where="post", color="C1", label="best so far")
     failed = [t.number for t in result.trials if t.state != "complete"]
     if failed and ys:
-        ax.scatter(failed, [min(ys)] * len(failed), marker="x", color="C3", label="failed / interrupted")
+        ax.scatter(
+            failed, [min(ys)] * len(failed), marker="x", color="C3", label="failed / interrupted"
+        )
     ax.set_xlabel("trial")
     ax.set_ylabel(f"{result.objective} ({result.direction})")
     ax.set_title(f"{result.pipeline}: {result.algorithm}, {len(result.trials)} trials")
@@ -566,13 +645,26 @@ class _Worker:
         env = dict(os.environ)
         source_root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (source_root, env.get("PYTHONPATH")) if p)
-        cmd = [sys.executable, "-m", "nbflow.tune", "--worker", str(search.project.manifest_path), str(search.state)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "nbflow.tune",
+            "--worker",
+            str(search.project.manifest_path),
+            str(search.state),
+        ]
         with self.log.open("w", encoding="utf-8") as err:
             # its own session: a Ctrl-C in the terminal reaches the search only, which then
             # stops each worker together with its kfp.local task (see `_Search.interrupt`)
             self.proc = subprocess.Popen(
-                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
-                encoding="utf-8", env=env, start_new_session=True,
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                encoding="utf-8",
+                env=env,
+                start_new_session=True,
             )
         self.reader = threading.Thread(target=self._read, args=(search.events,), daemon=True)
         self.reader.start()
@@ -609,14 +701,25 @@ class _Worker:
 
 
 class _Search:
-    def __init__(self, project: Project, plan: SearchPlan, state: Path, folder: Path, progress: Progress | None) -> None:
+    def __init__(
+        self,
+        project: Project,
+        plan: SearchPlan,
+        state: Path,
+        folder: Path,
+        progress: Progress | None,
+    ) -> None:
         import optuna
 
         self.project = project
         self.plan = plan
         self.state = state
         self.progress = progress
-        direction = optuna.study.StudyDirection.MAXIMIZE if plan.direction == "maximize" else optuna.study.StudyDirection.MINIMIZE
+        direction = (
+            optuna.study.StudyDirection.MAXIMIZE
+            if plan.direction == "maximize"
+            else optuna.study.StudyDirection.MINIMIZE
+        )
         self.study = optuna.create_study(direction=direction, sampler=plan.sampler)
         self.steps = [s.name for s in project.plan.steps] if project.plan else []
         self.events: queue.Queue[tuple[int, dict[str, Any]]] = queue.Queue()
@@ -624,10 +727,21 @@ class _Search:
         self.spawned = 0
         self.started = time.perf_counter()
         self.result = TuneResult(
-            pipeline=project.name, objective=plan.objective, direction=plan.direction,
-            algorithm=plan.algorithm, sampler=plan.sampler_name, dir=folder, state="running", reason="",
-            trials=[], max_trials=plan.max_trials, parallel=plan.parallel, goal=plan.goal,
-            max_failed=plan.max_failed, notes=plan.notes, seconds=0.0,
+            pipeline=project.name,
+            objective=plan.objective,
+            direction=plan.direction,
+            algorithm=plan.algorithm,
+            sampler=plan.sampler_name,
+            dir=folder,
+            state="running",
+            reason="",
+            trials=[],
+            max_trials=plan.max_trials,
+            parallel=plan.parallel,
+            goal=plan.goal,
+            max_failed=plan.max_failed,
+            notes=plan.notes,
+            seconds=0.0,
         )
         self.stop: str | None = None
 
@@ -664,7 +778,9 @@ class _Search:
         if self.plan.parallel == 1:
             return
         left = self._left() - (0 if self.result.trials else 1)
-        while len(self.workers) < min(self.plan.parallel, left + sum(w.trial is not None for w in self.workers.values())):
+        while len(self.workers) < min(
+            self.plan.parallel, left + sum(w.trial is not None for w in self.workers.values())
+        ):
             self.spawned += 1
             self.workers[self.spawned] = _Worker(self.spawned, self)
 
@@ -672,8 +788,15 @@ class _Search:
         ask = self.study.ask()
         params = {d.name: d.suggest(ask) for d in self.plan.dimensions}
         types = {p.name: p.type for p in self.project.parameters}
-        params = {k: float(v) if types.get(k) == "float" and isinstance(v, int) and not isinstance(v, bool) else v for k, v in params.items()}
-        trial = TrialResult(len(self.result.trials) + 1, params, steps=dict.fromkeys(self.steps, "pending"))
+        params = {
+            k: float(v)
+            if types.get(k) == "float" and isinstance(v, int) and not isinstance(v, bool)
+            else v
+            for k, v in params.items()
+        }
+        trial = TrialResult(
+            len(self.result.trials) + 1, params, steps=dict.fromkeys(self.steps, "pending")
+        )
         self.result.trials.append(trial)
         self._emit(trial)
         return ask, trial
@@ -693,7 +816,13 @@ class _Search:
             self._emit(trial)
 
         try:
-            result = run(self.project, parameters=trial.parameters, cache=True, state_dir=self.state, progress=on_step)
+            result = run(
+                self.project,
+                parameters=trial.parameters,
+                cache=True,
+                state_dir=self.state,
+                progress=on_step,
+            )
         except RunError as exc:
             raise EnvironmentProblem(str(exc)) from None
         self._finish(ask, trial, result.to_json(), time.perf_counter() - started)
@@ -714,10 +843,13 @@ class _Search:
             self._finish(worker.ask, trial, run, time.perf_counter() - worker.started)
         elif kind == "exit":
             del self.workers[ident]
-            if trial is not None:
-                tail = _tail(worker.log)
-                run = {"ok": False, "steps": [], "error": f"the trial's process exited with {event['code']}" + (f":\n{tail}" if tail else "")}
-                self._finish(worker.ask, trial, run, time.perf_counter() - worker.started)
+            tail = _tail(worker.log)
+            error = f"a trial worker exited with {event['code']}" + (f":\n{tail}" if tail else "")
+            if trial is None:  # between trials: the next trial gets a new worker
+                self.result.notes.append(error)
+                return
+            run = {"ok": False, "steps": [], "error": error}
+            self._finish(worker.ask, trial, run, time.perf_counter() - worker.started)
 
     def _finish(self, ask: Any, trial: TrialResult, run: dict[str, Any], seconds: float) -> None:
         from optuna.trial import TrialState
@@ -746,9 +878,13 @@ class _Search:
         goal = self.plan.goal
         if self.plan.max_failed is not None and failed > self.plan.max_failed:
             self.stop = "failed"
-            self.result.reason = f"{failed} trials failed, more than maxFailedTrials ({self.plan.max_failed})"
-        elif goal is not None and trial.value is not None and (
-            trial.value >= goal if self.plan.direction == "maximize" else trial.value <= goal
+            self.result.reason = (
+                f"{failed} trials failed, more than maxFailedTrials ({self.plan.max_failed})"
+            )
+        elif (
+            goal is not None
+            and trial.value is not None
+            and (trial.value >= goal if self.plan.direction == "maximize" else trial.value <= goal)
         ):
             self.stop = "goal"
             self.result.reason = f"trial {trial.number} reached the goal {self.plan.objective} {'>=' if self.plan.direction == 'maximize' else '<='} {goal:g}"
@@ -833,7 +969,8 @@ def tune(
     missing = missing_requirements(project)
     if missing:
         raise EnvironmentProblem(
-            "requirements not installed in this environment: " + ", ".join(missing)
+            "requirements not installed in this environment: "
+            + ", ".join(missing)
             + "\n  install them; nbflow does not install packages into your interpreter"
         )
     state = state_dir or project.root / ".nbflow"
@@ -897,7 +1034,9 @@ class TrialLog:
         if trial.state not in FINISHED:
             return
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in trial.parameters.items())
-        value = f"{self.plan.objective}={_fmt(trial.value)}" if trial.value is not None else trial.state
+        value = (
+            f"{self.plan.objective}={_fmt(trial.value)}" if trial.value is not None else trial.state
+        )
         best = best_trial(list(self.trials.values()), self.plan.direction)
         tail = f"best #{best.number} {_fmt(best.value)}" if best else "no best yet"
         self._print(
@@ -923,14 +1062,24 @@ class TrialTable(TrialLog):
         from rich.live import Live
 
         self.console = Console(file=stream)
-        self.live = Live(self._table(), console=self.console, refresh_per_second=4, redirect_stdout=False, redirect_stderr=False)
+        self.live = Live(
+            self._table(),
+            console=self.console,
+            refresh_per_second=4,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
         self.live.start()
 
     def _table(self) -> Any:
         from rich.table import Table
 
         best = best_trial(list(self.trials.values()), self.plan.direction)
-        caption = f"best so far: #{best.number} {self.plan.objective}={_fmt(best.value)}" if best else "best so far: -"
+        caption = (
+            f"best so far: #{best.number} {self.plan.objective}={_fmt(best.value)}"
+            if best
+            else "best so far: -"
+        )
         table = Table(caption=caption, caption_justify="left")
         table.add_column("#", justify="right")
         for d in self.plan.dimensions:
@@ -941,13 +1090,21 @@ class TrialTable(TrialLog):
         table.add_column("steps")
         rows = sorted(self.trials.values(), key=lambda t: t.number)[-self.MAX_ROWS :]
         for t in rows:
-            style = "bold green" if best is not None and t.number == best.number else ("red" if t.state == "failed" else None)
+            style = (
+                "bold green"
+                if best is not None and t.number == best.number
+                else ("red" if t.state == "failed" else None)
+            )
             running = [n for n, s in t.steps.items() if s == "running"]
             state = f"running {running[0]}" if t.state == "running" and running else t.state
             table.add_row(
-                str(t.number), *(_fmt(t.parameters.get(d.name)) for d in self.plan.dimensions),
-                "" if t.value is None else _fmt(t.value), state,
-                f"{t.seconds:.1f}" if t.state in FINISHED else "", _steps_text(t), style=style,
+                str(t.number),
+                *(_fmt(t.parameters.get(d.name)) for d in self.plan.dimensions),
+                "" if t.value is None else _fmt(t.value),
+                state,
+                f"{t.seconds:.1f}" if t.state in FINISHED else "",
+                _steps_text(t),
+                style=style,
             )
         return table
 
@@ -974,8 +1131,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "tune", help="run the manifest's hyperparameter search on this machine (Optuna)"
     )
     t.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
-    t.add_argument("--trials", type=int, metavar="N", help="number of trials (default: tuning.maxTrials)")
-    t.add_argument("--parallel", type=int, metavar="K", help="trials run at once (default: tuning.parallelTrials)")
+    t.add_argument(
+        "--trials", type=int, metavar="N", help="number of trials (default: tuning.maxTrials)"
+    )
+    t.add_argument(
+        "--parallel",
+        type=int,
+        metavar="K",
+        help="trials run at once (default: tuning.parallelTrials)",
+    )
     t.add_argument("--json", action="store_true", help="print the search's result as JSON")
     return t
 
@@ -992,7 +1156,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if project is None:
         return 1
     plan = plan_search(project, trials=args.trials, parallel=args.parallel)
-    goal = f", goal {plan.objective} {'>=' if plan.direction == 'maximize' else '<='} {plan.goal:g}" if plan.goal is not None else ""
+    goal = (
+        f", goal {plan.objective} {'>=' if plan.direction == 'maximize' else '<='} {plan.goal:g}"
+        if plan.goal is not None
+        else ""
+    )
     sys.stderr.write(
         f"nbflow tune {project.name}: {plan.algorithm} ({plan.sampler_name}), {plan.max_trials} trials, "
         f"{plan.parallel} at a time; {plan.direction} {plan.objective}{goal}\n"
@@ -1004,7 +1172,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
         result = tune(project, trials=args.trials, parallel=args.parallel, progress=shown.update)
     finally:
         shown.close()
-    runs = ", ".join(f"{name} {c['ran']} ran/{c['cached']} cached" for name, c in result.step_runs().items())
+    runs = ", ".join(
+        f"{name} {c['ran']} ran/{c['cached']} cached" for name, c in result.step_runs().items()
+    )
     counts = ", ".join(f"{n} {s}" for s, n in sorted(_count(result.trials).items()))
     sys.stderr.write(
         f"tune {result.state} in {result.seconds:.1f} s: {counts or 'no trials'}"
@@ -1068,7 +1238,10 @@ def _worker(argv: Sequence[str]) -> int:
                 continue
             try:
                 result = run(
-                    project, parameters=json.loads(line)["parameters"], cache=True, state_dir=Path(state),
+                    project,
+                    parameters=json.loads(line)["parameters"],
+                    cache=True,
+                    state_dir=Path(state),
                     progress=lambda step: send({"event": "step", "step": asdict(step)}),
                 )
             except RunError as exc:

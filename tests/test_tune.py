@@ -84,7 +84,11 @@ def wired(monkeypatch):
 
 # -- samplers -------------------------------------------------------------------------------------
 
-DIMS = [Dimension("x", "float", 0.0, 6.0, 0.5), Dimension("n", "int", 1, 9, 2), Dimension("shift", "categorical", values=("a", "b"))]
+DIMS = [
+    Dimension("x", "float", 0.0, 6.0, 0.5),
+    Dimension("n", "int", 1, 9, 2),
+    Dimension("shift", "categorical", values=("a", "b")),
+]
 
 
 def test_every_katib_algorithm_has_an_entry() -> None:
@@ -110,31 +114,51 @@ def test_sampler_per_algorithm(algorithm, cls, check) -> None:
         assert check(sampler)
 
 
-@pytest.mark.parametrize(("algorithm", "module", "cls"), [("bayesianoptimization", "torch", "GPSampler"), ("cmaes", "cmaes", "CmaEsSampler")])
+@pytest.mark.parametrize(
+    ("algorithm", "module", "cls"),
+    [("bayesianoptimization", "torch", "GPSampler"), ("cmaes", "cmaes", "CmaEsSampler")],
+)
 def test_sampler_that_needs_a_package(algorithm, module, cls) -> None:
     import optuna
 
     dims = DIMS[:2]
     if importlib.util.find_spec(module) is None:
-        with pytest.raises(EnvironmentProblem, match=rf"(?s){algorithm} algorithm is not available locally.*pip install {module}"):
+        with pytest.raises(
+            EnvironmentProblem,
+            match=rf"(?s){algorithm} algorithm is not available locally.*pip install {module}",
+        ):
             SAMPLERS[algorithm]({}, dims, [])
     else:
         assert isinstance(SAMPLERS[algorithm]({}, dims, []), getattr(optuna.samplers, cls))
 
 
 def test_hyperband_is_refused_clearly() -> None:
-    with pytest.raises(UsageError, match=r"(?s)hyperband algorithm is not supported by `nbflow tune`.*`epochs`"):
+    with pytest.raises(
+        UsageError, match=r"(?s)hyperband algorithm is not supported by `nbflow tune`.*`epochs`"
+    ):
         SAMPLERS["hyperband"]({"r_l": 9, "resource_name": "epochs"}, DIMS, [])
 
 
 def test_settings_map_to_optuna() -> None:
     from optuna.samplers._tpe.sampler import hyperopt_default_gamma
 
-    tpe = SAMPLERS["tpe"]({"n_startup_trials": 3, "n_ei_candidates": 5, "random_state": 7, "gamma": 0.25, "prior_weight": 2.0}, DIMS, [])
+    tpe = SAMPLERS["tpe"](
+        {
+            "n_startup_trials": 3,
+            "n_ei_candidates": 5,
+            "random_state": 7,
+            "gamma": 0.25,
+            "prior_weight": 2.0,
+        },
+        DIMS,
+        [],
+    )
     assert (tpe._n_startup_trials, tpe._n_ei_candidates) == (3, 5)
     assert tpe._parzen_estimator_parameters.prior_weight == 2.0
     # Katib's tpe is hyperopt's: gamma is its fraction of sqrt(n) "good" trials
-    assert [tpe._gamma(n) for n in range(1, 500)] == [hyperopt_default_gamma(n) for n in range(1, 500)]
+    assert [tpe._gamma(n) for n in range(1, 500)] == [
+        hyperopt_default_gamma(n) for n in range(1, 500)
+    ]
 
 
 @pytest.mark.parametrize("algorithm", ["random", "tpe", "multivariate-tpe", "grid"])
@@ -215,7 +239,9 @@ def test_judge_a_run() -> None:
     state, value, error = judge({"ok": True, "steps": [], "metrics": {"other": 1.0}}, "score")
     assert (state, value) == ("failed", None)
     assert "objective `score` is missing from the trial's metrics (metrics: other)" in error
-    state, _, error = judge({"ok": False, "steps": [{"name": "score", "status": "failed", "error": "boom"}]}, "score")
+    state, _, error = judge(
+        {"ok": False, "steps": [{"name": "score", "status": "failed", "error": "boom"}]}, "score"
+    )
     assert state == "failed" and error == "step `score` failed: boom"
     assert judge({"ok": True, "steps": [], "metrics": {"score": math.nan}}, "score")[0] == "failed"
 
@@ -252,7 +278,11 @@ def test_cli_refusals_exit_2(tmp_path, capsys, wired) -> None:
             """,
         )
         r = run_cli(capsys, "tune", str(bo))
-        assert r.code == 2 and "needs `torch`, which is not installed" in r.err and "pip install torch" in r.err
+        assert (
+            r.code == 2
+            and "needs `torch`, which is not installed" in r.err
+            and "pip install torch" in r.err
+        )
 
 
 # -- searches, end to end -------------------------------------------------------------------------
@@ -286,7 +316,10 @@ def test_grid_covers_every_combination_upstream_runs_once(tmp_path, capsys, wire
     statuses = [t["steps"] for t in data["trials"]]
     assert statuses[0] == {"prepare": "succeeded", "score": "succeeded"}
     assert all(s == {"prepare": "cached", "score": "succeeded"} for s in statuses[1:])
-    assert data["step_runs"] == {"prepare": {"ran": 1, "cached": 5, "not_run": 0}, "score": {"ran": 6, "cached": 0, "not_run": 0}}
+    assert data["step_runs"] == {
+        "prepare": {"ran": 1, "cached": 5, "not_run": 0},
+        "score": {"ran": 6, "cached": 0, "not_run": 0},
+    }
     for t in data["trials"]:  # the counts come from the runs themselves
         run = json.loads((Path(t["run_dir"]) / "run.json").read_text())
         assert {s["name"]: s["status"] for s in run["steps"]} == t["steps"]
