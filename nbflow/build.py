@@ -14,6 +14,7 @@ same folder, byte for byte.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -23,6 +24,7 @@ import shutil
 import sys
 import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,10 +49,10 @@ class BuildResult:
     changed: bool  # False when the folder already held exactly these bytes
 
 
-def compile_source(source: str, workdir: Path, options: Any = None) -> str:
-    """Import the generated module from a real file and compile its pipeline with kfp."""
-    from kfp import compiler
-
+@contextlib.contextmanager
+def generated_module(source: str, workdir: Path) -> Iterator[Any]:
+    """Import the generated module from a real file: the kfp SDK reads each component's source
+    with `inspect.getsource`, so the module can't come from a string."""
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
     module_name = f"nbflow_generated_{digest}"
     path = workdir / f"{module_name}.py"
@@ -59,19 +61,36 @@ def compile_source(source: str, workdir: Path, options: Any = None) -> str:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    out = workdir / ("k8s.yaml" if options is not None else "ir.yaml")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # kfp warns about base images and such on every compile
             spec.loader.exec_module(module)
-            kwargs: dict[str, Any] = {}
-            if options is not None:
-                kwargs = {"kubernetes_manifest_format": True, "kubernetes_manifest_options": options}
-            compiler.Compiler().compile(module.pipeline, str(out), **kwargs)
+            yield module
     finally:
         sys.modules.pop(module_name, None)
+        path.unlink(missing_ok=True)
+
+
+def compile_pipeline(module: Any, workdir: Path, options: Any = None) -> str:
+    """Compile the module's pipeline with kfp: the IR, or with `options` the Pipeline and
+    PipelineVersion resources of Kubernetes-native mode."""
+    from kfp import compiler
+
+    out = workdir / ("k8s.yaml" if options is not None else "ir.yaml")
+    kwargs: dict[str, Any] = {}
+    if options is not None:
+        kwargs = {"kubernetes_manifest_format": True, "kubernetes_manifest_options": options}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        compiler.Compiler().compile(module.pipeline, str(out), **kwargs)
     text = out.read_text(encoding="utf-8")
     return text if options is not None else _comment_header(text)
+
+
+def compile_source(source: str, workdir: Path) -> str:
+    """The IR of a generated module's pipeline."""
+    with generated_module(source, workdir) as module:
+        return compile_pipeline(module, workdir)
 
 
 _LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")  # what YAML takes for a line break
@@ -170,8 +189,8 @@ def render(project: Project, *, snapshot: Snapshot | None = None) -> tuple[dict[
 
     snapshot = snapshot or take(project.root)
     source = generate(project, "cluster")
-    with tempfile.TemporaryDirectory(prefix="nbflow-build-") as tmp:
-        ir = compile_source(source, Path(tmp))
+    with tempfile.TemporaryDirectory(prefix="nbflow-build-") as tmp, generated_module(source, Path(tmp)) as module:
+        ir = compile_pipeline(module, Path(tmp))
         content_hash = hashlib.sha256(ir.encode()).hexdigest()
         version = content_hash[:VERSION_LEN]
         version_name = f"{project.name}-{version}"
@@ -183,7 +202,7 @@ def render(project: Project, *, snapshot: Snapshot | None = None) -> tuple[dict[
             namespace=project.manifest.deploy.namespace,
             include_pipeline_manifest=True,
         )
-        k8s = compile_source(source, Path(tmp), options)
+        k8s = compile_pipeline(module, Path(tmp), options)
     files = {
         "pipeline.yaml": ir,
         "kubernetes.yaml": _kubernetes_yaml(k8s, project, version, content_hash, snapshot),
