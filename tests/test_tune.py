@@ -7,7 +7,6 @@ first trial and hits the cache after), `score` computes `-(x - 3) ** 2` (minus 1
 
 from __future__ import annotations
 
-import argparse
 import csv
 import importlib.util
 import json
@@ -22,7 +21,7 @@ from nbflow import tune as tune_mod
 from nbflow.errors import EnvironmentProblem, UsageError
 from nbflow.manifest import ALGORITHMS
 from nbflow.tune import SAMPLERS, Dimension, TrialResult, judge, plan_search, tune
-from tests.support.cli import run_cli
+from tests.support.cli import run_cli, run_subprocess
 from tests.support.projects import load, tagged, write_project
 
 CELLS = [
@@ -62,24 +61,6 @@ def assert_consistent(folder: Path, trials: int) -> tuple[dict, list[dict]]:
             assert row[name] == str(value)
     assert not list(folder.glob(".*.tmp"))
     return data, rows
-
-
-@pytest.fixture
-def wired(monkeypatch):
-    """`nbflow tune` through the real `nbflow.cli.main`, also before cli.py registers it."""
-    from nbflow import cli
-
-    if "tune" not in cli.COMMANDS:
-        monkeypatch.setitem(cli.COMMANDS, "tune", tune_mod.cmd_tune)
-        base = cli.parser
-
-        def parser() -> argparse.ArgumentParser:
-            p = base()
-            sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-            tune_mod.add_parser(sub)
-            return p
-
-        monkeypatch.setattr(cli, "parser", parser)
 
 
 # -- samplers -------------------------------------------------------------------------------------
@@ -246,7 +227,7 @@ def test_judge_a_run() -> None:
     assert judge({"ok": True, "steps": [], "metrics": {"score": math.nan}}, "score")[0] == "failed"
 
 
-def test_cli_refusals_exit_2(tmp_path, capsys, wired) -> None:
+def test_cli_refusals_exit_2(tmp_path, capsys) -> None:
     hb = project_with(
         tmp_path / "hb",
         """
@@ -289,7 +270,7 @@ def test_cli_refusals_exit_2(tmp_path, capsys, wired) -> None:
 
 
 @pytest.mark.slow
-def test_grid_covers_every_combination_upstream_runs_once(tmp_path, capsys, wired) -> None:
+def test_grid_covers_every_combination_upstream_runs_once(tmp_path, capsys) -> None:
     root = project_with(
         tmp_path,
         """
@@ -350,7 +331,7 @@ def test_stops_at_goal(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_failed_trials_count_against_max_failed(tmp_path, capsys, wired) -> None:
+def test_failed_trials_count_against_max_failed(tmp_path, capsys) -> None:
     root = project_with(
         tmp_path,
         """
@@ -460,7 +441,7 @@ def test_interrupt_leaves_consistent_files(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_cli_interrupted_exits_130(tmp_path, capsys, wired, monkeypatch) -> None:
+def test_cli_interrupted_exits_130(tmp_path, capsys, monkeypatch) -> None:
     root = project_with(
         tmp_path,
         """
@@ -485,3 +466,73 @@ def test_cli_interrupted_exits_130(tmp_path, capsys, wired, monkeypatch) -> None
     assert r.out.startswith("best: score=")
     data, _ = assert_consistent(root / ".nbflow" / "tune" / "latest", 2)
     assert [t["state"] for t in data["trials"]] == ["complete", "interrupted"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_terminal_exits_130(tmp_path) -> None:
+    """A real SIGINT to `nbflow tune` (its workers have their own session, as a terminal's
+    Ctrl-C reaches the search only): exit 130, the running trials interrupted, no worker left."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = project_with(
+        tmp_path,
+        """
+        objective: score
+        algorithm: random
+        maxTrials: 40
+        parallelTrials: 2
+        search:
+          x: {min: 0, max: 4.5}
+        """,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbflow", "tune", str(root), "--parallel", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    results = root / ".nbflow" / "tune"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        files = list(results.glob("*/trials.json"))
+        if (
+            files
+            and sum(t["state"] == "complete" for t in json.loads(files[0].read_text())["trials"])
+            >= 2
+        ):
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert out.startswith("best: score=")
+    data, _ = assert_consistent(
+        results / "latest",
+        len(json.loads((results / "latest" / "trials.json").read_text())["trials"]),
+    )
+    assert data["state"] == "interrupted"
+    assert "interrupted" in [t["state"] for t in data["trials"]]
+    assert all(t["state"] in ("complete", "interrupted") for t in data["trials"])
+    assert _workers_of(root / "nbflow.yaml") == []
+
+
+@pytest.mark.slow
+def test_cli_as_a_subprocess(tmp_path) -> None:
+    root = project_with(
+        tmp_path,
+        """
+        objective: score
+        algorithm: grid
+        maxTrials: 1
+        search:
+          x: [3.0]
+        """,
+    )
+    r = run_subprocess("tune", str(root))
+    assert r.code == 0, r.err
+    assert r.out == "best: score=0 with x=3\nscore=0.0\n"
+    assert "trial 1/1  score=0  x=3" in r.err
