@@ -37,12 +37,15 @@ objective reaches `goal` (>= when maximizing, <= when minimizing) or when more t
 `maxFailedTrials` trials have failed (running trials finish first). A trial fails when its run
 fails or when its metrics lack the objective.
 
-Parallel trials run as subprocesses (`python -m nbflow.tune --worker ...`): kfp.local keeps its
-configuration in module globals and a local run redirects the process's stdout and root logger,
-so two runs cannot share one interpreter. The first trial always runs alone, in this process: it
+With `--parallel 1` every trial runs in this process. Parallel trials run in K worker processes
+(`python -m nbflow.tune --worker ...`, each running trials one after another, so kfp is imported
+and the project validated once per worker): kfp.local keeps its configuration in module globals
+and a local run redirects the process's stdout and root logger, so two runs cannot share one
+interpreter. The first trial always runs alone, in this process, while the workers start: it
 compiles the local pipeline and fills the cache with the steps that read no searched parameter,
 so the trials after it, started together, find those steps cached instead of each running them
-at the same time.
+at the same time. Without `--parallel`, `parallelTrials` is capped at the CPUs of this machine.
+Workers have their own session: Ctrl-C reaches the search, which stops them and their tasks.
 
 Results go to `<project>/.nbflow/tune/<timestamp>/`: `trials.json` and `trials.csv`, rewritten
 atomically after every trial (an interrupted search leaves consistent files), and `objective.png`
