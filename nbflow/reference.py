@@ -1,6 +1,8 @@
-"""docs/manifest.md, the manifest reference, generated from the JSON schema of the model.
+"""The generated references: docs/manifest.md from the model's JSON schema, docs/commands.md
+from the command line's help.
 
     python -m nbflow.reference > docs/manifest.md
+    python -m nbflow.reference commands > docs/commands.md
 
 A test keeps the committed file equal to this output, so the reference can't drift from the
 schema that validation and editors use.
@@ -88,5 +90,44 @@ def render() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+
+
+COMMANDS_INTRO = """# Command reference
+
+Generated from the command line's own help by `python -m nbflow.reference commands >
+docs/commands.md`. Every command exits `0` on success, `1` when the input has errors or a run,
+tuning or apply failed, `2` on bad usage or an environment problem (a missing file or
+requirement, an unreachable cluster, missing credentials), and `130` when interrupted. No
+command prints a traceback for a mistake in its input.
+"""
+
+
+def commands() -> str:
+    import argparse
+    import os
+
+    from nbflow.cli import parser
+
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # argparse wraps help to the terminal: make it reproducible
+    try:
+        p = parser()
+        out = [COMMANDS_INTRO]
+        sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+        for name, sp in sub.choices.items():
+            out.append(f"## nbflow {name}\n")
+            out.append("```text")
+            out.append(sp.format_help().rstrip())
+            out.append("```\n")
+    finally:
+        if saved is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = saved
+    return "\n".join(out).rstrip() + "\n"
+
+
 if __name__ == "__main__":
-    print(render(), end="")
+    import sys
+
+    print(commands() if sys.argv[1:] == ["commands"] else render(), end="")

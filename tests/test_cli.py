@@ -203,3 +203,10 @@ def test_manifest_reference_in_sync():
 
     committed = (Path(__file__).resolve().parent.parent / "docs" / "manifest.md").read_text()
     assert committed == render(), "regenerate with: python -m nbflow.reference > docs/manifest.md"
+
+
+def test_command_reference_in_sync():
+    from nbflow.reference import commands
+
+    committed = (Path(__file__).resolve().parent.parent / "docs" / "commands.md").read_text()
+    assert committed == commands(), "regenerate with: python -m nbflow.reference commands > docs/commands.md"
