@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from nbflow.diagnostics import Report
-from nbflow.notebook import NotebookError, load_notebook
 from nbflow.errors import UsageError
+from nbflow.notebook import NotebookError, load_notebook
 from nbflow.validate import MANIFEST_NAME, shown_path
 
 

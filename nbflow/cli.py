@@ -14,10 +14,13 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from nbflow import __version__
 from nbflow.errors import CommandFailed, EnvironmentProblem, UsageError
+
+if TYPE_CHECKING:
+    from nbflow.project import Project
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -142,7 +145,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 # -- plumbing ------------------------------------------------------------------------------------
 
 
-def _project(path: str):  # type: ignore[no-untyped-def]
+def _project(path: str) -> Project | None:
     """Validate one project; print its diagnostics; return the Project or None on errors."""
     from nbflow.reporters import render_text
     from nbflow.validate import load_project

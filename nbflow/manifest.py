@@ -486,7 +486,7 @@ class Manifest(Model):
     """hyperparameter search: a Katib Experiment on the cluster, Optuna with `nbflow tune`"""
     volumes: tuple[Volume, ...] = ()
     """persistent volumes: an existing claim, or one created per run"""
-    deploy: Deploy = Field(default_factory=Deploy)
+    deploy: Deploy = Field(default_factory=lambda: Deploy.model_validate({}))
     """where and how `nbflow apply` deploys"""
 
     @field_validator("name")

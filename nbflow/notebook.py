@@ -116,9 +116,9 @@ def load_notebook(path: Path, shown: str, referenced_at: Location | None = None)
     except Exception as exc:  # nbformat raises bare exceptions for structurally broken files
         raise NotebookError(error("NBF005", f"invalid notebook: {exc}", Location(shown, 1, 1))) from None
     if "ValidationError" in captured:
-        exc = captured["ValidationError"]
-        where_in = "/".join(str(p) for p in getattr(exc, "absolute_path", ()) or ())
-        message = str(getattr(exc, "message", exc)).splitlines()[0]
+        invalid = captured["ValidationError"]
+        where_in = "/".join(str(p) for p in getattr(invalid, "absolute_path", ()) or ())
+        message = str(getattr(invalid, "message", invalid)).splitlines()[0]
         raise NotebookError(
             error(
                 "NBF005",

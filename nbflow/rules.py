@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nbflow.diagnostics import Diagnostic, Location, error, warning
-from nbflow.manifest import Manifest, fits, infer_type
+from nbflow.manifest import Manifest, Resources, fits, infer_type
 from nbflow.notebook import Notebook
 from nbflow.quantities import quantity_value
 from nbflow.yamlpos import YamlDoc, YamlPath
@@ -192,7 +192,7 @@ class Checker:
 
     def parameters_cell(self) -> int | None:
         if hasattr(self, "_pcell"):
-            return self._pcell  # type: ignore[has-type,no-any-return]
+            return self._pcell  # type: ignore[has-type]
         pc = self.m.parametersCell
         number: int | None = None
         if pc is not None:
@@ -527,7 +527,7 @@ class Checker:
                 )
 
     def resources(self) -> None:
-        blocks = [(self.m.resources, ("resources",))]
+        blocks: list[tuple[Resources | None, YamlPath]] = [(self.m.resources, ("resources",))]
         blocks += [(s.resources, ("steps", n, "resources")) for n, s in self.m.steps.items()]
         for res, path in blocks:
             if res is None:

@@ -33,7 +33,7 @@ def diagnostics_from(exc: ValidationError, doc: YamlDoc, root: type[BaseModel]) 
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
         is_key = bool(loc) and loc[-1] == "[key]"
-        path: YamlPath = tuple(p for p in loc if p != "[key]")  # type: ignore[misc]
+        path: YamlPath = tuple(p for p in loc if p != "[key]")
         kind = err["type"]
         dedup = (path, kind)
         if dedup in seen:

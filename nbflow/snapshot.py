@@ -38,7 +38,7 @@ def take(project_root: Path) -> Snapshot:
         if not repo.head.is_valid():
             return Snapshot(None, True)
         commit = repo.head.commit.hexsha
-        rel = Path(project_root).resolve().relative_to(Path(repo.working_tree_dir).resolve())
+        rel = Path(project_root).resolve().relative_to(Path(str(repo.working_tree_dir)).resolve())
         spec = str(rel) if str(rel) != "." else None
         paths = [spec] if spec else []
         dirty = repo.is_dirty(untracked_files=False, path=spec) or any(

@@ -7,12 +7,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from nbflow.diagnostics import Diagnostic, Location, Report, error, warning
 from nbflow.errors import UsageError
-from nbflow.manifest import API_VERSION, Manifest
+from nbflow.manifest import API_VERSION, Manifest, Resources
 from nbflow.notebook import NotebookError, load_notebook
 from nbflow.project import ParameterConfig, Project, StepConfig
 from nbflow.rules import Checker
@@ -170,15 +171,15 @@ def _model(doc: YamlDoc) -> tuple[list[Diagnostic], Manifest | None]:
         return diags, None
 
 
-def _without(data: object, paths: list[tuple[object, ...]]) -> object:
+def _without(data: dict[str, Any], paths: Sequence[tuple[int | str, ...]]) -> dict[str, Any]:
     import copy
 
     data = copy.deepcopy(data)
     for path in paths:
-        node = data
+        node: Any = data
         for p in path[:-1]:
-            node = node[p]  # type: ignore[index]
-        node.pop(path[-1], None)  # type: ignore[union-attr]
+            node = node[p]
+        node.pop(path[-1], None)
     return data
 
 
@@ -213,9 +214,18 @@ def _step_config(manifest: Manifest, name: str, cells: tuple[int, ...], requirem
         spec=step,
         image=step.image or manifest.image,
         requirements=tuple(dict.fromkeys((*requirements, *step.requirements))),
-        resources=step.resources or manifest.resources,
-        env={**manifest.env, **step.env},
+        resources=_resources(manifest.resources, step.resources),
+        env={k: str(v) for k, v in {**manifest.env, **step.env}.items()},  # already strings
         volumes=volumes,
+    )
+
+
+def _resources(default: Resources | None, step: Resources | None) -> Resources | None:
+    """A step's resources override the pipeline's key by key: `{gpu: 1}` keeps the default CPU."""
+    if default is None or step is None:
+        return step or default
+    return Resources.model_validate(
+        {**default.model_dump(exclude_unset=True), **step.model_dump(exclude_unset=True)}
     )
 
 

@@ -1,0 +1,46 @@
+"""The validator's library API: what a Project holds, and one-pass reporting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nbflow.validate import validate_manifest
+from tests.support.cases import CASES
+
+BASE = (CASES / "valid" / "minimal" / "nbflow.yaml").read_text()
+NOTEBOOK = str(CASES / "notebooks" / "base.ipynb")
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "nbflow.yaml"
+    path.write_text(text.replace("../../notebooks/base.ipynb", NOTEBOOK))
+    return path
+
+
+def test_step_resources_override_the_defaults_key_by_key(tmp_path: Path) -> None:
+    text = BASE.replace("image: python:3.11-slim\n", "image: python:3.11-slim\nresources: {cpu: '2', memory: 4Gi}\n")
+    text = text.replace("    cells: 7\n", "    cells: 7\n    resources: {gpu: 1}\n")
+    report, project = validate_manifest(_write(tmp_path, text))
+    assert project is not None, [d.message for d in report.diagnostics]
+    train = project.step("train").resources
+    assert train is not None and (train.cpu, train.memory, train.gpu) == ("2", "4Gi", 1)
+    load = project.step("load").resources
+    assert load is not None and (load.cpu, load.gpu) == ("2", None)
+
+
+def test_a_typo_does_not_hide_the_problems_behind_it(tmp_path: Path) -> None:
+    text = BASE.replace("    cells: 8\n", "    cells: 8\n    after: [trian]\n    retires: 2\n")
+    report, _ = validate_manifest(_write(tmp_path, text))
+    assert sorted(d.code for d in report.diagnostics) == ["NBF101", "NBF301"]
+
+
+def test_project_resolves_cells_parameters_and_plan(tmp_path: Path) -> None:
+    report, project = validate_manifest(_write(tmp_path, BASE))
+    assert project is not None and report.ok
+    assert project.setup == (2,) and project.parameters_cell == 3 and project.skip == (9,)
+    assert [(s.name, s.cells) for s in project.steps] == [("load", (4,)), ("split", (6,)), ("train", (7,)), ("evaluate", (8,))]
+    assert {p.name: (p.type, p.default) for p in project.parameters} == {
+        "C": ("float", 1.0), "gamma": ("float", 0.001), "kernel": ("str", "rbf"),
+    }
+    assert project.plan is not None
+    assert dict(project.plan.step("train").inputs) == {"X_train": "split", "y_train": "split"}
