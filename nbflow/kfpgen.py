@@ -79,7 +79,9 @@ def generate(project: Project, target: Target) -> str:
         "",
         "from kfp import dsl",
     ]
-    uses_k8s = not local and any(_k8s_settings(s) for s in project.steps)
+    uses_k8s = not local and (
+        any(_k8s_settings(s) for s in project.steps) or any(sp.metrics for sp in plan.steps)
+    )
     if uses_k8s:
         out.append("from kfp import kubernetes as _nbf_k8s")
     out.append("")
@@ -205,6 +207,13 @@ def _pipeline(project: Project, param_types: dict[str, str], local: bool) -> lis
             if up not in data_upstream:
                 body.append(f"{var}.after({_var(up)})")
         body += _task_settings(step, var, local)
+        if sp.metrics and not local:
+            # the Katib trial launcher reads the metric lines from this pod's log
+            # (docs/launcher.md): label the pod, and when the pipeline is tuned never let the
+            # step be served from the cache, which runs no pod and leaves no log to read
+            body.append(f"_nbf_k8s.add_pod_label({var}, 'nbflow.dev/metrics', 'true')")
+            if m.tuning is not None and step.spec.cache:
+                body.append(f"{var}.set_caching_options(False)")
     for v in per_run_volumes:
         users = [_var(s.name) for s in project.steps if v in s.volumes]
         pvc = f"_nbf_pvc_{v.name.replace('-', '_')}"

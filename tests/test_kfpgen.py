@@ -351,3 +351,28 @@ def test_cluster_requirements_are_installed_in_the_step(tmp_path: Path) -> None:
     # the runtime's own needs come first and are not repeated when a step pins them
     assert "'cloudpickle' 'numpy>=1.20' 'pandas[parquet]' 'ipython==8.30.0'" in one
     assert "'ipython' 'cloudpickle' 'numpy>=1.20' 'pandas[parquet]'" in two
+
+
+def test_metric_step_is_labelled_for_the_launcher_and_uncached_when_tuned(tmp_path: Path) -> None:
+    cells = ["import math", tagged("x = 1.0", "parameters"), "base = 2.0", "score = -(x - base) ** 2"]
+    manifest = """
+name: tuned
+setup: 1
+steps:
+  prepare: {cells: 3}
+  score: {cells: 4}
+parameters: {x: 1.0}
+metrics: {score: maximize}
+tuning:
+  objective: score
+  maxTrials: 4
+  search: {x: {min: 0.0, max: 4.0}}
+"""
+    project = load(write_project(tmp_path / "p", cells, manifest))
+    docs = list(yaml.safe_load_all(compile_source(generate(project, "cluster"), tmp_path)))
+    tasks = docs[0]["root"]["dag"]["tasks"]
+    assert tasks["step-score"]["cachingOptions"] == {}  # caching off: a cached step has no pod log
+    assert tasks["step-prepare"]["cachingOptions"] == {"enableCache": True}
+    executors = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert executors["exec-step-score"]["podMetadata"]["labels"] == {"nbflow.dev/metrics": "true"}
+    assert "exec-step-prepare" not in executors
