@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbflow.errors import UsageError
+from nbflow.rules import is_literal_expression, name_assignment
 
 if TYPE_CHECKING:
     from nbflow.analysis import CellFlow
@@ -159,17 +160,12 @@ def literal_assignments(source: str) -> tuple[dict[str, Any], list[int]]:
     values: dict[str, Any] = {}
     other: list[int] = []
     for stmt in tree.body:
-        target: ast.expr | None = None
-        value: ast.expr | None = None
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
-            target, value = stmt.targets[0], stmt.value
-        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
-            target, value = stmt.target, stmt.value
-        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+        if is_literal_expression(stmt):
             continue  # a docstring or a stray literal
-        if isinstance(target, ast.Name) and value is not None:
+        assigned = name_assignment(stmt)
+        if assigned is not None:
             try:
-                values[target.id] = ast.literal_eval(value)
+                values[assigned[0]] = ast.literal_eval(assigned[1])
                 continue
             except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
                 pass

@@ -47,6 +47,7 @@ from nbflow.init import (
     slug,
     unique,
 )
+from nbflow.manifest import ALGORITHMS
 
 if TYPE_CHECKING:
     from nbflow.notebook import Notebook
@@ -82,16 +83,6 @@ _TAGS = [
 _BLOCKS = ("imports", "functions", "pipeline-parameters", "pipeline-metrics")
 _SPECIAL = ("skip", *_BLOCKS)
 _ACCESS_MODES = {"rom": "ReadOnlyMany", "rwo": "ReadWriteOnce", "rwm": "ReadWriteMany"}
-_KATIB_ALGORITHMS = {
-    "random",
-    "grid",
-    "tpe",
-    "multivariate-tpe",
-    "bayesianoptimization",
-    "cmaes",
-    "sobol",
-    "hyperband",
-}
 
 
 @dataclass(frozen=True)
@@ -541,13 +532,13 @@ def _tuning(
         draft.comment(path, "Kale's katib_run was off")
     algo = katib.get("algorithm") or {}
     name = str(algo.get("algorithmName") or "random")
-    if name in _KATIB_ALGORITHMS:
+    if name in ALGORITHMS:
         tuning["algorithm"] = name
     else:
         tuning["algorithm"] = "random"
         draft.todo((*path, "algorithm"), f"Kale's algorithm `{name}` has no nbflow equivalent")
         note(
-            f"Katib algorithm `{name}` not translated: nbflow tunes with {', '.join(sorted(_KATIB_ALGORITHMS))}"
+            f"Katib algorithm `{name}` not translated: nbflow tunes with {', '.join(sorted(ALGORITHMS))}"
         )
     settings = {}
     for s in algo.get("algorithmSettings") or []:

@@ -257,15 +257,10 @@ class Checker:
             return
         lines: dict[str, int] = {}
         for stmt in tree.body:
-            target: ast.expr | None = None
-            value: ast.expr | None = None
-            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
-                target, value = stmt.targets[0], stmt.value
-            elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
-                target, value = stmt.target, stmt.value
-            elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
-                continue  # a docstring
-            if not isinstance(target, ast.Name) or value is None:
+            if is_literal_expression(stmt):
+                continue  # a docstring or a stray literal
+            assigned = name_assignment(stmt)
+            if assigned is None:
                 self.diags.append(
                     error(
                         "NBF403",
@@ -276,7 +271,7 @@ class Checker:
                     )
                 )
                 continue
-            name = target.id
+            name, value = assigned
             try:
                 literal = ast.literal_eval(value)
             except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
@@ -556,6 +551,20 @@ class Checker:
         self.images()
         self.resources()
         return self.diags
+
+
+def name_assignment(stmt: ast.stmt) -> tuple[str, ast.expr] | None:
+    """`name = value` or `name: type = value`: the name and the value's expression."""
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+        return stmt.targets[0].id, stmt.value
+    if isinstance(stmt, ast.AnnAssign) and stmt.value is not None and isinstance(stmt.target, ast.Name):
+        return stmt.target.id, stmt.value
+    return None
+
+
+def is_literal_expression(stmt: ast.stmt) -> bool:
+    """A statement that is only a constant: a docstring, a stray literal."""
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
 
 
 _IMAGE = re.compile(
