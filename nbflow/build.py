@@ -15,6 +15,7 @@ same folder, byte for byte.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import json
@@ -80,11 +81,46 @@ def compile_pipeline(module: Any, workdir: Path, options: Any = None) -> str:
     kwargs: dict[str, Any] = {}
     if options is not None:
         kwargs = {"kubernetes_manifest_format": True, "kubernetes_manifest_options": options}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _libyaml_emitter():
         warnings.simplefilter("ignore")
         compiler.Compiler().compile(module.pipeline, str(out), **kwargs)
     text = out.read_text(encoding="utf-8")
     return text if options is not None else _comment_header(text)
+
+
+@contextlib.contextmanager
+def _libyaml_emitter() -> Iterator[None]:
+    """Let kfp write its YAML with libyaml's emitter: the same documents, 25 times faster than
+    PyYAML's pure-Python one, which otherwise takes a third of a build (each step embeds the
+    step runtime). The bytes differ from the pure emitter's in how long strings are folded, so
+    builds are compared between machines that have libyaml, which PyYAML's wheels include."""
+    import yaml
+    from kfp.compiler import pipeline_spec_builder
+
+    dumper = getattr(yaml, "CDumper", None)
+    if dumper is None or getattr(pipeline_spec_builder, "yaml", None) is not yaml:
+        yield
+        return
+    pipeline_spec_builder.yaml = _YamlWithDumper(yaml, dumper)  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        pipeline_spec_builder.yaml = yaml  # type: ignore[attr-defined]
+
+
+class _YamlWithDumper:
+    """The yaml module as kfp's compiler sees it, with dump_all defaulting to a faster Dumper."""
+
+    def __init__(self, module: Any, dumper: Any) -> None:
+        self._module = module
+        self._dumper = dumper
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+    def dump_all(self, documents: Any, stream: Any = None, **kwargs: Any) -> Any:
+        kwargs.setdefault("Dumper", self._dumper)
+        return self._module.dump_all(documents, stream, **kwargs)
 
 
 def compile_source(source: str, workdir: Path) -> str:
@@ -134,13 +170,19 @@ def resource_annotations(project: Project, snapshot: Snapshot) -> dict[str, str]
 
 
 def _repo_relative(project: Project) -> str:
+    return _relative_to_repository(project.manifest_path.resolve())
+
+
+@functools.cache
+def _relative_to_repository(manifest: Path) -> str:
+    """The manifest's path inside its git repository (asked once per build, not per resource)."""
     try:
         import git
 
-        root = git.Repo(project.root, search_parent_directories=True).working_tree_dir
-        return str(project.manifest_path.resolve().relative_to(Path(str(root)).resolve()))
+        root = git.Repo(manifest.parent, search_parent_directories=True).working_tree_dir
+        return str(manifest.relative_to(Path(str(root)).resolve()))
     except Exception:  # no repository, or no git: the file name is still useful
-        return project.manifest_path.name
+        return manifest.name
 
 
 def _kubernetes_yaml(text: str, project: Project, version: str, content_hash: str, snapshot: Snapshot) -> str:
@@ -163,7 +205,8 @@ def _kubernetes_yaml(text: str, project: Project, version: str, content_hash: st
             url = source_url(snapshot)
             if url:
                 spec["codeSourceURL"] = url
-    return yaml.safe_dump_all(docs, sort_keys=False, width=1000)
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump_all(docs, Dumper=dumper, sort_keys=False, width=1000)
 
 
 def source_url(snapshot: Snapshot) -> str | None:
