@@ -123,6 +123,17 @@ class _YamlWithDumper:
         return self._module.dump_all(documents, stream, **kwargs)
 
 
+def ir_hash(ir: str) -> str:
+    """SHA-256 of the IR's documents, not of its bytes: the version must not depend on how a
+    YAML emitter folds long strings (libyaml's and PyYAML's differ), only on what runs."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    documents = list(yaml.load_all(ir, Loader=loader))
+    canonical = json.dumps(documents, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def compile_source(source: str, workdir: Path) -> str:
     """The IR of a generated module's pipeline."""
     with generated_module(source, workdir) as module:
@@ -234,7 +245,7 @@ def render(project: Project, *, snapshot: Snapshot | None = None) -> tuple[dict[
     source = generate(project, "cluster")
     with tempfile.TemporaryDirectory(prefix="nbflow-build-") as tmp, generated_module(source, Path(tmp)) as module:
         ir = compile_pipeline(module, Path(tmp))
-        content_hash = hashlib.sha256(ir.encode()).hexdigest()
+        content_hash = ir_hash(ir)
         version = content_hash[:VERSION_LEN]
         version_name = f"{project.name}-{version}"
         options = KubernetesManifestOptions(

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from nbflow import __version__
-from nbflow.build import build, render
+from nbflow.build import build, ir_hash, render
 from nbflow.cli import EXIT_OK
 from nbflow.snapshot import Snapshot
 from tests.support import golden
@@ -74,7 +74,10 @@ def test_build_writes_the_versioned_folder(tmp_path: Path) -> None:
         result.folder / n for n in ("kubernetes.yaml", "nbflow.json", "pipeline.yaml")
     )
     ir = (result.folder / "pipeline.yaml").read_text(encoding="utf-8")
-    assert result.content_hash == hashlib.sha256(ir.encode()).hexdigest()
+    # the hash of the IR's documents, canonical JSON: independent of the YAML emitter's folding
+    documents = list(yaml.safe_load_all(ir))
+    canonical = json.dumps(documents, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert result.content_hash == hashlib.sha256(canonical.encode()).hexdigest()
     assert result.version == result.content_hash[:8]
     assert result.version_name == f"versions-{result.version}"
     assert result.changed and result.snapshot == SNAPSHOT
@@ -224,7 +227,7 @@ def test_record(tmp_path: Path) -> None:
         "pipeline": "versions",
         "version": result.version,
         "versionName": result.version_name,
-        "contentHash": sha(result.folder / "pipeline.yaml"),
+        "contentHash": ir_hash((result.folder / "pipeline.yaml").read_text(encoding="utf-8")),
         "snapshot": {**dataclasses.asdict(SNAPSHOT), "label": "fedcba987654-dirty"},
         "nbflow": __version__,
         "kfp": kfp.__version__,
