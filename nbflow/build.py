@@ -101,11 +101,11 @@ def _libyaml_emitter() -> Iterator[None]:
     if dumper is None or getattr(pipeline_spec_builder, "yaml", None) is not yaml:
         yield
         return
-    pipeline_spec_builder.yaml = _YamlWithDumper(yaml, dumper)  # type: ignore[attr-defined]
+    pipeline_spec_builder.yaml = _YamlWithDumper(yaml, dumper)
     try:
         yield
     finally:
-        pipeline_spec_builder.yaml = yaml  # type: ignore[attr-defined]
+        pipeline_spec_builder.yaml = yaml
 
 
 class _YamlWithDumper:

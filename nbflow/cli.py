@@ -95,6 +95,26 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_lock(args: argparse.Namespace) -> int:
+    from nbflow.lock import write_lock
+    from nbflow.reporters import render_text
+    from nbflow.validate import find_manifests, shown_path, validate_manifest
+
+    manifests = find_manifests(args.paths or ["."])
+    if not manifests:
+        raise UsageError(f"no nbflow.yaml found under {', '.join(args.paths or ['.'])}")
+    failed = 0
+    for manifest in manifests:
+        report, project = validate_manifest(manifest, lock=False)
+        if report.diagnostics:
+            sys.stderr.write(render_text(report, color=sys.stderr.isatty()))
+        if project is None:
+            failed += 1
+            continue
+        print(f"locked: {shown_path(write_lock(project))}")
+    return EXIT_INPUT if failed else EXIT_OK
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -194,6 +214,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "schema": cmd_schema,
     "graph": cmd_graph,
     "build": cmd_build,
+    "lock": cmd_lock,
     "run": cmd_run,
     "diff": cmd_diff,
     "apply": cmd_apply,
@@ -227,6 +248,9 @@ def parser() -> argparse.ArgumentParser:
     g = sub.add_parser("graph", help="print the pipeline's DAG with the variables on each edge")
     g.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
     g.add_argument("--format", choices=["mermaid", "dot", "text"], default="text")
+    lk = sub.add_parser("lock", help="record which cells each step holds (nbflow.lock.json), to catch drift")
+    lk.add_argument("paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: .")
+
     b = sub.add_parser("build", help="generate the versioned KFP (and Katib) artifacts")
     b.add_argument("paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: .")
     b.add_argument("--out", default="dist", help="output folder (default: dist)")

@@ -58,7 +58,11 @@ def manifest_path(path: str | Path) -> Path:
     return p
 
 
-def validate_manifest(path: Path, *, analyse: bool = True) -> tuple[Report, Project | None]:
+def validate_manifest(
+    path: Path, *, analyse: bool = True, lock: bool = True
+) -> tuple[Report, Project | None]:
+    """Validate one manifest with its notebook; `lock=False` skips the cell-drift check
+    against nbflow.lock.json (for `nbflow lock`, which rewrites it)."""
     shown = shown_path(path)
     report = Report(manifests=[shown])
     try:
@@ -80,6 +84,12 @@ def validate_manifest(path: Path, *, analyse: bool = True) -> tuple[Report, Proj
         return report, None
     checker = Checker(manifest, nb, doc)
     report.extend(checker.run())
+    if lock:
+        from nbflow.lock import check_lock, groups
+
+        r = checker.resolved
+        current = groups(nb, r.setup, r.skip, r.parameters_cell, r.steps or {})
+        report.extend(check_lock(path.parent, manifest, doc, nb, current))
     requirements, req_diags = _requirements(manifest, path.parent, doc)
     report.extend(req_diags)
     if not report.ok:
