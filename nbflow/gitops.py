@@ -659,8 +659,9 @@ class _KfpApi:
 def templates_folder() -> Path:
     """Where the workflow templates are: ``templates/`` of the source tree."""
     candidates = [
-        Path(__file__).resolve().parents[1] / "templates",
+        Path(__file__).resolve().parents[1] / "templates",  # a source checkout
         Path(__file__).resolve().parent / "templates",
+        Path(sys.prefix) / "share" / "nbflow" / "templates",  # a wheel's data files
     ]
     for folder in candidates:
         if all((folder / name).is_file() for name in WORKFLOWS):
