@@ -911,7 +911,7 @@ def test_check_never_raises_on_a_corrupted_experiment(base: dict[str, Any]) -> N
 )
 def test_grid_points_of_a_double_match_katib(lo: float, span: float, step: float) -> None:
     np = pytest.importorskip("numpy")
-    from nbflow.katib import _combinations
+    from nbflow.katib_check import _combinations
 
     hi = lo + span
     # Katib's search_space.py: numpy.arange(min, max + step, step), less a last point past max
