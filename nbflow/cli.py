@@ -261,14 +261,62 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--no-cache", action="store_true", help="run every step, ignoring cached results")
     r.add_argument("--json", action="store_true", help="print the run's result as JSON")
 
-    from nbflow.gitops import add_parsers as add_gitops_parsers
-    from nbflow.init import add_parser as add_init_parser
-    from nbflow.tune import add_parser as add_tune_parser
+    t = sub.add_parser(
+        "tune", help="run the manifest's hyperparameter search on this machine (Optuna)"
+    )
+    t.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
+    t.add_argument("--trials", type=int, metavar="N", help="number of trials (default: tuning.maxTrials)")
+    t.add_argument(
+        "--parallel", type=int, metavar="K", help="trials run at once (default: tuning.parallelTrials)"
+    )
+    t.add_argument("--json", action="store_true", help="print the search's result as JSON")
 
-    add_tune_parser(sub)
-    add_gitops_parsers(sub)
-    add_init_parser(sub)
+    d = sub.add_parser("diff", help="show what `nbflow apply` would change on the cluster")
+    _cluster_options(d)
+    d.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+
+    a = sub.add_parser("apply", help="validate, build and apply the projects to the cluster")
+    _cluster_options(a)
+    a.add_argument("--dry-run", action="store_true", help="read the cluster only; show what would change")
+    a.add_argument(
+        "--force",
+        "--force-conflicts",
+        dest="force",
+        action="store_true",
+        help="take over objects nbflow did not create, or whose fields another manager owns",
+    )
+    a.add_argument("--allow-dirty", action="store_true", help="apply from uncommitted changes (labelled -dirty)")
+    a.add_argument("--out", default="dist", help="build folder (default: dist)")
+    a.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    i = sub.add_parser(
+        "init",
+        help="write an nbflow.yaml for a notebook (imports Kale tags), or CI files with --ci",
+        description="Propose nbflow.yaml beside NOTEBOOK from its structure, or from its Kale cell "
+        "tags and metadata; it is validated as it is written. With --ci, write CI workflow files.",
+    )
+    i.add_argument("notebook", nargs="?", help="the notebook (.ipynb)")
+    i.add_argument("--name", help="the pipeline name (default: from Kale's metadata or the file name)")
+    i.add_argument("--force", action="store_true", help="overwrite an existing file")
+    i.add_argument(
+        "--strip-kale-tags",
+        action="store_true",
+        help="remove Kale's cell tags and metadata from the notebook once the manifest validates",
+    )
+    i.add_argument("--ci", choices=["github"], help="write the CI workflows for this repository")
+    i.add_argument("--root", default=".", help="repository root for --ci (default: .)")
+    i.add_argument(
+        "--action-ref", help="git ref of nbflow's actions in the workflows: a release's commit SHA"
+    )
     return p
+
+
+def _cluster_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: .")
+    p.add_argument("--namespace", "-n", help="target namespace (default: deploy.namespace of nbflow.yaml)")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    p.add_argument("--context", help="kubeconfig context (default: the current one)")
+    p.add_argument("--host", help="KFP API URL for `deploy.kfp: api` (default: deploy.host)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

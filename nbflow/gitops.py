@@ -711,69 +711,6 @@ def _pin(match: re.Match[str], ref: str) -> str:
 # --- the commands ------------------------------------------------------------------------------
 
 
-def _cluster_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: ."
-    )
-    p.add_argument(
-        "--namespace", "-n", help="target namespace (default: deploy.namespace of nbflow.yaml)"
-    )
-    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
-    p.add_argument("--context", help="kubeconfig context (default: the current one)")
-    p.add_argument("--host", help="KFP API URL for `deploy.kfp: api` (default: deploy.host)")
-
-
-def add_parsers(sub: Any) -> None:
-    """Add the ``diff`` and ``apply`` subcommands to an ``add_subparsers()`` object."""
-    d = sub.add_parser("diff", help="show what `nbflow apply` would change on the cluster")
-    _cluster_options(d)
-    d.add_argument("--format", choices=["text", "json", "markdown"], default="text")
-
-    a = sub.add_parser("apply", help="validate, build and apply the projects to the cluster")
-    _cluster_options(a)
-    a.add_argument(
-        "--dry-run", action="store_true", help="read the cluster only; show what would change"
-    )
-    a.add_argument(
-        "--force",
-        "--force-conflicts",
-        dest="force",
-        action="store_true",
-        help="take over objects nbflow did not create, or whose fields another manager owns",
-    )
-    a.add_argument(
-        "--allow-dirty",
-        action="store_true",
-        help="apply from uncommitted changes (labelled -dirty)",
-    )
-    a.add_argument("--out", default="dist", help="build folder (default: dist)")
-    a.add_argument("--json", action="store_true", help="print the results as JSON")
-
-
-def add_init_ci_arguments(p: argparse.ArgumentParser) -> None:
-    """Add ``--ci github``, ``--root``, ``--action-ref`` and ``--force`` to the ``init`` parser,
-    each unless the parser has it already; call :func:`cmd_init_ci` when ``args.ci`` is set."""
-    options: list[tuple[tuple[str, ...], dict[str, Any]]] = [
-        (("--ci",), {"choices": ["github"], "help": "write the CI workflows (GitHub Actions)"}),
-        (("--root",), {"default": ".", "help": "repository root for --ci (default: .)"}),
-        (
-            ("--action-ref",),
-            {"help": "git ref of nbflow's actions in the workflows: a release's commit SHA"},
-        ),
-        (("--force",), {"action": "store_true", "help": "overwrite existing files"}),
-    ]
-    for flags, kwargs in options:
-        with contextlib.suppress(argparse.ArgumentError):  # the parser has it already
-            p.add_argument(*flags, **kwargs)
-
-
-def add_init_parser(sub: Any) -> argparse.ArgumentParser:
-    """An ``init`` parser with only the CI part, for when no other ``init`` exists."""
-    p: argparse.ArgumentParser = sub.add_parser("init", help="write the CI workflows")
-    add_init_ci_arguments(p)
-    return p
-
-
 def cmd_init_ci(args: argparse.Namespace) -> int:
     written = init_ci(
         Path(getattr(args, "root", ".") or "."),
@@ -925,9 +862,6 @@ __all__ = [
     "ProjectApply",
     "ProjectDiff",
     "Skipped",
-    "add_init_ci_arguments",
-    "add_init_parser",
-    "add_parsers",
     "apply_projects",
     "cmd_apply",
     "cmd_diff",

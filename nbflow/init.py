@@ -55,7 +55,6 @@ __all__ = [
     "Draft",
     "DraftStep",
     "InitResult",
-    "add_parser",
     "cmd_init",
     "init",
     "propose",
@@ -849,31 +848,6 @@ def init(
         # keep the tags while the manifest has errors: they are what it was made from
         stripped = kale.strip_kale(path) if is_kale and report.ok else False
     return InitResult(target, draft, report, is_kale, notes, stripped)
-
-
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Add the `init` subcommand to the CLI's subparsers."""
-    p: argparse.ArgumentParser = sub.add_parser(
-        "init",
-        help="write an nbflow.yaml for a notebook (imports Kale tags), or CI files with --ci",
-        description="Propose nbflow.yaml beside NOTEBOOK from its structure, or from its Kale cell "
-        "tags and metadata; it is validated as it is written. With --ci, write CI workflow files.",
-    )
-    p.add_argument("notebook", nargs="?", help="the notebook (.ipynb)")
-    p.add_argument(
-        "--name", help="the pipeline name (default: from Kale's metadata or the file name)"
-    )
-    p.add_argument("--force", action="store_true", help="overwrite an existing file")
-    p.add_argument(
-        "--strip-kale-tags",
-        action="store_true",
-        help="remove Kale's cell tags and metadata from the notebook once the manifest validates",
-    )
-    p.add_argument("--ci", choices=["github"], help="write the CI workflows for this repository")
-    from nbflow.gitops import add_init_ci_arguments  # --root, --action-ref: the CI part's own
-
-    add_init_ci_arguments(p)
-    return p
 
 
 def cmd_init(args: argparse.Namespace) -> int:

@@ -7,7 +7,6 @@ loopback server of the KFP v2beta1 pipeline endpoints, defined below.
 
 from __future__ import annotations
 
-import argparse
 import email.parser
 import email.policy
 import json
@@ -731,23 +730,14 @@ def test_init_ci_pins_nbflow_actions_to_a_given_sha(tmp_path: Path) -> None:
 
 
 def test_cmd_init_ci(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    parser = argparse.ArgumentParser(prog="nbflow")
-    gitops.add_init_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["init", "--ci", "github", "--root", str(tmp_path)])
+    from nbflow.cli import parser
+
+    args = parser().parse_args(["init", "--ci", "github", "--root", str(tmp_path)])
     assert gitops.cmd_init_ci(args) == 0
     out = capsys.readouterr().out
     assert "wrote " in out and "nbflow-validate.yml" in out and "nbflow-deploy.yml" in out
     assert "--action-ref" in out
-
-
-def test_init_ci_arguments_join_an_init_parser_that_has_some_already(tmp_path: Path) -> None:
-    parser = argparse.ArgumentParser(prog="nbflow")
-    init = parser.add_subparsers(dest="command").add_parser("init")
-    init.add_argument("notebook", nargs="?")
-    init.add_argument("--force", action="store_true")
-    init.add_argument("--ci", choices=["github"])
-    gitops.add_init_ci_arguments(init)
-    args = parser.parse_args(
+    args = parser().parse_args(
         ["init", "--ci", "github", "--force", "--root", str(tmp_path), "--action-ref", SHA_40]
     )
     assert gitops.cmd_init_ci(args) == 0

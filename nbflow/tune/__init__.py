@@ -18,7 +18,7 @@ The modules, in the order a search uses them:
 - `cli`: `nbflow tune`'s arguments and command
 """
 
-from nbflow.tune.cli import add_parser, cmd_tune
+from nbflow.tune.cli import cmd_tune
 from nbflow.tune.display import TrialLog
 from nbflow.tune.plan import SearchPlan, plan_search
 from nbflow.tune.results import TrialResult, TuneResult
@@ -33,7 +33,6 @@ __all__ = [
     "TrialLog",
     "TrialResult",
     "TuneResult",
-    "add_parser",
     "cmd_tune",
     "judge",
     "plan_search",

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from nbflow.tune.display import display, fmt
 from nbflow.tune.plan import plan_search
@@ -16,25 +16,6 @@ if TYPE_CHECKING:
     import argparse
 
     from nbflow.tune.results import TrialResult
-
-
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Add `nbflow tune` to the CLI's subparsers."""
-    t: argparse.ArgumentParser = sub.add_parser(
-        "tune", help="run the manifest's hyperparameter search on this machine (Optuna)"
-    )
-    t.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
-    t.add_argument(
-        "--trials", type=int, metavar="N", help="number of trials (default: tuning.maxTrials)"
-    )
-    t.add_argument(
-        "--parallel",
-        type=int,
-        metavar="K",
-        help="trials run at once (default: tuning.parallelTrials)",
-    )
-    t.add_argument("--json", action="store_true", help="print the search's result as JSON")
-    return t
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
