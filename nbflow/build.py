@@ -48,6 +48,34 @@ class BuildResult:
     snapshot: Snapshot
     files: tuple[Path, ...]
     changed: bool  # False when the folder already held exactly these bytes
+    warnings: tuple[str, ...] = ()
+
+
+# etcd's default request limit: the API server refuses a larger object
+OBJECT_LIMIT = 1_572_864
+OBJECT_WARN = int(OBJECT_LIMIT * 0.9)
+
+
+def oversized(kubernetes_yaml: str) -> list[str]:
+    """Resources too large for Kubernetes to store (every step embeds the ~50 KB step runtime,
+    so a PipelineVersion passes the limit at a few dozen steps)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    out = []
+    for doc in yaml.load_all(kubernetes_yaml, Loader=loader):
+        if not doc:
+            continue
+        size = len(json.dumps(doc, separators=(",", ":")).encode())
+        if size > OBJECT_WARN:
+            name = f"{doc.get('kind')} {doc.get('metadata', {}).get('name')}"
+            verdict = "over" if size > OBJECT_LIMIT else "close to"
+            out.append(
+                f"{name} is {size / 2**20:.2f} MiB, {verdict} the {OBJECT_LIMIT / 2**20:.1f} MiB a "
+                "Kubernetes object may have: the API server may refuse it; upload it through the "
+                "KFP API instead (`deploy: {kfp: api}`), or merge steps"
+            )
+    return out
 
 
 @contextlib.contextmanager
@@ -312,4 +340,5 @@ def build(project: Project, out: Path, *, snapshot: Snapshot | None = None) -> B
         snapshot=snap,
         files=tuple(folder / n for n in sorted(files)),
         changed=changed,
+        warnings=tuple(oversized(files["kubernetes.yaml"])),
     )

@@ -134,6 +134,8 @@ def cmd_build(args: argparse.Namespace) -> int:
             failed += 1
             continue
         result = build(project, Path(args.out))
+        for problem in result.warnings:
+            print(f"nbflow: warning: {problem}", file=sys.stderr)
         state = "built" if result.changed else "unchanged"
         print(f"{state}: {project.name} {result.version} -> {shown_path(result.folder)} (snapshot {result.snapshot.label})")
     return EXIT_INPUT if failed else EXIT_OK

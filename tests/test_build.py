@@ -277,3 +277,16 @@ def test_every_golden_folder_has_an_example() -> None:
     assert sorted(p.name for p in golden.GOLDEN.iterdir() if p.is_dir()) == [
         e.name for e in golden.examples()
     ], f"stale golden files: run `{golden.UPDATE_COMMAND}`"
+
+
+def test_oversized_resources_are_reported() -> None:
+    from nbflow.build import OBJECT_LIMIT, oversized
+
+    small = yaml.safe_dump({"kind": "Pipeline", "metadata": {"name": "p"}, "spec": {}})
+    big = yaml.safe_dump(
+        {"kind": "PipelineVersion", "metadata": {"name": "p-1"}, "spec": {"x": "a" * OBJECT_LIMIT}}
+    )
+    assert oversized(small) == []
+    [problem] = oversized(small + "---\n" + big)
+    assert problem.startswith("PipelineVersion p-1 is 1.50 MiB, over the 1.5 MiB")
+    assert "deploy: {kfp: api}" in problem
