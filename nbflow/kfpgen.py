@@ -30,18 +30,18 @@ from typing import TYPE_CHECKING, Literal
 
 from nbflow import __version__
 from nbflow.project import Project, StepConfig
+from nbflow.runtime import runtime_source
 
 if TYPE_CHECKING:
     from nbflow.plan import StepPlan
 
 Target = Literal["cluster", "local"]
 RUNTIME_PACKAGES = ("ipython", "cloudpickle")
-RUNTIME_PATH = Path(__file__).parent / "runtime" / "step.py"
 
 
 @cache
-def runtime_source() -> str:
-    return RUNTIME_PATH.read_text(encoding="utf-8")
+def _runtime() -> str:
+    return runtime_source()  # read once per process: every component embeds it
 
 
 def func_name(step: str) -> str:
@@ -131,7 +131,7 @@ def _component(
         "):",
         f'    """nbflow step {step.name!r}: notebook cells {", ".join(map(str, step.cells))}."""',
         f"    program = json.loads({json.dumps(program, sort_keys=True)!r})",
-        f"    runtime = {runtime_source()!r}",
+        f"    runtime = {_runtime()!r}",
         '    namespace = {"__name__": "nbflow_runtime"}',
         '    exec(compile(runtime, "<nbflow-runtime>", "exec"), namespace)',
         '    values = namespace["main"](',
