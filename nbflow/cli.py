@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from nbflow import __version__
@@ -95,19 +95,28 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_lock(args: argparse.Namespace) -> int:
-    from nbflow.lock import write_lock
+def _each_project(paths: list[str], *, lock: bool = True) -> Iterator[Project | None]:
+    """Validate every manifest below `paths`, printing its diagnostics; yield its Project, or
+    None when it has errors. No manifest at all is bad usage."""
     from nbflow.reporters import render_text
-    from nbflow.validate import find_manifests, shown_path, validate_manifest
+    from nbflow.validate import find_manifests, validate_manifest
 
-    manifests = find_manifests(args.paths or ["."])
+    manifests = find_manifests(paths or ["."])
     if not manifests:
-        raise UsageError(f"no nbflow.yaml found under {', '.join(args.paths or ['.'])}")
-    failed = 0
+        raise UsageError(f"no nbflow.yaml found under {', '.join(paths or ['.'])}")
     for manifest in manifests:
-        report, project = validate_manifest(manifest, lock=False)
+        report, project = validate_manifest(manifest, lock=lock)
         if report.diagnostics:
             sys.stderr.write(render_text(report, color=sys.stderr.isatty()))
+        yield project
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    from nbflow.lock import write_lock
+    from nbflow.validate import shown_path
+
+    failed = 0
+    for project in _each_project(args.paths, lock=False):  # the lock is what is rewritten
         if project is None:
             failed += 1
             continue
@@ -119,17 +128,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from nbflow.build import build
-    from nbflow.reporters import render_text
-    from nbflow.validate import find_manifests, shown_path, validate_manifest
+    from nbflow.validate import shown_path
 
-    manifests = find_manifests(args.paths or ["."])
-    if not manifests:
-        raise UsageError(f"no nbflow.yaml found under {', '.join(args.paths or ['.'])}")
     failed = 0
-    for manifest in manifests:
-        report, project = validate_manifest(manifest)
-        if report.diagnostics:
-            sys.stderr.write(render_text(report, color=sys.stderr.isatty()))
+    for project in _each_project(args.paths):
         if project is None:
             failed += 1
             continue
