@@ -14,12 +14,12 @@ definitions: ``df["a"] = 1``, ``x += 1``, ``del df["a"]``, ``model.fit(X, y)``, 
 and calls with ``inplace=True`` read the object and define it again.
 
 IPython syntax (``%magic``, ``%%cell_magic``, ``!cmd``, ``x = !cmd``, ``obj?``) becomes Python
-first. A cell is tried as plain Python, then through a small line transformer that produces what
-IPython's ``TransformerManager`` produces for the usual forms, and only then through IPython
-itself (imported lazily, since the import costs about a tenth of a second). ``%%time``,
-``%%capture`` and ``%%prun`` bodies and ``%time`` statements are analysed as code; ``%%timeit``
-and ``%timeit`` only read; shell and other cell magics read the variables they interpolate
-(``{expr}``, ``$name``) when those exist. A cell that is not Python even then is data: its
+first (:mod:`nbflow.ipysyntax`). A cell is tried as plain Python, then through a small line
+transformer that produces what IPython's ``TransformerManager`` produces for the usual forms, and
+only then through IPython itself (imported lazily, since the import costs about a tenth of a
+second). ``%%time``, ``%%capture`` and ``%%prun`` bodies and ``%time`` statements are analysed
+as code; ``%%timeit`` and ``%timeit`` only read; shell and other cell magics read the variables
+they interpolate (``{expr}``, ``$name``) when those exist. A cell that is not Python even then is data: its
 ``syntax_error`` is set and it reads and defines nothing.
 
 Builtins are not reads: they are kept in ``optional_reads``, with the variables a shell command
@@ -36,9 +36,22 @@ from __future__ import annotations
 import ast
 import builtins
 import re
-import textwrap
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+
+from nbflow.ipysyntax import (
+    INTERPOLATED,
+    MAYBE_IPYTHON,
+    NO_EXPAND,
+    PRUN_FLAGS,
+    PY_CELL_MAGICS,
+    READ_ONLY_MAGICS,
+    TIMEIT_FLAGS,
+    cell_magic_parts,
+    fast_transform,
+    ipython_transform,
+    magic_call,
+)
 
 __all__ = ["BUILTINS", "CellFlow", "Unmovable", "analyse_cell", "is_builtin"]
 
@@ -112,119 +125,8 @@ class CellFlow:
 
 
 # --------------------------------------------------------------------------------------------
-# IPython syntax
+# Parsing
 # --------------------------------------------------------------------------------------------
-
-# Cell magics whose body is Python run in the user namespace, and those that only time it.
-_PY_CELL_MAGICS = frozenset({"time", "capture", "prun"})
-_READ_ONLY_MAGICS = frozenset({"timeit"})
-# Line magics that IPython does not variable-expand (their argument is Python).
-_NO_EXPAND = frozenset({"time", "timeit", "prun", "debug", "pinfo", "pinfo2", "psearch"})
-_TIMEIT_FLAGS = re.compile(r"^(?:\s*-(?:[nrp]\s*\S+|[tcqo]))+\s*")
-_PRUN_FLAGS = re.compile(r"^(?:\s*-(?:[lsTD]\s*\S+|[rq]))+\s*")
-
-_ASSIGN_ESC = re.compile(r"(\s*(?:[A-Za-z_][\w.]*\s*,\s*)*[A-Za-z_][\w.]*\s*,?\s*=\s*)(?=[!%][^=])")
-# what IPython's transformer may turn into Python that the small one did not
-_MAYBE_IPYTHON = re.compile(r"[%!?]|^\s*(?:>>>|\.\.\.|In \[)", re.M)
-_HELP_END = re.compile(r"(%{0,2}(?!\d)[\w*]+(?:\.(?!\d)[\w*]+|\[-?[0-9]+\])*)(\?\??)\Z")
-
-
-def _q(text: str) -> str:
-    return repr(text)
-
-
-def _help_call(target: str, esc: str) -> str:
-    method = "pinfo2" if esc == "??" else "psearch" if "*" in target else "pinfo"
-    name, _, arg = f"{method} {target}".partition(" ")
-    return f"get_ipython().run_line_magic({_q(name.lstrip('%'))}, {_q(arg)})"
-
-
-def _escaped(text: str) -> str | None:
-    """Python for one escaped command line (without its indentation), as IPython writes it."""
-    if text.startswith("!!"):
-        return f"get_ipython().getoutput({_q(text[2:])})"
-    if text.startswith("!"):
-        return f"get_ipython().system({_q(text[1:])})"
-    if text.startswith("%") and not text.startswith("%%"):
-        name, _, args = text[1:].partition(" ")
-        return f"get_ipython().run_line_magic({_q(name)}, {_q(args)})"
-    return None
-
-
-def _fast_transform(source: str) -> str:
-    """The usual IPython line syntax to Python, as IPython writes it, keeping line numbers.
-
-    Only run on a cell that is not Python; what it cannot turn into Python, IPython's own
-    transformer gets next.
-    """
-    lines = textwrap.dedent(source).splitlines()
-    out: list[str] = []
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        body = line.lstrip()
-        indent = line[: len(line) - len(body)]
-        assign = None
-        if body[:1] in ("!", "%", "?"):
-            start = len(indent)
-        elif "=" in line and (assign := _ASSIGN_ESC.match(line)) is not None:
-            start = assign.end(1)
-        elif line.rstrip().endswith("?"):
-            start = len(indent)
-        else:
-            out.append(line)
-            i += 1
-            continue
-        end = i  # a backslash continues an escaped line, as in IPython
-        while lines[end].endswith("\\") and end + 1 < len(lines):
-            end += 1
-        parts = [lines[i][start:], *lines[i + 1 : end + 1]]
-        text = " ".join([p.rstrip()[:-1] for p in parts[:-1]] + [parts[-1].rstrip()])
-        new: str | None = None
-        if assign is not None:
-            if text.startswith("!"):
-                new = f"{line[:start]}get_ipython().getoutput({_q(text[1:])})"
-            else:
-                name, _, args = text[1:].partition(" ")
-                if name.isidentifier():
-                    new = f"{line[:start]}get_ipython().run_line_magic({_q(name)}, {_q(args)})"
-        elif text[:1] in ("!", "%"):
-            call = _escaped(text)
-            new = None if call is None else indent + call
-        elif text[:1] == "?":
-            esc = "??" if text.startswith("??") else "?"
-            content = text[len(esc) :]
-            new = indent + (_help_call(content, esc) if content else "get_ipython().show_usage()")
-        else:
-            m = _HELP_END.match(text)
-            if m is not None:
-                new = indent + _help_call(m.group(1), m.group(2))
-        if new is None:
-            out.append(line)
-            i += 1
-            continue
-        out.append(new)
-        out.extend("" for _ in range(end - i))
-        i = end + 1
-    return "\n".join(out) + "\n"
-
-
-def _ipython_transform(source: str) -> str | None:
-    try:
-        from IPython.core.inputtransformer2 import TransformerManager
-    except ImportError:  # pragma: no cover - IPython is a dependency
-        return None
-    try:
-        text = TransformerManager().transform_cell(source)
-    except Exception:  # IPython raises what its tokenizer raises: anything is "not Python"
-        return None
-    # IPython drops leading blank lines: put them back so that line numbers hold
-    lead = 0
-    for line in source.splitlines():
-        if line.strip():
-            break
-        lead += 1
-    return "\n" * lead + text
 
 
 def _parse(source: str) -> ast.Module:
@@ -532,7 +434,6 @@ MUTATORS = frozenset(
     }
 )
 _SHUFFLERS = frozenset({"random.shuffle", "np.random.shuffle", "numpy.random.shuffle", "shuffle"})
-_INTERPOLATED = re.compile(r"(?<![$\\])\$\{?([A-Za-z_]\w*)|(?<!\{)\{([^{}\n]+)\}(?!\})")
 
 
 def _catches_name_error(h: ast.ExceptHandler) -> bool:
@@ -549,25 +450,6 @@ def _root(node: ast.expr) -> ast.Name | None:
     while isinstance(node, ast.Attribute | ast.Subscript | ast.Starred):
         node = node.value
     return node if isinstance(node, ast.Name) else None
-
-
-def _magic_call(node: ast.Call) -> tuple[str, list[str]] | None:
-    """``get_ipython().<method>('a', 'b')`` -> (method, ['a', 'b']) when all args are strings."""
-    f = node.func
-    if not (
-        isinstance(f, ast.Attribute)
-        and isinstance(f.value, ast.Call)
-        and isinstance(f.value.func, ast.Name)
-        and f.value.func.id == "get_ipython"
-        and not f.value.args
-    ):
-        return None
-    args: list[str] = []
-    for a in node.args:
-        if not (isinstance(a, ast.Constant) and isinstance(a.value, str)):
-            return None
-        args.append(a.value)
-    return f.attr, args
 
 
 class _Cell:
@@ -909,7 +791,7 @@ class _Cell:
             self.expr(child)
 
     def call(self, node: ast.Call) -> None:
-        magic = _magic_call(node)
+        magic = magic_call(node)
         if magic is not None:
             self.magic(magic[0], magic[1], node.lineno)
             return
@@ -937,9 +819,9 @@ class _Cell:
         if method == "run_line_magic" and len(args) == 2:
             name, arg = args
             if name in ("time", "prun"):
-                self.code(_PRUN_FLAGS.sub("", arg) if name == "prun" else arg, line)
+                self.code(PRUN_FLAGS.sub("", arg) if name == "prun" else arg, line)
             elif name == "timeit":
-                self.code(_TIMEIT_FLAGS.sub("", arg), line, read_only=True)
+                self.code(TIMEIT_FLAGS.sub("", arg), line, read_only=True)
             elif name == "store" and arg.split()[:1] == ["-r"]:
                 names = arg.split()[1:]
                 for n in names:
@@ -949,7 +831,7 @@ class _Cell:
                     self.star.setdefault("%store -r", line)
             elif name == "run":  # runs a script in the namespace: names unknown
                 self.star.setdefault(f"%run {arg}".strip(), line)
-            elif name not in _NO_EXPAND:
+            elif name not in NO_EXPAND:
                 self.interpolated(arg, line)
         elif method in ("system", "getoutput") and args:
             self.interpolated(args[0], line)
@@ -973,7 +855,7 @@ class _Cell:
     def interpolated(self, text: str, line: int) -> None:
         if "$" not in text and "{" not in text:
             return
-        for m in _INTERPOLATED.finditer(text):
+        for m in INTERPOLATED.finditer(text):
             if m.group(1):
                 if m.group(1) not in self.bound:
                     self.optional.setdefault(m.group(1), line)
@@ -994,7 +876,7 @@ class _Cell:
         Returns the body's syntax error, if any, with its line in the cell.
         """
         self.ipython = True
-        if name in _PY_CELL_MAGICS or name in _READ_ONLY_MAGICS:
+        if name in PY_CELL_MAGICS or name in READ_ONLY_MAGICS:
             if name == "capture":
                 words = [w for w in first_line.split() if not w.startswith("-")]
                 if words and words[0].isidentifier():
@@ -1003,7 +885,7 @@ class _Cell:
             if flow.syntax_error is not None:
                 msg, at = flow.syntax_error
                 return (msg, at + line)
-            self.merge(flow, line, read_only=name in _READ_ONLY_MAGICS)
+            self.merge(flow, line, read_only=name in READ_ONLY_MAGICS)
         return None
 
     def merge(self, flow: CellFlow, offset: int, *, read_only: bool) -> None:
@@ -1093,19 +975,6 @@ class _Cell:
         )
 
 
-def _cell_magic_parts(source: str) -> tuple[str, str, str, int] | None:
-    """(name, first line, body, line of the %% line) of a cell magic cell, as IPython splits it."""
-    lines = source.splitlines(keepends=True)
-    lead = 0
-    while lead < len(lines) and not lines[lead].strip():
-        lead += 1
-    rest = textwrap.dedent("".join(lines[lead:])).splitlines(keepends=True)
-    if not rest or not rest[0].startswith("%%") or re.match(r"%%\w+\?", rest[0]):
-        return None
-    name, _, first_line = rest[0][2:].rstrip().partition(" ")
-    return name, first_line, "".join(rest[1:]), lead + 1
-
-
 def _analyse(number: int, source: str) -> CellFlow:
     cell = _Cell()
     tree: ast.Module | None = None
@@ -1113,16 +982,16 @@ def _analyse(number: int, source: str) -> CellFlow:
         tree = _parse(source)
     except _PARSE_ERRORS as exc:
         first_error = exc
-        magic = _cell_magic_parts(source)
+        magic = cell_magic_parts(source)
         if magic is not None:
             name, first_line, body, line = magic
             error = cell.cell_magic(name, first_line, body, line)
             if error is not None:
                 return CellFlow(number=number, syntax_error=error, ipython=True)
             return cell.flow(number)
-        transforms: list[Callable[[str], str | None]] = [_fast_transform]
-        if _MAYBE_IPYTHON.search(source):  # importing IPython costs ~0.1 s: only when it may help
-            transforms.append(_ipython_transform)
+        transforms: list[Callable[[str], str | None]] = [fast_transform]
+        if MAYBE_IPYTHON.search(source):  # importing IPython costs ~0.1 s: only when it may help
+            transforms.append(ipython_transform)
         for transform in transforms:
             text = transform(source)
             if text is None:

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nbflow.analysis import CellFlow, _fast_transform, analyse_cell
+from nbflow.analysis import CellFlow, analyse_cell
+from nbflow.ipysyntax import fast_transform as _fast_transform
 
 CASES = Path(__file__).resolve().parent / "analysis_cases"
 
