@@ -9,6 +9,7 @@ computes when executed top to bottom with nbclient. Two examples make a point of
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -228,6 +229,15 @@ def test_example_runs_end_to_end_like_its_notebook(example: Path, tmp_path: Path
     copy = copy_example(example, tmp_path)
     project = load_project(copy)[1]
     assert project is not None
+    # the pipeline runs with the manifest's defaults: they must be the notebook's own values
+    assert project.parameters_cell is not None
+    cell = project.notebook.cells[project.parameters_cell - 1].source
+    in_cell = {
+        node.targets[0].id: ast.literal_eval(node.value)  # type: ignore[attr-defined]
+        for node in ast.parse(cell).body
+        if isinstance(node, ast.Assign)
+    }
+    assert {p.name: p.default for p in project.parameters} == in_cell
 
     # `nbflow run` as a user calls it, in a subprocess, while the notebook runs in its kernel
     run = subprocess.Popen(
