@@ -73,8 +73,8 @@ def test_plain_golden(capsys, case, tmp_path):
     check_golden(capsys, case, tmp_path)
 
 
-@pytest.mark.parametrize("case", case_names("plain-"))
-def test_plain_expected_validates(case, tmp_path):
+@pytest.mark.parametrize("case", case_names(""))  # plain notebooks and Kale imports alike
+def test_expected_validates(case, tmp_path):
     nb = copy_case(case, tmp_path)
     shutil.copy(KALE_CASES / case / "expected.yaml", nb.parent / "nbflow.yaml")
     report, project = validate_manifest(nb.parent / "nbflow.yaml")

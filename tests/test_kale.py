@@ -15,21 +15,12 @@ from nbflow.kale import KALE_METADATA_KEY, import_kale, is_kale_tag, strip_kale,
 from nbflow.notebook import load_notebook
 from nbflow.validate import validate_manifest
 from tests.support.cases import CASES
-from tests.test_init import DIGITS, KALE_CASES, case_names, check_golden, copy_case, run_init
+from tests.test_init import DIGITS, case_names, check_golden, copy_case, run_init
 
 
 @pytest.mark.parametrize("case", case_names("kale-"))
 def test_kale_golden(capsys, case, tmp_path):
     check_golden(capsys, case, tmp_path)
-
-
-@pytest.mark.parametrize("case", case_names("kale-"))
-def test_kale_expected_validates(case, tmp_path):
-    nb = copy_case(case, tmp_path)
-    shutil.copy(KALE_CASES / case / "expected.yaml", nb.parent / "nbflow.yaml")
-    report, project = validate_manifest(nb.parent / "nbflow.yaml")
-    assert report.ok and not report.warnings, [d.message for d in report.diagnostics]
-    assert project is not None and project.plan is not None
 
 
 def test_full_case_translates_every_kind(tmp_path, capsys):
