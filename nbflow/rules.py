@@ -153,7 +153,7 @@ class Checker:
                 kept.append(c)
             return tuple(kept)
 
-        pcell = self.parameters_cell()
+        pcell = self.resolved.parameters_cell = self._find_parameters_cell()
         if pcell is not None:
             own([pcell], "the parameters cell", ("parametersCell",))
         self.resolved.setup = own(self.cells(m.setup, ("setup",)), "setup", ("setup",))
@@ -190,9 +190,8 @@ class Checker:
 
     # -- parameters ----------------------------------------------------------------------------
 
-    def parameters_cell(self) -> int | None:
-        if hasattr(self, "_pcell"):
-            return self._pcell  # type: ignore[has-type]
+    def _find_parameters_cell(self) -> int | None:
+        """The parameters cell: `parametersCell`, else the one cell tagged `parameters`."""
         pc = self.m.parametersCell
         number: int | None = None
         if pc is not None:
@@ -216,13 +215,12 @@ class Checker:
                 )
             elif tagged:
                 number = tagged[0]
-        self._pcell = number
-        self.resolved.parameters_cell = number
         return number
 
     def parameters(self) -> None:
+        """The parameters cell's assignments against `parameters` (after `ownership`)."""
         m = self.m
-        pcell = self.parameters_cell()
+        pcell = self.resolved.parameters_cell
         values: dict[str, Any] = {}
         self.resolved.parameter_values = values
         if not m.parameters:
