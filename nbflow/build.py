@@ -82,6 +82,10 @@ def oversized(kubernetes_yaml: str) -> list[str]:
 def generated_module(source: str, workdir: Path) -> Iterator[Any]:
     """Import the generated module from a real file: the kfp SDK reads each component's source
     with `inspect.getsource`, so the module can't come from a string."""
+    from nbflow.kfpgen import KFP_KUBERNETES_IMPORT
+    from nbflow.kfpimport import import_for_compile
+
+    import_for_compile(kubernetes=KFP_KUBERNETES_IMPORT in source.splitlines())
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
     module_name = f"nbflow_generated_{digest}"
     path = workdir / f"{module_name}.py"
@@ -265,13 +269,13 @@ def _sha256_file(path: Path) -> str:
 
 def render(project: Project, *, snapshot: Snapshot | None = None) -> tuple[dict[str, str], dict[str, Any]]:
     """The build folder's files as text, and the record; nothing is written."""
-    from kfp.compiler.compiler_utils import KubernetesManifestOptions
-
     from nbflow.kfpgen import generate
 
     snapshot = snapshot or take(project.root)
     source = generate(project, "cluster")
     with tempfile.TemporaryDirectory(prefix="nbflow-build-") as tmp, generated_module(source, Path(tmp)) as module:
+        from kfp.compiler.compiler_utils import KubernetesManifestOptions  # kfp is imported now
+
         ir = compile_pipeline(module, Path(tmp))
         content_hash = ir_hash(ir)
         version = content_hash[:VERSION_LEN]

@@ -68,6 +68,9 @@ def packages(project: Project, step: StepConfig) -> list[str]:
     return [*extra, *step.requirements]
 
 
+KFP_KUBERNETES_IMPORT = "from kfp import kubernetes as _nbf_k8s"
+
+
 def generate(project: Project, target: Target) -> str:
     plan = project.plan
     if plan is None:
@@ -83,7 +86,7 @@ def generate(project: Project, target: Target) -> str:
         any(_k8s_settings(s) for s in project.steps) or any(sp.metrics for sp in plan.steps)
     )
     if uses_k8s:
-        out.append("from kfp import kubernetes as _nbf_k8s")
+        out.append(KFP_KUBERNETES_IMPORT)
     out.append("")
     param_types = {p.name: p.type for p in project.parameters}
     for sp in plan.steps:
