@@ -83,7 +83,7 @@ def generated_module(source: str, workdir: Path) -> Iterator[Any]:
     """Import the generated module from a real file: the kfp SDK reads each component's source
     with `inspect.getsource`, so the module can't come from a string."""
     from nbflow.kfpgen import KFP_KUBERNETES_IMPORT
-    from nbflow.kfpimport import import_for_compile
+    from nbflow.kfpimport import import_for_compile, stack_without_source
 
     import_for_compile(kubernetes=KFP_KUBERNETES_IMPORT in source.splitlines())
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
@@ -97,7 +97,8 @@ def generated_module(source: str, workdir: Path) -> Iterator[Any]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # kfp warns about base images and such on every compile
-            spec.loader.exec_module(module)
+            with stack_without_source():
+                spec.loader.exec_module(module)
             yield module
     finally:
         sys.modules.pop(module_name, None)

@@ -7,8 +7,10 @@ survives inserting a cell above it.
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,9 +63,6 @@ class NotebookError(Exception):
 
 def load_notebook(path: Path, shown: str, referenced_at: Location | None = None) -> Notebook:
     """Read and validate a notebook; raise NotebookError with a diagnostic on any problem."""
-    import nbformat
-    from nbformat.reader import NotJSONError  # noqa: F401  (kept for older nbformat)
-
     where = referenced_at or Location(shown)
     try:
         text = path.read_text(encoding="utf-8")
@@ -103,6 +102,12 @@ def load_notebook(path: Path, shown: str, referenced_at: Location | None = None)
                 hint="upgrade nbflow, or save the notebook as nbformat 4",
             )
         )
+    if _plainly_valid_v4(raw):  # the common case, without importing nbformat
+        transient = ("orig_nbformat", "orig_nbformat_minor", "signature")  # nbformat drops these
+        metadata = {k: v for k, v in raw["metadata"].items() if k not in transient}
+        return _notebook(shown, raw["cells"], metadata, raw["nbformat_minor"])
+    import nbformat
+
     captured: dict[str, Any] = {}
     try:
         with warnings.catch_warnings():
@@ -128,6 +133,10 @@ def load_notebook(path: Path, shown: str, referenced_at: Location | None = None)
                 hint="open and save it with Jupyter, or fix the JSON by hand",
             )
         )
+    return _notebook(shown, nb.cells, dict(nb.metadata), nb.nbformat_minor)
+
+
+def _notebook(shown: str, raw_cells: list[Any], metadata: dict[str, Any], minor: int) -> Notebook:
     cells = tuple(
         Cell(
             number=i,
@@ -136,6 +145,47 @@ def load_notebook(path: Path, shown: str, referenced_at: Location | None = None)
             source=c.get("source", "") if isinstance(c.get("source"), str) else "".join(c.get("source", [])),
             tags=tuple(str(t) for t in c.get("metadata", {}).get("tags", []) or []),
         )
-        for i, c in enumerate(nb.cells, start=1)
+        for i, c in enumerate(raw_cells, start=1)
     )
-    return Notebook(path=shown, cells=cells, metadata=dict(nb.metadata), nbformat_minor=nb.nbformat_minor)
+    return Notebook(path=shown, cells=cells, metadata=metadata, nbformat_minor=minor)
+
+
+def _plainly_valid_v4(raw: dict[str, Any]) -> bool:
+    """Whether nbformat would read `raw` as it is and find it valid: format 4 at a minor version
+    nbformat has a schema for, valid against that schema, and (from 4.5) every cell with an id
+    of its own. Checked against nbformat's own schema file, compiled by fastjsonschema as
+    nbformat does, but without importing nbformat and the jsonschema package it imports: ~0.1 s
+    of a build. Anything else is read by nbformat, which upgrades, repairs and reports."""
+    minor = raw.get("nbformat_minor")
+    cells = raw.get("cells")
+    if raw.get("nbformat") != 4 or type(minor) is not int or not isinstance(cells, list):
+        return False
+    validator = _v4_validator(minor)
+    if validator is None:
+        return False
+    import fastjsonschema
+
+    try:
+        validator(raw)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    if minor >= 5:
+        ids = [c.get("id") for c in cells]
+        return len(set(ids)) == len(ids)
+    return True
+
+
+@functools.cache
+def _v4_validator(minor: int) -> Callable[[Any], Any] | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("nbformat")  # finds the package; doesn't import it
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    schema = Path(spec.submodule_search_locations[0]) / "v4" / f"nbformat.v4.{minor}.schema.json"
+    try:
+        import fastjsonschema
+
+        return fastjsonschema.compile(json.loads(schema.read_text(encoding="utf-8")))
+    except (OSError, ValueError, ImportError):
+        return None

@@ -94,3 +94,22 @@ def test_light_and_ordinary_imports_build_the_same_bytes(example: str, tmp_path:
             assert (tmp_path / "light" / name).read_bytes() == (
                 tmp_path / "ordinary" / name
             ).read_bytes(), name
+
+
+def test_kfp_still_names_the_caller_without_reading_source() -> None:
+    import inspect
+
+    from kfp import dsl
+    from kfp.dsl import pipeline_task
+
+    from nbflow.kfpimport import stack_without_source
+
+    with stack_without_source():
+        assert pipeline_task.inspect is not inspect
+        with pytest.raises(ValueError, match=r"^set_cpu_request can only be used on single-step"):
+
+            @dsl.pipeline
+            def outer():  # type: ignore[no-untyped-def]  (kfp reads the string "None" as a type)
+                dsl.importer(artifact_uri="gs://b/x", artifact_class=dsl.Dataset).set_cpu_request("1")
+
+    assert pipeline_task.inspect is inspect

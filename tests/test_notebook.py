@@ -1,0 +1,131 @@
+"""Notebook loading: the fast path (nbformat's schema checked without importing nbformat) reads
+exactly what nbformat.reads would, and hands everything else to nbformat."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from nbflow import notebook
+from nbflow.notebook import Notebook, NotebookError, load_notebook
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted(
+    p for p in REPO.glob("**/*.ipynb") if not {".venv", ".git", ".nbflow", "dist"} & set(p.parts)
+)
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return None  # a corrupt case: only nbformat's path reads it (and reports it)
+
+
+def through_nbformat(path: Path, monkeypatch: pytest.MonkeyPatch) -> Notebook | str:
+    with monkeypatch.context() as m:
+        m.setattr(notebook, "_plainly_valid_v4", lambda raw: False)
+        return load(path)
+
+
+def load(path: Path) -> Notebook | str:
+    try:
+        return load_notebook(path, path.name)
+    except NotebookError as exc:
+        return exc.diagnostic.code
+
+
+def test_there_are_notebooks_to_compare() -> None:
+    fast = [p for p in NOTEBOOKS if isinstance(_json(p), dict) and notebook._plainly_valid_v4(_json(p))]
+    assert len(fast) >= 10
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in NOTEBOOKS if isinstance(_json(p), dict) and notebook._plainly_valid_v4(_json(p))],
+    ids=lambda p: str(p.relative_to(REPO)),
+)
+def test_fast_path_reads_what_nbformat_reads(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load(path) == through_nbformat(path, monkeypatch)
+
+
+def test_the_examples_take_the_fast_path() -> None:
+    for name in ("digits", "sales", "digits-torch"):
+        folder = REPO / "examples" / name
+        (path,) = folder.glob("*.ipynb")
+        assert notebook._plainly_valid_v4(json.loads(path.read_text(encoding="utf-8"))), path
+
+
+def _nb(minor: int, cells: list[dict[str, Any]], **metadata: Any) -> dict[str, Any]:
+    return {"nbformat": 4, "nbformat_minor": minor, "metadata": metadata, "cells": cells}
+
+
+def _code(source: Any, **extra: Any) -> dict[str, Any]:
+    return {"cell_type": "code", "source": source, "metadata": {}, "outputs": [], "execution_count": None, **extra}
+
+
+@pytest.mark.parametrize(
+    "raw, fast",
+    [
+        (_nb(4, [_code("x = 1")]), True),  # 4.4 has no ids
+        (_nb(5, [_code(["x = 1\n", "y = 2"], id="a"), _code("z", id="b")]), True),
+        (_nb(5, [_code("x", id="a"), _code("y", id="a")]), False),  # nbformat repairs duplicates
+        (_nb(5, [_code("x")]), False),  # nbformat adds a missing id (a random one)
+        (_nb(4, [_code("x", id="a")]), False),  # not in the 4.4 schema
+        (_nb(99, [_code("x", id="a")]), False),  # a minor from the future: nbformat relaxes
+        (_nb(4, [{"cell_type": "code", "source": "x"}]), False),  # invalid: nbformat reports
+        ({**_nb(4, []), "nbformat": 3}, False),
+        (_nb(4, [_code("x")], signature="sha", orig_nbformat=3, kernelspec={"name": "python3", "display_name": "Python 3"}), True),
+    ],
+)
+def test_which_notebooks_take_the_fast_path(
+    raw: dict[str, Any], fast: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert notebook._plainly_valid_v4(copy.deepcopy(raw)) is fast
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    if fast:
+        assert load(path) == through_nbformat(path, monkeypatch)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 9) | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_notebooks_read_the_same_either_way(
+    data: st.DataObject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (digits,) = (REPO / "examples" / "digits").glob("*.ipynb")
+    raw = json.loads(digits.read_text(encoding="utf-8"))
+    target = data.draw(st.sampled_from(["top", "metadata", "cell", "cell-metadata", "output"]))
+    key = data.draw(
+        st.sampled_from(["nbformat_minor", "cell_type", "source", "id", "metadata", "outputs", "tags", "x"])
+    )
+    if target == "top":
+        node = raw
+    elif target == "metadata":
+        node = raw["metadata"]
+    else:
+        cell = data.draw(st.sampled_from(raw["cells"]))
+        node = {"cell": cell, "cell-metadata": cell.setdefault("metadata", {})}.get(target, cell)
+        if target == "output" and cell.get("outputs"):
+            node = data.draw(st.sampled_from(cell["outputs"]))
+    node[key] = data.draw(json_values)
+    fast = notebook._plainly_valid_v4(copy.deepcopy(raw))
+    event(f"fast path: {fast}")
+    if not fast:
+        return  # nbformat reads it, as before
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    assert load(path) == through_nbformat(path, monkeypatch)
