@@ -177,6 +177,9 @@ def _plainly_valid_v4(raw: dict[str, Any]) -> bool:
 
 @functools.cache
 def _v4_validator(minor: int) -> Callable[[Any], Any] | None:
+    """fastjsonschema's validator for nbformat's v4.<minor> schema, as nbformat builds it; its
+    code is kept in nbflow's cache (nbflow/cache.py), keyed by the schema and fastjsonschema."""
+    import hashlib
     import importlib.util
 
     spec = importlib.util.find_spec("nbformat")  # finds the package; doesn't import it
@@ -186,6 +189,15 @@ def _v4_validator(minor: int) -> Callable[[Any], Any] | None:
     try:
         import fastjsonschema
 
-        return fastjsonschema.compile(json.loads(schema.read_text(encoding="utf-8")))
+        text = schema.read_text(encoding="utf-8")
+        definition = json.loads(text)
     except (OSError, ValueError, ImportError):
         return None
+    from nbflow.cache import compiled
+
+    key = hashlib.sha256(f"{fastjsonschema.VERSION}\n{text}".encode()).hexdigest()[:16]
+    code = compiled(f"nbformat-v4.{minor}-{key}", lambda: fastjsonschema.compile_to_code(definition))
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)  # defines validate(data): the code fastjsonschema.compile would run
+    validate: Callable[[Any], Any] = namespace["validate"]
+    return validate
