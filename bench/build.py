@@ -1,7 +1,10 @@
 """Time `nbflow build` of examples/digits as a user runs it: a fresh process, wall time.
 
 Best of N runs (default 3), each into an empty output folder, with the interpreter start and
-`import kfp` measured in the same run for context. Compared with Kale 2.3.0's recorded compile
+`import kfp` measured in the same run for context. The bench gives nbflow a cache of its own
+(NBFLOW_CACHE_DIR in a temporary folder, see nbflow/cache.py): one build first fills it, as the
+first build on a machine does, and is reported apart; the timed builds find it, as every later
+build on a machine does. Compared with Kale 2.3.0's recorded compile
 time of one notebook (5.1 to 6.9 s wall on this kind of machine, reference/NOTES.md): the
 target is nbflow <= 1/5 of Kale's best, i.e. a ratio <= 0.20 against 5.1 s.
 
@@ -68,21 +71,28 @@ def main() -> int:
     py = sys.executable
     example = Path(args.example).resolve()
 
-    python_start, _ = best([py, "-c", "pass"], args.repeat, cwd=REPO)
-    kfp_import, _ = best([py, "-c", "import kfp.compiler"], args.repeat, cwd=REPO)
-    validate, _ = best([py, "-m", "nbflow", "validate", str(example)], args.repeat, cwd=REPO)
     with tempfile.TemporaryDirectory(prefix="nbflow-bench-build-") as tmp:
+        # nbflow's cache (nbflow/cache.py) of the bench's own: the first build fills it, as the
+        # first build on a machine does; the builds timed after it find it, as every later one
+        env = {"NBFLOW_CACHE_DIR": str(Path(tmp) / "cache")}
+        nbflow = [py, "-m", "nbflow"]
+        python_start, _ = best([py, "-c", "pass"], args.repeat, cwd=REPO)
+        kfp_import, _ = best([py, "-c", "import kfp.compiler"], args.repeat, cwd=REPO)
+        cold = wall(
+            [*nbflow, "build", str(example), "--out", str(Path(tmp) / "cold")], cwd=REPO, env=env
+        )
+        validate, _ = best([*nbflow, "validate", str(example)], args.repeat, cwd=REPO, env=env)
         builds = []
         cpu = []
         for i in range(args.repeat):
             out = Path(tmp) / f"out{i}"  # empty each time: the whole build is written
             builds.append(
-                wall([py, "-m", "nbflow", "build", str(example), "--out", str(out)], cwd=REPO)
+                wall([*nbflow, "build", str(example), "--out", str(out)], cwd=REPO, env=env)
             )
             cpu.append(CPU[-1])
         build = min(builds)
         unchanged = wall(
-            [py, "-m", "nbflow", "build", str(example), "--out", str(Path(tmp) / "out0")], cwd=REPO
+            [*nbflow, "build", str(example), "--out", str(Path(tmp) / "out0")], cwd=REPO, env=env
         )
 
     kale = kale_compile(Path(args.kale), example, args.repeat) if args.kale else None
@@ -99,6 +109,7 @@ def main() -> int:
         f"   (CPU {min(cpu):.2f} s)"
     )
     print(f"  nbflow build (unchanged)  {unchanged:6.2f} s")
+    print(f"  nbflow build (empty nbflow cache, the first on a machine)  {cold:6.2f} s")
     load = os.getloadavg()[0]
     if load > (os.cpu_count() or 1):
         print(f"  note: load average {load:.1f} on {os.cpu_count()} CPUs: wall times are inflated")
@@ -114,9 +125,7 @@ def main() -> int:
     if kale is not None:
         measured = build / kale
         verdict = "met" if measured <= TARGET_RATIO else "MISSED"
-        print(
-            f"Kale 2.3.0 `kale --nb`, measured in this run: {kale:.2f} s (best of {args.repeat})"
-        )
+        print(f"Kale 2.3.0 `kale --nb`, measured in this run: {kale:.2f} s (best of {args.repeat})")
         print(
             f"ratio nbflow/Kale (measured) = {build:.2f} / {kale:.2f} = {measured:.2f}"
             f" (target <= {TARGET_RATIO:.2f}: {verdict}; {kale / build:.1f}x faster)"
