@@ -141,6 +141,7 @@ CODES: dict[str, str] = {
     "NBF605": "timeout",
     "NBF606": "env-name",
     "NBF607": "label",
+    "NBF608": "requirement-invalid",
     "NBF701": "undefined-name",
     "NBF702": "ambiguous-definition",
     "NBF703": "parameter-reassigned",

@@ -23,7 +23,6 @@ Two targets share one generator:
 from __future__ import annotations
 
 import json
-import re
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -58,7 +57,11 @@ def _var(step: str) -> str:
 
 
 def _requirement_name(req: str) -> str:
-    return re.split(r"[\s\[<>=!~;@]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
+    """The normalised project name of a requirement (validated as PEP 508 already)."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    return canonicalize_name(Requirement(req).name)
 
 
 def packages(project: Project, step: StepConfig) -> list[str]:

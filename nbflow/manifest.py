@@ -235,7 +235,9 @@ class Step(Model):
     """steps this one runs after, beyond those its data flow already orders"""
     image: StrictStr | None = None
     """the step's image (default: the pipeline's `image`)"""
-    requirements: tuple[StrictStr, ...] = Field((), description="pip requirements added to the pipeline's")
+    requirements: tuple[StrictStr, ...] = Field(
+        (), description="pip requirements (PEP 508: `name`, `name>=1,<2`...) added to the pipeline's"
+    )
     resources: Resources | None = None
     """CPU, memory and GPUs of the step's container (default: the pipeline's `resources`)"""
     retries: StrictInt = Field(0, ge=0, le=100)
@@ -466,7 +468,9 @@ class Manifest(Model):
     notebook: StrictStr = Field(description="the notebook, relative to this file")
     image: StrictStr = Field("python:3.11-slim", description="default image of every step")
     requirements: tuple[StrictStr, ...] | StrictStr = Field(
-        (), description="pip requirements of every step, or the path of a requirements file"
+        (),
+        description="pip requirements of every step (PEP 508: `name`, `name>=1,<2`...), or the path "
+        "of a requirements file (one per line, `#` comments, no pip options)",
     )
     env: EnvMap = Field(default_factory=dict)
     """environment variables of every step"""

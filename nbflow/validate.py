@@ -90,7 +90,7 @@ def validate_manifest(
         r = checker.resolved
         current = groups(nb, r.setup, r.skip, r.parameters_cell, r.steps or {})
         report.extend(check_lock(path.parent, manifest, doc, nb, current))
-    requirements, req_diags = _requirements(manifest, path.parent, doc)
+    requirements, req_diags = _requirements(manifest, path.parent, doc, report.sources)
     report.extend(req_diags)
     if not report.ok:
         return report, None
@@ -193,16 +193,27 @@ def _without(data: dict[str, Any], paths: Sequence[tuple[int | str, ...]]) -> di
     return data
 
 
-def _requirements(manifest: Manifest, root: Path, doc: YamlDoc) -> tuple[tuple[str, ...], list[Diagnostic]]:
+def _requirements(
+    manifest: Manifest, root: Path, doc: YamlDoc, sources: dict[str, str]
+) -> tuple[tuple[str, ...], list[Diagnostic]]:
+    """The pipeline's requirements (listed, or read from a requirements file, whose text goes
+    to `sources` for code frames), each checked against PEP 508 where it is written, as are the
+    steps' own."""
+    in_steps = [
+        (r, doc.locate(("steps", name, "requirements", i)))
+        for name, step in manifest.steps.items()
+        for i, r in enumerate(step.requirements)
+    ]
     req = manifest.requirements
     if not isinstance(req, str):
-        return tuple(req), []
+        return tuple(req), _invalid_requirements([*((r, doc.locate(("requirements", i))) for i, r in enumerate(req)), *in_steps])
     path = root / req
     try:
         text = path.read_text(encoding="utf-8")
     except OSError:
         return (), [error("NBF009", f"requirements file not found: {shown_path(path)}", doc.locate(("requirements",)))]
-    lines = [ln.split(" #")[0].strip() for ln in text.splitlines()]
+    raw_lines = text.splitlines()
+    lines = [ln.split(" #")[0].strip() for ln in raw_lines]
     bad = [ln for ln in lines if ln.startswith("-")]
     if bad:
         return (), [
@@ -212,7 +223,37 @@ def _requirements(manifest: Manifest, root: Path, doc: YamlDoc) -> tuple[tuple[s
                 doc.locate(("requirements",)),
             )
         ]
-    return tuple(ln for ln in lines if ln and not ln.startswith("#")), []
+    shown = shown_path(path)
+    sources[shown] = text
+    listed = [
+        (ln, Location(shown, number, raw_lines[number - 1].find(ln) + 1))
+        for number, ln in enumerate(lines, start=1)
+        if ln and not ln.startswith("#")
+    ]
+    return tuple(ln for ln, _ in listed), _invalid_requirements([*listed, *in_steps])
+
+
+def _invalid_requirements(entries: Sequence[tuple[str, Location]]) -> list[Diagnostic]:
+    if not entries:
+        return []
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    out = []
+    for text, where in entries:
+        try:
+            Requirement(text)
+        except InvalidRequirement as exc:
+            reason = str(exc).splitlines()[0]
+            out.append(
+                error(
+                    "NBF608",
+                    f"`{text}` is not a valid requirement: {reason}",
+                    where,
+                    hint="write it as pip reads a requirement (PEP 508): `name`, `name==1.2`, "
+                    "`name[extra]>=1,<2`, `name @ https://...`",
+                )
+            )
+    return out
 
 
 def _step_config(manifest: Manifest, name: str, cells: tuple[int, ...], requirements: tuple[str, ...]) -> StepConfig:

@@ -44,3 +44,23 @@ def test_project_resolves_cells_parameters_and_plan(tmp_path: Path) -> None:
     }
     assert project.plan is not None
     assert dict(project.plan.step("train").inputs) == {"X_train": "split", "y_train": "split"}
+
+
+def test_a_requirements_file_is_checked_line_by_line(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text(
+        "# pinned\nnumpy==2.1  # arrays\n\n  scikit-learn >= 1.5\n  pandas=2.2\nfoo[bar]>=1,<2 ; python_version >= '3.9'\n"
+    )
+    text = BASE.replace("image: python:3.11-slim\n", "image: python:3.11-slim\nrequirements: requirements.txt\n")
+    report, project = validate_manifest(_write(tmp_path, text))
+    (bad,) = report.diagnostics
+    assert project is None and bad.code == "NBF608" and "`pandas=2.2`" in bad.message
+    assert (Path(bad.location.file).name, bad.location.line, bad.location.column) == ("requirements.txt", 5, 3)
+
+    from nbflow.reporters import render_text
+
+    assert "  pandas=2.2\n" in render_text(report, color=False)  # the code frame shows the line
+
+    (tmp_path / "requirements.txt").write_text("numpy==2.1  # arrays\nfoo[bar]>=1,<2 ; python_version >= '3.9'\n")
+    report, project = validate_manifest(_write(tmp_path, text))
+    assert project is not None, [d.message for d in report.diagnostics]
+    assert project.requirements == ("numpy==2.1", "foo[bar]>=1,<2 ; python_version >= '3.9'")
