@@ -7,7 +7,7 @@ from typing import Any
 
 from nbflow.diagnostics import Report
 from nbflow.errors import UsageError
-from nbflow.notebook import NotebookError, load_notebook
+from nbflow.notebook import NotebookError, cell_owners, load_notebook
 from nbflow.validate import MANIFEST_NAME, shown_path
 
 
@@ -61,14 +61,4 @@ def _owners(manifest: Path, nb_path: Path, explicit: bool) -> tuple[dict[int, st
     checker = Checker(m, nb, doc)
     checker.ownership()
     r = checker.resolved
-    owners: dict[int, str] = {}
-    for c in r.setup:
-        owners[c] = "setup"
-    for c in r.skip:
-        owners[c] = "skip"
-    if r.parameters_cell:
-        owners[r.parameters_cell] = "parameters"
-    for name, cells in (r.steps or {}).items():
-        for c in cells:
-            owners[c] = f"step:{name}"
-    return owners, None
+    return cell_owners(r.setup, r.skip, r.parameters_cell, (r.steps or {}).items()), None

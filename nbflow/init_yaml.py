@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbflow.notebook import cell_owners
 from nbflow.schema import SCHEMA_FILE
 
 if TYPE_CHECKING:
@@ -188,16 +189,9 @@ def render(draft: Draft, nb: Notebook, schema: str) -> str:
     def notes(key: str) -> None:
         lines.extend(f"# {line}" for line in draft.notes.get(key, []))
 
-    owned_by: dict[int, str] = {}
-    for n in draft.setup:
-        owned_by[n] = "setup"
-    for n in draft.skip:
-        owned_by[n] = "skip"
-    if draft.parameters_cell:
-        owned_by[draft.parameters_cell] = "parameters"
-    for s in draft.steps:
-        for n in s.cells:
-            owned_by[n] = "step:" + s.name
+    owned_by = cell_owners(
+        draft.setup, draft.skip, draft.parameters_cell, ((s.name, s.cells) for s in draft.steps)
+    )
     tagged = [x.number for x in nb.cells if "parameters" in x.tags and x.type == "code"]
     if not draft.parameters_cell and tagged:
         owned_by[tagged[0]] = "parameters"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,23 @@ class Notebook:
     @property
     def code_cells(self) -> tuple[Cell, ...]:
         return tuple(c for c in self.cells if c.type == "code")
+
+
+def cell_owners(
+    setup: Iterable[int],
+    skip: Iterable[int],
+    parameters_cell: int | None,
+    steps: Iterable[tuple[str, Iterable[int]]],
+) -> dict[int, str]:
+    """Which part of a manifest holds each cell: `setup`, `skip`, `parameters` or `step:<name>`
+    (where a cell is claimed twice, the later claim in that order)."""
+    owners = dict.fromkeys(setup, "setup")
+    owners.update(dict.fromkeys(skip, "skip"))
+    if parameters_cell:
+        owners[parameters_cell] = "parameters"
+    for name, cells in steps:
+        owners.update(dict.fromkeys(cells, f"step:{name}"))
+    return owners
 
 
 class NotebookError(Exception):
