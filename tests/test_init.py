@@ -20,6 +20,7 @@ from nbflow.notebook import load_notebook
 from nbflow.validate import validate_manifest
 from tests.support.cases import CASES
 from tests.support.cli import Result, run_cli, run_subprocess
+from tests.support.projects import Cell, write_notebook
 
 KALE_CASES = Path(__file__).resolve().parent / "kale_cases"
 REPO = Path(__file__).resolve().parent.parent
@@ -148,21 +149,7 @@ def test_name_option(capsys, tmp_path):
 
 
 def _notebook(path: Path, cells: list[tuple[str, str, list[str]]]) -> Path:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    for i, (kind, source, tags) in enumerate(cells, start=1):
-        cell = (
-            nbformat.v4.new_code_cell(source)
-            if kind == "code"
-            else nbformat.v4.new_markdown_cell(source)
-        )
-        cell.id = f"c{i}"
-        if tags:
-            cell.metadata["tags"] = tags
-        nb.cells.append(cell)
-    nbformat.write(nb, str(path))
-    return path
+    return write_notebook(path, [Cell(source, kind, tags=tuple(tags)) for kind, source, tags in cells])
 
 
 def test_invalid_proposal_is_written_with_diagnostics_and_exit_1(capsys, tmp_path):

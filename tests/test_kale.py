@@ -8,13 +8,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 
 from nbflow.kale import KALE_METADATA_KEY, import_kale, is_kale_tag, strip_kale, uses_kale
 from nbflow.notebook import load_notebook
 from nbflow.validate import validate_manifest
 from tests.support.cases import CASES
+from tests.support.projects import Cell, write_notebook
 from tests.test_init import DIGITS, case_names, check_golden, copy_case, run_init
 
 
@@ -116,21 +116,17 @@ def test_strip_is_refused_while_the_manifest_has_errors(tmp_path, capsys):
 def _kale_notebook(
     path: Path, cells: list[tuple[str, list[str]]], meta: dict[str, Any] | None = None
 ) -> Path:
-    nb = nbformat.v4.new_notebook()
-    if meta is not None:
-        nb.metadata[KALE_METADATA_KEY] = meta
-    for i, (source, tags) in enumerate(cells, start=1):
-        cell = (
-            nbformat.v4.new_markdown_cell(source[3:])
+    """`md:` before a source makes a markdown cell; `meta` is Kale's notebook metadata."""
+    return write_notebook(
+        path,
+        [
+            Cell(source[3:], "markdown", tags=tuple(tags))
             if source.startswith("md:")
-            else nbformat.v4.new_code_cell(source)
-        )
-        cell.id = f"c{i}"
-        if tags:
-            cell.metadata["tags"] = tags
-        nb.cells.append(cell)
-    nbformat.write(nb, str(path))
-    return path
+            else Cell(source, tags=tuple(tags))
+            for source, tags in cells
+        ],
+        None if meta is None else {KALE_METADATA_KEY: meta},
+    )
 
 
 def _import(tmp_path: Path, cells: list[tuple[str, list[str]]], meta: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]

@@ -47,7 +47,9 @@ def tagged(source: str, *tags: str) -> Cell:
     return Cell(source, tags=tags)
 
 
-def notebook_json(cells: Sequence[str | Cell]) -> dict[str, Any]:
+def notebook_json(
+    cells: Sequence[str | Cell], metadata: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     out = []
     for i, raw in enumerate(cells, 1):
         cell = raw if isinstance(raw, Cell) else Cell(raw)
@@ -69,14 +71,18 @@ def notebook_json(cells: Sequence[str | Cell]) -> dict[str, Any]:
         "metadata": {
             "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
             "language_info": {"name": "python"},
+            **(metadata or {}),
         },
         "nbformat": 4,
         "nbformat_minor": 5,
     }
 
 
-def write_notebook(path: Path, cells: Sequence[str | Cell]) -> Path:
-    path.write_text(json.dumps(notebook_json(cells), indent=1) + "\n", encoding="utf-8")
+def write_notebook(
+    path: Path, cells: Sequence[str | Cell], metadata: Mapping[str, Any] | None = None
+) -> Path:
+    """A notebook of `cells`; `metadata` goes beside the kernelspec in the notebook's metadata."""
+    path.write_text(json.dumps(notebook_json(cells, metadata), indent=1) + "\n", encoding="utf-8")
     return path
 
 
