@@ -1,7 +1,7 @@
 """Time `nbflow build` of examples/digits as a user runs it: a fresh process, wall time.
 
 Best of N runs (default 3), each into an empty output folder, with the interpreter start and
-`import kfp` measured in the same run for context. nbflow's cache (nbflow/cache.py) is the
+`import kfp` measured in the same run for context. nbflow's cache (nbflow/load/cache.py) is the
 bench's own, in a temporary folder: the timed builds find it filled, as every build on a machine
 but the first does; builds with an empty cache, as the first on a machine, are timed apart. Compared with Kale 2.3.0's recorded compile
 time of one notebook (5.1 to 6.9 s wall on this kind of machine, reference/NOTES.md): the
@@ -71,7 +71,7 @@ def main() -> int:
     example = Path(args.example).resolve()
 
     with tempfile.TemporaryDirectory(prefix="nbflow-bench-build-") as tmp:
-        # nbflow's cache (nbflow/cache.py) of the bench's own: filled once, then found by the
+        # nbflow's cache (nbflow/load/cache.py) of the bench's own: filled once, then found by the
         # timed builds, as on a machine after its first build; builds with an empty cache (the
         # first on a machine) are timed in turn with them, so both see the same machine
         env = {"NBFLOW_CACHE_DIR": str(Path(tmp) / "cache")}

@@ -1,7 +1,7 @@
 """Cost of passing values between steps through the runtime's serializers.
 
 Times save+load of a 200 MB float64 array and of a 1M-row DataFrame through
-``nbflow/runtime/step.py`` (exec'd from its source text, as a generated component does) against
+``nbflow/incluster/step.py`` (exec'd from its source text, as a generated component does) against
 raw ``np.save``/``np.load`` and ``DataFrame.to_parquet``/``pd.read_parquet``, in one process and
 one temporary directory, best of 3. The target is at most 1.5x the raw cost.
 
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-RUNTIME = Path(__file__).resolve().parents[1] / "nbflow" / "runtime" / "step.py"
+RUNTIME = Path(__file__).resolve().parents[1] / "nbflow" / "incluster" / "step.py"
 TARGET = 1.5
 
 

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-RUNTIME = REPO / "nbflow" / "runtime" / "step.py"
+RUNTIME = REPO / "nbflow" / "incluster" / "step.py"
 TARGET_PER_STEP = 1.5
 STEPS = 4
 

@@ -86,8 +86,8 @@ tuning:
 # what a user runs, through the library API (the same as `nbflow tune --json`)
 DRIVER = """
 import json, sys
-from nbflow.tune import tune
-from nbflow.validate import load_project
+from nbflow.local.tune import tune
+from nbflow.check.validate import load_project
 report, project = load_project(sys.argv[1])
 result = tune(project, trials=int(sys.argv[2]), parallel=int(sys.argv[3]))
 print(json.dumps(result.to_json(), default=str))

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 from nbflow.diagnostics import Report
 
 if TYPE_CHECKING:
-    from nbflow.build import BuildResult
-    from nbflow.localrun import RunResult
-    from nbflow.project import Project
-    from nbflow.tune import TuneResult
+    from nbflow.generate.build import BuildResult
+    from nbflow.local.run import RunResult
+    from nbflow.check.project import Project
+    from nbflow.local.tune import TuneResult
 
 
 class InvalidProject(Exception):
@@ -39,14 +39,14 @@ class InvalidProject(Exception):
 
 def validate(paths: Iterable[str | Path] = (".",)) -> Report:
     """Validate every nbflow.yaml at or below `paths` with its notebook."""
-    from nbflow.validate import validate as run_validation
+    from nbflow.check.validate import validate as run_validation
 
     return run_validation(paths)
 
 
 def load(path: str | Path = ".") -> Project:
     """The validated project of a folder or manifest, with its data-flow plan."""
-    from nbflow.validate import load_project
+    from nbflow.check.validate import load_project
 
     report, project = load_project(path)
     if project is None:
@@ -56,7 +56,7 @@ def load(path: str | Path = ".") -> Project:
 
 def build(path: str | Path = ".", *, out: str | Path = "dist") -> BuildResult:
     """Write the project's versioned folder under `out`."""
-    from nbflow.build import build as run_build
+    from nbflow.generate.build import build as run_build
 
     return run_build(load(path), Path(out))
 
@@ -68,13 +68,13 @@ def run(
     cache: bool = True,
 ) -> RunResult:
     """Run the pipeline on this machine with kfp.local; `parameters` override the defaults."""
-    from nbflow.localrun import run as run_locally
+    from nbflow.local.run import run as run_locally
 
     return run_locally(load(path), parameters=dict(parameters or {}), cache=cache)
 
 
 def tune(path: str | Path = ".", *, trials: int | None = None, parallel: int | None = None) -> TuneResult:
     """Run the manifest's hyperparameter search on this machine with Optuna."""
-    from nbflow.tune import tune as run_tune
+    from nbflow.local.tune import tune as run_tune
 
     return run_tune(load(path), trials=trials, parallel=parallel)

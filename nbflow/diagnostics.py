@@ -2,7 +2,7 @@
 
 A diagnostic has a stable code (the catalogue below), a severity, a message, where it is
 (file, line, column; for a notebook also the cell and the line inside it) and a hint that says
-how to fix it. Reporters (``nbflow.reporters``) turn a list of them into text, JSON, GitHub
+how to fix it. Reporters (``nbflow.cli.reporters``) turn a list of them into text, JSON, GitHub
 annotations or SARIF; nothing else prints them.
 """
 

@@ -1,4 +1,4 @@
-"""The few exceptions that become exit codes (see nbflow.cli.main)."""
+"""The few exceptions that become exit codes (see nbflow.cli.main.main)."""
 
 
 class UsageError(Exception):

@@ -12,7 +12,7 @@ def cases_dir():
 
 @pytest.fixture(autouse=True, scope="session")
 def _nbflow_cache_of_its_own(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """The suite's nbflow cache (nbflow/cache.py) is its own, not the user's; subprocesses
+    """The suite's nbflow cache (nbflow/load/cache.py) is its own, not the user's; subprocesses
     inherit it through the environment."""
     import os
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from nbflow import gitops
+from nbflow.deploy import gitops
 from tests.support.cases import CASES
 from tests.support.k8s_server import DEFAULT_TOKEN, PIPELINE_VERSION, K8sServer
 

@@ -1,4 +1,4 @@
-"""nbflow.analysis: the corpus under tests/analysis_cases/cells, IPython syntax, robustness."""
+"""nbflow.dataflow.cell_flow: the corpus under tests/analysis_cases/cells, IPython syntax, robustness."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nbflow.analysis import CellFlow, analyse_cell
-from nbflow.ipysyntax import fast_transform as _fast_transform
+from nbflow.dataflow.cell_flow import CellFlow, analyse_cell
+from nbflow.dataflow.ipython_syntax import fast_transform as _fast_transform
 
 CASES = Path(__file__).resolve().parent / "analysis_cases"
 
@@ -133,7 +133,7 @@ def test_magics_do_not_import_ipython() -> None:
     cells = [*IPYTHON_SOURCES, "%%time\nx = 1\n", "%%bash\necho hi\n", "x = (\n"]
     code = (
         "import sys\n"
-        "from nbflow.analysis import analyse_cell\n"
+        "from nbflow.dataflow.cell_flow import analyse_cell\n"
         f"for i, s in enumerate({cells!r}):\n"
         "    analyse_cell(i, s)\n"
         "assert 'IPython' not in sys.modules, 'IPython was imported'\n"

@@ -1,4 +1,4 @@
-"""nbflow.apply against a loopback Kubernetes API server (tests/support/k8s_server.py).
+"""nbflow.deploy.kubernetes against a loopback Kubernetes API server (tests/support/k8s_server.py).
 
 The resources are compiled by the real kfp compiler in Kubernetes-native mode; the client is
 the official ``kubernetes`` client, configured from a kubeconfig file.
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from nbflow.apply import ApplyError, ApplyResult, apply, load_api_client, plan_apply
+from nbflow.deploy.kubernetes import ApplyError, ApplyResult, apply, load_api_client, plan_apply
 from tests.support.k8s_server import (
     EXPERIMENT,
     KFP_TYPES,

@@ -21,9 +21,9 @@ import pytest
 import yaml
 
 from nbflow import __version__
-from nbflow.build import build, ir_hash, render
-from nbflow.cli import EXIT_OK
-from nbflow.snapshot import Snapshot
+from nbflow.generate.build import build, ir_hash, render
+from nbflow.cli.main import EXIT_OK
+from nbflow.generate.snapshot import Snapshot
 from tests.support import golden
 from tests.support.cli import run_cli, run_subprocess
 from tests.support.projects import Cell, load, md, tagged, write_project
@@ -280,7 +280,7 @@ def test_every_golden_folder_has_an_example() -> None:
 
 
 def test_oversized_resources_are_reported() -> None:
-    from nbflow.build import OBJECT_LIMIT, oversized
+    from nbflow.generate.build import OBJECT_LIMIT, oversized
 
     small = yaml.safe_dump({"kind": "Pipeline", "metadata": {"name": "p"}, "spec": {}})
     big = yaml.safe_dump(

@@ -1,4 +1,4 @@
-"""nbflow/cache.py: code compiled once per machine, and never a reason to fail."""
+"""nbflow/load/cache.py: code compiled once per machine, and never a reason to fail."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nbflow.cache import cache_dir, compiled
+from nbflow.load.cache import cache_dir, compiled
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_the_notebook_schema_validator_is_cached(
 ) -> None:
     import fastjsonschema
 
-    from nbflow import notebook
+    from nbflow.load import notebook
 
     notebook._v4_validator.cache_clear()
     try:

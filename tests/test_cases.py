@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nbflow.validate import validate_manifest
+from nbflow.check.validate import validate_manifest
 from tests.support.cases import case_dirs, expected
 
 

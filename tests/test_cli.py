@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nbflow import __version__
-from nbflow.cli import EXIT_INPUT, EXIT_OK, EXIT_USAGE
+from nbflow.cli.main import EXIT_INPUT, EXIT_OK, EXIT_USAGE
 from tests.support.cases import CASES
 from tests.support.cli import run_cli, run_subprocess
 
@@ -84,7 +84,7 @@ def test_validate_formats(capsys, fmt):
 
 def test_github_escapes_newlines_and_commas(capsys, tmp_path):
     from nbflow.diagnostics import Location, Report, error
-    from nbflow.reporters import render_github
+    from nbflow.cli.reporters import render_github
 
     report = Report(manifests=["a,b.yaml"])
     report.extend([error("NBF101", "50% bad\nsecond line", Location("a,b.yaml", 1, 2))])
@@ -159,7 +159,7 @@ def test_subprocess_exit_codes_and_no_traceback(tmp_path):
 
 def test_validate_imports_none_of_the_heavy_packages():
     code = (
-        "import sys; from nbflow.cli import main; "
+        "import sys; from nbflow.cli.main import main; "
         f"rc = main(['validate', {str(VALID)!r}]); "
         "heavy = [m for m in ('kfp', 'kubernetes', 'optuna', 'IPython', 'nbformat', 'jsonschema') if m in sys.modules]; "
         "print('HEAVY', heavy); sys.exit(rc)"
@@ -173,7 +173,7 @@ def test_validate_imports_none_of_the_heavy_packages():
 
 
 def test_schema_file_in_sync():
-    from nbflow.schema import schema_text
+    from nbflow.check.schema import schema_text
 
     committed = (
         Path(__file__).resolve().parent.parent / "schemas" / "nbflow.v1.schema.json"
@@ -186,8 +186,8 @@ def test_schema_file_in_sync():
 def test_schema_accepts_valid_cases_and_rejects_unknown_keys():
     import jsonschema
 
-    from nbflow.manifest import json_schema
-    from nbflow.yamlpos import load_file
+    from nbflow.check.manifest import json_schema
+    from nbflow.load.yaml_positions import load_file
     from tests.support.cases import case_dirs
 
     validator = jsonschema.Draft202012Validator(json_schema())
@@ -199,14 +199,14 @@ def test_schema_accepts_valid_cases_and_rejects_unknown_keys():
 
 
 def test_manifest_reference_in_sync():
-    from nbflow.reference import render
+    from nbflow.cli.reference import render
 
     committed = (Path(__file__).resolve().parent.parent / "docs" / "manifest.md").read_text()
-    assert committed == render(), "regenerate with: python -m nbflow.reference > docs/manifest.md"
+    assert committed == render(), "regenerate with: python -m nbflow.cli.reference > docs/manifest.md"
 
 
 def test_command_reference_in_sync():
-    from nbflow.reference import commands
+    from nbflow.cli.reference import commands
 
     committed = (Path(__file__).resolve().parent.parent / "docs" / "commands.md").read_text()
-    assert committed == commands(), "regenerate with: python -m nbflow.reference commands > docs/commands.md"
+    assert committed == commands(), "regenerate with: python -m nbflow.cli.reference commands > docs/commands.md"

@@ -24,8 +24,8 @@ import nbformat
 import pytest
 import yaml
 
-from nbflow.cli import EXIT_OK
-from nbflow.validate import load_project
+from nbflow.cli.main import EXIT_OK
+from nbflow.check.validate import load_project
 from tests.support.cli import run_cli
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
@@ -56,7 +56,7 @@ def copy_example(example: Path, into: Path) -> Path:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], Path]:
     """`nbflow build` an example once per module; its pipeline.yaml."""
-    from nbflow.cli import main
+    from nbflow.cli.main import main
 
     out = tmp_path_factory.mktemp("dist")
     cache: dict[Path, Path] = {}

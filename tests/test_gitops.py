@@ -25,8 +25,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 import yaml
 
-from nbflow import gitops
-from nbflow.apply import ApplyError, Change
+from nbflow.deploy import gitops
+from nbflow.deploy.kubernetes import ApplyError, Change
 from nbflow.errors import UsageError
 from tests.support.cases import CASES
 from tests.support.cli import Result, run_cli
@@ -730,7 +730,7 @@ def test_init_ci_pins_nbflow_actions_to_a_given_sha(tmp_path: Path) -> None:
 
 
 def test_cmd_init_ci(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from nbflow.cli import parser
+    from nbflow.cli.main import parser
 
     args = parser().parse_args(["init", "--ci", "github", "--root", str(tmp_path)])
     assert gitops.cmd_init_ci(args) == 0

@@ -1,4 +1,4 @@
-"""nbflow.graph: golden renders, and escaping that no name can break.
+"""nbflow.cli.graph: golden renders, and escaping that no name can break.
 
 Rewrite the golden files with ``NBFLOW_UPDATE_GOLDEN=1 pytest tests/test_graph.py``.
 """
@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nbflow.graph import FORMATS, render
-from nbflow.plan import Edge, Plan, StepPlan
+from nbflow.cli.graph import FORMATS, render
+from nbflow.dataflow.plan import Edge, Plan, StepPlan
 from tests.test_analysis import load_yaml
 from tests.test_plan import CASES, build
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from nbflow.init import cell_spec, metric_goal, pip_installs, scalar, schema_ref, slug, unique
-from nbflow.notebook import load_notebook
-from nbflow.validate import validate_manifest
+from nbflow.authoring.init import cell_spec, metric_goal, pip_installs, scalar, schema_ref, slug, unique
+from nbflow.load.notebook import load_notebook
+from nbflow.check.validate import validate_manifest
 from tests.support.cases import CASES
 from tests.support.cli import Result, run_cli, run_subprocess
 from tests.support.projects import Cell, write_notebook
@@ -28,7 +28,7 @@ DIGITS = REPO / "examples" / "digits"
 
 
 def run_init(capsys: pytest.CaptureFixture[str], *argv: str) -> Result:
-    """`nbflow init ARGV` in-process, through `nbflow.cli.main`."""
+    """`nbflow init ARGV` in-process, through `nbflow.cli.main.main`."""
     return run_cli(capsys, "init", *argv)
 
 
@@ -212,7 +212,7 @@ def test_ci_flag_delegates_to_gitops(capsys, tmp_path, monkeypatch):
         calls.append(args)
         return 0
 
-    monkeypatch.setattr("nbflow.gitops.cmd_init_ci", cmd_init_ci)
+    monkeypatch.setattr("nbflow.deploy.gitops.cmd_init_ci", cmd_init_ci)
     monkeypatch.chdir(tmp_path)
     r = run_init(capsys, "--ci", "github", "--root", str(tmp_path))
     assert r.code == 0 and len(calls) == 1
@@ -260,7 +260,7 @@ def test_schema_ref(tmp_path):
      [1, "a", "b,c"], {"k": "v,w", "n": 1.0}],
 )  # fmt: skip
 def test_scalar_round_trips(value):
-    from nbflow.yamlpos import load_text
+    from nbflow.load.yaml_positions import load_text
 
     doc = load_text(f"k: {scalar(value)}\n", "t.yaml")
     assert doc.data["k"] == value and type(doc.data["k"]) is type(value)
@@ -307,7 +307,7 @@ def test_pip_installs():
 
 def test_written_yaml_loads_as_the_draft(tmp_path, capsys):
     """The hand-formatted YAML means what the draft says (spot check of the tricky values)."""
-    from nbflow.yamlpos import load_file
+    from nbflow.load.yaml_positions import load_file
 
     nb = copy_case("kale-full", tmp_path)
     assert run_init(capsys, str(nb)).code == 0

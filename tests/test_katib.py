@@ -17,8 +17,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nbflow import __version__, build
-from nbflow.katib import (
+from nbflow import __version__; from nbflow.generate import build
+from nbflow.generate.katib import (
     DEFAULT_SERVICE_ACCOUNT,
     DEFAULT_TRIAL_TIMEOUT,
     KATIB_SETTINGS,
@@ -35,11 +35,11 @@ from nbflow.katib import (
     tuning_warnings,
     validate_tuning,
 )
-from nbflow.launcher import parse_options
-from nbflow.project import Project
-from nbflow.rules import ALGORITHM_SETTINGS
-from nbflow.snapshot import Snapshot
-from nbflow.validate import validate_manifest
+from nbflow.incluster.launcher import parse_options
+from nbflow.check.project import Project
+from nbflow.check.rules import ALGORITHM_SETTINGS
+from nbflow.generate.snapshot import Snapshot
+from nbflow.check.validate import validate_manifest
 from tests.support.cases import CASES
 
 SNAPSHOT = Snapshot("0123456789abcdef0123456789abcdef01234567", False, "https://github.com/o/r")
@@ -911,7 +911,7 @@ def test_check_never_raises_on_a_corrupted_experiment(base: dict[str, Any]) -> N
 )
 def test_grid_points_of_a_double_match_katib(lo: float, span: float, step: float) -> None:
     np = pytest.importorskip("numpy")
-    from nbflow.katib_check import _combinations
+    from nbflow.check.katib_rules import _combinations
 
     hi = lo + span
     # Katib's search_space.py: numpy.arange(min, max + step, step), less a last point past max

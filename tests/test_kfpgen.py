@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from nbflow.build import compile_source
-from nbflow.kfpgen import generate
+from nbflow.generate.build import compile_source
+from nbflow.generate.kfp_source import generate
 from tests.support.projects import load, md, tagged, write_project
 
 # Values that must survive every layer (YAML manifest -> Python literal -> IR YAML) unchanged.

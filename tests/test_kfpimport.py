@@ -1,4 +1,4 @@
-"""kfp imported for compiling only (nbflow/kfpimport.py): each case in a fresh interpreter, where
+"""kfp imported for compiling only (nbflow/generate/kfp_import.py): each case in a fresh interpreter, where
 the light import actually happens (in the pytest process kfp is long imported)."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def test_build_leaves_out_the_rest_client_and_the_kubernetes_client(tmp_path: Pa
     out = fresh(
         f"""
         import sys
-        from nbflow.cli import main
+        from nbflow.cli.main import main
         assert main(["build", {str(DIGITS)!r}, "--out", {str(tmp_path / "light")!r}]) == 0
         print("LOADED", sorted(m for m in ("kubernetes", "kubernetes.client", "kfp.client", "kfp_server_api") if m in sys.modules))
         """
@@ -42,7 +42,7 @@ def test_kfp_looks_the_same_afterwards() -> None:
     out = fresh(
         """
         import sys
-        from nbflow.kfpimport import import_for_compile
+        from nbflow.generate.kfp_import import import_for_compile
         import_for_compile(kubernetes=True)
         import kfp
         from kfp.client import Client
@@ -61,7 +61,7 @@ def test_the_kubernetes_client_arrives_when_kfp_kubernetes_uses_it() -> None:
     out = fresh(
         """
         import sys
-        from nbflow.kfpimport import import_for_compile
+        from nbflow.generate.kfp_import import import_for_compile
         import_for_compile(kubernetes=True)
         assert "kubernetes" not in sys.modules, "no stand-in is left behind"
         from kfp.kubernetes import node_affinity
@@ -77,7 +77,7 @@ def test_the_kubernetes_client_arrives_when_kfp_kubernetes_uses_it() -> None:
 
 @pytest.mark.parametrize("example", ["digits", "digits-torch"])  # pod labels; GPUs, tolerations
 def test_light_and_ordinary_imports_build_the_same_bytes(example: str, tmp_path: Path) -> None:
-    build = 'from nbflow.cli import main; assert main(["build", {!r}, "--out", {!r}]) == 0'
+    build = 'from nbflow.cli.main import main; assert main(["build", {!r}, "--out", {!r}]) == 0'
     project = str(REPO / "examples" / example)
     fresh(build.format(project, str(tmp_path / "light")))
     fresh(
@@ -102,7 +102,7 @@ def test_kfp_still_names_the_caller_without_reading_source() -> None:
     from kfp import dsl
     from kfp.dsl import pipeline_task
 
-    from nbflow.kfpimport import stack_without_source
+    from nbflow.generate.kfp_import import stack_without_source
 
     with stack_without_source():
         assert pipeline_task.inspect is not inspect

@@ -1,6 +1,6 @@
 """The Katib trial launcher against a loopback KFP API emulator (tests/support/kfp_server.py).
 
-Each test runs the launcher as Katib runs it (a subprocess: `python -m nbflow.launcher`, or the
+Each test runs the launcher as Katib runs it (a subprocess: `python -m nbflow.incluster.launcher`, or the
 file alone) or in-process through `main(argv)`, and asserts its exit code, its stdout (the metric
 lines), its stderr, and what the emulator received.
 """
@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from nbflow import launcher
-from nbflow.launcher import HttpClient, KubeClient, main, parse_metric_lines, parse_param
+from nbflow.incluster import launcher
+from nbflow.incluster.launcher import HttpClient, KubeClient, main, parse_metric_lines, parse_param
 from tests.support.kfp_server import KfpServer, RunScript, unused_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,7 +103,7 @@ def child_env() -> dict[str, str]:
 
 def run_module(args: list[str], timeout: float = 20) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "nbflow.launcher", *args],
+        [sys.executable, "-m", "nbflow.incluster.launcher", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -204,7 +204,7 @@ def test_standalone_file_with_only_the_standard_library(
     # the image copies launcher.py alone: run it with -I (no PYTHONPATH, no site-packages)
     app = tmp_path / "app"
     app.mkdir()
-    shutil.copy(ROOT / "nbflow" / "launcher.py", app / "launcher.py")
+    shutil.copy(ROOT / "nbflow" / "incluster" / "launcher.py", app / "launcher.py")
     kfp.script(RunScript(metrics={"accuracy": 0.5}))
     args = [*fast(kfp, tmp_path, *by_id(pipeline)), "--metric", "accuracy"]
 
@@ -349,7 +349,7 @@ def test_sigterm_terminates_the_run(
     kfp.script(RunScript(states=("RUNNING",)))
     args = [*fast(kfp, tmp_path, *by_id(pipeline)), "--metric", "accuracy"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "nbflow.launcher", *args],
+        [sys.executable, "-m", "nbflow.incluster.launcher", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -379,7 +379,7 @@ def test_orphaned_launcher_terminates_the_run(
     # signals that shell, which dies without passing the signal on
     kfp.script(RunScript(states=("RUNNING",)))
     args = [*fast(kfp, tmp_path, *by_id(pipeline)), "--metric", "accuracy"]
-    command = " ".join([sys.executable, "-m", "nbflow.launcher", *args]) + " && true"
+    command = " ".join([sys.executable, "-m", "nbflow.incluster.launcher", *args]) + " && true"
     shell = subprocess.Popen(
         ["sh", "-c", command],
         stdout=subprocess.PIPE,
@@ -621,7 +621,7 @@ def test_dockerfile_copies_the_launcher_alone_and_runs_it_as_non_root() -> None:
     text = (ROOT / "launcher" / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11\.\d+-slim\S*$", text, re.MULTILINE)
     copies = re.findall(r"^COPY .*$", text, re.MULTILINE)
-    assert copies == ["COPY --chmod=0444 nbflow/launcher.py /app/launcher.py"]
+    assert copies == ["COPY --chmod=0444 nbflow/incluster/launcher.py /app/launcher.py"]
     user = re.search(r"^USER (\d+)(?::\d+)?$", text, re.MULTILINE)
     assert user is not None and int(user.group(1)) != 0
     assert 'ENTRYPOINT ["python", "/app/launcher.py"]' in text

@@ -1,5 +1,5 @@
 """`nbflow run`: generated pipelines run end to end on this machine with kfp.local, through the
-library (`nbflow.localrun.run`) and through the CLI in-process, as a user runs them."""
+library (`nbflow.local.run.run`) and through the CLI in-process, as a user runs them."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from nbflow.cli import EXIT_INPUT, EXIT_OK, EXIT_USAGE
-from nbflow.localrun import RunError, RunResult, parse_parameters, run
+from nbflow.cli.main import EXIT_INPUT, EXIT_OK, EXIT_USAGE
+from nbflow.local.run import RunError, RunResult, parse_parameters, run
 from tests.support.cli import Result, run_cli
 from tests.support.projects import load, md, tagged, write_project
 

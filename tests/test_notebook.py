@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from nbflow import notebook
-from nbflow.notebook import Notebook, NotebookError, load_notebook
+from nbflow.load import notebook
+from nbflow.load.notebook import Notebook, NotebookError, load_notebook
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(

@@ -1,4 +1,4 @@
-"""nbflow.plan: the cases under tests/analysis_cases/plans, determinism, robustness."""
+"""nbflow.dataflow.plan: the cases under tests/analysis_cases/plans, determinism, robustness."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nbflow.diagnostics import Diagnostic, Location, Severity
-from nbflow.plan import Plan, StepInput, make_plan
+from nbflow.dataflow.plan import Plan, StepInput, make_plan
 from tests.test_analysis import FRAGMENTS, load_yaml, snippets
 
 CASES = Path(__file__).resolve().parent / "analysis_cases" / "plans"
@@ -215,7 +215,7 @@ def test_unknown_cells_and_steps_are_ignored() -> None:
 
 def digest() -> str:
     """A hash of every case's plan, diagnostics and renders."""
-    from nbflow.graph import FORMATS, render
+    from nbflow.cli.graph import FORMATS, render
 
     h = hashlib.sha256()
     for path in plan_case_paths():
@@ -285,7 +285,7 @@ def notebooks(draw: st.DrawFn) -> dict[str, Any]:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(notebooks())
 def test_make_plan_never_raises(case: dict[str, Any]) -> None:
-    from nbflow.graph import FORMATS, render
+    from nbflow.cli.graph import FORMATS, render
 
     plan, diags, _ = build(case)
     check_invariants(plan, diags)

@@ -11,7 +11,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nbflow.cli import main
+from nbflow.cli.main import main
 from tests.support.cases import CASES
 
 BASE_YAML = (
@@ -70,7 +70,7 @@ def _paths(node: object, prefix: tuple = ()) -> list[tuple]:
 @SETTINGS
 @given(st.data())
 def test_structured_mutations_of_manifest(data: st.DataObject) -> None:
-    from nbflow.yamlpos import load_text
+    from nbflow.load.yaml_positions import load_text
 
     doc = load_text(BASE_YAML, "nbflow.yaml").data
     path = data.draw(st.sampled_from(_paths(doc)[1:]))

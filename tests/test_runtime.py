@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-RUNTIME = Path(__file__).resolve().parents[1] / "nbflow" / "runtime" / "step.py"
+RUNTIME = Path(__file__).resolve().parents[1] / "nbflow" / "incluster" / "step.py"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

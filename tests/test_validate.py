@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nbflow.validate import validate_manifest
+from nbflow.check.validate import validate_manifest
 from tests.support.cases import CASES
 
 BASE = (CASES / "valid" / "minimal" / "nbflow.yaml").read_text()
@@ -56,7 +56,7 @@ def test_a_requirements_file_is_checked_line_by_line(tmp_path: Path) -> None:
     assert project is None and bad.code == "NBF608" and "`pandas=2.2`" in bad.message
     assert (Path(bad.location.file).name, bad.location.line, bad.location.column) == ("requirements.txt", 5, 3)
 
-    from nbflow.reporters import render_text
+    from nbflow.cli.reporters import render_text
 
     assert "  pandas=2.2\n" in render_text(report, color=False)  # the code frame shows the line
 

@@ -131,7 +131,7 @@ def main() -> int:
             out += [f"nbflow could not validate: {inline(message)}", ""]
         return write_summary(out, code)
 
-    from nbflow.validate import find_manifests
+    from nbflow.check.validate import find_manifests
 
     manifests = [os.path.relpath(m) for m in find_manifests(paths)]
     cluster = kubeconfig()

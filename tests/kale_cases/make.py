@@ -418,7 +418,7 @@ def write_notebooks() -> None:
 
 def write_golden() -> None:
     """Run `nbflow init` on a copy of each notebook outside the repository; keep what it wrote."""
-    from nbflow.init import init
+    from nbflow.authoring.init import init
 
     for case, (name, _) in CASES.items():
         with tempfile.TemporaryDirectory() as tmp:

@@ -19,7 +19,7 @@ class Result:
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Result:
-    from nbflow.cli import main
+    from nbflow.cli.main import main
 
     code = main(list(argv))
     captured = capsys.readouterr()

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from nbflow.snapshot import Snapshot
+from nbflow.generate.snapshot import Snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -33,9 +33,9 @@ def examples() -> list[Path]:
 
 def render_example(example: Path) -> dict[str, str]:
     """The golden files of one example, as text."""
-    from nbflow.build import render
-    from nbflow.reporters import render_text
-    from nbflow.validate import load_project
+    from nbflow.generate.build import render
+    from nbflow.cli.reporters import render_text
+    from nbflow.check.validate import load_project
 
     report, project = load_project(example)
     if project is None:

@@ -1,4 +1,4 @@
-"""A small Kubernetes API server on loopback, for testing ``nbflow.apply`` with the real client.
+"""A small Kubernetes API server on loopback, for testing ``nbflow.deploy.kubernetes`` with the real client.
 
 It speaks enough of the API for Kubeflow Pipelines' ``Pipeline``/``PipelineVersion``
 (``pipelines.kubeflow.org/v2beta1``) and Katib's ``Experiment`` (``kubeflow.org/v1beta1``):

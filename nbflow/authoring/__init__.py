@@ -1,0 +1,1 @@
+"""Writing manifests: `nbflow init` drafts, their YAML, and the Kale import."""

@@ -1,0 +1,67 @@
+"""The resolved project: a validated manifest with its notebook, cells resolved to numbers.
+
+Later stages (plan, generation, runs) take a `Project`, never raw YAML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbflow.check.manifest import Manifest, Resources, Step, Volume
+from nbflow.load.notebook import Notebook
+from nbflow.load.yaml_positions import YamlDoc
+
+if TYPE_CHECKING:
+    from nbflow.dataflow.plan import Plan
+
+
+@dataclass(frozen=True)
+class StepConfig:
+    name: str
+    cells: tuple[int, ...]  # code cells only, notebook order
+    spec: Step
+    image: str
+    requirements: tuple[str, ...]
+    resources: Resources | None
+    env: dict[str, str]
+    volumes: tuple[Volume, ...]
+
+
+@dataclass(frozen=True)
+class ParameterConfig:
+    name: str
+    type: str
+    default: Any
+    description: str | None
+
+
+@dataclass(frozen=True)
+class Project:
+    manifest_path: Path
+    root: Path  # the manifest's folder
+    manifest: Manifest
+    doc: YamlDoc
+    notebook: Notebook
+    setup: tuple[int, ...]
+    skip: tuple[int, ...]
+    parameters_cell: int | None
+    steps: tuple[StepConfig, ...]
+    parameters: tuple[ParameterConfig, ...]
+    requirements: tuple[str, ...]
+    plan: Plan | None = field(default=None)
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    def step(self, name: str) -> StepConfig:
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def source(self, cell: int) -> str:
+        c = self.notebook.cell(cell)
+        return c.source if c else ""

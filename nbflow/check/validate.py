@@ -1,0 +1,295 @@
+"""Validation: manifest + notebook -> diagnostics and, when they hold no error, a Project.
+
+    load YAML (positions) -> apiVersion -> pydantic model -> notebook -> structural rules
+    -> data-flow analysis and plan
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from nbflow.diagnostics import Diagnostic, Location, Report, error, warning
+from nbflow.errors import UsageError
+from nbflow.check.manifest import API_VERSION, Manifest, Resources
+from nbflow.load.notebook import NotebookError, load_notebook
+from nbflow.check.project import ParameterConfig, Project, StepConfig
+from nbflow.check.rules import Checker
+from nbflow.load.yaml_positions import YamlDoc, YamlLoadError, load_file
+
+MANIFEST_NAME = "nbflow.yaml"
+_SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".ipynb_checkpoints", "dist", ".tox", ".nox"}
+
+
+def shown_path(path: Path) -> str:
+    """The path as a user would write it: relative to the working directory when inside it."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+
+
+def find_manifests(paths: Iterable[str | Path]) -> list[Path]:
+    """Every nbflow.yaml at or below the given paths (a file is taken as it is)."""
+    found: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_file():
+            found.append(p)
+        elif p.is_dir():
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
+                if MANIFEST_NAME in files:
+                    found.append(Path(root) / MANIFEST_NAME)
+        else:
+            raise UsageError(f"no such file or directory: {raw}")
+    return sorted(dict.fromkeys(found))
+
+
+def manifest_path(path: str | Path) -> Path:
+    """A project path (its folder or its manifest) to the manifest file."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / MANIFEST_NAME
+    if not p.exists():
+        raise UsageError(f"no manifest at {shown_path(p)}")
+    return p
+
+
+def validate_manifest(
+    path: Path, *, analyse: bool = True, lock: bool = True
+) -> tuple[Report, Project | None]:
+    """Validate one manifest with its notebook; `lock=False` skips the cell-drift check
+    against nbflow.lock.json (for `nbflow lock`, which rewrites it)."""
+    shown = shown_path(path)
+    report = Report(manifests=[shown])
+    try:
+        doc = load_file(path, shown)
+    except YamlLoadError as exc:
+        report.extend([exc.diagnostic])
+        return report, None
+    report.sources[shown] = doc.text
+    diags, manifest = _model(doc)
+    report.extend(diags)
+    if manifest is None:
+        return report, None
+    nb_location = doc.locate(("notebook",))
+    nb_path = path.parent / manifest.notebook
+    try:
+        nb = load_notebook(nb_path, shown_path(nb_path), referenced_at=nb_location)
+    except NotebookError as exc:
+        report.extend([exc.diagnostic])
+        return report, None
+    checker = Checker(manifest, nb, doc)
+    report.extend(checker.run())
+    if lock:
+        from nbflow.check.lock import check_lock, groups
+
+        r = checker.resolved
+        current = groups(nb, r.setup, r.skip, r.parameters_cell, r.steps or {})
+        report.extend(check_lock(path.parent, manifest, doc, nb, current))
+    requirements, req_diags = _requirements(manifest, path.parent, doc, report.sources)
+    report.extend(req_diags)
+    if not report.ok:
+        return report, None
+    r = checker.resolved
+    assert r.steps is not None and r.parameter_values is not None
+    project = Project(
+        manifest_path=path,
+        root=path.parent,
+        manifest=manifest,
+        doc=doc,
+        notebook=nb,
+        setup=tuple(c for c in r.setup if nb.cells[c - 1].type == "code"),
+        skip=r.skip,
+        parameters_cell=r.parameters_cell,
+        steps=tuple(_step_config(manifest, name, cells, requirements) for name, cells in r.steps.items()),
+        parameters=tuple(
+            ParameterConfig(
+                name=name,
+                type=p.type or "str",
+                default=p.default if p.default is not None else r.parameter_values.get(name),
+                description=p.description,
+            )
+            for name, p in manifest.parameters.items()
+        ),
+        requirements=requirements,
+    )
+    if analyse:
+        from nbflow.check.dataflow_rules import plan_project
+
+        plan, plan_diags = plan_project(project)
+        report.extend(plan_diags)
+        if report.ok:
+            object.__setattr__(project, "plan", plan)
+        else:
+            return report, None
+    if analyse and manifest.tuning is not None:
+        report.extend(_katib(project, doc))
+        if not report.ok:
+            return report, None
+    return report, project
+
+
+def _katib(project: Project, doc: YamlDoc) -> list[Diagnostic]:
+    """Check the Katib Experiment this manifest generates, as Katib's webhook and suggestion
+    services would, so that a bad search is an error here rather than on the cluster."""
+    from nbflow.generate.katib import tuning_warnings, validate_tuning
+
+    where = doc.locate(("tuning",), key=True)
+    hint = "Katib would reject the generated Experiment"
+    out = [error("NBF511", problem, where, hint=hint) for problem in validate_tuning(project)]
+    out += [warning("NBF511", problem, where) for problem in tuning_warnings(project)]
+    return out
+
+
+def _model(doc: YamlDoc) -> tuple[list[Diagnostic], Manifest | None]:
+    from pydantic import ValidationError
+
+    from nbflow.check.schema_errors import diagnostics_from
+
+    data = doc.data
+    if not isinstance(data, dict):
+        return [
+            error(
+                "NBF007",
+                "the manifest must be a mapping of keys (apiVersion, name, notebook, steps, ...)",
+                Location(doc.path, 1, 1),
+            )
+        ], None
+    api = data.get("apiVersion")
+    if api != API_VERSION:
+        where = doc.locate(("apiVersion",)) if "apiVersion" in data else Location(doc.path, 1, 1)
+        message = (
+            f"unsupported apiVersion `{api}`" if api is not None else "missing `apiVersion`"
+        )
+        return [error("NBF003", message, where, hint=f"this nbflow reads `apiVersion: {API_VERSION}`")], None
+    try:
+        return [], Manifest.model_validate(data)
+    except ValidationError as exc:
+        diags = diagnostics_from(exc, doc, Manifest)
+        unknown = [tuple(e["loc"]) for e in exc.errors() if e["type"] == "extra_forbidden"]
+        if len(unknown) < exc.error_count():
+            return diags, None
+    # Only unknown keys: check the rest as if they were not there, so that one pass reports
+    # the typo and every semantic problem behind it.
+    try:
+        return diags, Manifest.model_validate(_without(data, unknown))
+    except ValidationError:
+        return diags, None
+
+
+def _without(data: dict[str, Any], paths: Sequence[tuple[int | str, ...]]) -> dict[str, Any]:
+    import copy
+
+    data = copy.deepcopy(data)
+    for path in paths:
+        node: Any = data
+        for p in path[:-1]:
+            node = node[p]
+        node.pop(path[-1], None)
+    return data
+
+
+def _requirements(
+    manifest: Manifest, root: Path, doc: YamlDoc, sources: dict[str, str]
+) -> tuple[tuple[str, ...], list[Diagnostic]]:
+    """The pipeline's requirements (listed, or read from a requirements file, whose text goes
+    to `sources` for code frames), each checked against PEP 508 where it is written, as are the
+    steps' own."""
+    in_steps = [
+        (r, doc.locate(("steps", name, "requirements", i)))
+        for name, step in manifest.steps.items()
+        for i, r in enumerate(step.requirements)
+    ]
+    req = manifest.requirements
+    if not isinstance(req, str):
+        return tuple(req), _invalid_requirements([*((r, doc.locate(("requirements", i))) for i, r in enumerate(req)), *in_steps])
+    path = root / req
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return (), [error("NBF009", f"requirements file not found: {shown_path(path)}", doc.locate(("requirements",)))]
+    raw_lines = text.splitlines()
+    lines = [ln.split(" #")[0].strip() for ln in raw_lines]
+    bad = [ln for ln in lines if ln.startswith("-")]
+    if bad:
+        return (), [
+            error(
+                "NBF009",
+                f"requirements file {shown_path(path)} uses pip options ({bad[0]}), which a step cannot pass on",
+                doc.locate(("requirements",)),
+            )
+        ]
+    shown = shown_path(path)
+    sources[shown] = text
+    listed = [
+        (ln, Location(shown, number, raw_lines[number - 1].find(ln) + 1))
+        for number, ln in enumerate(lines, start=1)
+        if ln and not ln.startswith("#")
+    ]
+    return tuple(ln for ln, _ in listed), _invalid_requirements([*listed, *in_steps])
+
+
+def _invalid_requirements(entries: Sequence[tuple[str, Location]]) -> list[Diagnostic]:
+    if not entries:
+        return []
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    out = []
+    for text, where in entries:
+        try:
+            Requirement(text)
+        except InvalidRequirement as exc:
+            reason = str(exc).splitlines()[0]
+            out.append(
+                error(
+                    "NBF608",
+                    f"`{text}` is not a valid requirement: {reason}",
+                    where,
+                    hint="write it as pip reads a requirement (PEP 508): `name`, `name==1.2`, "
+                    "`name[extra]>=1,<2`, `name @ https://...`",
+                )
+            )
+    return out
+
+
+def _step_config(manifest: Manifest, name: str, cells: tuple[int, ...], requirements: tuple[str, ...]) -> StepConfig:
+    step = manifest.steps[name]
+    volumes = manifest.volumes if step.volumes is None else tuple(v for v in manifest.volumes if v.name in step.volumes)
+    return StepConfig(
+        name=name,
+        cells=cells,
+        spec=step,
+        image=step.image or manifest.image,
+        requirements=tuple(dict.fromkeys((*requirements, *step.requirements))),
+        resources=_resources(manifest.resources, step.resources),
+        env={k: str(v) for k, v in {**manifest.env, **step.env}.items()},  # already strings
+        volumes=volumes,
+    )
+
+
+def _resources(default: Resources | None, step: Resources | None) -> Resources | None:
+    """A step's resources override the pipeline's key by key: `{gpu: 1}` keeps the default CPU."""
+    if default is None or step is None:
+        return step or default
+    return Resources.model_validate(
+        {**default.model_dump(exclude_unset=True), **step.model_dump(exclude_unset=True)}
+    )
+
+
+def validate(paths: Iterable[str | Path], *, analyse: bool = True) -> Report:
+    """Validate every manifest at or below `paths`; one report for all."""
+    manifests = find_manifests(paths)
+    report = Report()
+    for m in manifests:
+        sub, _ = validate_manifest(m, analyse=analyse)
+        report.merge(sub)
+    return report
+
+
+def load_project(path: str | Path) -> tuple[Report, Project | None]:
+    """Validate the manifest of one project (its folder or its nbflow.yaml)."""
+    return validate_manifest(manifest_path(path))

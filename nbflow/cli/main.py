@@ -1,0 +1,349 @@
+"""The `nbflow` command: a thin layer over the library API.
+
+Exit codes (documented in README.md, tested in tests/test_cli.py):
+  0  success
+  1  the input has errors, or a run / tuning / apply failed
+  2  bad usage, or an environment problem (missing file or dependency, unreachable cluster)
+  130 interrupted (Ctrl-C)
+Exceptions become exit codes here, in `main`, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, TextIO
+
+from nbflow import __version__
+from nbflow.errors import CommandFailed, EnvironmentProblem, UsageError
+
+if TYPE_CHECKING:
+    from nbflow.check.project import Project
+
+EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+
+
+def _out() -> TextIO:
+    return sys.stdout
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from nbflow.cli.reporters import REPORTER_BY_NAME
+    from nbflow.check.validate import find_manifests, validate
+
+    paths = args.paths or ["."]
+    if not find_manifests(paths):
+        print(f"nbflow: no nbflow.yaml found under {', '.join(map(str, paths))}", file=sys.stderr)
+        return EXIT_USAGE
+    report = validate(paths)
+    if args.format == "text":
+        from nbflow.cli.reporters import render_text
+
+        _out().write(render_text(report, color=_color(args)))
+    else:
+        _out().write(REPORTER_BY_NAME[args.format](report))
+    if args.strict and report.warnings:
+        return EXIT_INPUT
+    return EXIT_OK if report.ok else EXIT_INPUT
+
+
+def cmd_cells(args: argparse.Namespace) -> int:
+    from nbflow.cli.cells import cell_table
+
+    rows, report = cell_table(args.notebook, args.manifest)
+    if args.format == "json":
+        _out().write(json.dumps(rows, indent=2) + "\n")
+    else:
+        width = {k: max([len(k)] + [len(str(r[k] or "")) for r in rows]) for k in ("number", "id", "type", "owner")}
+        head = f"{'#':>{width['number']}}  {'id':<{width['id']}}  {'type':<{width['type']}}  {'owner':<{width['owner']}}  first line"
+        lines = [head]
+        for r in rows:
+            lines.append(
+                f"{r['number']:>{width['number']}}  {r['id'] or '':<{width['id']}}  {r['type']:<{width['type']}}  "
+                f"{r['owner'] or '':<{width['owner']}}  {r['first_line']}"
+            )
+        _out().write("\n".join(lines) + "\n")
+    if report is not None and report.diagnostics:
+        from nbflow.cli.reporters import render_text
+
+        sys.stderr.write(render_text(report))
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from nbflow.check.schema import schema_text
+
+    _out().write(schema_text())
+    return EXIT_OK
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from nbflow.cli.graph import render
+
+    project = _project(args.path)
+    if project is None:
+        return EXIT_INPUT
+    assert project.plan is not None
+    _out().write(render(project.plan, args.format, pipeline=project.name).rstrip("\n") + "\n")
+    return EXIT_OK
+
+
+def _each_project(paths: list[str], *, lock: bool = True) -> Iterator[Project | None]:
+    """Validate every manifest below `paths`, printing its diagnostics; yield its Project, or
+    None when it has errors. No manifest at all is bad usage."""
+    from nbflow.cli.reporters import render_text
+    from nbflow.check.validate import find_manifests, validate_manifest
+
+    manifests = find_manifests(paths or ["."])
+    if not manifests:
+        raise UsageError(f"no nbflow.yaml found under {', '.join(paths or ['.'])}")
+    for manifest in manifests:
+        report, project = validate_manifest(manifest, lock=lock)
+        if report.diagnostics:
+            sys.stderr.write(render_text(report, color=sys.stderr.isatty()))
+        yield project
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    from nbflow.check.lock import write_lock
+    from nbflow.check.validate import shown_path
+
+    failed = 0
+    for project in _each_project(args.paths, lock=False):  # the lock is what is rewritten
+        if project is None:
+            failed += 1
+            continue
+        print(f"locked: {shown_path(write_lock(project))}")
+    return EXIT_INPUT if failed else EXIT_OK
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nbflow.generate.build import build
+    from nbflow.check.validate import shown_path
+
+    failed = 0
+    for project in _each_project(args.paths):
+        if project is None:
+            failed += 1
+            continue
+        result = build(project, Path(args.out))
+        for problem in result.warnings:
+            print(f"nbflow: warning: {problem}", file=sys.stderr)
+        state = "built" if result.changed else "unchanged"
+        print(f"{state}: {project.name} {result.version} -> {shown_path(result.folder)} (snapshot {result.snapshot.label})")
+    return EXIT_INPUT if failed else EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from nbflow.local.run import RunError, parse_parameters, run
+    from nbflow.cli.progress import StepProgress
+
+    project = _project(args.path)
+    if project is None:
+        return EXIT_INPUT
+    try:
+        params = parse_parameters(project, args.param or [])
+        assert project.plan is not None
+        display = StepProgress(project.name, [s.name for s in project.plan.steps], sys.stderr)
+        result = run(project, parameters=params, cache=not args.no_cache, progress=display.update)
+    except RunError as exc:
+        raise UsageError(str(exc)) from None
+    display.finish(result)
+    if args.json:
+        _out().write(json.dumps(result.to_json(), indent=2, default=str) + "\n")
+    else:
+        for name, value in sorted(result.metrics.items()):
+            print(f"{name}={value!r}")
+    return EXIT_OK if result.ok else EXIT_INPUT
+
+
+# -- plumbing ------------------------------------------------------------------------------------
+
+
+def _project(path: str) -> Project | None:
+    """Validate one project; print its diagnostics; return the Project or None on errors."""
+    from nbflow.cli.reporters import render_text
+    from nbflow.check.validate import load_project
+
+    report, project = load_project(path)
+    if report.diagnostics:
+        sys.stderr.write(render_text(report, color=sys.stderr.isatty()))
+    return project
+
+
+def _color(args: argparse.Namespace) -> bool:
+    import os
+
+    if os.environ.get("NO_COLOR"):
+        return False
+    return bool(getattr(args, "color", False)) or sys.stdout.isatty()
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from nbflow.deploy.gitops import cmd_diff as run
+
+    return run(args)
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from nbflow.deploy.gitops import cmd_apply as run
+
+    return run(args)
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from nbflow.local.tune import cmd_tune as run
+
+    return run(args)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from nbflow.authoring.init import cmd_init as run
+
+    return run(args)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "validate": cmd_validate,
+    "cells": cmd_cells,
+    "schema": cmd_schema,
+    "graph": cmd_graph,
+    "build": cmd_build,
+    "lock": cmd_lock,
+    "run": cmd_run,
+    "diff": cmd_diff,
+    "apply": cmd_apply,
+    "tune": cmd_tune,
+    "init": cmd_init,
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nbflow",
+        description="Jupyter notebooks to Kubeflow Pipelines and Katib, declaratively and through git.",
+        epilog="Exit codes: 0 ok, 1 errors in the input or a failed run, 2 bad usage or environment, 130 interrupted.",
+    )
+    p.add_argument("--version", action="version", version=f"nbflow {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    v = sub.add_parser("validate", help="check manifests and notebooks together")
+    v.add_argument("paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: .")
+    v.add_argument("--format", choices=["text", "json", "github", "sarif"], default="text")
+    v.add_argument("--strict", action="store_true", help="fail on warnings too")
+
+    c = sub.add_parser("cells", help="list a notebook's cells with number, id, type, first line and step")
+    c.add_argument("notebook")
+    c.add_argument("--manifest", help="nbflow.yaml whose steps own the cells (default: the one beside the notebook)")
+    c.add_argument("--format", choices=["text", "json"], default="text")
+
+    sub.add_parser("schema", help="print the JSON schema of nbflow.yaml")
+
+    g = sub.add_parser("graph", help="print the pipeline's DAG with the variables on each edge")
+    g.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
+    g.add_argument("--format", choices=["mermaid", "dot", "text"], default="text")
+    lk = sub.add_parser("lock", help="record which cells each step holds (nbflow.lock.json), to catch drift")
+    lk.add_argument("paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: .")
+
+    b = sub.add_parser("build", help="generate the versioned KFP (and Katib) artifacts")
+    b.add_argument("paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: .")
+    b.add_argument("--out", default="dist", help="output folder (default: dist)")
+
+    r = sub.add_parser("run", help="run the pipeline on this machine (kfp.local)")
+    r.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
+    r.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="override a parameter")
+    r.add_argument("--no-cache", action="store_true", help="run every step, ignoring cached results")
+    r.add_argument("--json", action="store_true", help="print the run's result as JSON")
+
+    t = sub.add_parser(
+        "tune", help="run the manifest's hyperparameter search on this machine (Optuna)"
+    )
+    t.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
+    t.add_argument("--trials", type=int, metavar="N", help="number of trials (default: tuning.maxTrials)")
+    t.add_argument(
+        "--parallel", type=int, metavar="K", help="trials run at once (default: tuning.parallelTrials)"
+    )
+    t.add_argument("--json", action="store_true", help="print the search's result as JSON")
+
+    d = sub.add_parser("diff", help="show what `nbflow apply` would change on the cluster")
+    _cluster_options(d)
+    d.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+
+    a = sub.add_parser("apply", help="validate, build and apply the projects to the cluster")
+    _cluster_options(a)
+    a.add_argument("--dry-run", action="store_true", help="read the cluster only; show what would change")
+    a.add_argument(
+        "--force",
+        "--force-conflicts",
+        dest="force",
+        action="store_true",
+        help="take over objects nbflow did not create, or whose fields another manager owns",
+    )
+    a.add_argument("--allow-dirty", action="store_true", help="apply from uncommitted changes (labelled -dirty)")
+    a.add_argument("--out", default="dist", help="build folder (default: dist)")
+    a.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    i = sub.add_parser(
+        "init",
+        help="write an nbflow.yaml for a notebook (imports Kale tags), or CI files with --ci",
+        description="Propose nbflow.yaml beside NOTEBOOK from its structure, or from its Kale cell "
+        "tags and metadata; it is validated as it is written. With --ci, write CI workflow files.",
+    )
+    i.add_argument("notebook", nargs="?", help="the notebook (.ipynb)")
+    i.add_argument("--name", help="the pipeline name (default: from Kale's metadata or the file name)")
+    i.add_argument("--force", action="store_true", help="overwrite an existing file")
+    i.add_argument(
+        "--strip-kale-tags",
+        action="store_true",
+        help="remove Kale's cell tags and metadata from the notebook once the manifest validates",
+    )
+    i.add_argument("--ci", choices=["github"], help="write the CI workflows for this repository")
+    i.add_argument("--root", default=".", help="repository root for --ci (default: .)")
+    i.add_argument(
+        "--action-ref", help="git ref of nbflow's actions in the workflows: a release's commit SHA"
+    )
+    return p
+
+
+def _cluster_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: .")
+    p.add_argument("--namespace", "-n", help="target namespace (default: deploy.namespace of nbflow.yaml)")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    p.add_argument("--context", help="kubeconfig context (default: the current one)")
+    p.add_argument("--host", help="KFP API URL for `deploy.kfp: api` (default: deploy.host)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+
+    p = parser()
+    try:
+        args = p.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help/--version
+        return int(exc.code or 0)
+    handler = COMMANDS[args.command]
+    try:
+        return handler(args)
+    except UsageError as exc:
+        print(f"nbflow: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except EnvironmentProblem as exc:
+        print(f"nbflow: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CommandFailed as exc:
+        print(f"nbflow: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("nbflow: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `nbflow cells x | head`
+        return EXIT_OK

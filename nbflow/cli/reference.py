@@ -1,0 +1,133 @@
+"""The generated references: docs/manifest.md from the model's JSON schema, docs/commands.md
+from the command line's help.
+
+    python -m nbflow.cli.reference > docs/manifest.md
+    python -m nbflow.cli.reference commands > docs/commands.md
+
+A test keeps the committed file equal to this output, so the reference can't drift from the
+schema that validation and editors use.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+INTRO = """# nbflow.yaml reference
+
+Generated from the pydantic model by `python -m nbflow.cli.reference > docs/manifest.md`; the same
+model validates manifests and produces `schemas/nbflow.v1.schema.json`. Add this first line to a
+manifest for completion and hover help in editors that use yaml-language-server:
+
+```yaml
+# yaml-language-server: $schema=https://nbflow.dev/schemas/nbflow.v1.schema.json
+```
+
+Cell numbers are 1-based and count every cell, markdown too, in notebook order (`nbflow cells
+NOTEBOOK` lists them); `id:<cell id>` names a cell by its nbformat id, which survives inserting
+cells above it. Every key not listed here is an error that names the closest valid key.
+"""
+
+_SECTIONS = [
+    ("Manifest", "Top level"),
+    ("Step", "steps.<name>"),
+    ("Resources", "resources (top level and per step)"),
+    ("Toleration", "steps.<name>.tolerations[]"),
+    ("Parameter", "parameters.<name>"),
+    ("Metric", "metrics.<name>"),
+    ("Tuning", "tuning"),
+    ("SearchSpace", "tuning.search.<parameter>"),
+    ("Volume", "volumes[]"),
+    ("Deploy", "deploy"),
+]
+
+
+def _type(prop: dict[str, Any]) -> str:
+    if "$ref" in prop:
+        return prop["$ref"].rsplit("/", 1)[1]
+    if "enum" in prop:
+        return " \\| ".join(f"`{v}`" for v in prop["enum"])
+    if "const" in prop:
+        return f"`{prop['const']}`"
+    for key in ("anyOf", "oneOf"):
+        if key in prop:
+            parts = [_type(p) for p in prop[key] if p.get("type") != "null"]
+            return " \\| ".join(dict.fromkeys(parts))
+    t = prop.get("type")
+    if t == "array":
+        items = prop.get("items", {})
+        return f"list of {_type(items)}" if items else "list"
+    if t == "object":
+        extra = prop.get("additionalProperties")
+        return f"map of {_type(extra)}" if isinstance(extra, dict) and extra else "map"
+    return {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean"}.get(str(t), str(t or "any"))
+
+
+def _default(prop: dict[str, Any], required: bool) -> str:
+    if required:
+        return "required"
+    if "default" not in prop or prop["default"] in (None, [], {}):
+        return ""
+    return f"`{json.dumps(prop['default'])}`"
+
+
+def render() -> str:
+    from nbflow.check.manifest import json_schema
+
+    schema = json_schema()
+    defs = schema.get("$defs", {})
+    out = [INTRO]
+    for name, title in _SECTIONS:
+        model = schema if name == "Manifest" else defs[name]
+        out.append(f"## {title}\n")
+        out.append("| key | type | default | description |")
+        out.append("|---|---|---|---|")
+        required = set(model.get("required", []))
+        for key, prop in model.get("properties", {}).items():
+            desc = (prop.get("description") or "").replace("|", "\\|").replace("\n", " ")
+            out.append(f"| `{key}` | {_type(prop)} | {_default(prop, key in required)} | {desc} |")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+
+
+COMMANDS_INTRO = """# Command reference
+
+Generated from the command line's own help by `python -m nbflow.cli.reference commands >
+docs/commands.md`. Every command exits `0` on success, `1` when the input has errors or a run,
+tuning or apply failed, `2` on bad usage or an environment problem (a missing file or
+requirement, an unreachable cluster, missing credentials), and `130` when interrupted. No
+command prints a traceback for a mistake in its input.
+"""
+
+
+def commands() -> str:
+    import argparse
+    import os
+
+    from nbflow.cli.main import parser
+
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # argparse wraps help to the terminal: make it reproducible
+    try:
+        p = parser()
+        out = [COMMANDS_INTRO]
+        sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+        for name, sp in sub.choices.items():
+            out.append(f"## nbflow {name}\n")
+            out.append("```text")
+            out.append(sp.format_help().rstrip())
+            out.append("```\n")
+    finally:
+        if saved is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = saved
+    return "\n".join(out).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(commands() if sys.argv[1:] == ["commands"] else render(), end="")

@@ -1,0 +1,349 @@
+"""`nbflow build`: compile a project into its versioned folder.
+
+    dist/<pipeline>/<version>/
+      pipeline.yaml     KFP IR, compiled by the kfp compiler from nbflow's generated module
+      kubernetes.yaml   Pipeline + PipelineVersion (pipelines.kubeflow.org/v2beta1), labelled
+      experiment.yaml   the Katib Experiment, when the manifest has `tuning`
+      nbflow.json       the record: content hash, snapshot, nbflow and kfp versions, input hashes
+
+`<version>` is the first 8 hex digits of the SHA-256 of the cluster IR, so it changes when and
+only when something that affects the run changes (a step's cells, the setup cells, images,
+requirements, resources, parameters, the kfp or nbflow runtime), and the same inputs give the
+same folder, byte for byte.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nbflow import __version__
+from nbflow.check.project import Project
+from nbflow.generate.snapshot import Snapshot, take
+
+VERSION_LEN = 8
+MANAGED_BY = {"app.kubernetes.io/managed-by": "nbflow"}
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    folder: Path
+    pipeline: str
+    version: str  # the content hash prefix: the folder name
+    version_name: str  # the PipelineVersion's name: <pipeline>-<version>
+    content_hash: str
+    snapshot: Snapshot
+    files: tuple[Path, ...]
+    changed: bool  # False when the folder already held exactly these bytes
+    warnings: tuple[str, ...] = ()
+
+
+# etcd's default request limit: the API server refuses a larger object
+OBJECT_LIMIT = 1_572_864
+OBJECT_WARN = int(OBJECT_LIMIT * 0.9)
+
+
+def oversized(kubernetes_yaml: str) -> list[str]:
+    """Resources too large for Kubernetes to store (every step embeds the ~50 KB step runtime,
+    so a PipelineVersion passes the limit at a few dozen steps)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    out = []
+    for doc in yaml.load_all(kubernetes_yaml, Loader=loader):
+        if not doc:
+            continue
+        size = len(json.dumps(doc, separators=(",", ":")).encode())
+        if size > OBJECT_WARN:
+            name = f"{doc.get('kind')} {doc.get('metadata', {}).get('name')}"
+            verdict = "over" if size > OBJECT_LIMIT else "close to"
+            out.append(
+                f"{name} is {size / 2**20:.2f} MiB, {verdict} the {OBJECT_LIMIT / 2**20:.1f} MiB a "
+                "Kubernetes object may have: the API server may refuse it; upload it through the "
+                "KFP API instead (`deploy: {kfp: api}`), or merge steps"
+            )
+    return out
+
+
+@contextlib.contextmanager
+def generated_module(source: str, workdir: Path) -> Iterator[Any]:
+    """Import the generated module from a real file: the kfp SDK reads each component's source
+    with `inspect.getsource`, so the module can't come from a string."""
+    from nbflow.generate.kfp_source import KFP_KUBERNETES_IMPORT
+    from nbflow.generate.kfp_import import import_for_compile, stack_without_source
+
+    import_for_compile(kubernetes=KFP_KUBERNETES_IMPORT in source.splitlines())
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    module_name = f"nbflow_generated_{digest}"
+    path = workdir / f"{module_name}.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # kfp warns about base images and such on every compile
+            with stack_without_source():
+                spec.loader.exec_module(module)
+            yield module
+    finally:
+        sys.modules.pop(module_name, None)
+        path.unlink(missing_ok=True)
+
+
+def compile_pipeline(module: Any, workdir: Path, options: Any = None) -> str:
+    """Compile the module's pipeline with kfp: the IR, or with `options` the Pipeline and
+    PipelineVersion resources of Kubernetes-native mode."""
+    from kfp import compiler
+
+    out = workdir / ("k8s.yaml" if options is not None else "ir.yaml")
+    kwargs: dict[str, Any] = {}
+    if options is not None:
+        kwargs = {"kubernetes_manifest_format": True, "kubernetes_manifest_options": options}
+    with warnings.catch_warnings(), _libyaml_emitter():
+        warnings.simplefilter("ignore")
+        compiler.Compiler().compile(module.pipeline, str(out), **kwargs)
+    text = out.read_text(encoding="utf-8")
+    return text if options is not None else _comment_header(text)
+
+
+@contextlib.contextmanager
+def _libyaml_emitter() -> Iterator[None]:
+    """Let kfp write its YAML with libyaml's emitter: the same documents, 25 times faster than
+    PyYAML's pure-Python one, which otherwise takes a third of a build (each step embeds the
+    step runtime). The bytes differ from the pure emitter's in how long strings are folded, so
+    builds are compared between machines that have libyaml, which PyYAML's wheels include."""
+    import yaml
+    from kfp.compiler import pipeline_spec_builder
+
+    dumper = getattr(yaml, "CDumper", None)
+    if dumper is None or getattr(pipeline_spec_builder, "yaml", None) is not yaml:
+        yield
+        return
+    pipeline_spec_builder.yaml = _YamlWithDumper(yaml, dumper)
+    try:
+        yield
+    finally:
+        pipeline_spec_builder.yaml = yaml
+
+
+class _YamlWithDumper:
+    """The yaml module as kfp's compiler sees it, with dump_all defaulting to a faster Dumper."""
+
+    def __init__(self, module: Any, dumper: Any) -> None:
+        self._module = module
+        self._dumper = dumper
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+    def dump_all(self, documents: Any, stream: Any = None, **kwargs: Any) -> Any:
+        kwargs.setdefault("Dumper", self._dumper)
+        return self._module.dump_all(documents, stream, **kwargs)
+
+
+def ir_hash(ir: str) -> str:
+    """SHA-256 of the IR's documents, not of its bytes: the version must not depend on how a
+    YAML emitter folds long strings (libyaml's and PyYAML's differ), only on what runs."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    documents = list(yaml.load_all(ir, Loader=loader))
+    canonical = json.dumps(documents, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def compile_source(source: str, workdir: Path) -> str:
+    """The IR of a generated module's pipeline."""
+    with generated_module(source, workdir) as module:
+        return compile_pipeline(module, workdir)
+
+
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")  # what YAML takes for a line break
+
+
+def _comment_header(ir: str) -> str:
+    """Keep kfp's comment header a comment.
+
+    kfp writes the pipeline's inputs above the IR as `# name: type [Default: value]`, a string
+    default as it is: one with a line break would end the comment and break the YAML. Every
+    line of the header is made a comment again; a valid header is left byte for byte.
+    """
+    start = ir.rfind("\ncomponents:\n")  # the IR's first key; the last such line is the IR's
+    if start < 0:
+        return ir
+    lines = _LINE_BREAK.split(ir[:start])
+    if all(line.startswith("#") for line in lines):
+        return ir
+    fixed = [line if line.startswith("#") else "#    " + line for line in lines]
+    return "\n".join(fixed) + ir[start:]
+
+
+def labels(project: Project, version: str, content_hash: str, snapshot: Snapshot) -> dict[str, str]:
+    return {
+        **MANAGED_BY,
+        "app.kubernetes.io/name": project.name,
+        "app.kubernetes.io/version": version,
+        "nbflow.dev/pipeline": project.name,
+        "nbflow.dev/snapshot": snapshot.label,
+        "nbflow.dev/content-hash": content_hash[:40],
+    }
+
+
+def resource_annotations(project: Project, snapshot: Snapshot) -> dict[str, str]:
+    out = {"nbflow.dev/version": __version__, "nbflow.dev/manifest": _repo_relative(project)}
+    if snapshot.commit:
+        out["nbflow.dev/commit"] = snapshot.commit
+    if snapshot.remote:
+        out["nbflow.dev/source"] = snapshot.remote
+    return out
+
+
+def _repo_relative(project: Project) -> str:
+    return _relative_to_repository(project.manifest_path.resolve())
+
+
+@functools.cache
+def _relative_to_repository(manifest: Path) -> str:
+    """The manifest's path inside its git repository (asked once per build, not per resource)."""
+    try:
+        import git
+
+        root = git.Repo(manifest.parent, search_parent_directories=True).working_tree_dir
+        return str(manifest.relative_to(Path(str(root)).resolve()))
+    except Exception:  # no repository, or no git: the file name is still useful
+        return manifest.name
+
+
+def _kubernetes_yaml(text: str, project: Project, version: str, content_hash: str, snapshot: Snapshot) -> str:
+    import yaml
+
+    # libyaml's parser when there is one: 30x faster on the ~250 kB manifest, the same data
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    docs = [d for d in yaml.load_all(text, Loader=loader) if d]
+    lab = labels(project, version, content_hash, snapshot)
+    ann = resource_annotations(project, snapshot)
+    for doc in docs:
+        meta = doc.setdefault("metadata", {})
+        meta["labels"] = {**(meta.get("labels") or {}), **lab}
+        meta["annotations"] = {**(meta.get("annotations") or {}), **ann}
+        if doc.get("kind") == "PipelineVersion":
+            spec = doc.setdefault("spec", {})
+            # the commit that first produced this content; the spec is immutable, so a later
+            # commit with the same content applies as a no-op and keeps this one
+            spec["description"] = f"nbflow {__version__}, snapshot {snapshot.label}"
+            url = source_url(snapshot)
+            if url:
+                spec["codeSourceURL"] = url
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump_all(docs, Dumper=dumper, sort_keys=False, width=1000)
+
+
+def source_url(snapshot: Snapshot) -> str | None:
+    remote = snapshot.remote
+    if not remote or not snapshot.commit:
+        return None
+    if remote.startswith("git@github.com:"):
+        remote = "https://github.com/" + remote.split(":", 1)[1]
+    if remote.startswith("https://github.com/"):
+        return remote.removesuffix(".git") + "/tree/" + snapshot.commit
+    return None
+
+
+def _sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def render(project: Project, *, snapshot: Snapshot | None = None) -> tuple[dict[str, str], dict[str, Any]]:
+    """The build folder's files as text, and the record; nothing is written."""
+    from nbflow.generate.kfp_source import generate
+
+    snapshot = snapshot or take(project.root)
+    source = generate(project, "cluster")
+    with tempfile.TemporaryDirectory(prefix="nbflow-build-") as tmp, generated_module(source, Path(tmp)) as module:
+        from kfp.compiler.compiler_utils import KubernetesManifestOptions  # kfp is imported now
+
+        ir = compile_pipeline(module, Path(tmp))
+        content_hash = ir_hash(ir)
+        version = content_hash[:VERSION_LEN]
+        version_name = f"{project.name}-{version}"
+        options = KubernetesManifestOptions(
+            pipeline_name=project.name,
+            pipeline_display_name=project.name,
+            pipeline_version_name=version_name,
+            pipeline_version_display_name=version_name,
+            namespace=project.manifest.deploy.namespace,
+            include_pipeline_manifest=True,
+        )
+        k8s = compile_pipeline(module, Path(tmp), options)
+    files = {
+        "pipeline.yaml": ir,
+        "kubernetes.yaml": _kubernetes_yaml(k8s, project, version, content_hash, snapshot),
+    }
+    if project.manifest.tuning is not None:
+        from nbflow.generate.katib import experiment_yaml
+
+        files["experiment.yaml"] = experiment_yaml(project, version=version, content_hash=content_hash, snapshot=snapshot)
+    import kfp
+
+    record = {
+        "pipeline": project.name,
+        "version": version,
+        "versionName": version_name,
+        "contentHash": content_hash,
+        "snapshot": snapshot.to_json(),
+        "nbflow": __version__,
+        "kfp": kfp.__version__,
+        "inputs": {
+            "manifest": _sha256_file(project.manifest_path),
+            "notebook": _sha256_file(project.root / project.manifest.notebook),
+        },
+        "steps": [s.name for s in project.plan.steps] if project.plan else [],
+        "files": sorted(files),
+    }
+    files["nbflow.json"] = json.dumps(record, indent=2, sort_keys=True) + "\n"
+    return files, record
+
+
+def build(project: Project, out: Path, *, snapshot: Snapshot | None = None) -> BuildResult:
+    files, record = render(project, snapshot=snapshot)
+    folder = out / project.name / record["version"]
+    changed = not folder.is_dir() or any(
+        not (folder / name).is_file() or (folder / name).read_text(encoding="utf-8") != text
+        for name, text in files.items()
+    ) or sorted(p.name for p in folder.iterdir()) != sorted(files)
+    if changed:
+        # write beside, then swap in: a reader never sees a half-written version folder
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{record['version']}-", dir=folder.parent))
+        for name, text in files.items():
+            (staging / name).write_text(text, encoding="utf-8")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(staging, folder)
+    snap = snapshot or Snapshot(record["snapshot"]["commit"], record["snapshot"]["dirty"], record["snapshot"]["remote"])
+    return BuildResult(
+        folder=folder,
+        pipeline=project.name,
+        version=record["version"],
+        version_name=record["versionName"],
+        content_hash=record["contentHash"],
+        snapshot=snap,
+        files=tuple(folder / n for n in sorted(files)),
+        changed=changed,
+        warnings=tuple(oversized(files["kubernetes.yaml"])),
+    )

@@ -1,0 +1,2 @@
+"""Running on this machine: the pipeline (`nbflow run`) and the hyperparameter search
+(`nbflow tune`)."""

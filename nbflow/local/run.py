@@ -1,0 +1,439 @@
+"""`nbflow run`: the compiled pipeline on this machine, with kfp.local.
+
+The same generated components as on the cluster (compiled for the `local` target: nothing is
+pip-installed, Kubernetes-only settings are left out) run one task at a time under kfp.local's
+SubprocessRunner in this interpreter, with kfp.local's cache. Everything lives under the
+project's `.nbflow/` folder:
+
+    .nbflow/artifacts/            kfp.local's pipeline root: every task's outputs
+    .nbflow/cache/                kfp.local's cache entries
+    .nbflow/build/<hash>/         the compiled local pipeline, reused while the source is unchanged
+    .nbflow/runs/<run id>/        run.json, logs/<step>.log, reports/<step>.html
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import shutil
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from nbflow.generate.kfp_source import generate, task_name
+from nbflow.check.project import Project
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_EXECUTING = re.compile(r"Executing task '([^']+)'")
+_FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
+_CACHE_HIT = re.compile(r"Task (\S+) cache hit \(key=([0-9a-f]+)")
+_RETRY = re.compile(r"Task (\S+) failed \(attempt (\d+)/(\d+)\)")
+_STREAMED = re.compile(r" - INFO - Streamed logs:$")  # kfp.local's header of a task's output
+_OUTPUT_FILE = re.compile(r'^\s*"outputFile": ("(?:[^"\\]|\\.)*")')  # in the executor input
+
+
+class RunError(Exception):
+    """The run could not start (exit 2): bad parameters, missing requirements."""
+
+
+@dataclass
+class StepResult:
+    name: str
+    status: str = "pending"  # pending, running, succeeded, cached, failed, not-run
+    seconds: float = 0.0
+    attempts: int = 0
+    log: str | None = None
+    report: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    pipeline: str
+    ok: bool
+    parameters: dict[str, Any]
+    steps: list[StepResult]
+    metrics: dict[str, float]
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["run_dir"] = str(self.run_dir)
+        return d
+
+
+Progress = Callable[[StepResult], None]
+
+
+def parse_parameters(project: Project, pairs: list[str]) -> dict[str, Any]:
+    """`-p name=value` pairs to typed values, by each parameter's declared type."""
+    import difflib
+
+    declared = {p.name: p for p in project.parameters}
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        name = name.strip()
+        if not sep:
+            raise RunError(f"parameter `{pair}` is not name=value")
+        if name not in declared:
+            close = difflib.get_close_matches(name, list(declared), n=1)
+            hint = f" (did you mean `{close[0]}`?)" if close else f" (parameters: {', '.join(declared) or 'none'})"
+            raise RunError(f"`{name}` is not a parameter of {project.name}{hint}")
+        out[name] = coerce(raw, declared[name].type, name)
+    return out
+
+
+def coerce(raw: str, type_: str, name: str) -> Any:
+    try:
+        if type_ == "int":
+            return int(raw)
+        if type_ == "float":
+            return float(raw)
+        if type_ == "bool":
+            low = raw.strip().lower()
+            if low in ("true", "1", "yes"):
+                return True
+            if low in ("false", "0", "no"):
+                return False
+            raise ValueError(raw)
+        if type_ in ("list", "dict"):
+            value = json.loads(raw)
+            if not isinstance(value, list if type_ == "list" else dict):
+                raise ValueError(raw)
+            return value
+        return raw
+    except (ValueError, json.JSONDecodeError):
+        raise RunError(f"parameter `{name}` is {type_}; `{raw}` is not") from None
+
+
+def missing_requirements(project: Project) -> list[str]:
+    """Requirements of any step that this interpreter does not satisfy."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    missing: list[str] = []
+    wanted = dict.fromkeys(r for s in project.steps for r in s.requirements)
+    for text in wanted:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            missing.append(f"{text} (not a valid requirement)")
+            continue
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        try:
+            have = version(req.name)
+        except PackageNotFoundError:
+            missing.append(text)
+            continue
+        if req.specifier and not req.specifier.contains(have, prereleases=True):
+            missing.append(f"{text} (installed: {have})")
+    return missing
+
+
+def compile_local(project: Project, state: Path) -> Path:
+    """The local pipeline's IR, compiled once per distinct generated source."""
+    from nbflow.generate.build import compile_source
+
+    source = generate(project, "local")
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    folder = state / "build" / digest
+    ir = folder / "pipeline.yaml"
+    if not ir.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        text = compile_source(source, folder)
+        for leftover in folder.glob("nbflow_generated_*.py"):
+            leftover.unlink()
+        ir.write_text(text, encoding="utf-8")
+    return ir
+
+
+def _load_pipeline(ir: Path) -> Any:
+    """The compiled local pipeline as a kfp component.
+
+    kfp's `load_component_from_file` parses the IR with PyYAML's pure-Python loader: about
+    0.25 s of every run for four steps (each embeds the runtime). libyaml's loader gives the
+    same dicts in a few milliseconds; kfp builds the component from them as it would.
+    """
+    import yaml
+    from kfp import components
+
+    text = ir.read_text(encoding="utf-8")
+    loader = getattr(yaml, "CSafeLoader", None)
+    if loader is None:
+        return components.load_component_from_text(text)
+    from kfp.dsl import structures, yaml_component
+
+    docs = [d for d in yaml.load_all(text, Loader=loader) if d is not None]
+    spec = structures.ComponentSpec.from_ir_dicts(docs[0], docs[1] if len(docs) > 1 else {})
+    return yaml_component.YamlComponent(component_spec=spec, component_yaml=text)
+
+
+class _Router:
+    """Receives everything kfp.local prints; files each task's lines in its step's log and
+    turns kfp.local's task events into progress callbacks."""
+
+    def __init__(self, steps: dict[str, StepResult], logs: Path, progress: Progress | None) -> None:
+        self.by_task = {task_name(name): r for name, r in steps.items()}
+        self.logs = logs
+        self.progress = progress
+        self.current: StepResult | None = None
+        self.started = 0.0
+        self.buffer = ""
+        self.cache_keys: dict[str, str] = {}  # step -> prefix of its cache entry's key
+        self.task_dirs: dict[str, Path] = {}  # step -> its outputs' folder in this run
+        self.all = (logs / "kfp-local.log").open("w", encoding="utf-8")
+
+    # file-like interface for redirect_stdout
+    def write(self, text: str) -> int:
+        self.buffer += text
+        while "\n" in self.buffer:
+            line, self.buffer = self.buffer.split("\n", 1)
+            self.line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        self.all.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def line(self, raw: str) -> None:
+        line = _ANSI.sub("", raw)
+        self.all.write(line + "\n")
+        if m := _EXECUTING.search(line):
+            self._start(m.group(1))
+        elif m := _FINISHED.search(line):
+            self._finish(m.group(1), "succeeded" if m.group(2) == "SUCCESS" else "failed")
+        elif m := _CACHE_HIT.search(line):
+            r = self.by_task.get(m.group(1))
+            if r is not None:
+                r.status = "cached"
+                self.cache_keys[r.name] = m.group(2)
+                self._emit(r)
+        elif m := _RETRY.search(line):
+            r = self.by_task.get(m.group(1))
+            if r is not None:
+                r.status = "retrying"
+                self._emit(r)
+        elif self.current is not None and self.current.log and not _STREAMED.search(line):
+            if (m := _OUTPUT_FILE.match(line)) and self.current.name not in self.task_dirs:
+                # the first: kfp's own, before the step's code prints anything
+                self.task_dirs[self.current.name] = Path(json.loads(m.group(1))).parent
+            text = line[4:] if line.startswith("    ") else line
+            with open(self.current.log, "a", encoding="utf-8") as f:
+                f.write(text + "\n")
+
+    def _start(self, task: str) -> None:
+        r = self.by_task.get(task)
+        if r is None:
+            return
+        self.current = r
+        self.started = time.perf_counter()
+        r.attempts += 1
+        r.status = "running"
+        r.log = str(self.logs / f"{r.name}.log")
+        if r.attempts == 1:
+            Path(r.log).write_text("", encoding="utf-8")
+        self._emit(r)
+
+    def _finish(self, task: str, status: str) -> None:
+        r = self.by_task.get(task)
+        if r is None:
+            return
+        r.seconds += time.perf_counter() - self.started
+        r.status = status
+        # a retry that succeeds clears the error of the attempt before
+        r.error = _error_from_log(Path(r.log), r.name) if status == "failed" and r.log else None
+        self.current = None
+        self._emit(r)
+
+    def _emit(self, r: StepResult) -> None:
+        if self.progress:
+            self.progress(r)
+
+    def close(self) -> None:
+        if self.buffer:
+            self.line(self.buffer)
+            self.buffer = ""
+        self.all.close()
+
+
+class _LogHandler(logging.Handler):
+    def __init__(self, router: _Router) -> None:
+        super().__init__(logging.INFO)
+        self.router = router
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.router.line(record.getMessage())
+
+
+@contextlib.contextmanager
+def _capture(router: _Router) -> Iterator[None]:
+    root = logging.getLogger()
+    handler = _LogHandler(router)
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        with contextlib.redirect_stdout(router):  # type: ignore[type-var,unused-ignore]
+            yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        router.close()
+
+
+def _error_from_log(log: Path, step: str) -> str | None:
+    """The runtime's own error block (its first line starts with `step '<name>'`), else the
+    log's tail without kfp's executor chatter."""
+    try:
+        lines = log.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    head = f"step '{step}'"
+    starts = [i for i, line in enumerate(lines) if line.startswith(head)]
+    if starts:  # the last attempt's
+        block = []
+        for more in lines[starts[-1] :]:
+            if more.startswith("[KFP Executor"):
+                break
+            block.append(more)
+        return "\n".join(block).strip()
+    tail: list[str] = []
+    in_input = False
+    for ln in lines:
+        if "Got executor_input:" in ln:
+            in_input = True  # a JSON document follows, closed by a `}` in column 0
+        elif in_input:
+            in_input = ln != "}"
+        elif ln.strip() and not ln.startswith("[KFP Executor"):
+            tail.append(ln)
+    return "\n".join(tail[-15:]) or None
+
+
+def _cached_report(cache: Path, key: str | None) -> list[Path]:
+    if not key:
+        return []
+    for entry in sorted(cache.glob(f"{key}*.json")):
+        try:
+            uri = json.loads(entry.read_text(encoding="utf-8"))["report"]["uri"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        return [Path(uri)]
+    return []
+
+
+def run(
+    project: Project,
+    *,
+    parameters: dict[str, Any] | None = None,
+    cache: bool = True,
+    state_dir: Path | None = None,
+    progress: Progress | None = None,
+    out: TextIO | None = None,
+) -> RunResult:
+    """Run the project's pipeline here. Raises RunError when it cannot start."""
+    from kfp import local
+
+    assert project.plan is not None
+    missing = missing_requirements(project)
+    if missing:
+        raise RunError(
+            "requirements not installed in this environment: "
+            + ", ".join(missing)
+            + "\n  install them (e.g. `pip install "
+            + " ".join(f"'{m.split(' (')[0]}'" for m in missing)
+            + "`); nbflow does not install packages into your interpreter"
+        )
+    declared = {p.name: p.type for p in project.parameters}
+    unknown = sorted(set(parameters or {}) - set(declared))
+    if unknown:
+        raise RunError(f"not parameters of {project.name}: {', '.join(unknown)}")
+    values = {p.name: p.default for p in project.parameters}
+    values.update(parameters or {})
+    # kfp refuses an int for a float input, and a manifest may well say `default: 1` for one
+    values = {k: float(v) if declared[k] == "float" and type(v) is int else v for k, v in values.items()}
+    state = state_dir or project.root / ".nbflow"
+    state.mkdir(parents=True, exist_ok=True)
+    gitignore = state / ".gitignore"
+    if not gitignore.exists():
+        gitignore.write_text("# created by nbflow: local runs, caches and builds\n*\n")
+    run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
+    run_dir = state / "runs" / run_id
+    (run_dir / "logs").mkdir(parents=True)
+    (run_dir / "reports").mkdir()
+    ir = compile_local(project, state)
+    steps = {s.name: StepResult(s.name) for s in project.plan.steps}
+    router = _Router(steps, run_dir / "logs", progress)
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(state / "artifacts"),
+        raise_on_error=False,
+        enable_caching=cache,
+        cache_root=str(state / "cache"),
+    )
+    pipeline = _load_pipeline(ir)
+    started = time.perf_counter()
+    with _capture(router), warnings.catch_warnings():
+        # kfp.local warns, per task, that Kubernetes-only settings have no effect here
+        warnings.simplefilter("ignore")
+        task = pipeline(**values)
+    seconds = time.perf_counter() - started
+    outputs = getattr(task, "outputs", None) or {}
+    metrics: dict[str, float] = {}
+    for sp in project.plan.steps:
+        r = steps[sp.name]
+        key = sp.name.replace("-", "_")
+        report = outputs.get(f"report_{key}")
+        if report is not None and Path(report.path).is_file():
+            dest = run_dir / "reports" / f"{sp.name}.html"
+            shutil.copyfile(report.path, dest)
+            r.report = str(dest)
+        m = outputs.get(f"metrics_{key}")
+        if m is not None:
+            r.metrics = {k: float(v) for k, v in sorted(m.metadata.items()) if isinstance(v, int | float)}
+            metrics.update(r.metrics)
+        if r.report is None:
+            # a failed run has no outputs: the reports of the steps it ran are in their task
+            # folders (named in their executor input), those of cached steps where their
+            # cache entries point
+            task_dir = router.task_dirs.get(sp.name)
+            found = [task_dir / "report"] if task_dir else []
+            found += _cached_report(state / "cache", router.cache_keys.get(sp.name))
+            for path in found:
+                if path.is_file():
+                    dest = run_dir / "reports" / f"{sp.name}.html"
+                    shutil.copyfile(path, dest)
+                    r.report = str(dest)
+                    break
+        if r.status in ("pending", "running"):
+            r.status = "not-run" if r.status == "pending" else "failed"
+    ok = bool(outputs) and all(r.status in ("succeeded", "cached") for r in steps.values())
+    result = RunResult(
+        run_dir=run_dir,
+        pipeline=project.name,
+        ok=ok,
+        parameters=values,
+        steps=list(steps.values()),
+        metrics=metrics,
+        seconds=seconds,
+    )
+    (run_dir / "run.json").write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n")
+    latest = state / "runs" / "latest"
+    with contextlib.suppress(OSError):
+        if latest.is_symlink() or latest.exists():
+            latest.unlink()
+        latest.symlink_to(run_id)
+    return result
