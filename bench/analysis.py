@@ -103,9 +103,7 @@ def best_of(repeat: int, fn: object) -> float:
 
 
 def import_cost() -> float:
-    code = (
-        "import time; t = time.perf_counter(); import nbflow.dataflow.plan; print(time.perf_counter() - t)"
-    )
+    code = "import time; t = time.perf_counter(); import nbflow.dataflow.plan; print(time.perf_counter() - t)"
     runs = [
         float(
             subprocess.run(
@@ -124,8 +122,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from nbflow.dataflow.cell_flow import analyse_cell
-    from nbflow.diagnostics import Location
     from nbflow.dataflow.plan import StepInput, make_plan
+    from nbflow.diagnostics import Location
 
     cells, setup, params_cell, steps = build(args.cells)
     inputs = [
@@ -160,7 +158,9 @@ def main() -> None:
     )
     print(f"analyse_cell x {len(cells)}:     {t_analyse * 1000:7.2f} ms (best of {args.repeat})")
     print(f"make_plan (analysis + plan): {t_plan * 1000:7.2f} ms (best of {args.repeat})")
-    print(f"import nbflow.dataflow.plan:          {t_import * 1000:7.2f} ms (fresh interpreter, best of 5)")
+    print(
+        f"import nbflow.dataflow.plan:          {t_import * 1000:7.2f} ms (fresh interpreter, best of 5)"
+    )
     print(f"IPython imported by the analysis: {'yes' if ipython else 'no'}")
     print(f"make_plan / 100 ms target:   {t_plan / TARGET_S:.2f}")
 

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 from nbflow.diagnostics import Report
 
 if TYPE_CHECKING:
+    from nbflow.check.project import Project
     from nbflow.generate.build import BuildResult
     from nbflow.local.run import RunResult
-    from nbflow.check.project import Project
     from nbflow.local.tune import TuneResult
 
 
@@ -73,7 +73,9 @@ def run(
     return run_locally(load(path), parameters=dict(parameters or {}), cache=cache)
 
 
-def tune(path: str | Path = ".", *, trials: int | None = None, parallel: int | None = None) -> TuneResult:
+def tune(
+    path: str | Path = ".", *, trials: int | None = None, parallel: int | None = None
+) -> TuneResult:
     """Run the manifest's hyperparameter search on this machine with Optuna."""
     from nbflow.local.tune import tune as run_tune
 

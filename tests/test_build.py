@@ -21,8 +21,8 @@ import pytest
 import yaml
 
 from nbflow import __version__
-from nbflow.generate.build import build, ir_hash, render
 from nbflow.cli.main import EXIT_OK
+from nbflow.generate.build import build, ir_hash, render
 from nbflow.generate.snapshot import Snapshot
 from tests.support import golden
 from tests.support.cli import run_cli, run_subprocess

@@ -83,8 +83,8 @@ def test_validate_formats(capsys, fmt):
 
 
 def test_github_escapes_newlines_and_commas(capsys, tmp_path):
-    from nbflow.diagnostics import Location, Report, error
     from nbflow.cli.reporters import render_github
+    from nbflow.diagnostics import Location, Report, error
 
     report = Report(manifests=["a,b.yaml"])
     report.extend([error("NBF101", "50% bad\nsecond line", Location("a,b.yaml", 1, 2))])
@@ -202,11 +202,15 @@ def test_manifest_reference_in_sync():
     from nbflow.cli.reference import render
 
     committed = (Path(__file__).resolve().parent.parent / "docs" / "manifest.md").read_text()
-    assert committed == render(), "regenerate with: python -m nbflow.cli.reference > docs/manifest.md"
+    assert committed == render(), (
+        "regenerate with: python -m nbflow.cli.reference > docs/manifest.md"
+    )
 
 
 def test_command_reference_in_sync():
     from nbflow.cli.reference import commands
 
     committed = (Path(__file__).resolve().parent.parent / "docs" / "commands.md").read_text()
-    assert committed == commands(), "regenerate with: python -m nbflow.cli.reference commands > docs/commands.md"
+    assert committed == commands(), (
+        "regenerate with: python -m nbflow.cli.reference commands > docs/commands.md"
+    )

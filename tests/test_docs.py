@@ -21,7 +21,9 @@ import pytest
 from tests.support.k8s_server import K8sServer
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "examples").glob("*/README.md")])
+DOCS = sorted(
+    [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "examples").glob("*/README.md")]
+)
 _BLOCK = re.compile(r"^```console\n(.*?)^```", re.S | re.M)
 _EXIT = re.compile(r"\s+#\s*exit\s+(\d+)\s*$")
 
@@ -49,11 +51,18 @@ def _workspace(tmp: Path) -> Path:
     work = tmp / "repo"
     work.mkdir()
     for folder in ("examples", "schemas"):
-        shutil.copytree(ROOT / folder, work / folder, ignore=shutil.ignore_patterns(".nbflow", "__pycache__"))
+        shutil.copytree(
+            ROOT / folder, work / folder, ignore=shutil.ignore_patterns(".nbflow", "__pycache__")
+        )
     shutil.copytree(ROOT / "tests" / "kale_cases", work / "tests" / "kale_cases")
     shutil.copytree(ROOT / "templates", work / "templates")
-    for cmd in (["init", "-q"], ["config", "user.email", "docs@example.com"], ["config", "user.name", "docs"],
-                ["add", "-A"], ["commit", "-qm", "start"]):
+    for cmd in (
+        ["init", "-q"],
+        ["config", "user.email", "docs@example.com"],
+        ["config", "user.name", "docs"],
+        ["add", "-A"],
+        ["commit", "-qm", "start"],
+    ):
         subprocess.run(["git", *cmd], cwd=work, check=True)
     return work
 
@@ -72,6 +81,12 @@ def test_documented_commands_run(doc: Path, tmp_path: Path) -> None:
             "NO_COLOR": "1",
         }
         for cmd, expected in commands(doc):
-            proc = subprocess.run(["bash", "-c", cmd], cwd=work, env=env, capture_output=True, text=True, timeout=300)
-            assert proc.returncode == expected, f"`{cmd}` in {doc.name} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-            assert "Traceback" not in proc.stderr, f"`{cmd}` in {doc.name} printed a traceback:\n{proc.stderr[-3000:]}"
+            proc = subprocess.run(
+                ["bash", "-c", cmd], cwd=work, env=env, capture_output=True, text=True, timeout=300
+            )
+            assert proc.returncode == expected, (
+                f"`{cmd}` in {doc.name} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+            )
+            assert "Traceback" not in proc.stderr, (
+                f"`{cmd}` in {doc.name} printed a traceback:\n{proc.stderr[-3000:]}"
+            )

@@ -24,8 +24,8 @@ import nbformat
 import pytest
 import yaml
 
-from nbflow.cli.main import EXIT_OK
 from nbflow.check.validate import load_project
+from nbflow.cli.main import EXIT_OK
 from tests.support.cli import run_cli
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"

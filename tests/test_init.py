@@ -15,9 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from nbflow.authoring.init import cell_spec, metric_goal, pip_installs, scalar, schema_ref, slug, unique
-from nbflow.load.notebook import load_notebook
+from nbflow.authoring.init import (
+    cell_spec,
+    metric_goal,
+    pip_installs,
+    scalar,
+    schema_ref,
+    slug,
+    unique,
+)
 from nbflow.check.validate import validate_manifest
+from nbflow.load.notebook import load_notebook
 from tests.support.cases import CASES
 from tests.support.cli import Result, run_cli, run_subprocess
 from tests.support.projects import Cell, write_notebook
@@ -149,7 +157,9 @@ def test_name_option(capsys, tmp_path):
 
 
 def _notebook(path: Path, cells: list[tuple[str, str, list[str]]]) -> Path:
-    return write_notebook(path, [Cell(source, kind, tags=tuple(tags)) for kind, source, tags in cells])
+    return write_notebook(
+        path, [Cell(source, kind, tags=tuple(tags)) for kind, source, tags in cells]
+    )
 
 
 def test_invalid_proposal_is_written_with_diagnostics_and_exit_1(capsys, tmp_path):

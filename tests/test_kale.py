@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from nbflow.authoring.kale import KALE_METADATA_KEY, import_kale, is_kale_tag, strip_kale, uses_kale
-from nbflow.load.notebook import load_notebook
 from nbflow.check.validate import validate_manifest
+from nbflow.load.notebook import load_notebook
 from tests.support.cases import CASES
 from tests.support.projects import Cell, write_notebook
 from tests.test_init import DIGITS, case_names, check_golden, copy_case, run_init
@@ -228,8 +228,8 @@ def test_no_steps_gives_one_empty_step_to_fill(tmp_path):
 @pytest.mark.slow
 def test_imported_project_runs_here(tmp_path, capsys):
     """A Kale notebook, imported, runs with `nbflow run`'s engine (kfp.local) on this machine."""
-    from nbflow.local.run import run
     from nbflow.check.validate import load_project
+    from nbflow.local.run import run
 
     nb = copy_case("kale-iris-run", tmp_path)
     assert run_init(capsys, str(nb)).code == 0

@@ -17,7 +17,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nbflow import __version__; from nbflow.generate import build
+from nbflow import __version__
+from nbflow.check.project import Project
+from nbflow.check.rules import ALGORITHM_SETTINGS
+from nbflow.check.validate import validate_manifest
+from nbflow.generate import build
 from nbflow.generate.katib import (
     DEFAULT_SERVICE_ACCOUNT,
     DEFAULT_TRIAL_TIMEOUT,
@@ -35,11 +39,8 @@ from nbflow.generate.katib import (
     tuning_warnings,
     validate_tuning,
 )
-from nbflow.incluster.launcher import parse_options
-from nbflow.check.project import Project
-from nbflow.check.rules import ALGORITHM_SETTINGS
 from nbflow.generate.snapshot import Snapshot
-from nbflow.check.validate import validate_manifest
+from nbflow.incluster.launcher import parse_options
 from tests.support.cases import CASES
 
 SNAPSHOT = Snapshot("0123456789abcdef0123456789abcdef01234567", False, "https://github.com/o/r")

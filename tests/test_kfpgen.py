@@ -354,7 +354,12 @@ def test_cluster_requirements_are_installed_in_the_step(tmp_path: Path) -> None:
 
 
 def test_metric_step_is_labelled_for_the_launcher_and_uncached_when_tuned(tmp_path: Path) -> None:
-    cells = ["import math", tagged("x = 1.0", "parameters"), "base = 2.0", "score = -(x - base) ** 2"]
+    cells = [
+        "import math",
+        tagged("x = 1.0", "parameters"),
+        "base = 2.0",
+        "score = -(x - base) ** 2",
+    ]
     manifest = """
 name: tuned
 setup: 1

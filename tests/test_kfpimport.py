@@ -110,6 +110,8 @@ def test_kfp_still_names_the_caller_without_reading_source() -> None:
 
             @dsl.pipeline
             def outer():  # type: ignore[no-untyped-def]  (kfp reads the string "None" as a type)
-                dsl.importer(artifact_uri="gs://b/x", artifact_class=dsl.Dataset).set_cpu_request("1")
+                dsl.importer(artifact_uri="gs://b/x", artifact_class=dsl.Dataset).set_cpu_request(
+                    "1"
+                )
 
     assert pipeline_task.inspect is inspect

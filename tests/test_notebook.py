@@ -42,7 +42,9 @@ def load(path: Path) -> Notebook | str:
 
 
 def test_there_are_notebooks_to_compare() -> None:
-    fast = [p for p in NOTEBOOKS if isinstance(_json(p), dict) and notebook._plainly_valid_v4(_json(p))]
+    fast = [
+        p for p in NOTEBOOKS if isinstance(_json(p), dict) and notebook._plainly_valid_v4(_json(p))
+    ]
     assert len(fast) >= 10
 
 
@@ -67,7 +69,14 @@ def _nb(minor: int, cells: list[dict[str, Any]], **metadata: Any) -> dict[str, A
 
 
 def _code(source: Any, **extra: Any) -> dict[str, Any]:
-    return {"cell_type": "code", "source": source, "metadata": {}, "outputs": [], "execution_count": None, **extra}
+    return {
+        "cell_type": "code",
+        "source": source,
+        "metadata": {},
+        "outputs": [],
+        "execution_count": None,
+        **extra,
+    }
 
 
 @pytest.mark.parametrize(
@@ -81,7 +90,16 @@ def _code(source: Any, **extra: Any) -> dict[str, Any]:
         (_nb(99, [_code("x", id="a")]), False),  # a minor from the future: nbformat relaxes
         (_nb(4, [{"cell_type": "code", "source": "x"}]), False),  # invalid: nbformat reports
         ({**_nb(4, []), "nbformat": 3}, False),
-        (_nb(4, [_code("x")], signature="sha", orig_nbformat=3, kernelspec={"name": "python3", "display_name": "Python 3"}), True),
+        (
+            _nb(
+                4,
+                [_code("x")],
+                signature="sha",
+                orig_nbformat=3,
+                kernelspec={"name": "python3", "display_name": "Python 3"},
+            ),
+            True,
+        ),
     ],
 )
 def test_which_notebooks_take_the_fast_path(
@@ -96,12 +114,16 @@ def test_which_notebooks_take_the_fast_path(
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-3, 9) | st.text(max_size=6),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_mutated_notebooks_read_the_same_either_way(
     data: st.DataObject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -110,7 +132,9 @@ def test_mutated_notebooks_read_the_same_either_way(
     raw = json.loads(digits.read_text(encoding="utf-8"))
     target = data.draw(st.sampled_from(["top", "metadata", "cell", "cell-metadata", "output"]))
     key = data.draw(
-        st.sampled_from(["nbformat_minor", "cell_type", "source", "id", "metadata", "outputs", "tags", "x"])
+        st.sampled_from(
+            ["nbformat_minor", "cell_type", "source", "id", "metadata", "outputs", "tags", "x"]
+        )
     )
     if target == "top":
         node = raw

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nbflow.diagnostics import Diagnostic, Location, Severity
 from nbflow.dataflow.plan import Plan, StepInput, make_plan
+from nbflow.diagnostics import Diagnostic, Location, Severity
 from tests.test_analysis import FRAGMENTS, load_yaml, snippets
 
 CASES = Path(__file__).resolve().parent / "analysis_cases" / "plans"

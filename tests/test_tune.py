@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from nbflow.local import tune as tune_mod
-from nbflow.errors import EnvironmentProblem, UsageError
 from nbflow.check.manifest import ALGORITHMS
+from nbflow.errors import EnvironmentProblem, UsageError
+from nbflow.local import tune as tune_mod
 from nbflow.local.tune import SAMPLERS, Dimension, TrialResult, judge, plan_search, tune
 from tests.support.cli import run_cli, run_subprocess
 from tests.support.projects import load, tagged, write_project

@@ -18,7 +18,9 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def test_step_resources_override_the_defaults_key_by_key(tmp_path: Path) -> None:
-    text = BASE.replace("image: python:3.11-slim\n", "image: python:3.11-slim\nresources: {cpu: '2', memory: 4Gi}\n")
+    text = BASE.replace(
+        "image: python:3.11-slim\n", "image: python:3.11-slim\nresources: {cpu: '2', memory: 4Gi}\n"
+    )
     text = text.replace("    cells: 7\n", "    cells: 7\n    resources: {gpu: 1}\n")
     report, project = validate_manifest(_write(tmp_path, text))
     assert project is not None, [d.message for d in report.diagnostics]
@@ -38,9 +40,16 @@ def test_project_resolves_cells_parameters_and_plan(tmp_path: Path) -> None:
     report, project = validate_manifest(_write(tmp_path, BASE))
     assert project is not None and report.ok
     assert project.setup == (2,) and project.parameters_cell == 3 and project.skip == (9,)
-    assert [(s.name, s.cells) for s in project.steps] == [("load", (4,)), ("split", (6,)), ("train", (7,)), ("evaluate", (8,))]
+    assert [(s.name, s.cells) for s in project.steps] == [
+        ("load", (4,)),
+        ("split", (6,)),
+        ("train", (7,)),
+        ("evaluate", (8,)),
+    ]
     assert {p.name: (p.type, p.default) for p in project.parameters} == {
-        "C": ("float", 1.0), "gamma": ("float", 0.001), "kernel": ("str", "rbf"),
+        "C": ("float", 1.0),
+        "gamma": ("float", 0.001),
+        "kernel": ("str", "rbf"),
     }
     assert project.plan is not None
     assert dict(project.plan.step("train").inputs) == {"X_train": "split", "y_train": "split"}
@@ -50,17 +59,25 @@ def test_a_requirements_file_is_checked_line_by_line(tmp_path: Path) -> None:
     (tmp_path / "requirements.txt").write_text(
         "# pinned\nnumpy==2.1  # arrays\n\n  scikit-learn >= 1.5\n  pandas=2.2\nfoo[bar]>=1,<2 ; python_version >= '3.9'\n"
     )
-    text = BASE.replace("image: python:3.11-slim\n", "image: python:3.11-slim\nrequirements: requirements.txt\n")
+    text = BASE.replace(
+        "image: python:3.11-slim\n", "image: python:3.11-slim\nrequirements: requirements.txt\n"
+    )
     report, project = validate_manifest(_write(tmp_path, text))
     (bad,) = report.diagnostics
     assert project is None and bad.code == "NBF608" and "`pandas=2.2`" in bad.message
-    assert (Path(bad.location.file).name, bad.location.line, bad.location.column) == ("requirements.txt", 5, 3)
+    assert (Path(bad.location.file).name, bad.location.line, bad.location.column) == (
+        "requirements.txt",
+        5,
+        3,
+    )
 
     from nbflow.cli.reporters import render_text
 
     assert "  pandas=2.2\n" in render_text(report, color=False)  # the code frame shows the line
 
-    (tmp_path / "requirements.txt").write_text("numpy==2.1  # arrays\nfoo[bar]>=1,<2 ; python_version >= '3.9'\n")
+    (tmp_path / "requirements.txt").write_text(
+        "numpy==2.1  # arrays\nfoo[bar]>=1,<2 ; python_version >= '3.9'\n"
+    )
     report, project = validate_manifest(_write(tmp_path, text))
     assert project is not None, [d.message for d in report.diagnostics]
     assert project.requirements == ("numpy==2.1", "foo[bar]>=1,<2 ; python_version >= '3.9'")

@@ -41,14 +41,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbflow.errors import UsageError
 from nbflow.authoring.init_yaml import Draft, DraftStep, cell_spec, render, scalar, schema_ref
 from nbflow.check.rules import is_literal_expression, name_assignment
+from nbflow.errors import UsageError
 
 if TYPE_CHECKING:
+    from nbflow.authoring.kale import KaleNote
     from nbflow.dataflow.cell_flow import CellFlow
     from nbflow.diagnostics import Report
-    from nbflow.authoring.kale import KaleNote
     from nbflow.load.notebook import Cell, Notebook
 
 __all__ = [
@@ -547,8 +547,8 @@ def init(
     still written (see `InitResult.report`)."""
     from nbflow.authoring import kale
     from nbflow.check.manifest import DNS_LABEL
-    from nbflow.load.notebook import NotebookError, load_notebook
     from nbflow.check.validate import MANIFEST_NAME, shown_path, validate_manifest
+    from nbflow.load.notebook import NotebookError, load_notebook
 
     path = Path(notebook)
     if path.is_dir():

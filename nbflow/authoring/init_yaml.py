@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbflow.load.notebook import cell_owners
 from nbflow.check.schema import SCHEMA_FILE
+from nbflow.load.notebook import cell_owners
 
 if TYPE_CHECKING:
     from nbflow.load.notebook import Cell, Notebook

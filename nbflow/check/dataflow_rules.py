@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 from nbflow.diagnostics import Diagnostic
 
 if TYPE_CHECKING:
-    from nbflow.dataflow.plan import Plan
     from nbflow.check.project import Project
+    from nbflow.dataflow.plan import Plan
 
 
 def plan_project(project: Project) -> tuple[Plan, list[Diagnostic]]:
@@ -35,7 +35,11 @@ def plan_project(project: Project) -> tuple[Plan, list[Diagnostic]]:
         metrics=list(project.manifest.metrics),
         manifest_path=doc.path,
         notebook_path=nb.path,
-        parameter_locations={p: doc.locate(("parameters", p), key=True) for p in project.manifest.parameters},
-        metric_locations={m: doc.locate(("metrics", m), key=True) for m in project.manifest.metrics},
+        parameter_locations={
+            p: doc.locate(("parameters", p), key=True) for p in project.manifest.parameters
+        },
+        metric_locations={
+            m: doc.locate(("metrics", m), key=True) for m in project.manifest.metrics
+        },
         setup_location=doc.locate(("setup",), key=True),
     )

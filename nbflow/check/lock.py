@@ -14,10 +14,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nbflow.diagnostics import Diagnostic, Location, error
 from nbflow.check.manifest import Manifest
-from nbflow.load.notebook import Notebook
 from nbflow.check.project import Project
+from nbflow.diagnostics import Diagnostic, Location, error
+from nbflow.load.notebook import Notebook
 from nbflow.load.yaml_positions import YamlDoc
 
 LOCK_NAME = "nbflow.lock.json"

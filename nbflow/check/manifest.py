@@ -168,6 +168,8 @@ EnvMap = Annotated[
     AfterValidator(_env_values),
 ]
 StepName = Annotated[StrictStr, AfterValidator(lambda v: _dns_label(v, "step name"))]
+
+
 def _parameter_name(v: str) -> str:
     _identifier(v, "parameter name")
     if v.startswith("_"):
@@ -236,7 +238,8 @@ class Step(Model):
     image: StrictStr | None = None
     """the step's image (default: the pipeline's `image`)"""
     requirements: tuple[StrictStr, ...] = Field(
-        (), description="pip requirements (PEP 508: `name`, `name>=1,<2`...) added to the pipeline's"
+        (),
+        description="pip requirements (PEP 508: `name`, `name>=1,<2`...) added to the pipeline's",
     )
     resources: Resources | None = None
     """CPU, memory and GPUs of the step's container (default: the pipeline's `resources`)"""
@@ -263,7 +266,14 @@ def _parameter_short(value: Any) -> Any:
 
 
 def infer_type(value: Any) -> str | None:
-    for t, name in ((bool, "bool"), (int, "int"), (float, "float"), (str, "str"), (list, "list"), (dict, "dict")):
+    for t, name in (
+        (bool, "bool"),
+        (int, "int"),
+        (float, "float"),
+        (str, "str"),
+        (list, "list"),
+        (dict, "dict"),
+    ):
         if isinstance(value, t):
             return name
     return None
@@ -304,7 +314,12 @@ ParameterEntry = Annotated[
     Parameter,
     BeforeValidator(
         _parameter_short,
-        json_schema_input_type=Parameter | StrictBool | StrictInt | StrictFloat | StrictStr | list[Any],
+        json_schema_input_type=Parameter
+        | StrictBool
+        | StrictInt
+        | StrictFloat
+        | StrictStr
+        | list[Any],
     ),
 ]
 
@@ -345,7 +360,10 @@ class SearchSpace(Model):
     @model_validator(mode="after")
     def _shape(self) -> SearchSpace:
         if self.values is not None:
-            if any(x is not None for x in (self.min, self.max, self.step, self.distribution)) or self.log:
+            if (
+                any(x is not None for x in (self.min, self.max, self.step, self.distribution))
+                or self.log
+            ):
                 raise _fail("NBF504", "a search space has either `values` or `min`/`max`, not both")
             if not self.values:
                 raise _fail("NBF509", "`values` is empty")

@@ -13,10 +13,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from nbflow.diagnostics import Diagnostic, Location, error, warning
 from nbflow.check.manifest import Manifest, Resources, fits, infer_type
-from nbflow.load.notebook import Notebook
 from nbflow.check.quantities import quantity_value
+from nbflow.diagnostics import Diagnostic, Location, error, warning
+from nbflow.load.notebook import Notebook
 from nbflow.load.yaml_positions import YamlDoc, YamlPath
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$")
@@ -28,8 +28,17 @@ CONTENT_HASH_LEN = 8  # the experiment name is `<pipeline>-<hash>`
 ALGORITHM_SETTINGS: dict[str, dict[str, str]] = {
     "random": {"random_state": "int"},
     "grid": {"random_state": "int"},
-    "tpe": {"n_ei_candidates": "int", "random_state": "int", "gamma": "float", "prior_weight": "float"},
-    "multivariate-tpe": {"n_startup_trials": "int", "n_ei_candidates": "int", "random_state": "int"},
+    "tpe": {
+        "n_ei_candidates": "int",
+        "random_state": "int",
+        "gamma": "float",
+        "prior_weight": "float",
+    },
+    "multivariate-tpe": {
+        "n_startup_trials": "int",
+        "n_ei_candidates": "int",
+        "random_state": "int",
+    },
     "bayesianoptimization": {
         "base_estimator": "GP|RF|ET|GBRT",
         "n_initial_points": "int",
@@ -90,8 +99,19 @@ class Checker:
                     else:
                         ids = [c.id for c in self.nb.cells if c.id]
                         close = difflib.get_close_matches(cid, ids, n=1)
-                        hint = f"did you mean `id:{close[0]}`?" if close else "`nbflow cells` lists the ids"
-                    self.diags.append(error("NBF203", f"no cell with id `{cid}` in {self.nb.path}", self.at(ipath), hint))
+                        hint = (
+                            f"did you mean `id:{close[0]}`?"
+                            if close
+                            else "`nbflow cells` lists the ids"
+                        )
+                    self.diags.append(
+                        error(
+                            "NBF203",
+                            f"no cell with id `{cid}` in {self.nb.path}",
+                            self.at(ipath),
+                            hint,
+                        )
+                    )
                     continue
                 out.append(cell.number)
                 continue
@@ -112,7 +132,11 @@ class Checker:
                 hi = int(m.group(2) or lo)
             if lo > hi or lo < 1:
                 self.diags.append(
-                    error("NBF201", f"range `{item}` is empty: cells are numbered from 1 and ranges go up", self.at(ipath))
+                    error(
+                        "NBF201",
+                        f"range `{item}` is empty: cells are numbered from 1 and ranges go up",
+                        self.at(ipath),
+                    )
                 )
                 continue
             if hi > n:
@@ -160,18 +184,30 @@ class Checker:
         self.resolved.skip = own(self.cells(m.skip, ("skip",)), "skip", ("skip",))
         steps: dict[str, tuple[int, ...]] = {}
         for name, step in m.steps.items():
-            cells = own(self.cells(step.cells, ("steps", name, "cells")), f"step `{name}`", ("steps", name, "cells"))
+            cells = own(
+                self.cells(step.cells, ("steps", name, "cells")),
+                f"step `{name}`",
+                ("steps", name, "cells"),
+            )
             code = tuple(c for c in sorted(cells) if self.nb.cells[c - 1].type == "code")
             steps[name] = code
             if cells and not code:
                 self.diags.append(
-                    error("NBF207", f"step `{name}` has no code cells", self.at(("steps", name, "cells")))
+                    error(
+                        "NBF207",
+                        f"step `{name}` has no code cells",
+                        self.at(("steps", name, "cells")),
+                    )
                 )
         self.resolved.steps = steps
         for cell in (self.nb.cell(c) for c in self.resolved.setup):
             if cell is not None and cell.type != "code":
                 self.diags.append(
-                    warning("NBF206", f"setup lists cell {cell.number}, a {cell.type} cell", self.at(("setup",)))
+                    warning(
+                        "NBF206",
+                        f"setup lists cell {cell.number}, a {cell.type} cell",
+                        self.at(("setup",)),
+                    )
                 )
         if any(d.code in ("NBF201", "NBF202", "NBF203") for d in self.diags):
             return  # cells could not all be resolved: "forgotten" would be noise
@@ -199,11 +235,17 @@ class Checker:
             number = found[0] if len(found) == 1 else None
             if number is not None and self.nb.cells[number - 1].type != "code":
                 self.diags.append(
-                    error("NBF206", f"parametersCell {number} is a {self.nb.cells[number - 1].type} cell", self.at(("parametersCell",)))
+                    error(
+                        "NBF206",
+                        f"parametersCell {number} is a {self.nb.cells[number - 1].type} cell",
+                        self.at(("parametersCell",)),
+                    )
                 )
                 number = None
         else:
-            tagged = [c.number for c in self.nb.cells if "parameters" in c.tags and c.type == "code"]
+            tagged = [
+                c.number for c in self.nb.cells if "parameters" in c.tags and c.type == "code"
+            ]
             if len(tagged) > 1:
                 self.diags.append(
                     error(
@@ -226,11 +268,17 @@ class Checker:
         if not m.parameters:
             if pcell is not None and m.parametersCell is not None:
                 self.diags.append(
-                    warning("NBF405", "parametersCell is set but no parameters are declared", self.at(("parametersCell",), key=True))
+                    warning(
+                        "NBF405",
+                        "parametersCell is set but no parameters are declared",
+                        self.at(("parametersCell",), key=True),
+                    )
                 )
             return
         if pcell is None:
-            if not any(d.code in ("NBF401", "NBF201", "NBF202", "NBF203", "NBF206") for d in self.diags):
+            if not any(
+                d.code in ("NBF401", "NBF201", "NBF202", "NBF203", "NBF206") for d in self.diags
+            ):
                 self.diags.append(
                     error(
                         "NBF401",
@@ -277,7 +325,9 @@ class Checker:
                     error(
                         "NBF403",
                         f"parameter `{name}` is not assigned a literal in cell {pcell}, line {stmt.lineno}",
-                        self.at(("parameters", name), key=True) if name in m.parameters else self.at(("parameters",), key=True),
+                        self.at(("parameters", name), key=True)
+                        if name in m.parameters
+                        else self.at(("parameters",), key=True),
                         hint="parameters are literals (numbers, strings, booleans, lists, dicts) so a run can replace them",
                         related=(self.cell_at(pcell, stmt.lineno),),
                     )
@@ -331,7 +381,9 @@ class Checker:
             for i, dep in enumerate(step.after):
                 path = ("steps", name, "after", i)
                 if dep == name:
-                    self.diags.append(error("NBF303", f"step `{name}` cannot run after itself", self.at(path)))
+                    self.diags.append(
+                        error("NBF303", f"step `{name}` cannot run after itself", self.at(path))
+                    )
                 elif dep not in self.m.steps:
                     close = difflib.get_close_matches(dep, names, n=1)
                     self.diags.append(
@@ -339,7 +391,9 @@ class Checker:
                             "NBF301",
                             f"step `{name}` runs after `{dep}`, which is not a step",
                             self.at(path),
-                            hint=f"did you mean `{close[0]}`?" if close else f"steps: {', '.join(names)}",
+                            hint=f"did you mean `{close[0]}`?"
+                            if close
+                            else f"steps: {', '.join(names)}",
                         )
                     )
                 else:
@@ -360,7 +414,11 @@ class Checker:
                 for i, vol in enumerate(step.volumes):
                     if vol not in known:
                         self.diags.append(
-                            error("NBF604", f"step `{name}` mounts volume `{vol}`, which is not declared under `volumes`", self.at(("steps", name, "volumes", i)))
+                            error(
+                                "NBF604",
+                                f"step `{name}` mounts volume `{vol}`, which is not declared under `volumes`",
+                                self.at(("steps", name, "volumes", i)),
+                            )
                         )
 
     # -- metrics and tuning -------------------------------------------------------------------
@@ -382,14 +440,28 @@ class Checker:
             )
         for i, extra in enumerate(t.additionalMetrics or ()):
             if extra not in self.m.metrics:
-                self.diags.append(error("NBF501", f"additional metric `{extra}` is not a declared metric", self.at(("tuning", "additionalMetrics", i))))
+                self.diags.append(
+                    error(
+                        "NBF501",
+                        f"additional metric `{extra}` is not a declared metric",
+                        self.at(("tuning", "additionalMetrics", i)),
+                    )
+                )
         if t.parallelTrials > t.maxTrials:
             self.diags.append(
-                error("NBF506", f"parallelTrials ({t.parallelTrials}) is more than maxTrials ({t.maxTrials})", self.at(("tuning", "parallelTrials")))
+                error(
+                    "NBF506",
+                    f"parallelTrials ({t.parallelTrials}) is more than maxTrials ({t.maxTrials})",
+                    self.at(("tuning", "parallelTrials")),
+                )
             )
         if t.maxFailedTrials is not None and t.maxFailedTrials > t.maxTrials:
             self.diags.append(
-                error("NBF506", f"maxFailedTrials ({t.maxFailedTrials}) is more than maxTrials ({t.maxTrials})", self.at(("tuning", "maxFailedTrials")))
+                error(
+                    "NBF506",
+                    f"maxFailedTrials ({t.maxFailedTrials}) is more than maxTrials ({t.maxTrials})",
+                    self.at(("tuning", "maxFailedTrials")),
+                )
             )
         if len(self.m.name) + 1 + CONTENT_HASH_LEN > EXPERIMENT_NAME_MAX:
             self.diags.append(
@@ -412,7 +484,9 @@ class Checker:
                         "NBF502",
                         f"`{name}` is searched but is not a declared parameter",
                         self.at(path, key=True),
-                        hint=f"did you mean `{close[0]}`?" if close else "declare it under `parameters`",
+                        hint=f"did you mean `{close[0]}`?"
+                        if close
+                        else "declare it under `parameters`",
                     )
                 )
                 continue
@@ -420,15 +494,25 @@ class Checker:
                 bad = [v for v in space.values if not fits(v, p.type or "")]
                 if bad:
                     self.diags.append(
-                        error("NBF504", f"`{name}` is a {p.type} parameter; values {bad!r} do not fit", self.at((*path, "values")))
+                        error(
+                            "NBF504",
+                            f"`{name}` is a {p.type} parameter; values {bad!r} do not fit",
+                            self.at((*path, "values")),
+                        )
                     )
                 if len(set(map(repr, space.values))) != len(space.values):
-                    self.diags.append(error("NBF504", f"`{name}` lists a value twice", self.at((*path, "values"))))
+                    self.diags.append(
+                        error("NBF504", f"`{name}` lists a value twice", self.at((*path, "values")))
+                    )
                 combinations *= len(space.values)
                 continue
             if p.type not in ("int", "float"):
                 self.diags.append(
-                    error("NBF504", f"`{name}` is a {p.type} parameter: search it with `values`, not min/max", self.at(path, key=True))
+                    error(
+                        "NBF504",
+                        f"`{name}` is a {p.type} parameter: search it with `values`, not min/max",
+                        self.at(path, key=True),
+                    )
                 )
                 continue
             numeric += 1
@@ -436,7 +520,13 @@ class Checker:
                 for k in ("min", "max", "step"):
                     v = getattr(space, k)
                     if v is not None and not (isinstance(v, int) and not isinstance(v, bool)):
-                        self.diags.append(error("NBF504", f"`{name}` is an int parameter; {k} {v!r} is not an integer", self.at((*path, k))))
+                        self.diags.append(
+                            error(
+                                "NBF504",
+                                f"`{name}` is an int parameter; {k} {v!r} is not an integer",
+                                self.at((*path, k)),
+                            )
+                        )
                 assert space.min is not None and space.max is not None
                 combinations *= math.floor((space.max - space.min) / (space.step or 1)) + 1
             elif space.step is None:
@@ -464,7 +554,11 @@ class Checker:
             )
         if t.algorithm == "cmaes" and numeric < 2:
             self.diags.append(
-                error("NBF505", "cmaes needs two or more int or float parameters in `search`", self.at(("tuning", "algorithm")))
+                error(
+                    "NBF505",
+                    "cmaes needs two or more int or float parameters in `search`",
+                    self.at(("tuning", "algorithm")),
+                )
             )
         allowed = ALGORITHM_SETTINGS.get(t.algorithm, {})
         for key, value in t.settings.items():
@@ -475,27 +569,60 @@ class Checker:
                         "NBF505",
                         f"`{key}` is not a setting of the {t.algorithm} algorithm",
                         self.at(("tuning", "settings", key), key=True),
-                        hint=f"did you mean `{close[0]}`?" if close else (f"its settings: {', '.join(allowed)}" if allowed else f"{t.algorithm} takes no settings"),
+                        hint=f"did you mean `{close[0]}`?"
+                        if close
+                        else (
+                            f"its settings: {', '.join(allowed)}"
+                            if allowed
+                            else f"{t.algorithm} takes no settings"
+                        ),
                     )
                 )
                 continue
             kind = allowed[key]
             ok = (
-                (kind == "int" and isinstance(value, int) and not isinstance(value, bool) and value >= 0)
-                or (kind == "float" and isinstance(value, int | float) and not isinstance(value, bool))
+                (
+                    kind == "int"
+                    and isinstance(value, int)
+                    and not isinstance(value, bool)
+                    and value >= 0
+                )
+                or (
+                    kind == "float"
+                    and isinstance(value, int | float)
+                    and not isinstance(value, bool)
+                )
                 or (kind == "str" and isinstance(value, str))
                 or ("|" in kind and value in kind.split("|"))
             )
             if not ok:
                 self.diags.append(
-                    error("NBF505", f"setting `{key}` of {t.algorithm} must be {kind.replace('|', ' or ')}, not `{value}`", self.at(("tuning", "settings", key)))
+                    error(
+                        "NBF505",
+                        f"setting `{key}` of {t.algorithm} must be {kind.replace('|', ' or ')}, not `{value}`",
+                        self.at(("tuning", "settings", key)),
+                    )
                 )
         for key in ALGORITHM_REQUIRED.get(t.algorithm, ()):
             if key not in t.settings:
-                self.diags.append(error("NBF505", f"the {t.algorithm} algorithm needs the setting `{key}`", self.at(("tuning", "algorithm"))))
-        if t.algorithm == "hyperband" and isinstance(t.settings.get("resource_name"), str) and t.settings["resource_name"] not in t.search:
+                self.diags.append(
+                    error(
+                        "NBF505",
+                        f"the {t.algorithm} algorithm needs the setting `{key}`",
+                        self.at(("tuning", "algorithm")),
+                    )
+                )
+        if (
+            t.algorithm == "hyperband"
+            and isinstance(t.settings.get("resource_name"), str)
+            and t.settings["resource_name"] not in t.search
+        ):
             self.diags.append(
-                error("NBF505", f"hyperband's resource_name `{t.settings['resource_name']}` is not a searched parameter", self.at(("tuning", "settings", "resource_name")))
+                error(
+                    "NBF505",
+                    f"hyperband's resource_name `{t.settings['resource_name']}` is not a searched parameter",
+                    self.at(("tuning", "settings", "resource_name")),
+                )
             )
 
     # -- images and resources ----------------------------------------------------------------
@@ -508,7 +635,9 @@ class Checker:
         for ref, path in refs:
             problem = image_problem(ref)
             if problem == "invalid":
-                self.diags.append(error("NBF603", f"`{ref}` is not an image reference", self.at(path)))
+                self.diags.append(
+                    error("NBF603", f"`{ref}` is not an image reference", self.at(path))
+                )
             elif problem:
                 self.diags.append(
                     warning(
@@ -531,15 +660,31 @@ class Checker:
                     rv, lv = quantity_value(r), quantity_value(l_)
                     if rv is not None and lv is not None and lv < rv:
                         self.diags.append(
-                            error("NBF601", f"{lim} {l_} is below the request {req} {r}", self.at((*path, lim)))
+                            error(
+                                "NBF601",
+                                f"{lim} {l_} is below the request {req} {r}",
+                                self.at((*path, lim)),
+                            )
                         )
         names = [v.name for v in self.m.volumes]
         paths = [v.mountPath for v in self.m.volumes]
         for i, v in enumerate(self.m.volumes):
             if names.count(v.name) > 1 and names.index(v.name) != i:
-                self.diags.append(error("NBF604", f"volume `{v.name}` is declared twice", self.at(("volumes", i, "name"))))
+                self.diags.append(
+                    error(
+                        "NBF604",
+                        f"volume `{v.name}` is declared twice",
+                        self.at(("volumes", i, "name")),
+                    )
+                )
             if paths.count(v.mountPath) > 1 and paths.index(v.mountPath) != i:
-                self.diags.append(error("NBF604", f"two volumes mount at `{v.mountPath}`", self.at(("volumes", i, "mountPath"))))
+                self.diags.append(
+                    error(
+                        "NBF604",
+                        f"two volumes mount at `{v.mountPath}`",
+                        self.at(("volumes", i, "mountPath")),
+                    )
+                )
 
     def run(self) -> list[Diagnostic]:
         self.ownership()
@@ -553,9 +698,17 @@ class Checker:
 
 def name_assignment(stmt: ast.stmt) -> tuple[str, ast.expr] | None:
     """`name = value` or `name: type = value`: the name and the value's expression."""
-    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+    if (
+        isinstance(stmt, ast.Assign)
+        and len(stmt.targets) == 1
+        and isinstance(stmt.targets[0], ast.Name)
+    ):
         return stmt.targets[0].id, stmt.value
-    if isinstance(stmt, ast.AnnAssign) and stmt.value is not None and isinstance(stmt.target, ast.Name):
+    if (
+        isinstance(stmt, ast.AnnAssign)
+        and stmt.value is not None
+        and isinstance(stmt.target, ast.Name)
+    ):
         return stmt.target.id, stmt.value
     return None
 

@@ -44,11 +44,18 @@ def diagnostics_from(exc: ValidationError, doc: YamlDoc, root: type[BaseModel]) 
             key = str(path[-1])
             allowed = _allowed_keys(root, path[:-1])
             close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-            hint = f"did you mean `{close[0]}`?" if close else (
-                f"valid keys here: {', '.join(sorted(allowed))}" if allowed else None
+            hint = (
+                f"did you mean `{close[0]}`?"
+                if close
+                else (f"valid keys here: {', '.join(sorted(allowed))}" if allowed else None)
             )
             out.append(
-                error("NBF101", f"unknown key `{key}`{_in(path[:-1])}", doc.locate(path, key=True), hint)
+                error(
+                    "NBF101",
+                    f"unknown key `{key}`{_in(path[:-1])}",
+                    doc.locate(path, key=True),
+                    hint,
+                )
             )
         elif kind == "missing":
             out.append(
@@ -69,7 +76,13 @@ def diagnostics_from(exc: ValidationError, doc: YamlDoc, root: type[BaseModel]) 
                     doc.locate(path),
                 )
             )
-        elif kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than", "too_short"):
+        elif kind in (
+            "greater_than_equal",
+            "less_than_equal",
+            "greater_than",
+            "less_than",
+            "too_short",
+        ):
             out.append(error("NBF104", f"{where}: {err['msg'].lower()}", doc.locate(path)))
         else:
             expected = _TYPE_NAMES.get(kind)
@@ -138,9 +151,9 @@ def _unwrap(tp: Any) -> Any:
             continue
         if origin in (typing.Union, types.UnionType):
             members = [a for a in typing.get_args(tp) if a is not type(None)]
-            models = [
-                a for a in members if isinstance(a, type) and issubclass(a, BaseModel)
-            ] or [a for a in members if typing.get_origin(a) in (dict, list, tuple)]
+            models = [a for a in members if isinstance(a, type) and issubclass(a, BaseModel)] or [
+                a for a in members if typing.get_origin(a) in (dict, list, tuple)
+            ]
             if not models:
                 return tp
             tp = models[0]

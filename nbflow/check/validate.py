@@ -1,7 +1,7 @@
 """Validation: manifest + notebook -> diagnostics and, when they hold no error, a Project.
 
-    load YAML (positions) -> apiVersion -> pydantic model -> notebook -> structural rules
-    -> data-flow analysis and plan
+load YAML (positions) -> apiVersion -> pydantic model -> notebook -> structural rules
+-> data-flow analysis and plan
 """
 
 from __future__ import annotations
@@ -11,16 +11,26 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from nbflow.diagnostics import Diagnostic, Location, Report, error, warning
-from nbflow.errors import UsageError
 from nbflow.check.manifest import API_VERSION, Manifest, Resources
-from nbflow.load.notebook import NotebookError, load_notebook
 from nbflow.check.project import ParameterConfig, Project, StepConfig
 from nbflow.check.rules import Checker
+from nbflow.diagnostics import Diagnostic, Location, Report, error, warning
+from nbflow.errors import UsageError
+from nbflow.load.notebook import NotebookError, load_notebook
 from nbflow.load.yaml_positions import YamlDoc, YamlLoadError, load_file
 
 MANIFEST_NAME = "nbflow.yaml"
-_SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".ipynb_checkpoints", "dist", ".tox", ".nox"}
+_SKIP_DIRS = {
+    ".git",
+    ".venv",
+    "venv",
+    "node_modules",
+    "__pycache__",
+    ".ipynb_checkpoints",
+    "dist",
+    ".tox",
+    ".nox",
+}
 
 
 def shown_path(path: Path) -> str:
@@ -105,7 +115,9 @@ def validate_manifest(
         setup=tuple(c for c in r.setup if nb.cells[c - 1].type == "code"),
         skip=r.skip,
         parameters_cell=r.parameters_cell,
-        steps=tuple(_step_config(manifest, name, cells, requirements) for name, cells in r.steps.items()),
+        steps=tuple(
+            _step_config(manifest, name, cells, requirements) for name, cells in r.steps.items()
+        ),
         parameters=tuple(
             ParameterConfig(
                 name=name,
@@ -162,10 +174,10 @@ def _model(doc: YamlDoc) -> tuple[list[Diagnostic], Manifest | None]:
     api = data.get("apiVersion")
     if api != API_VERSION:
         where = doc.locate(("apiVersion",)) if "apiVersion" in data else Location(doc.path, 1, 1)
-        message = (
-            f"unsupported apiVersion `{api}`" if api is not None else "missing `apiVersion`"
-        )
-        return [error("NBF003", message, where, hint=f"this nbflow reads `apiVersion: {API_VERSION}`")], None
+        message = f"unsupported apiVersion `{api}`" if api is not None else "missing `apiVersion`"
+        return [
+            error("NBF003", message, where, hint=f"this nbflow reads `apiVersion: {API_VERSION}`")
+        ], None
     try:
         return [], Manifest.model_validate(data)
     except ValidationError as exc:
@@ -206,12 +218,20 @@ def _requirements(
     ]
     req = manifest.requirements
     if not isinstance(req, str):
-        return tuple(req), _invalid_requirements([*((r, doc.locate(("requirements", i))) for i, r in enumerate(req)), *in_steps])
+        return tuple(req), _invalid_requirements(
+            [*((r, doc.locate(("requirements", i))) for i, r in enumerate(req)), *in_steps]
+        )
     path = root / req
     try:
         text = path.read_text(encoding="utf-8")
     except OSError:
-        return (), [error("NBF009", f"requirements file not found: {shown_path(path)}", doc.locate(("requirements",)))]
+        return (), [
+            error(
+                "NBF009",
+                f"requirements file not found: {shown_path(path)}",
+                doc.locate(("requirements",)),
+            )
+        ]
     raw_lines = text.splitlines()
     lines = [ln.split(" #")[0].strip() for ln in raw_lines]
     bad = [ln for ln in lines if ln.startswith("-")]
@@ -256,9 +276,15 @@ def _invalid_requirements(entries: Sequence[tuple[str, Location]]) -> list[Diagn
     return out
 
 
-def _step_config(manifest: Manifest, name: str, cells: tuple[int, ...], requirements: tuple[str, ...]) -> StepConfig:
+def _step_config(
+    manifest: Manifest, name: str, cells: tuple[int, ...], requirements: tuple[str, ...]
+) -> StepConfig:
     step = manifest.steps[name]
-    volumes = manifest.volumes if step.volumes is None else tuple(v for v in manifest.volumes if v.name in step.volumes)
+    volumes = (
+        manifest.volumes
+        if step.volumes is None
+        else tuple(v for v in manifest.volumes if v.name in step.volumes)
+    )
     return StepConfig(
         name=name,
         cells=cells,

@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from nbflow.check.validate import MANIFEST_NAME, shown_path
 from nbflow.diagnostics import Report
 from nbflow.errors import UsageError
 from nbflow.load.notebook import NotebookError, cell_owners, load_notebook
-from nbflow.check.validate import MANIFEST_NAME, shown_path
 
 
-def cell_table(notebook: str, manifest: str | None = None) -> tuple[list[dict[str, Any]], Report | None]:
+def cell_table(
+    notebook: str, manifest: str | None = None
+) -> tuple[list[dict[str, Any]], Report | None]:
     """One row per cell; `owner` filled from the manifest when there is one that parses."""
     nb_path = Path(notebook)
     try:
@@ -30,7 +32,8 @@ def cell_table(notebook: str, manifest: str | None = None) -> tuple[list[dict[st
             "number": c.number,
             "id": c.id,
             "type": c.type,
-            "owner": owners.get(c.number) or ("-" if owners and c.type == "code" and c.source.strip() else ""),
+            "owner": owners.get(c.number)
+            or ("-" if owners and c.type == "code" and c.source.strip() else ""),
             "first_line": c.first_line[:80],
         }
         for c in nb.cells
@@ -51,11 +54,16 @@ def _owners(manifest: Path, nb_path: Path, explicit: bool) -> tuple[dict[int, st
     except (YamlLoadError, ValidationError):
         import sys
 
-        print(f"nbflow: {shown_path(manifest)} has errors (see `nbflow validate`): owners not shown", file=sys.stderr)
+        print(
+            f"nbflow: {shown_path(manifest)} has errors (see `nbflow validate`): owners not shown",
+            file=sys.stderr,
+        )
         return {}, None
     if (manifest.parent / m.notebook).resolve() != nb_path.resolve():
         if explicit:
-            raise UsageError(f"{shown_path(manifest)} is the manifest of {m.notebook}, not of {nb_path.name}")
+            raise UsageError(
+                f"{shown_path(manifest)} is the manifest of {m.notebook}, not of {nb_path.name}"
+            )
         return {}, None
     nb = load_notebook(nb_path, shown_path(nb_path))
     checker = Checker(m, nb, doc)

@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-
-
 def _out() -> TextIO:
     return sys.stdout
 
@@ -35,8 +33,8 @@ def _out() -> TextIO:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from nbflow.cli.reporters import REPORTER_BY_NAME
     from nbflow.check.validate import find_manifests, validate
+    from nbflow.cli.reporters import REPORTER_BY_NAME
 
     paths = args.paths or ["."]
     if not find_manifests(paths):
@@ -61,7 +59,10 @@ def cmd_cells(args: argparse.Namespace) -> int:
     if args.format == "json":
         _out().write(json.dumps(rows, indent=2) + "\n")
     else:
-        width = {k: max([len(k)] + [len(str(r[k] or "")) for r in rows]) for k in ("number", "id", "type", "owner")}
+        width = {
+            k: max([len(k)] + [len(str(r[k] or "")) for r in rows])
+            for k in ("number", "id", "type", "owner")
+        }
         head = f"{'#':>{width['number']}}  {'id':<{width['id']}}  {'type':<{width['type']}}  {'owner':<{width['owner']}}  first line"
         lines = [head]
         for r in rows:
@@ -98,8 +99,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def _each_project(paths: list[str], *, lock: bool = True) -> Iterator[Project | None]:
     """Validate every manifest below `paths`, printing its diagnostics; yield its Project, or
     None when it has errors. No manifest at all is bad usage."""
-    from nbflow.cli.reporters import render_text
     from nbflow.check.validate import find_manifests, validate_manifest
+    from nbflow.cli.reporters import render_text
 
     manifests = find_manifests(paths or ["."])
     if not manifests:
@@ -127,8 +128,8 @@ def cmd_lock(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from nbflow.generate.build import build
     from nbflow.check.validate import shown_path
+    from nbflow.generate.build import build
 
     failed = 0
     for project in _each_project(args.paths):
@@ -139,13 +140,15 @@ def cmd_build(args: argparse.Namespace) -> int:
         for problem in result.warnings:
             print(f"nbflow: warning: {problem}", file=sys.stderr)
         state = "built" if result.changed else "unchanged"
-        print(f"{state}: {project.name} {result.version} -> {shown_path(result.folder)} (snapshot {result.snapshot.label})")
+        print(
+            f"{state}: {project.name} {result.version} -> {shown_path(result.folder)} (snapshot {result.snapshot.label})"
+        )
     return EXIT_INPUT if failed else EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from nbflow.local.run import RunError, parse_parameters, run
     from nbflow.cli.progress import StepProgress
+    from nbflow.local.run import RunError, parse_parameters, run
 
     project = _project(args.path)
     if project is None:
@@ -171,8 +174,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _project(path: str) -> Project | None:
     """Validate one project; print its diagnostics; return the Project or None on errors."""
-    from nbflow.cli.reporters import render_text
     from nbflow.check.validate import load_project
+    from nbflow.cli.reporters import render_text
 
     report, project = load_project(path)
     if report.diagnostics:
@@ -238,13 +241,20 @@ def parser() -> argparse.ArgumentParser:
     sub.required = True
 
     v = sub.add_parser("validate", help="check manifests and notebooks together")
-    v.add_argument("paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: .")
+    v.add_argument(
+        "paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: ."
+    )
     v.add_argument("--format", choices=["text", "json", "github", "sarif"], default="text")
     v.add_argument("--strict", action="store_true", help="fail on warnings too")
 
-    c = sub.add_parser("cells", help="list a notebook's cells with number, id, type, first line and step")
+    c = sub.add_parser(
+        "cells", help="list a notebook's cells with number, id, type, first line and step"
+    )
     c.add_argument("notebook")
-    c.add_argument("--manifest", help="nbflow.yaml whose steps own the cells (default: the one beside the notebook)")
+    c.add_argument(
+        "--manifest",
+        help="nbflow.yaml whose steps own the cells (default: the one beside the notebook)",
+    )
     c.add_argument("--format", choices=["text", "json"], default="text")
 
     sub.add_parser("schema", help="print the JSON schema of nbflow.yaml")
@@ -252,26 +262,41 @@ def parser() -> argparse.ArgumentParser:
     g = sub.add_parser("graph", help="print the pipeline's DAG with the variables on each edge")
     g.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
     g.add_argument("--format", choices=["mermaid", "dot", "text"], default="text")
-    lk = sub.add_parser("lock", help="record which cells each step holds (nbflow.lock.json), to catch drift")
-    lk.add_argument("paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: .")
+    lk = sub.add_parser(
+        "lock", help="record which cells each step holds (nbflow.lock.json), to catch drift"
+    )
+    lk.add_argument(
+        "paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: ."
+    )
 
     b = sub.add_parser("build", help="generate the versioned KFP (and Katib) artifacts")
-    b.add_argument("paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: .")
+    b.add_argument(
+        "paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: ."
+    )
     b.add_argument("--out", default="dist", help="output folder (default: dist)")
 
     r = sub.add_parser("run", help="run the pipeline on this machine (kfp.local)")
     r.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
-    r.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="override a parameter")
-    r.add_argument("--no-cache", action="store_true", help="run every step, ignoring cached results")
+    r.add_argument(
+        "-p", "--param", action="append", metavar="NAME=VALUE", help="override a parameter"
+    )
+    r.add_argument(
+        "--no-cache", action="store_true", help="run every step, ignoring cached results"
+    )
     r.add_argument("--json", action="store_true", help="print the run's result as JSON")
 
     t = sub.add_parser(
         "tune", help="run the manifest's hyperparameter search on this machine (Optuna)"
     )
     t.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
-    t.add_argument("--trials", type=int, metavar="N", help="number of trials (default: tuning.maxTrials)")
     t.add_argument(
-        "--parallel", type=int, metavar="K", help="trials run at once (default: tuning.parallelTrials)"
+        "--trials", type=int, metavar="N", help="number of trials (default: tuning.maxTrials)"
+    )
+    t.add_argument(
+        "--parallel",
+        type=int,
+        metavar="K",
+        help="trials run at once (default: tuning.parallelTrials)",
     )
     t.add_argument("--json", action="store_true", help="print the search's result as JSON")
 
@@ -281,7 +306,9 @@ def parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("apply", help="validate, build and apply the projects to the cluster")
     _cluster_options(a)
-    a.add_argument("--dry-run", action="store_true", help="read the cluster only; show what would change")
+    a.add_argument(
+        "--dry-run", action="store_true", help="read the cluster only; show what would change"
+    )
     a.add_argument(
         "--force",
         "--force-conflicts",
@@ -289,7 +316,11 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="take over objects nbflow did not create, or whose fields another manager owns",
     )
-    a.add_argument("--allow-dirty", action="store_true", help="apply from uncommitted changes (labelled -dirty)")
+    a.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="apply from uncommitted changes (labelled -dirty)",
+    )
     a.add_argument("--out", default="dist", help="build folder (default: dist)")
     a.add_argument("--json", action="store_true", help="print the results as JSON")
 
@@ -300,7 +331,9 @@ def parser() -> argparse.ArgumentParser:
         "tags and metadata; it is validated as it is written. With --ci, write CI workflow files.",
     )
     i.add_argument("notebook", nargs="?", help="the notebook (.ipynb)")
-    i.add_argument("--name", help="the pipeline name (default: from Kale's metadata or the file name)")
+    i.add_argument(
+        "--name", help="the pipeline name (default: from Kale's metadata or the file name)"
+    )
     i.add_argument("--force", action="store_true", help="overwrite an existing file")
     i.add_argument(
         "--strip-kale-tags",
@@ -316,8 +349,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _cluster_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: .")
-    p.add_argument("--namespace", "-n", help="target namespace (default: deploy.namespace of nbflow.yaml)")
+    p.add_argument(
+        "paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: ."
+    )
+    p.add_argument(
+        "--namespace", "-n", help="target namespace (default: deploy.namespace of nbflow.yaml)"
+    )
     p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
     p.add_argument("--context", help="kubeconfig context (default: the current one)")
     p.add_argument("--host", help="KFP API URL for `deploy.kfp: api` (default: deploy.host)")

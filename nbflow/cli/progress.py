@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from nbflow.local.run import RunResult, StepResult
 
-_MARK = {"running": "▶", "succeeded": "✓", "cached": "↺", "failed": "✗", "retrying": "↻", "not-run": "·"}
+_MARK = {
+    "running": "▶",
+    "succeeded": "✓",
+    "cached": "↺",
+    "failed": "✗",
+    "retrying": "↻",
+    "not-run": "·",
+}
 
 
 class StepProgress:
@@ -24,7 +31,13 @@ class StepProgress:
 
     def _mark(self, status: str) -> str:
         if self.ascii:
-            return {"running": ">", "succeeded": "+", "cached": "=", "failed": "x", "retrying": "~"}.get(status, ".")
+            return {
+                "running": ">",
+                "succeeded": "+",
+                "cached": "=",
+                "failed": "x",
+                "retrying": "~",
+            }.get(status, ".")
         return _MARK.get(status, "·")
 
     def update(self, step: StepResult) -> None:

@@ -60,7 +60,9 @@ def _type(prop: dict[str, Any]) -> str:
     if t == "object":
         extra = prop.get("additionalProperties")
         return f"map of {_type(extra)}" if isinstance(extra, dict) and extra else "map"
-    return {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean"}.get(str(t), str(t or "any"))
+    return {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean"}.get(
+        str(t), str(t or "any")
+    )
 
 
 def _default(prop: dict[str, Any], required: bool) -> str:
@@ -88,8 +90,6 @@ def render() -> str:
             out.append(f"| `{key}` | {_type(prop)} | {_default(prop, key in required)} | {desc} |")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
-
-
 
 
 COMMANDS_INTRO = """# Command reference

@@ -30,7 +30,9 @@ def _frame(source: str | None, loc: Location) -> list[str]:
     text = lines[loc.line - 1].rstrip()
     gutter = " " * len(str(loc.line))
     col = loc.column or 1
-    width = max(1, (loc.end_column or col + 1) - col) if loc.end_column else max(1, len(text) - col + 1)
+    width = (
+        max(1, (loc.end_column or col + 1) - col) if loc.end_column else max(1, len(text) - col + 1)
+    )
     return [
         f" {gutter} |",
         f" {loc.line} | {text}",
@@ -62,17 +64,31 @@ def summary(report: Report) -> str:
     files = len(report.manifests)
     bad = len({d.location.file for d in report.errors})
     noun = "manifest" if files == 1 else "manifests"
-    parts = [f"{n_err} error{'s' if n_err != 1 else ''}", f"{n_warn} warning{'s' if n_warn != 1 else ''}"]
+    parts = [
+        f"{n_err} error{'s' if n_err != 1 else ''}",
+        f"{n_warn} warning{'s' if n_warn != 1 else ''}",
+    ]
     state = "ok" if report.ok else "failed"
-    return f"{state}: checked {files} {noun}, {', '.join(parts)}" + (f" (in {bad} file{'s' if bad != 1 else ''})" if bad else "")
+    return f"{state}: checked {files} {noun}, {', '.join(parts)}" + (
+        f" (in {bad} file{'s' if bad != 1 else ''})" if bad else ""
+    )
 
 
 def _as_dict(d: Diagnostic) -> dict[str, Any]:
     def loc(lo: Location) -> dict[str, Any]:
-        return {k: v for k, v in (
-            ("file", lo.file), ("line", lo.line), ("column", lo.column), ("endLine", lo.end_line),
-            ("endColumn", lo.end_column), ("cell", lo.cell), ("cellLine", lo.cell_line),
-        ) if v is not None}
+        return {
+            k: v
+            for k, v in (
+                ("file", lo.file),
+                ("line", lo.line),
+                ("column", lo.column),
+                ("endLine", lo.end_line),
+                ("endColumn", lo.end_column),
+                ("cell", lo.cell),
+                ("cellLine", lo.cell_line),
+            )
+            if v is not None
+        }
 
     out: dict[str, Any] = {
         "code": d.code,
@@ -129,7 +145,11 @@ def render_github(report: Report) -> str:
 def render_sarif(report: Report) -> str:
     used = sorted({d.code for d in report.diagnostics})
     rules = [
-        {"id": code, "name": CODES.get(code, code), "shortDescription": {"text": CODES.get(code, code)}}
+        {
+            "id": code,
+            "name": CODES.get(code, code),
+            "shortDescription": {"text": CODES.get(code, code)},
+        }
         for code in used
     ]
     results = []

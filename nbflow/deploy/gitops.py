@@ -40,15 +40,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbflow.deploy.kfp_api import KFP_TOKEN_ENV, upload_to_kfp
 from nbflow.deploy.kubernetes import ApplyError, Change
 from nbflow.deploy.workflows import WORKFLOWS, cmd_init_ci, init_ci, templates_folder
 from nbflow.errors import UsageError
-from nbflow.deploy.kfp_api import KFP_TOKEN_ENV, upload_to_kfp
 
 if TYPE_CHECKING:
-    from nbflow.generate.build import BuildResult
-    from nbflow.diagnostics import Report
     from nbflow.check.project import Project
+    from nbflow.diagnostics import Report
+    from nbflow.generate.build import BuildResult
     from nbflow.generate.snapshot import Snapshot
 
 JSON = dict[str, Any]
@@ -285,9 +285,9 @@ def _prepare(
 ) -> list[_Prepared]:
     """Validate every project, take every snapshot, refuse what can't be applied, then build:
     nothing is built or sent before every refusal had its chance."""
+    from nbflow.check.validate import find_manifests, validate_manifest
     from nbflow.generate.build import build
     from nbflow.generate.snapshot import take
-    from nbflow.check.validate import find_manifests, validate_manifest
 
     manifests = find_manifests(paths or ["."])
     if not manifests:

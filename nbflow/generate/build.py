@@ -82,8 +82,8 @@ def oversized(kubernetes_yaml: str) -> list[str]:
 def generated_module(source: str, workdir: Path) -> Iterator[Any]:
     """Import the generated module from a real file: the kfp SDK reads each component's source
     with `inspect.getsource`, so the module can't come from a string."""
-    from nbflow.generate.kfp_source import KFP_KUBERNETES_IMPORT
     from nbflow.generate.kfp_import import import_for_compile, stack_without_source
+    from nbflow.generate.kfp_source import KFP_KUBERNETES_IMPORT
 
     import_for_compile(kubernetes=KFP_KUBERNETES_IMPORT in source.splitlines())
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
@@ -229,7 +229,9 @@ def _relative_to_repository(manifest: Path) -> str:
         return manifest.name
 
 
-def _kubernetes_yaml(text: str, project: Project, version: str, content_hash: str, snapshot: Snapshot) -> str:
+def _kubernetes_yaml(
+    text: str, project: Project, version: str, content_hash: str, snapshot: Snapshot
+) -> str:
     import yaml
 
     # libyaml's parser when there is one: 30x faster on the ~250 kB manifest, the same data
@@ -268,13 +270,18 @@ def _sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def render(project: Project, *, snapshot: Snapshot | None = None) -> tuple[dict[str, str], dict[str, Any]]:
+def render(
+    project: Project, *, snapshot: Snapshot | None = None
+) -> tuple[dict[str, str], dict[str, Any]]:
     """The build folder's files as text, and the record; nothing is written."""
     from nbflow.generate.kfp_source import generate
 
     snapshot = snapshot or take(project.root)
     source = generate(project, "cluster")
-    with tempfile.TemporaryDirectory(prefix="nbflow-build-") as tmp, generated_module(source, Path(tmp)) as module:
+    with (
+        tempfile.TemporaryDirectory(prefix="nbflow-build-") as tmp,
+        generated_module(source, Path(tmp)) as module,
+    ):
         from kfp.compiler.compiler_utils import KubernetesManifestOptions  # kfp is imported now
 
         ir = compile_pipeline(module, Path(tmp))
@@ -297,7 +304,9 @@ def render(project: Project, *, snapshot: Snapshot | None = None) -> tuple[dict[
     if project.manifest.tuning is not None:
         from nbflow.generate.katib import experiment_yaml
 
-        files["experiment.yaml"] = experiment_yaml(project, version=version, content_hash=content_hash, snapshot=snapshot)
+        files["experiment.yaml"] = experiment_yaml(
+            project, version=version, content_hash=content_hash, snapshot=snapshot
+        )
     import kfp
 
     record = {
@@ -322,10 +331,14 @@ def render(project: Project, *, snapshot: Snapshot | None = None) -> tuple[dict[
 def build(project: Project, out: Path, *, snapshot: Snapshot | None = None) -> BuildResult:
     files, record = render(project, snapshot=snapshot)
     folder = out / project.name / record["version"]
-    changed = not folder.is_dir() or any(
-        not (folder / name).is_file() or (folder / name).read_text(encoding="utf-8") != text
-        for name, text in files.items()
-    ) or sorted(p.name for p in folder.iterdir()) != sorted(files)
+    changed = (
+        not folder.is_dir()
+        or any(
+            not (folder / name).is_file() or (folder / name).read_text(encoding="utf-8") != text
+            for name, text in files.items()
+        )
+        or sorted(p.name for p in folder.iterdir()) != sorted(files)
+    )
     if changed:
         # write beside, then swap in: a reader never sees a half-written version folder
         folder.parent.mkdir(parents=True, exist_ok=True)
@@ -335,7 +348,9 @@ def build(project: Project, out: Path, *, snapshot: Snapshot | None = None) -> B
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(staging, folder)
-    snap = snapshot or Snapshot(record["snapshot"]["commit"], record["snapshot"]["dirty"], record["snapshot"]["remote"])
+    snap = snapshot or Snapshot(
+        record["snapshot"]["commit"], record["snapshot"]["dirty"], record["snapshot"]["remote"]
+    )
     return BuildResult(
         folder=folder,
         pipeline=project.name,

@@ -178,7 +178,9 @@ def _pipeline(project: Project, param_types: dict[str, str], local: bool) -> lis
             key = sp.name.replace("-", "_")
             outputs.append((f"report_{key}", "dsl.HTML", f"{_var(sp.name)}.outputs['report']"))
             if sp.metrics:
-                outputs.append((f"metrics_{key}", "dsl.Metrics", f"{_var(sp.name)}.outputs['metrics']"))
+                outputs.append(
+                    (f"metrics_{key}", "dsl.Metrics", f"{_var(sp.name)}.outputs['metrics']")
+                )
         out.append(
             "_nbf_Outputs = NamedTuple('_nbf_Outputs', ["
             + ", ".join(f"({n!r}, {t})" for n, t, _ in outputs)
@@ -223,7 +225,9 @@ def _pipeline(project: Project, param_types: dict[str, str], local: bool) -> lis
     for v in per_run_volumes:
         users = [_var(s.name) for s in project.steps if v in s.volumes]
         pvc = f"_nbf_pvc_{v.name.replace('-', '_')}"
-        body.append(f"_nbf_k8s.DeletePVC(pvc_name={pvc}.outputs['name']).after({', '.join(users) or pvc})")
+        body.append(
+            f"_nbf_k8s.DeletePVC(pvc_name={pvc}.outputs['name']).after({', '.join(users) or pvc})"
+        )
     if local:
         body.append("return _nbf_Outputs(" + ", ".join(f"{n}={e}" for n, _, e in outputs) + ")")
     out += ["    " + line for line in body]
@@ -259,10 +263,17 @@ def _task_settings(step: StepConfig, var: str, local: bool) -> list[str]:
     for key, value in sorted(s.nodeSelector.items()):
         lines.append(f"_nbf_k8s.add_node_selector({var}, label_key={key!r}, label_value={value!r})")
     for t in s.tolerations:
-        args = [f"{k}={getattr(t, f)!r}" for k, f in (
-            ("key", "key"), ("operator", "operator"), ("value", "value"),
-            ("effect", "effect"), ("toleration_seconds", "tolerationSeconds"),
-        ) if getattr(t, f) is not None]
+        args = [
+            f"{k}={getattr(t, f)!r}"
+            for k, f in (
+                ("key", "key"),
+                ("operator", "operator"),
+                ("value", "value"),
+                ("effect", "effect"),
+                ("toleration_seconds", "tolerationSeconds"),
+            )
+            if getattr(t, f) is not None
+        ]
         lines.append(f"_nbf_k8s.add_toleration({var}, {', '.join(args)})")
     for v in step.volumes:
         pvc = repr(v.claim) if v.claim else f"_nbf_pvc_{v.name.replace('-', '_')}.outputs['name']"

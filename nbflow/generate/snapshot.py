@@ -25,7 +25,12 @@ class Snapshot:
         return self.commit[:12] + ("-dirty" if self.dirty else "")
 
     def to_json(self) -> dict[str, object]:
-        return {"commit": self.commit, "dirty": self.dirty, "remote": self.remote, "label": self.label}
+        return {
+            "commit": self.commit,
+            "dirty": self.dirty,
+            "remote": self.remote,
+            "label": self.label,
+        }
 
 
 def take(project_root: Path) -> Snapshot:

@@ -93,7 +93,9 @@ def load_notebook(path: Path, shown: str, referenced_at: Location | None = None)
             )
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise NotebookError(error("NBF005", f"cannot read notebook {shown}: {exc}", where)) from None
+        raise NotebookError(
+            error("NBF005", f"cannot read notebook {shown}: {exc}", where)
+        ) from None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -107,7 +109,11 @@ def load_notebook(path: Path, shown: str, referenced_at: Location | None = None)
         ) from None
     if not isinstance(raw, dict) or not isinstance(raw.get("nbformat"), int):
         raise NotebookError(
-            error("NBF005", f"{shown} is not a Jupyter notebook (no `nbformat` field)", Location(shown, 1, 1))
+            error(
+                "NBF005",
+                f"{shown} is not a Jupyter notebook (no `nbformat` field)",
+                Location(shown, 1, 1),
+            )
         )
     major = raw["nbformat"]
     if major > 4:
@@ -136,7 +142,9 @@ def load_notebook(path: Path, shown: str, referenced_at: Location | None = None)
                 capture_validation_error=captured,
             )
     except Exception as exc:  # nbformat raises bare exceptions for structurally broken files
-        raise NotebookError(error("NBF005", f"invalid notebook: {exc}", Location(shown, 1, 1))) from None
+        raise NotebookError(
+            error("NBF005", f"invalid notebook: {exc}", Location(shown, 1, 1))
+        ) from None
     if "ValidationError" in captured:
         invalid = captured["ValidationError"]
         where_in = "/".join(str(p) for p in getattr(invalid, "absolute_path", ()) or ())
@@ -159,7 +167,9 @@ def _notebook(shown: str, raw_cells: list[Any], metadata: dict[str, Any], minor:
             number=i,
             id=c.get("id"),
             type=c.get("cell_type", "code"),
-            source=c.get("source", "") if isinstance(c.get("source"), str) else "".join(c.get("source", [])),
+            source=c.get("source", "")
+            if isinstance(c.get("source"), str)
+            else "".join(c.get("source", [])),
             tags=tuple(str(t) for t in c.get("metadata", {}).get("tags", []) or []),
         )
         for i, c in enumerate(raw_cells, start=1)
@@ -213,7 +223,9 @@ def _v4_validator(minor: int) -> Callable[[Any], Any] | None:
     from nbflow.load.cache import compiled
 
     key = hashlib.sha256(f"{fastjsonschema.VERSION}\n{text}".encode()).hexdigest()[:16]
-    code = compiled(f"nbformat-v4.{minor}-{key}", lambda: fastjsonschema.compile_to_code(definition))
+    code = compiled(
+        f"nbformat-v4.{minor}-{key}", lambda: fastjsonschema.compile_to_code(definition)
+    )
     namespace: dict[str, Any] = {}
     exec(code, namespace)  # defines validate(data): the code fastjsonschema.compile would run
     validate: Callable[[Any], Any] = namespace["validate"]

@@ -27,8 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from nbflow.generate.kfp_source import generate, task_name
 from nbflow.check.project import Project
+from nbflow.generate.kfp_source import generate, task_name
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _EXECUTING = re.compile(r"Executing task '([^']+)'")
@@ -87,7 +87,11 @@ def parse_parameters(project: Project, pairs: list[str]) -> dict[str, Any]:
             raise RunError(f"parameter `{pair}` is not name=value")
         if name not in declared:
             close = difflib.get_close_matches(name, list(declared), n=1)
-            hint = f" (did you mean `{close[0]}`?)" if close else f" (parameters: {', '.join(declared) or 'none'})"
+            hint = (
+                f" (did you mean `{close[0]}`?)"
+                if close
+                else f" (parameters: {', '.join(declared) or 'none'})"
+            )
             raise RunError(f"`{name}` is not a parameter of {project.name}{hint}")
         out[name] = coerce(raw, declared[name].type, name)
     return out
@@ -364,7 +368,9 @@ def run(
     values = {p.name: p.default for p in project.parameters}
     values.update(parameters or {})
     # kfp refuses an int for a float input, and a manifest may well say `default: 1` for one
-    values = {k: float(v) if declared[k] == "float" and type(v) is int else v for k, v in values.items()}
+    values = {
+        k: float(v) if declared[k] == "float" and type(v) is int else v for k, v in values.items()
+    }
     state = state_dir or project.root / ".nbflow"
     state.mkdir(parents=True, exist_ok=True)
     gitignore = state / ".gitignore"
@@ -403,7 +409,9 @@ def run(
             r.report = str(dest)
         m = outputs.get(f"metrics_{key}")
         if m is not None:
-            r.metrics = {k: float(v) for k, v in sorted(m.metadata.items()) if isinstance(v, int | float)}
+            r.metrics = {
+                k: float(v) for k, v in sorted(m.metadata.items()) if isinstance(v, int | float)
+            }
             metrics.update(r.metrics)
         if r.report is None:
             # a failed run has no outputs: the reports of the steps it ran are in their task

@@ -33,9 +33,9 @@ def examples() -> list[Path]:
 
 def render_example(example: Path) -> dict[str, str]:
     """The golden files of one example, as text."""
-    from nbflow.generate.build import render
-    from nbflow.cli.reporters import render_text
     from nbflow.check.validate import load_project
+    from nbflow.cli.reporters import render_text
+    from nbflow.generate.build import render
 
     report, project = load_project(example)
     if project is None:

@@ -117,8 +117,8 @@ def write_project(
 
 def load(root: Path):  # type: ignore[no-untyped-def]
     """The validated Project of `root`; fails the test with the diagnostics when it has errors."""
-    from nbflow.cli.reporters import render_text
     from nbflow.check.validate import load_project
+    from nbflow.cli.reporters import render_text
 
     report, project = load_project(root)
     if project is None:

@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 def cmd_tune(args: argparse.Namespace) -> int:
     """0: done (a best trial found); 1: all trials failed or maxFailedTrials exceeded;
     130: interrupted. UsageError / EnvironmentProblem (exit 2) go to the CLI's handler."""
-    from nbflow.cli.reporters import render_text
     from nbflow.check.validate import load_project
+    from nbflow.cli.reporters import render_text
 
     report, project = load_project(args.path)
     if report.diagnostics:

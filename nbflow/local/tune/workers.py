@@ -131,9 +131,9 @@ def main(argv: Sequence[str]) -> int:
         channel.write(json.dumps(event, default=str) + "\n")
 
     try:
-        from nbflow.local.run import RunError, run
-        from nbflow.cli.reporters import render_text
         from nbflow.check.validate import load_project
+        from nbflow.cli.reporters import render_text
+        from nbflow.local.run import RunError, run
 
         report, project = load_project(manifest)
         import kfp.local  # noqa: F401  (while the search waits for its first trial)
