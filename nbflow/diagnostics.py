@@ -149,6 +149,8 @@ CODES: dict[str, str] = {
     "NBF705": "unmovable-value",
     "NBF706": "cell-syntax",
     "NBF707": "setup-reads-step-value",
+    "NBF708": "package-install-in-cell",
+    "NBF709": "relative-path",
 }
 
 
