@@ -1556,7 +1556,7 @@ def _short_repr(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-# `!pip install x`, `%pip install x`, `!conda install`, `!python -m pip install`: in a notebook
+# Package installs (`!pip`, `%pip`, `!conda`, `!python -m pip`, each with `install`): in a notebook
 # they install into the kernel's environment; a step's packages come from its image and the
 # manifest's `requirements:`, and a local run must not install into the user's Python.
 _INSTALL_LINE = re.compile(
