@@ -250,7 +250,7 @@ class XGBoostSerializer:
 
         if _options(dirpath).get("kind") == "booster":
             return xgb.Booster(model_file=os.path.join(dirpath, "model.ubj"))
-        return xgb.DMatrix(os.path.join(dirpath, "data.buffer") + "?format=binary")
+        return xgb.DMatrix(os.path.join(dirpath, "data.buffer"))
 
 
 class LightGBMSerializer:
