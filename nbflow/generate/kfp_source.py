@@ -130,7 +130,7 @@ def _component(
     nb = project.notebook
     cells = [{"number": c, "source": nb.cells[c - 1].source, "setup": True} for c in project.setup]
     cells += [{"number": c, "source": nb.cells[c - 1].source, "setup": False} for c in step.cells]
-    program = {
+    program: dict[str, object] = {
         "pipeline": project.name,
         "step": step.name,
         "notebook": Path(project.notebook.path).name,
@@ -329,7 +329,7 @@ def _total_size(volumes: list[Volume]) -> str:
     """The sizes of the volumes a run creates, added up, as a Kubernetes quantity."""
     from nbflow.check.quantities import quantity_value
 
-    total = sum((quantity_value(v.size or "0") or 0 for v in volumes), Decimal(0))
+    total = sum((quantity_value(v.size or "0") or Decimal(0) for v in volumes), Decimal(0))
     for suffix, unit in (("Gi", 2**30), ("Mi", 2**20)):
         if total % unit == 0:
             return f"{total // unit}{suffix}"

@@ -495,7 +495,7 @@ def _step_pickler() -> Any:
     """cloudpickle's Pickler, with notebook functions bound to the loading step's namespace."""
     import cloudpickle
 
-    class StepPickler(cloudpickle.Pickler):  # type: ignore[misc,name-defined]
+    class StepPickler(cloudpickle.Pickler):
         def reducer_override(self, obj: object) -> Any:
             if obj is _set_function_state:  # by value: a step image has no nbflow to import
                 return super()._dynamic_function_reduce(obj)
