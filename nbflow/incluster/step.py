@@ -2,8 +2,8 @@
 
 This file is embedded as source text into every generated KFP component and exec'd there, so
 that a step image needs no nbflow install. Hence: standard library only at import time;
-numpy, pandas, pyarrow, joblib, torch, cloudpickle and IPython are imported inside the functions
-that need them, and each of them is optional. No relative or ``nbflow`` imports, no ``__file__``,
+numpy, pandas, pyarrow, joblib, torch, xgboost, lightgbm, keras, cloudpickle and IPython are
+imported inside the functions that need them, and each of them is optional. No relative or ``nbflow`` imports, no ``__file__``,
 no dataclasses (they look the class's module up in ``sys.modules``, which an exec'd namespace
 is not in).
 
