@@ -452,6 +452,8 @@ def _catches_name_error(h: ast.ExceptHandler) -> bool:
     )
 
 
+# methods that put their arguments into the object
+_INSERTERS = frozenset({"append", "extend", "insert", "add", "update", "setdefault"})
 # calls that iterate over the elements of their arguments
 _ELEMENT_WISE = frozenset({"enumerate", "zip", "reversed", "sorted", "list", "tuple", "iter"})
 
@@ -603,6 +605,9 @@ class _Cell:
                 self.load(g.target.id, g.target.lineno)
                 self.expr(g.value)
                 self.store(g.target.id, g.target.lineno, "mutated")
+                held = _displayed_names(g.value) - {g.target.id}
+                if held and not isinstance(g.value, ast.Name):  # `models += [model]`
+                    self.members.setdefault(g.target.id, set()).update(held)
             else:
                 self.expr(g.target.value)
                 if isinstance(g.target, ast.Subscript):
@@ -786,10 +791,14 @@ class _Cell:
                 self.members[name] = set(held)
 
     def note_value(self, targets: list[ast.expr], value: ast.expr) -> None:
+        shared = _displayed_names(value)
+        for t in targets:  # `models["lr"] = model`: `models` holds `model` now
+            root = _root(t) if isinstance(t, ast.Subscript | ast.Attribute) else None
+            if root is not None and shared - {root.id}:
+                self.members.setdefault(root.id, set()).update(shared - {root.id})
         names = [t.id for t in targets if isinstance(t, ast.Name)]
         if not names:
             return
-        shared = _displayed_names(value)
         if shared:
             for name in names:
                 self.members[name] = shared - {name}
@@ -896,6 +905,13 @@ class _Cell:
             )
         ):
             self.mutate(f.value)
+            root = _root(f.value)
+            if root is not None and f.attr in _INSERTERS:  # `models.append(model)`
+                held: set[str] = set()
+                for a in (*node.args, *(k.value for k in node.keywords)):
+                    held |= _displayed_names(a)
+                if held - {root.id}:
+                    self.members.setdefault(root.id, set()).update(held - {root.id})
         elif node.args and _dotted(f) in _SHUFFLERS:
             self.mutate(node.args[0])
 
