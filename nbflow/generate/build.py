@@ -167,7 +167,7 @@ def ir_hash(ir: str) -> str:
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    documents = [_without_sdk(d) for d in yaml.load_all(ir, Loader=loader)]
+    documents = [without_sdk(d) for d in yaml.load_all(ir, Loader=loader)]
     canonical = json.dumps(documents, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -175,11 +175,12 @@ def ir_hash(ir: str) -> str:
 _KFP_PIN = re.compile(r"'kfp==[^']*'")
 
 
-def _without_sdk(node: Any) -> Any:
+def without_sdk(node: Any) -> Any:
+    """The IR (or a resource holding it) without what depends on the kfp SDK's release only."""
     if isinstance(node, dict):
-        return {k: _without_sdk(v) for k, v in node.items() if k != "sdkVersion"}
+        return {k: without_sdk(v) for k, v in node.items() if k != "sdkVersion"}
     if isinstance(node, list):
-        return [_without_sdk(v) for v in node]
+        return [without_sdk(v) for v in node]
     if isinstance(node, str) and "'kfp==" in node:
         return _KFP_PIN.sub("'kfp'", node)
     return node
