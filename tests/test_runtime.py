@@ -431,6 +431,10 @@ def test_shared_groups_ignore_classes_modules_and_immutables(tmp_path: Path) -> 
     assert ns["shared_groups"](values) == []
     shared = [1]
     assert ns["shared_groups"]({"x": {"k": shared}, "y": (shared,), "z": []}) == [["x", "y"]]
+    numbers = list(range(1000))  # long lists of atoms are not looked into, but count themselves
+    assert ns["shared_groups"]({"n": numbers, "m": {"n": numbers}, "o": list(range(1000))}) == [
+        ["n", "m"]
+    ]
 
 
 @pytest.mark.parametrize(

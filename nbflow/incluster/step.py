@@ -544,6 +544,7 @@ _LEAF_ROOTS = frozenset(
     }
 )
 _ATOMS = (int, float, complex, str, bytes, bool, type(None), range, slice)
+_ATOM_TYPES = frozenset(_ATOMS)
 _NOT_DATA = (
     type,
     types.ModuleType,
@@ -570,7 +571,10 @@ def _reachable(value: object) -> set[int]:
             seen.add(id(obj))
         if type(obj).__module__.partition(".")[0] in _LEAF_ROOTS:
             continue
-        todo.extend(gc.get_referents(obj))
+        refs = gc.get_referents(obj)
+        if len(refs) > 64 and set(map(type, refs)) <= _ATOM_TYPES:
+            continue  # a long list of numbers or strings: nothing in it to share
+        todo.extend(refs)
     return seen
 
 
