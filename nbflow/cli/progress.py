@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, TextIO
 
+from nbflow.escape import terminal
+
 if TYPE_CHECKING:
     from nbflow.local.run import RunResult, StepResult
 
@@ -56,8 +58,9 @@ class StepProgress:
             detail = step.status
         self._print(f"  {self._mark(step.status)} {name}  {detail}")
         if step.status == "failed" and step.error:
+            # the error quotes the user's code and what it printed: no control character of it
             for line in step.error.splitlines():
-                self._print(f"      {line}")
+                self._print(f"      {terminal(line)}")
 
     def finish(self, result: RunResult) -> None:
         counts: dict[str, int] = {}

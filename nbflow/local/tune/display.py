@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, TextIO
 
+from nbflow.escape import terminal
 from nbflow.local.tune.results import FINISHED, TrialResult, best_trial
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class TrialLog:
         )
         if trial.state == "failed" and trial.error:
             for line in trial.error.strip().splitlines()[:8]:
-                self._print(f"    {line}")
+                self._print(f"    {terminal(line)}")  # the user's traceback: no ESC, CR
 
     def close(self) -> None:
         pass
