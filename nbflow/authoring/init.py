@@ -610,7 +610,7 @@ def _print_result(result: InitResult, shown: str) -> int:
     from nbflow.cli.reporters import render_text
 
     for note in result.notes:
-        print(f"nbflow: warning: {terminal(note)}", file=sys.stderr)  # notes quote cells
+        print(f"nbflow: warning: {terminal(str(note))}", file=sys.stderr)  # notes quote cells
     if result.report.diagnostics:
         sys.stderr.write(
             render_text(result.report, color=sys.stderr.isatty() and not os.environ.get("NO_COLOR"))

@@ -32,7 +32,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -216,7 +216,7 @@ def _component(
     return [*decorator, *body, *install, "", alias, "", ""]
 
 
-def _b64(program: dict[str, object]) -> str:
+def _b64(program: Mapping[str, object]) -> str:
     return base64.b64encode(json.dumps(program, sort_keys=True).encode("utf-8")).decode("ascii")
 
 
