@@ -31,8 +31,8 @@ ACTION_FILES = sorted(ACTIONS.glob("*/action.yml"))
 TEMPLATE_FILES = [TEMPLATES / name for name in gitops.WORKFLOWS]
 # the pins, each checked against the tag in the action's own repository (docs/gitops.md)
 PINS = {
-    "actions/checkout": ("34e114876b0b11c390a56381ad16ebd13914f8d5", "v4.3.1"),
-    "actions/setup-python": ("a26af69be951a213d495a4c3e4e4022e16d87065", "v5.6.0"),
+    "actions/checkout": ("3d3c42e5aac5ba805825da76410c181273ba90b1", "v7.0.1"),
+    "actions/setup-python": ("5fda3b95a4ea91299a34e894583c3862153e4b97", "v7.0.0"),
     "aws-actions/configure-aws-credentials": ("e6de054238d6b7531b4efff3b6587d9aade6a06c", "v6.2.3"),
 }
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -81,7 +81,7 @@ def test_actionlint_checks_the_actions_through_a_workflow_that_uses_them(tmp_pat
     shutil.copytree(ACTIONS, tmp_path / "github-actions")
     workflows = tmp_path / ".github" / "workflows"
     workflows.mkdir(parents=True)
-    checkout = f"actions/checkout@{PINS['actions/checkout'][0]} # v4.3.1"
+    checkout = f"actions/checkout@{PINS['actions/checkout'][0]} # v7.0.1"
     (workflows / "local.yml").write_text(
         f"""name: local
 on: pull_request
