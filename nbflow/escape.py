@@ -1,10 +1,10 @@
 """Text a user wrote (names, keys, paths, cell lines, messages quoting them), escaped for the
 medium it lands in: one function per medium, and every writer of that medium calls it.
 
-- a terminal or CI log (`terminal`): no control character reaches it; escape sequences (ESC),
-  carriage returns and line breaks are shown as `\\x1b`, `\\r`, `\\n`, so that a name cannot
-  recolour the screen, overwrite a line, or start a new line that a CI runner reads as a
-  workflow command (`::error ...`);
+- a terminal or CI log (`terminal`, `terminal_lines`): no control character reaches it; escape
+  sequences (ESC), carriage returns and line breaks are shown as `\\x1b`, `\\r`, `\\n`, so
+  that a name cannot recolour the screen, overwrite a line, or start a new line that a CI
+  runner reads as a workflow command (`::error ...`);
 - GitHub workflow commands (`workflow_data`, `workflow_property`): escaped as the runner
   unescapes them (`%25`, `%0D`, `%0A`; `%3A`, `%2C` in properties);
 - Markdown with HTML, as in a job summary (`markdown`, `markdown_code`): every ASCII
@@ -45,8 +45,17 @@ def terminal(text: str) -> str:
 
 
 def terminal_lines(text: str) -> str:
-    """Multi-line text for a terminal: each line as `terminal` shows it, the line breaks kept."""
-    return "\n".join(terminal(line) for line in text.split("\n"))
+    """Multi-line text for a terminal: each line as `terminal` shows it, the line breaks kept,
+    and no line that a CI runner would read as a workflow command (GitHub's runner takes a line
+    starting with `::`, leading spaces stripped): its first `:` is shown as `\\x3a`."""
+    return "\n".join(_not_a_command(terminal(line)) for line in text.split("\n"))
+
+
+def _not_a_command(line: str) -> str:
+    body = line.lstrip()
+    if not body.startswith("::"):
+        return line
+    return line[: len(line) - len(body)] + "\\x3a" + body[1:]
 
 
 def workflow_data(text: str) -> str:

@@ -501,3 +501,24 @@ def test_the_deploy_action_masks_every_credential(
     lines = capsys.readouterr().out.splitlines()
     assert all(line.startswith("::add-mask::") for line in lines)
     assert sorted(line[len("::add-mask::") :] for line in lines) == masked
+
+
+def test_the_deploy_summary_and_log_show_names_as_text(capsys: pytest.CaptureFixture[str]) -> None:
+    from markdown_it import MarkdownIt
+
+    module = _deploy_module()
+    results = [
+        {
+            "manifest": "-x <b>/nbflow.yaml",
+            "version": "p-1",
+            "snapshot": "`abc`",
+            "changes": [
+                {"action": "created", "kind": "Pipeline", "name": HOSTILE_KEY, "namespace": "n"}
+            ],
+            "error": "<details>\n::error::forged | x",
+        }
+    ]
+    html = MarkdownIt("commonmark").enable("table").render(module.summary(results, 1, False))
+    assert "<a " not in html and "<img" not in html and "<details" not in html
+    assert "<b>" not in html and html.count("<td>") == 4
+    assert all(not line.startswith("::") for line in module.summary(results, 1, False).splitlines())

@@ -279,3 +279,23 @@ def test_cells_shows_escape_sequences_of_a_first_line_escaped(capsys, tmp_path):
     assert r.code == EXIT_OK
     assert "\x1b" not in r.out and "\r" not in r.out and "\x9b" not in r.out
     assert "print('\\x1b[2J\\x1b[31mred')" in r.out and "\\x9b31mc1" in r.out
+
+
+def test_run_progress_shows_a_failed_steps_output_without_its_control_characters():
+    import io
+
+    from nbflow.cli.progress import StepProgress
+    from nbflow.local.run import StepResult
+
+    stream = io.StringIO()
+    shown = StepProgress("p", ["one"], stream)
+    error = "step 'one' failed in cell 2\n\x1b]0;title\x07\x1b[2Jprinted\r::error::forged"
+    shown.update(StepResult("one", status="failed", seconds=1.0, error=error))
+    out = stream.getvalue()
+    assert "\x1b" not in out and "\r" not in out and "\x07" not in out
+    assert "      \\x1b]0;title\\x07\\x1b[2Jprinted\\r::error::forged" in out.splitlines()
+    assert not [line for line in out.splitlines() if line.lstrip().startswith("::")]
+    error = "boom\n::error file=x::forged\n  ::warning::too"
+    shown.update(StepResult("one", status="failed", seconds=1.0, error=error))
+    lines = stream.getvalue().splitlines()
+    assert lines[-2:] == ["      \\x3a:error file=x::forged", "        \\x3a:warning::too"]

@@ -38,6 +38,10 @@ def test_terminal_shows_every_control_character_as_an_escape() -> None:
     assert terminal("plain ü €") == "plain ü €"
     assert terminal("a\nb\rc\td\x1b[2J\x7f\x9b\u202e") == "a\\nb\\rc\\td\\x1b[2J\\x7f\\x9b\\u202e"
     assert terminal_lines("one\x1b\ntwo\r") == "one\\x1b\ntwo\\r"
+    # no line of it is a workflow command, even indented (the runner strips leading spaces)
+    assert terminal_lines("a\n::error::x\n  ::add-mask::y\nb ::c") == (
+        "a\n\\x3a:error::x\n  \\x3a:add-mask::y\nb ::c"
+    )
 
 
 def test_workflow_commands_escape_as_the_runner_unescapes() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, TextIO
 
-from nbflow.escape import terminal
+from nbflow.escape import terminal_lines
 
 if TYPE_CHECKING:
     from nbflow.local.run import RunResult, StepResult
@@ -59,8 +59,8 @@ class StepProgress:
         self._print(f"  {self._mark(step.status)} {name}  {detail}")
         if step.status == "failed" and step.error:
             # the error quotes the user's code and what it printed: no control character of it
-            for line in step.error.splitlines():
-                self._print(f"      {terminal(line)}")
+            for line in terminal_lines(step.error).split("\n"):
+                self._print(f"      {line}")
 
     def finish(self, result: RunResult) -> None:
         counts: dict[str, int] = {}

@@ -11,7 +11,7 @@ from typing import Any
 
 from nbflow import __version__
 from nbflow.diagnostics import CODES, Diagnostic, Location, Report, Severity
-from nbflow.escape import terminal, terminal_lines, uri, workflow_data, workflow_property
+from nbflow.escape import terminal, uri, workflow_data, workflow_property
 
 
 def _where(loc: Location) -> str:
@@ -140,7 +140,8 @@ def render_github(report: Report) -> str:
         props.append(f"title={workflow_property(f'{d.code} {d.title}')}")
         # line breaks travel as `%0A` (the annotation shows them); other control characters,
         # ESC and CR among them, as visible escapes
-        message = terminal_lines(d.message + (f"\n{d.hint}" if d.hint else ""))
+        text = d.message + (f"\n{d.hint}" if d.hint else "")
+        message = "\n".join(terminal(line) for line in text.split("\n"))
         out.append(f"::{level} {','.join(props)}::{workflow_data(message)}")
     out.append(summary(report))
     return "\n".join(out) + "\n"
