@@ -75,10 +75,15 @@ def test_every_credential_of_a_block_style_kubeconfig() -> None:
     [
         (FLOW, {"flow-token-5678", "flow-password"}),
         (JSON, {"json-token-1234"}),
-        ("not: [a kubeconfig", set()),
         ("- a list", set()),
+        # not YAML (a tab, an unclosed bracket): what looks like a credential, still
+        (
+            "users:\n\t- user: {token: broken-token-1, password: 'pw-in-quotes}",
+            {"broken-token-1", "pw-in-quotes"},
+        ),
+        ("not: [a kubeconfig", set()),
     ],
-    ids=["flow", "json", "broken", "list"],
+    ids=["flow", "json", "list", "not-yaml", "not-yaml-no-secret"],
 )
 def test_flow_style_and_json_kubeconfigs(text: str, expected: set[str]) -> None:
     assert set(read_kubeconfig_secrets(text)) == expected

@@ -111,14 +111,29 @@ def _parse(text: str) -> Any:
         return None
 
 
+_SECRET_LINE = re.compile(
+    r"(?i)[\"']?([a-z-]*(?:token|key-data|certificate-data|password|secret))[\"']?\s*:\s*"
+    r"[\"']?([^\s\"',}]+)"
+)
+
+
+def _secrets_of_text(text: str) -> list[str]:
+    doc = _parse(text)
+    if isinstance(doc, dict):
+        return kubeconfig_secrets(doc)
+    # not YAML (a broken paste): still hide whatever looks like `token: value`
+    values = {m.group(2) for m in _SECRET_LINE.finditer(text) if len(m.group(2)) >= _MIN_SECRET}
+    return sorted(values, key=lambda s: (-len(s), s))
+
+
 def read_kubeconfig_secrets(text_or_paths: str | Iterable[Path]) -> list[str]:
     """The secrets of a kubeconfig given as text, or of the files of a path list."""
     if isinstance(text_or_paths, str):
-        return kubeconfig_secrets(_parse(text_or_paths))
+        return _secrets_of_text(text_or_paths)
     found: list[str] = []
     for path in text_or_paths:
         try:
-            found += kubeconfig_secrets(_parse(Path(path).expanduser().read_text(encoding="utf-8")))
+            found += _secrets_of_text(Path(path).expanduser().read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError):
             continue
     return sorted(set(found), key=lambda s: (-len(s), s))
