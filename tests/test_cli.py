@@ -83,11 +83,12 @@ def test_validate_formats(capsys, fmt):
 
 
 def test_github_escapes_newlines_and_commas(capsys, tmp_path):
+    from nbflow import codes
     from nbflow.cli.reporters import render_github
     from nbflow.diagnostics import Location, Report, error
 
     report = Report(manifests=["a,b.yaml"])
-    report.extend([error("NBF101", "50% bad\nsecond line", Location("a,b.yaml", 1, 2))])
+    report.extend([error(codes.UNKNOWN_KEY, "50% bad\nsecond line", Location("a,b.yaml", 1, 2))])
     line = render_github(report).splitlines()[0]
     assert (
         line
