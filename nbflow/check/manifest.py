@@ -171,6 +171,38 @@ EnvMap = Annotated[
     dict[Annotated[StrictStr, AfterValidator(_env_name)], EnvValue],
     AfterValidator(_env_values),
 ]
+LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def _label_key(v: str) -> str:
+    """A Kubernetes label key: `[prefix/]name`, as the API server checks a nodeSelector."""
+    prefix, _, name = v.rpartition("/")
+    if (
+        len(name) > 63
+        or not LABEL_NAME.fullmatch(name)
+        or ("/" in v and (len(prefix) > 253 or not DNS_SUBDOMAIN.fullmatch(prefix)))
+    ):
+        raise _fail(
+            codes.BAD_LABEL,
+            f"`{v}` is not a Kubernetes label key: an optional DNS subdomain and `/`, then at "
+            "most 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit",
+        )
+    return v
+
+
+def _label_value(v: str) -> str:
+    if v and (len(v) > 63 or not LABEL_NAME.fullmatch(v)):
+        raise _fail(
+            codes.BAD_LABEL,
+            f"`{v}` is not a Kubernetes label value: at most 63 letters, digits, `-`, `_` or `.`, "
+            "starting and ending with a letter or digit",
+        )
+    return v
+
+
+LabelKey = Annotated[StrictStr, AfterValidator(_label_key)]
+LabelValue = Annotated[StrictStr, AfterValidator(_label_value)]
 StepName = Annotated[StrictStr, AfterValidator(lambda v: _dns_label(v, "step name"))]
 
 
@@ -257,7 +289,7 @@ class Step(Model):
     volumes: tuple[StrictStr, ...] | None = Field(
         None, description="names of pipeline volumes to mount (default: all)"
     )
-    nodeSelector: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    nodeSelector: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     """node labels the step's pod must run on"""
     tolerations: tuple[Toleration, ...] = ()
     """taints the step's pod tolerates"""

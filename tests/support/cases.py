@@ -22,7 +22,8 @@ def case_dirs(kind: str) -> list[Path]:
 
 def expected(case: Path) -> list[tuple[str, int, str]]:
     out: list[tuple[str, int, str]] = []
-    text = (case / "nbflow.yaml").read_text(encoding="utf-8")
+    # errors="replace": a case may hold a manifest that is not UTF-8 (NBF001)
+    text = (case / "nbflow.yaml").read_text(encoding="utf-8", errors="replace")
     for lineno, line in enumerate(text.splitlines(), start=1):
         m = _EXPECT.search(line)
         if m:
