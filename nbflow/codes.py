@@ -41,7 +41,7 @@ EITHER = (Severity.ERROR, Severity.WARNING)
 
 @dataclass(frozen=True, slots=True)
 class Example:
-    """A snippet in a language (``yaml``, ``python``, ``console``), indented as written."""
+    """A snippet in a language (``yaml``, ``python``, ``json``, ``text``), indented as written."""
 
     lang: str
     source: str
@@ -59,8 +59,9 @@ def _python(source: str) -> Example:
     return Example("python", source)
 
 
-def _console(source: str) -> Example:
-    return Example("console", source)
+def _session(source: str) -> Example:
+    # "text", not "console": the docs' ```console blocks are commands that tests/test_docs.py runs
+    return Example("text", source)
 
 
 def _json(source: str) -> Example:
@@ -101,11 +102,11 @@ MANIFEST_NOT_FOUND = Code(
     "nbflow could not read `nbflow.yaml`: the file is gone, unreadable, or not UTF-8 text "
     "(saved in a legacy encoding such as Latin-1, or a binary file under that name). "
     "Save the manifest as UTF-8.",
-    _console("""
+    _session("""
         $ file nbflow.yaml
         nbflow.yaml: ISO-8859 text
     """),
-    _console("""
+    _session("""
         $ iconv -f latin1 -t utf-8 nbflow.yaml > utf8.yaml && mv utf8.yaml nbflow.yaml
         $ file nbflow.yaml
         nbflow.yaml: Unicode text, UTF-8 text
@@ -174,13 +175,13 @@ NOTEBOOK_INVALID = Code(
     "conflict), has no `nbformat` field, or does not follow the nbformat v4 schema. Resolve "
     "the conflict (nbdime's `nbdime mergetool` understands notebooks), or open and save the "
     "file with Jupyter.",
-    _console("""
+    _session("""
         $ head -3 digits.ipynb
         <<<<<<< HEAD
         {
          "cells": [
     """),
-    _console("""
+    _session("""
         $ head -3 digits.ipynb
         {
          "cells": [
@@ -1099,9 +1100,9 @@ UNDEFINED_NAME = Code(
     "only in a cell in no step or skipped, or only in the parameters cell without being "
     "declared. Define it earlier, or add its cell to a step or setup.",
     _python("""
-        # cell 6 (step split)
+        # cell 4 (step split)
         X_train, X_test = train_test_split(X)
-        # cell 4 (step load)
+        # cell 6 (step load)
         X = load_digits().data
     """),
     _python("""
