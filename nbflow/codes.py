@@ -959,11 +959,12 @@ BAD_GPU = Code(
     "bad-gpu",
     ERROR,
     "`gpu` is not a positive whole number, or `gpuType` is not a resource name.",
-    "Kubernetes schedules whole GPUs: `gpu` is 1 or more (leave it out for none). `gpuType` "
+    "Kubernetes schedules whole GPUs: `gpu` is 1 or more (leave it out for none; `0.5` is not "
+    "an integer at all, NBF102). `gpuType` "
     "is an extended resource name such as `nvidia.com/gpu` or `amd.com/gpu`.",
     _yaml("""
         resources:
-          gpu: 0.5
+          gpu: 0
           gpuType: NVIDIA A100
     """),
     _yaml("""
