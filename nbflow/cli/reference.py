@@ -130,7 +130,7 @@ def commands() -> str:
 
 DIAGNOSTICS_INTRO = """# Diagnostic codes
 
-Generated from the registry of codes (`nbflow/codes.py`) by `python -m nbflow.cli.reference
+Generated from the registry of codes (`nbflow/codes/`) by `python -m nbflow.cli.reference
 diagnostics > docs/diagnostics.md`. `nbflow explain CODE` prints the same explanation in a
 terminal, and `nbflow validate --format sarif` links each result here. Codes are stable: a code
 is never reused or renumbered (NBF510, never reported, is retired).
