@@ -1,8 +1,8 @@
 """Diagnostics as data: every problem nbflow finds in a user's input.
 
-A diagnostic has a stable code (from the registry, ``nbflow.codes``), a severity, a message, where it is
-(file, line, column; for a notebook also the cell and the line inside it) and a hint that says
-how to fix it. Reporters (``nbflow.cli.reporters``) turn a list of them into text, JSON, GitHub
+A diagnostic has a stable code (registered in ``nbflow.codes``), a severity, a message, where
+it is (file, line, column; for a notebook also the cell and the line inside it) and a hint that
+says how to fix it. Reporters (``nbflow.cli.reporters``) turn a list of them into text, JSON, GitHub
 annotations or SARIF; nothing else prints them.
 """
 

@@ -10,7 +10,6 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from nbflow import codes
-from nbflow.codes import REGISTRY
 from nbflow.diagnostics import Diagnostic, error
 from nbflow.load.yaml_positions import YamlDoc, YamlPath
 
@@ -67,8 +66,8 @@ def diagnostics_from(exc: ValidationError, doc: YamlDoc, root: type[BaseModel]) 
                     doc.locate(path[:-1], key=True),
                 )
             )
-        elif kind in REGISTRY:  # our own PydanticCustomError codes (`manifest._fail`)
-            out.append(error(REGISTRY[kind], err["msg"], doc.locate(path, key=is_key)))
+        elif kind in codes.REGISTRY:  # our own PydanticCustomError codes (`manifest._fail`)
+            out.append(error(codes.REGISTRY[kind], err["msg"], doc.locate(path, key=is_key)))
         elif kind == "literal_error":
             got = err.get("input")
             out.append(
