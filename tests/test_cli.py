@@ -26,6 +26,7 @@ def test_validate_ok(capsys):
     r = run_cli(capsys, "validate", str(VALID))
     assert r.code == EXIT_OK, r.out
     assert "ok: checked 1 manifest, 0 errors, 0 warnings" in r.out
+    assert "nbflow explain" not in r.out  # nothing to explain
 
 
 def test_validate_error_text_has_code_frame(capsys):
@@ -34,6 +35,7 @@ def test_validate_error_text_has_code_frame(capsys):
     assert "error[NBF101]: unknown key `paralelTrials` in `tuning`" in r.out
     assert "  paralelTrials: 3" in r.out and "^^^^^^^^^^^^^" in r.out
     assert "did you mean `parallelTrials`?" in r.out
+    assert "more on a code: `nbflow explain NBF101`" in r.out
 
 
 def test_validate_monorepo_finds_every_manifest(capsys, tmp_path):

@@ -56,6 +56,8 @@ def render_text(report: Report, *, color: bool = False) -> str:
         if d.hint:
             out.append(f"   = hint: {d.hint}")
         out.append("")
+    if report.diagnostics:
+        out.append(f"more on a code: `nbflow explain {report.sorted()[0].code}`")
     out.append(summary(report))
     return "\n".join(out) + "\n"
 
