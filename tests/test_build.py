@@ -8,6 +8,7 @@ the runtime or kfp, regenerate them with this one command and review the diff:
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import difflib
 import hashlib
@@ -190,8 +191,14 @@ def test_version_follows_the_data_files_a_step_reads(tmp_path: Path) -> None:
     (tmp_path / "data.csv").write_text("1\n3\n")
     files, second = render(base(tmp_path, cells), snapshot=SNAPSHOT)
     assert first["version"] != second["version"]
+    # the file's digest is in the step's program (which travels base64-encoded)
     digest = hashlib.sha256(b"1\n3\n").hexdigest()
-    assert digest in files["pipeline.yaml"]
+    ir = next(yaml.safe_load_all(files["pipeline.yaml"]))
+    executors = ir["deploymentSpec"]["executors"]
+    code = "\n".join(e["container"]["command"][-1] for e in executors.values())
+    encoded = re.findall(r"b64decode\('([A-Za-z0-9+/=]+)'\)", code)
+    programs = [json.loads(base64.b64decode(e)) for e in encoded]
+    assert [p["files"] for p in programs if p["step"] == "one"] == [{"data.csv": digest}]
 
 
 def test_kubernetes_yaml_pipeline_then_version_labelled(tmp_path: Path) -> None:

@@ -47,6 +47,7 @@ def plan_project(project: Project) -> tuple[Plan, list[Diagnostic]]:
 
 def file_rules(project: Project) -> list[Diagnostic]:
     """NBF708 for cells that install packages, NBF709 for each relative path a step names."""
+    from nbflow import codes
     from nbflow.dataflow.files import install_lines, literal_paths
     from nbflow.diagnostics import Location, warning
 
@@ -60,7 +61,7 @@ def file_rules(project: Project) -> list[Diagnostic]:
         for line, text in install_lines(source):
             out.append(
                 warning(
-                    "NBF708",
+                    codes.PACKAGE_INSTALL_IN_CELL,
                     f"cell {number} ({owner}) installs packages (`{text}`): steps skip this "
                     "line, locally and on the cluster, and say so in their log",
                     Location(file=nb.path, cell=number, cell_line=line),
@@ -83,7 +84,7 @@ def file_rules(project: Project) -> list[Diagnostic]:
                 fate = "it is not beside the notebook, and on a cluster it will not be there either"
             out.append(
                 warning(
-                    "NBF709",
+                    codes.RELATIVE_PATH,
                     f"cell {number} ({owner}) {verb} `{use.path}`, a path relative to the "
                     f"notebook's folder: {fate}",
                     Location(file=nb.path, cell=number, cell_line=use.line),
