@@ -420,6 +420,17 @@ def test_values_sharing_objects_are_saved_and_loaded_together(tmp_path: Path) ->
     run_step(tmp_path, [use], step="use", inputs=first.outputs)
 
 
+def test_shared_values_without_cloudpickle_are_bundled_with_pickle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "cloudpickle", None)  # an image without cloudpickle
+    first = run_step(tmp_path, ["a = [1]\nboth = {'a': a}"], step="make", outputs=["a", "both"])
+    assert first.meta("a")["serializer"] == "bundle"
+    run_step(
+        tmp_path, ["a.append(2)\nassert both['a'] == [1, 2]"], step="use", inputs=first.outputs
+    )
+
+
 def test_shared_groups_ignore_classes_modules_and_immutables(tmp_path: Path) -> None:
     ns = load_runtime()
 

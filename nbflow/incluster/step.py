@@ -609,8 +609,12 @@ def save_bundle(values: dict[str, object], paths: dict[str, str]) -> None:
         _fresh_dir(path)
         data = os.path.join(path, "bundle.pkl")
         if first is None:
+            try:
+                pickler = _step_pickler()
+            except ImportError:  # no cloudpickle in the image: what the standard library can
+                pickler = pickle.Pickler
             with open(data, "wb") as f:
-                _step_pickler()(f, protocol=pickle.HIGHEST_PROTOCOL).dump(values)
+                pickler(f, protocol=pickle.HIGHEST_PROTOCOL).dump(values)
             first = data
         else:
             shutil.copyfile(first, data)
