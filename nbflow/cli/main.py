@@ -113,9 +113,21 @@ def _each_project(paths: list[str], *, lock: bool = True) -> Iterator[Project | 
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    from nbflow.check.lock import write_lock
-    from nbflow.check.validate import shown_path
+    from nbflow.check.lock import fix_manifest, prepare_notebook, write_lock
+    from nbflow.check.validate import find_manifests, shown_path
 
+    for manifest in find_manifests(args.paths or ["."]):
+        for line in prepare_notebook(manifest):
+            print(line)
+        if args.fix:
+            for d in fix_manifest(manifest):
+                if d.spec is None:
+                    print(
+                        f"nbflow: {shown_path(manifest)}: {d.what}: choose its cells by hand",
+                        file=sys.stderr,
+                    )
+                else:
+                    print(f"fixed: {shown_path(manifest)}: {d.fix}")
     failed = 0
     for project in _each_project(args.paths, lock=False):  # the lock is what is rewritten
         if project is None:
@@ -267,6 +279,12 @@ def parser() -> argparse.ArgumentParser:
     )
     lk.add_argument(
         "paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: ."
+    )
+    lk.add_argument(
+        "--fix",
+        action="store_true",
+        help="first rewrite the manifest's cell numbers to follow the locked cells "
+        "(inserted, deleted, moved cells), keeping its comments and layout",
     )
 
     b = sub.add_parser("build", help="generate the versioned KFP (and Katib) artifacts")
