@@ -405,7 +405,10 @@ class Checker:
                 error(
                     "NBF302",
                     "steps form a cycle through `after`: " + " -> ".join(cycle),
-                    self.at(("steps", cycle[0], "after")),
+                    # the entry that closes it: the edge a user wrote, and can remove
+                    self.at(
+                        ("steps", cycle[0], "after", self.m.steps[cycle[0]].after.index(cycle[1]))
+                    ),
                 )
             )
         for name, step in self.m.steps.items():
