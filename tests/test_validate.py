@@ -81,3 +81,15 @@ def test_a_requirements_file_is_checked_line_by_line(tmp_path: Path) -> None:
     report, project = validate_manifest(_write(tmp_path, text))
     assert project is not None, [d.message for d in report.diagnostics]
     assert project.requirements == ("numpy==2.1", "foo[bar]>=1,<2 ; python_version >= '3.9'")
+
+
+def test_forgotten_cells_are_one_diagnostic_with_their_ranges(tmp_path: Path) -> None:
+    # a manifest that covers part of the notebook: steps load and split only, no skip
+    text = BASE.replace("  train:\n    cells: 7\n  evaluate:\n    cells: 8\n", "")
+    text = text.replace("skip: [9]\n", "").replace("metrics:\n  accuracy: maximize\n", "")
+    report, _ = validate_manifest(_write(tmp_path, text))
+    forgotten = [d for d in report.diagnostics if d.code == "NBF205"]
+    assert len(forgotten) == 1, [d.message for d in report.diagnostics]
+    assert forgotten[0].message == "3 code cells are in no step, setup or skip: cells 7-9"
+    assert "`skip: [7-9]`" in (forgotten[0].hint or "")
+    assert [r.cell for r in forgotten[0].related] == [7, 8, 9]

@@ -227,14 +227,9 @@ def drifts(
 
 
 def _cells(numbers: tuple[int, ...]) -> str:
-    runs: list[list[int]] = []
-    for n in numbers:
-        if runs and n == runs[-1][-1] + 1:
-            runs[-1].append(n)
-        else:
-            runs.append([n])
-    text = ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
-    return f"cell{'s' * (len(numbers) > 1)} {text}"
+    from nbflow.check.rules import cell_ranges
+
+    return f"cell{'s' * (len(numbers) > 1)} {cell_ranges(list(numbers))}"
 
 
 def _raw(doc: YamlDoc, path: YamlPath) -> Any:

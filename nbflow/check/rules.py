@@ -211,18 +211,37 @@ class Checker:
                 )
         if any(d.code in ("NBF201", "NBF202", "NBF203") for d in self.diags):
             return  # cells could not all be resolved: "forgotten" would be noise
-        for cell in self.nb.code_cells:
-            if cell.number not in owner and cell.source.strip() and "parameters" not in cell.tags:
-                anchor = ("skip",) if m.skip else ("steps",)
-                self.diags.append(
-                    warning(
-                        "NBF205",
-                        f"code cell {cell.number} is in no step, setup or skip: `{_short(cell.first_line)}`",
-                        self.at(anchor, key=True),
-                        hint=f"add {cell.number} to a step's cells, or to `skip` if it is not part of the pipeline",
-                        related=(self.cell_at(cell.number, 1),),
-                    )
+        forgotten = [
+            cell
+            for cell in self.nb.code_cells
+            if cell.number not in owner and cell.source.strip() and "parameters" not in cell.tags
+        ]
+        anchor = self.at(("skip",) if m.skip else ("steps",), key=True)
+        if len(forgotten) == 1:
+            (cell,) = forgotten
+            self.diags.append(
+                warning(
+                    "NBF205",
+                    f"code cell {cell.number} is in no step, setup or skip: `{_short(cell.first_line)}`",
+                    anchor,
+                    hint=f"add {cell.number} to a step's cells, or to `skip` if it is not part of the pipeline",
+                    related=(self.cell_at(cell.number, 1),),
                 )
+            )
+        elif forgotten:
+            # one diagnostic for all of them: a manifest that covers part of a notebook would
+            # otherwise print one for each of a hundred cells
+            ranges = cell_ranges([c.number for c in forgotten])
+            self.diags.append(
+                warning(
+                    "NBF205",
+                    f"{len(forgotten)} code cells are in no step, setup or skip: cells {ranges}",
+                    anchor,
+                    hint="add them to steps' cells, or to `skip` if they are not part of the "
+                    f"pipeline (`skip: [{ranges}]`); `nbflow cells` lists them",
+                    related=tuple(self.cell_at(c.number, 1) for c in forgotten[:3]),
+                )
+            )
 
     # -- parameters ----------------------------------------------------------------------------
 
@@ -766,6 +785,17 @@ def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
             if found:
                 return found
     return None
+
+
+def cell_ranges(numbers: list[int]) -> str:
+    """`[3, 4, 5, 9]` as `3-5, 9`."""
+    runs: list[list[int]] = []
+    for n in sorted(set(numbers)):
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
 
 
 def _short(text: str, n: int = 60) -> str:
