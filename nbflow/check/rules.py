@@ -115,6 +115,25 @@ class Checker:
                     continue
                 out.append(cell.number)
                 continue
+            if isinstance(item, str) and item.strip().startswith("tag:"):
+                tag = item.strip()[4:]
+                tagged = [c.number for c in self.nb.cells if tag in c.tags]
+                if not tagged:
+                    tags = sorted({t for c in self.nb.cells for t in c.tags})
+                    close = difflib.get_close_matches(tag, tags, n=1)
+                    self.diags.append(
+                        error(
+                            "NBF203",
+                            f"no cell of {self.nb.path} is tagged `{tag}`",
+                            self.at(ipath),
+                            f"did you mean `tag:{close[0]}`?"
+                            if close
+                            else "tag the cells in Jupyter (View > Cell toolbar > Tags, or the "
+                            "property inspector)",
+                        )
+                    )
+                out.extend(tagged)
+                continue
             if isinstance(item, int):
                 lo = hi = item
             else:
@@ -123,7 +142,8 @@ class Checker:
                     self.diags.append(
                         error(
                             "NBF201",
-                            f"`{item}` is not a cell number, a range like `4-7` or `id:<cell id>`",
+                            f"`{item}` is not a cell number, a range like `4-7`, `id:<cell id>` "
+                            "or `tag:<cell tag>`",
                             self.at(ipath),
                         )
                     )
