@@ -87,7 +87,10 @@ def test_expected_validates(case, tmp_path):
     nb = copy_case(case, tmp_path)
     shutil.copy(KALE_CASES / case / "expected.yaml", nb.parent / "nbflow.yaml")
     report, project = validate_manifest(nb.parent / "nbflow.yaml")
-    assert report.ok and not report.warnings, [d.message for d in report.diagnostics]
+    assert report.ok, [d.message for d in report.diagnostics]
+    if not case.startswith("kale-upstream-"):
+        # Kale's own test notebook assigns parameters no step reads (NBF406): warnings allowed
+        assert not report.warnings, [d.message for d in report.diagnostics]
     assert project is not None and project.plan is not None
 
 
@@ -299,7 +302,8 @@ def test_cell_spec_folds_markdown_between_cells():
     ("name", "goal"),
     [("accuracy", "maximize"), ("val_acc", "maximize"), ("f1", "maximize"), ("roc_auc", "maximize"),
      ("test_loss", "minimize"), ("rmse", "minimize"), ("error_rate", "minimize"), ("r2", "maximize"),
-     ("scores", None), ("model", None), ("accumulate", None)],
+     ("scores", None), ("model", None), ("accumulate", None), ("negative_mse", "maximize"),
+     ("neg_log_loss", "maximize"), ("mse", "minimize"), ("negative_accuracy", "minimize")],
 )  # fmt: skip
 def test_metric_goal(name, goal):
     assert metric_goal(name) == goal

@@ -399,6 +399,72 @@ CASES["plain-dataflow"] = (
     ),
 )
 
+# Kale's Katib panel as users leave it: grid search chosen after Bayesian optimisation (whose
+# settings stay in the metadata), categorical values as strings, an int default searched over
+# fractions, more trials than the grid has combinations, and a metrics cell printing parameters.
+CASES["kale-katib-grid"] = (
+    "sgd.ipynb",
+    notebook(
+        [
+            code("import numpy as np", "imports"),
+            code(
+                "def loss_of(w, lr, momentum):\n    return float(np.mean((w - lr * momentum) ** 2))",
+                "functions",
+            ),
+            code("lr = 0\nmomentum = 0.9\noptimizer = 'sgd'\nbatch = 32", "pipeline-parameters"),
+            code("w = np.ones(batch)", "block:init"),
+            code(
+                "mse = loss_of(w, lr, momentum) if optimizer == 'sgd' else 1.0",
+                "step:fit",
+                "prev:init",
+            ),
+            code("negative_mse = -mse"),
+            code("print(lr)\nprint(momentum)\nprint(mse)\nprint(negative_mse)", "pipeline-metrics"),
+        ],
+        {
+            "pipeline_name": "sgd",
+            "katib_run": True,
+            "katib_metadata": {
+                "parameters": [
+                    {
+                        "name": "lr",
+                        "parameterType": "categorical",
+                        "feasibleSpace": {"list": ["0.0001", "0.001", "0.01", "0.1"]},
+                    },
+                    {
+                        "name": "momentum",
+                        "parameterType": "double",
+                        "feasibleSpace": {"min": "0.5", "max": "0.9", "step": "0.2"},
+                    },
+                    {
+                        "name": "optimizer",
+                        "parameterType": "categorical",
+                        "feasibleSpace": {"list": ["sgd", "adam"]},
+                    },
+                    {
+                        "name": "batch",
+                        "parameterType": "discrete",
+                        "feasibleSpace": {"list": ["16", "32"]},
+                    },
+                ],
+                "objective": {"type": "minimize", "objectiveMetricName": "mse"},
+                "algorithm": {
+                    "algorithmName": "grid",
+                    "algorithmSettings": [
+                        {"name": "acq_optimizer", "value": "auto"},
+                        {"name": "acq_func", "value": "gp_hedge"},
+                        {"name": "base_estimator", "value": "GP"},
+                        {"name": "random_state", "value": "7"},
+                    ],
+                },
+                "maxTrialCount": 128,
+                "parallelTrialCount": 3,
+                "maxFailedTrialCount": 3,
+            },
+        },
+    ),
+)
+
 # Nothing to go on: no parameters cell, no metric, two headings with the same text.
 CASES["plain-bare"] = (
     "bare.ipynb",
@@ -416,11 +482,18 @@ def write_notebooks() -> None:
         nbformat.write(nb, str(folder / name))
 
 
+def upstream_cases() -> dict[str, str]:
+    """Kale 2.3.0's own test notebooks (kale/tests/assets/notebooks of the kubeflow-kale wheel,
+    Apache-2.0, see KALE-LICENSE), copied as they are into kale-upstream-* folders."""
+    return {p.name: next(p.glob("*.ipynb")).name for p in sorted(HERE.glob("kale-upstream-*"))}
+
+
 def write_golden() -> None:
     """Run `nbflow init` on a copy of each notebook outside the repository; keep what it wrote."""
     from nbflow.authoring.init import init
 
-    for case, (name, _) in CASES.items():
+    names = {case: name for case, (name, _) in CASES.items()} | upstream_cases()
+    for case, name in names.items():
         with tempfile.TemporaryDirectory() as tmp:
             copy = Path(tmp) / name
             shutil.copy(HERE / case / name, copy)
