@@ -621,7 +621,12 @@ def _tuning(
             items = [v for v in space.get("list") or [] if v is not None]
             values = _typed_list(items, default)
             numeric = all(fits(v, "float") for v in values)
-            if fits(default, "int") and numeric and not all(fits(v, "int") for v in values):
+            if (
+                isinstance(default, int)
+                and fits(default, "int")
+                and numeric
+                and not all(fits(v, "int") for v in values)
+            ):
                 # `lr = 0` with values 0.001, 0.01: the parameter is a float
                 draft.parameters[pname] = float(default)
                 draft.comment(("parameters", pname), "a float: Katib searches fractions")

@@ -178,7 +178,8 @@ def drifts(
     """Every part of the manifest whose cells differ from the lock's, with the numbers that
     take the locked cells again."""
     cells: dict[str, Any] = locked["cells"]
-    hashes: dict[str, Any] = locked.get("hashes") if isinstance(locked.get("hashes"), dict) else {}  # type: ignore[assignment]
+    raw_hashes = locked.get("hashes")
+    hashes: dict[str, Any] = raw_hashes if isinstance(raw_hashes, dict) else {}
     by_id = {c.id: c.number for c in nb.cells if c.id}
     known = {cid for ids in cells.values() if isinstance(ids, list) for cid in ids}
     # a locked cell whose id is gone is found again by its source, among cells the lock
@@ -193,19 +194,19 @@ def drifts(
         if group not in current or not isinstance(before, list):
             continue
         sums = hashes.get(group) if isinstance(hashes.get(group), list) else None
-        numbers: list[int] = []
-        deleted: list[str] = []
+        where: list[int] = []
+        gone: list[str] = []
         for i, cid in enumerate(before):
             if cid in by_id:
-                numbers.append(by_id[cid])
+                where.append(by_id[cid])
                 continue
             h = sums[i] if sums is not None and i < len(sums) else None
             again = unknown_by_hash.get(h, []) if h else []
             if len(again) == 1:
-                numbers.append(again.pop())
+                where.append(again.pop())  # claimed: no other locked cell takes it
             else:
-                deleted.append(str(cid))
-        found[group] = (tuple(sorted(numbers)), tuple(deleted))
+                gone.append(str(cid))
+        found[group] = (tuple(sorted(where)), tuple(gone))
 
     claimed = {n for numbers, _ in found.values() for n in numbers}
     out: list[Drift] = []
