@@ -221,8 +221,11 @@ def test_a_part_whose_cells_were_all_deleted_is_left_to_the_user(capsys, digits:
 
     _edit(digits / "digits.ipynb", delete)
     before = (digits / "nbflow.yaml").read_text()
+    lock = (digits / "nbflow.lock.json").read_text()
     r = run_cli(capsys, "lock", "--fix", str(digits))
-    assert "step `preprocess`: choose its cells by hand" in r.err
+    assert "step `preprocess`: choose its cells by hand, then lock" in r.err
+    assert r.code == 1 and "locked:" not in r.out
+    assert (digits / "nbflow.lock.json").read_text() == lock  # the drift is not recorded
     after = (digits / "nbflow.yaml").read_text()
     assert "    cells: 9\n" in after and after != before  # the others followed
     assert "preprocess:\n    cells: 8\n" in after  # this one is as it was
@@ -241,3 +244,26 @@ def test_block_list_is_rewritten_as_a_flow_list(capsys, digits: Path) -> None:
     out = (digits / "nbflow.yaml").read_text()
     assert "skip: [15]\nparameters:" in out and "setup: 3\n" in out
     assert run_cli(capsys, "validate", "--strict", str(digits)).code == 0
+
+
+def test_a_kale_notebook_without_ids_is_locked(capsys, tmp_path: Path) -> None:
+    # Kale 2.3.0's own test notebook: nbformat 4.5 in name, but its cells have no ids
+    src = Path(__file__).resolve().parent / "kale_cases" / "kale-upstream-mount-pvc"
+    shutil.copy(src / "mount_pvc.ipynb", tmp_path / "mount_pvc.ipynb")
+    assert run_cli(capsys, "init", str(tmp_path / "mount_pvc.ipynb")).code == 0
+    r = run_cli(capsys, "lock", str(tmp_path))
+    assert r.code == 0 and "added ids to 3 cells" in r.out, r.err
+    assert all(c.get("id") for c in json.loads((tmp_path / "mount_pvc.ipynb").read_text())["cells"])
+    assert run_cli(capsys, "validate", "--strict", str(tmp_path)).code == 0
+
+
+def test_pre_commit_hook_runs_lock_fix() -> None:
+    from ruamel.yaml import YAML
+
+    from nbflow.cli.main import parser
+
+    hooks = YAML(typ="safe").load(Path(__file__).resolve().parent.parent / ".pre-commit-hooks.yaml")
+    (hook,) = [h for h in hooks if h["id"] == "nbflow-lock-fix"]
+    argv = [*hook["entry"].split()[1:], *hook["args"]]
+    args = parser().parse_args(argv)
+    assert args.command == "lock" and args.fix and args.paths == ["."]
