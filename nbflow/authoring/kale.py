@@ -598,15 +598,27 @@ def _tuning(
     if extra:
         tuning["additionalMetrics"] = [_metric_variable(str(m), list(draft.metrics)) for m in extra]
     search: dict[str, Any] = {}
+    unknown: list[str] = []
     for p in katib["parameters"]:
         if not isinstance(p, dict) or not p.get("name"):
             continue
         pname = str(p["name"])
         kind = p.get("parameterType")
         space = p.get("feasibleSpace") or {}
-        default = draft.parameters.get(pname)
         if pname not in draft.parameters:
-            draft.todo((*path, "search", pname), "not assigned in the pipeline-parameters cell")
+            # Kale does not check that Katib's parameters are the notebook's: a search over a
+            # name no cell assigns changes nothing, and Katib's count of trials goes wrong
+            match = _parameter_like(pname, list(draft.parameters))
+            if match is None or match in search:
+                unknown.append(pname)
+                continue
+            draft.todo(
+                (*path, "search", match),
+                f"check: Kale's Katib parameter `{pname}` is not a pipeline parameter; "
+                f"taken as `{match}`",
+            )
+            pname = match
+        default = draft.parameters.get(pname)
         if kind in ("int", "double"):
             integer = kind == "int"
             entry: dict[str, Any] = {
@@ -641,10 +653,50 @@ def _tuning(
             search[pname] = list(dict.fromkeys(values))
         else:
             note(f"Katib parameter `{pname}` has type `{kind}`: not translated")
+    if unknown:
+        names = ", ".join(f"`{u}`" for u in unknown)
+        note(
+            f"Katib parameter{'s' * (len(unknown) > 1)} {names} assigned in no "
+            "pipeline-parameters cell: not searched"
+        )
+        draft.todo(
+            (*path, "search"),
+            f"Kale's Katib searched {names} too, which the pipeline-parameters cell does not "
+            "assign: left out",
+        )
+    if not search:
+        note("no Katib parameter is a pipeline parameter: no tuning written")
+        draft.comments = {k: v for k, v in draft.comments.items() if k[:1] != ("tuning",)}
+        return
     tuning["search"] = search
     if tuning["algorithm"] == "grid":
         _grid_trials(tuning, draft)
     draft.tuning = tuning
+
+
+def _parameter_like(name: str, parameters: list[str]) -> str | None:
+    """The one pipeline parameter a Katib parameter's name most likely means: the same name
+    in another case or with `-` for `_`, the initials of its words (`lr`, `learning_rate`),
+    or a close spelling."""
+    import difflib
+
+    def norm(n: str) -> str:
+        return n.lower().replace("-", "_")
+
+    same = [p for p in parameters if norm(p) == norm(name)]
+    if len(same) == 1:
+        return same[0]
+    initials = [
+        p
+        for p in parameters
+        if "_" in p and "".join(w[:1] for w in norm(p).split("_") if w) == norm(name)
+    ]
+    if len(initials) == 1:
+        return initials[0]
+    close = difflib.get_close_matches(norm(name), [norm(p) for p in parameters], n=2, cutoff=0.8)
+    if len(close) == 1:
+        return next(p for p in parameters if norm(p) == close[0])
+    return None
 
 
 def _settings(algorithm: str, raw: list[Any]) -> tuple[dict[str, Any], list[str]]:

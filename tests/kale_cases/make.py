@@ -401,7 +401,8 @@ CASES["plain-dataflow"] = (
 
 # Kale's Katib panel as users leave it: grid search chosen after Bayesian optimisation (whose
 # settings stay in the metadata), categorical values as strings, an int default searched over
-# fractions, more trials than the grid has combinations, and a metrics cell printing parameters.
+# fractions, more trials than the grid has combinations, a metrics cell printing parameters, and
+# Katib parameters that are not the notebook's (`bs` for `batch_size`, `dropout` for nothing).
 CASES["kale-katib-grid"] = (
     "sgd.ipynb",
     notebook(
@@ -411,8 +412,10 @@ CASES["kale-katib-grid"] = (
                 "def loss_of(w, lr, momentum):\n    return float(np.mean((w - lr * momentum) ** 2))",
                 "functions",
             ),
-            code("lr = 0\nmomentum = 0.9\noptimizer = 'sgd'\nbatch = 32", "pipeline-parameters"),
-            code("w = np.ones(batch)", "block:init"),
+            code(
+                "lr = 0\nmomentum = 0.9\noptimizer = 'sgd'\nbatch_size = 32", "pipeline-parameters"
+            ),
+            code("w = np.ones(batch_size)", "block:init"),
             code(
                 "mse = loss_of(w, lr, momentum) if optimizer == 'sgd' else 1.0",
                 "step:fit",
@@ -442,9 +445,14 @@ CASES["kale-katib-grid"] = (
                         "feasibleSpace": {"list": ["sgd", "adam"]},
                     },
                     {
-                        "name": "batch",
+                        "name": "bs",
                         "parameterType": "discrete",
                         "feasibleSpace": {"list": ["16", "32"]},
+                    },
+                    {
+                        "name": "dropout",
+                        "parameterType": "double",
+                        "feasibleSpace": {"min": "0.1", "max": "0.5", "step": "0.1"},
                     },
                 ],
                 "objective": {"type": "minimize", "objectiveMetricName": "mse"},
