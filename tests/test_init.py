@@ -384,3 +384,19 @@ def test_title_constants_and_setup_heading(capsys, tmp_path):
     for heading in ("Data", "Model", "Evaluate"):
         assert f'# from the heading "{heading}"' in text
     assert 'heading "iris-classifier"' not in text
+
+
+def test_a_cell_of_constants_that_are_no_parameter_type_is_not_the_parameters_cell(
+    capsys, tmp_path
+):
+    nb = write_notebook(
+        tmp_path / "t.ipynb",
+        [
+            "classes = ('cat', 'dog')\nbatch = 4",
+            "import math",
+            "n = math.ceil(len(classes) / batch)",
+        ],
+    )
+    assert run_init(capsys, str(nb)).code == 0
+    report, project = validate_manifest(tmp_path / "nbflow.yaml")
+    assert report.ok and project is not None and project.parameters_cell is None

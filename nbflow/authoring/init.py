@@ -354,6 +354,8 @@ def _literal_cell(nb: Notebook, flows: dict[int, CellFlow]) -> Cell | None:
     """The first code cell, before any cell that does work, that only assigns literals to
     names later cells read and none reassigns (`test_size = 0.2`, `C = 1.0`): the run's
     settings, though not tagged `parameters`."""
+    from nbflow.check.manifest import infer_type
+
     for c in nb.code_cells:
         flow = flows.get(c.number)
         if flow is None or pip_installs(c.source) is not None:
@@ -372,7 +374,8 @@ def _literal_cell(nb: Notebook, flows: dict[int, CellFlow]) -> Cell | None:
         if (
             names & read
             and not names & again
-            and all(v is not None and not k.startswith("_") for k, v in values.items())
+            # a parameter is one of the manifest's types: a tuple of labels is not a setting
+            and all(infer_type(v) and not k.startswith("_") for k, v in values.items())
         ):
             return c
         return None
