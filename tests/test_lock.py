@@ -267,3 +267,30 @@ def test_pre_commit_hook_runs_lock_fix() -> None:
     argv = [*hook["entry"].split()[1:], *hook["args"]]
     args = parser().parse_args(argv)
     assert args.command == "lock" and args.fix and args.paths == ["."]
+
+
+def test_parameters_cell_number_follows_too(capsys, digits: Path) -> None:
+    text = (
+        (digits / "nbflow.yaml").read_text().replace("setup: 2\n", "setup: 2\nparametersCell: 3\n")
+    )
+    (digits / "nbflow.yaml").write_text(text)
+    assert run_cli(capsys, "lock", str(digits)).code == 0
+
+    def insert(nb) -> None:  # type: ignore[no-untyped-def]
+        nb.cells.insert(2, nbformat.v4.new_markdown_cell("About the parameters"))
+
+    _edit(digits / "digits.ipynb", insert)
+    r = run_cli(capsys, "validate", str(digits))
+    assert "`nbflow lock --fix` writes `parametersCell: 4`" in r.out and "NBF206" not in r.out
+    _fix_and_check(
+        capsys,
+        digits,
+        [
+            ("parametersCell: 3\n", "parametersCell: 4\n"),
+            ("cells: 5-6  #", "cells: 6-7  #"),
+            ("cells: 8\n", "cells: 9\n"),
+            ("cells: 10\n", "cells: 11\n"),
+            ("cells: 12-13\n", "cells: 13-14\n"),
+            ("skip: [14]", "skip: [15]"),
+        ],
+    )

@@ -191,8 +191,8 @@ def drifts(
 
     found: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {}
     for group, before in cells.items():
-        if group not in current or not isinstance(before, list):
-            continue
+        if not isinstance(before, list) or (group.startswith("step:") and group not in current):
+            continue  # a step renamed or removed: nothing to renumber
         sums = hashes.get(group) if isinstance(hashes.get(group), list) else None
         where: list[int] = []
         gone: list[str] = []
@@ -211,7 +211,8 @@ def drifts(
     claimed = {n for numbers, _ in found.values() for n in numbers}
     out: list[Drift] = []
     for group, (numbers, deleted) in found.items():
-        now = current[group]
+        # the parameters cell resolves to nothing when its number now points at markdown
+        now = current.get(group, ())
         if numbers == now and not deleted:
             continue
         path = _path(group)
