@@ -282,6 +282,13 @@ def test_parameters_cell_number_follows_too(capsys, digits: Path) -> None:
     _edit(digits / "digits.ipynb", insert)
     r = run_cli(capsys, "validate", str(digits))
     assert "`nbflow lock --fix` writes `parametersCell: 4`" in r.out and "NBF206" not in r.out
+    # moved the other way, it points at the setup cell: no NBF204/NBF40x cascade either
+    _edit(digits / "digits.ipynb", lambda nb: nb.cells.pop(2))
+    _edit(digits / "digits.ipynb", lambda nb: nb.cells.insert(1, nbformat.v4.new_code_cell("")))
+    r = run_cli(capsys, "validate", "--format", "json", str(digits))
+    assert {d["code"] for d in json.loads(r.out)["diagnostics"]} == {"NBF208"}
+    _edit(digits / "digits.ipynb", lambda nb: nb.cells.pop(1))
+    _edit(digits / "digits.ipynb", insert)
     _fix_and_check(
         capsys,
         digits,

@@ -30,6 +30,8 @@ LOCK_VERSION = 1
 FIX_COMMAND = "nbflow lock --fix"
 # diagnostics that cell numbers gone stale cause, and that drift explains better
 DRIFT_CASCADE = frozenset({"NBF202", "NBF204", "NBF205", "NBF206", "NBF207"})
+# ... and, when the parameters cell moved, what reading another cell as it causes
+PARAMETERS_CASCADE = frozenset({"NBF401", "NBF402", "NBF403", "NBF404", "NBF405", "NBF407"})
 
 
 def groups(
@@ -293,9 +295,10 @@ def format_spec(spec: Any) -> str:
 
 def check_lock(
     root: Path, manifest: Manifest, doc: YamlDoc, nb: Notebook, current: dict[str, tuple[int, ...]]
-) -> tuple[list[Diagnostic], bool]:
+) -> tuple[list[Diagnostic], frozenset[str]]:
     """NBF208 for every part whose cells are not the locked ones; nothing without a lock.
-    The flag says whether cells moved (rather than the lock being unreadable or stale).
+    Also the diagnostics that stale numbers cause, and so that the drift explains: those of
+    `DRIFT_CASCADE`, and the parameters cell's when it moved.
 
     Runs on what the structural rules resolved, even when they found errors: drift explains
     them (a step that lost its code cells, a forgotten cell) better than they do."""
@@ -310,9 +313,9 @@ def check_lock(
                 Location(shown, 1, 1),
                 hint="rewrite it with `nbflow lock`",
             )
-        ], False
+        ], frozenset()
     if locked is None:
-        return [], False
+        return [], frozenset()
     if locked.get("notebook") != manifest.notebook:
         return [
             error(
@@ -321,9 +324,10 @@ def check_lock(
                 doc.locate(("notebook",)),
                 hint="run `nbflow lock` to record the new notebook's cells",
             )
-        ], False
+        ], frozenset()
     out: list[Diagnostic] = []
-    for d in drifts(locked, doc, nb, current):
+    found = drifts(locked, doc, nb, current)
+    for d in found:
         key = d.path[-1]
         if d.spec is not None:
             hint = f"`{FIX_COMMAND}` writes `{key}: {d.spec_text}` and locks again"
@@ -341,7 +345,10 @@ def check_lock(
                 hint=hint,
             )
         )
-    return out, bool(out)
+    explained = set(DRIFT_CASCADE) if found else set()
+    if any(d.group == "parameters" for d in found):
+        explained |= PARAMETERS_CASCADE
+    return out, frozenset(explained)
 
 
 # -- writing the fix ---------------------------------------------------------------------------------

@@ -95,15 +95,14 @@ def validate_manifest(
     checker = Checker(manifest, nb, doc)
     structural = checker.run()
     if lock:
-        from nbflow.check.lock import DRIFT_CASCADE, check_lock, groups
+        from nbflow.check.lock import check_lock, groups
 
         r = checker.resolved
         current = groups(nb, r.setup, r.skip, r.parameters_cell, r.steps or {})
-        drift, moved = check_lock(path.parent, manifest, doc, nb, current)
-        if moved:
-            # stale numbers make the cell rules fire on cells nobody meant: the drift
-            # diagnostics say what moved and how to fix it, once per part
-            structural = [d for d in structural if d.code not in DRIFT_CASCADE]
+        drift, explained = check_lock(path.parent, manifest, doc, nb, current)
+        # stale numbers make the cell rules fire on cells nobody meant: the drift
+        # diagnostics say what moved and how to fix it, once per part
+        structural = [d for d in structural if d.code not in explained]
         structural += drift
     report.extend(structural)
     requirements, req_diags = _requirements(manifest, path.parent, doc, report.sources)
