@@ -134,7 +134,7 @@ class Drift:
     now: tuple[int, ...]  # the code cells its numbers take today
     locked: tuple[int, ...]  # where the locked cells are today (deleted ones left out)
     deleted: tuple[str, ...]  # ids of locked cells no longer in the notebook
-    spec: Any  # the corrected value (int, "4-5" or a list), or None where none can be written
+    spec: Any  # the corrected value (int, "4-5" or a list), or None: all its cells were deleted
     detail: tuple[str, ...]
 
     @property
@@ -195,6 +195,8 @@ def drifts(
     for group, before in cells.items():
         if not isinstance(before, list) or (group.startswith("step:") and group not in current):
             continue  # a step renamed or removed: nothing to renumber
+        if not _by_number(_raw(doc, _path(group))):
+            continue  # cells named by id or tag: which cells they take is what the user says
         sums = hashes.get(group) if isinstance(hashes.get(group), list) else None
         where: list[int] = []
         gone: list[str] = []
@@ -263,8 +265,6 @@ def _corrected(
     a number, a range, or a list. Markdown, empty and new cells between two of them, that no
     other part holds, stay inside the range (as they were before the edit)."""
     raw = _raw(doc, path)
-    if not _by_number(raw):
-        return None
     filled = [numbers[0]]
     for n in numbers[1:]:
         gap = range(filled[-1] + 1, n)
@@ -393,7 +393,7 @@ def fixed_text(text: str, edits: dict[YamlPath, Any]) -> str:
 def fix_manifest(path: Path) -> list[Drift]:
     """Rewrite the cell numbers of the manifest at `path` so that each part takes the cells
     its lock recorded again (see `fixed_text`); return the drifts, fixed or not (a drift whose
-    `spec` is None could not be: its cells were all deleted, or it names cells by id or tag).
+    `spec` is None could not be: its cells were all deleted).
     Nothing is written without a lock or a drift, or when the manifest can't be read."""
     from nbflow.check.rules import Checker
     from nbflow.check.validate import manifest_model, shown_path
