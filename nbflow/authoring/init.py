@@ -8,7 +8,9 @@ any other notebook gets a proposal made from its structure:
   configuration functions of imported modules (`warnings.filterwarnings(...)`) or run
   `%matplotlib`-style magics.
 - **parameters**: the literals assigned in the cell tagged `parameters` (papermill's
-  convention), in the short form (`C: 1.0`).
+  convention), in the short form (`C: 1.0`). Without a tagged cell, the first cell, before any
+  work, that only assigns literals (of a parameter type) to names later cells read and never
+  reassign is proposed as `parametersCell`, marked TODO.
 - **steps**, from markdown headings when the notebook has any after setup: each heading of
   the shallowest level that occurs more than once (or of the only level there) starts a step
   named after its text (a DNS label, de-duplicated). Without headings, from data flow: a code
@@ -16,11 +18,14 @@ any other notebook gets a proposal made from its structure:
   does not define yet, and it neither reassigns nor mutates a name of the current step
   (`df = df.dropna()` stays with the cell that made `df`); cells that define nothing read
   later (plots, prints) join the current step. Such steps are named after the first new name.
+  While there are more than 8, the smallest joins the neighbour it exchanges more values with,
+  so that the steps left are cut where few values cross.
 - **skip**: `pip install` cells, and empty or scratch cells after the last step's work (a
   scratch cell defines nothing and is one expression without calls, like `X.shape`, or says
   `scratch`/`debug` in a comment).
-- **metrics**: names assigned in the last step that look like one (`accuracy`, `val_loss`,
-  `f1`, `rmse`...), with the goal their name suggests.
+- **metrics**: names assigned in the last step (else in any step) that look like one
+  (`accuracy`, `val_loss`, `f1`, `rmse`...), with the goal their name suggests (reversed for a
+  negated one: `negative_mse` is maximized).
 - **requirements**: the distributions of the modules the pipeline's cells import.
 
 Guesses carry `# TODO: check`; what init could not decide carries `# TODO: ...`. The manifest is
