@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nbflow import codes
 from nbflow.check.manifest import Manifest
 from nbflow.check.project import Project
 from nbflow.diagnostics import Diagnostic, Location, error
@@ -29,9 +30,28 @@ LOCK_NAME = "nbflow.lock.json"
 LOCK_VERSION = 1
 FIX_COMMAND = "nbflow lock --fix"
 # diagnostics that cell numbers gone stale cause, and that drift explains better
-DRIFT_CASCADE = frozenset({"NBF202", "NBF204", "NBF205", "NBF206", "NBF207"})
+DRIFT_CASCADE = frozenset(
+    c.id
+    for c in (
+        codes.CELL_OUT_OF_RANGE,
+        codes.CELL_OWNED_TWICE,
+        codes.FORGOTTEN_CELL,
+        codes.NOT_A_CODE_CELL,
+        codes.EMPTY_STEP,
+    )
+)
 # ... and, when the parameters cell moved, what reading another cell as it causes
-PARAMETERS_CASCADE = frozenset({"NBF401", "NBF402", "NBF403", "NBF404", "NBF405", "NBF407"})
+PARAMETERS_CASCADE = frozenset(
+    c.id
+    for c in (
+        codes.PARAMETERS_CELL_MISSING,
+        codes.PARAMETER_NOT_ASSIGNED,
+        codes.PARAMETER_NOT_LITERAL,
+        codes.PARAMETER_TYPE_MISMATCH,
+        codes.PARAMETER_NOT_DECLARED,
+        codes.PARAMETERS_CELL_SYNTAX,
+    )
+)
 
 
 def groups(
@@ -308,7 +328,7 @@ def check_lock(
     except ValueError:
         return [
             error(
-                "NBF208",
+                codes.CELL_DRIFT,
                 f"{shown} is not a lock nbflow can read",
                 Location(shown, 1, 1),
                 hint="rewrite it with `nbflow lock`",
@@ -319,7 +339,7 @@ def check_lock(
     if locked.get("notebook") != manifest.notebook:
         return [
             error(
-                "NBF208",
+                codes.CELL_DRIFT,
                 f"{shown} locks {locked.get('notebook')}, but the manifest's notebook is {manifest.notebook}",
                 doc.locate(("notebook",)),
                 hint="run `nbflow lock` to record the new notebook's cells",
@@ -338,7 +358,7 @@ def check_lock(
             )
         out.append(
             error(
-                "NBF208",
+                codes.CELL_DRIFT,
                 f"{d.what} no longer holds the cells recorded in {LOCK_NAME}"
                 + (": " + "; ".join(d.detail) if d.detail else ""),
                 doc.locate(d.path),
