@@ -301,3 +301,31 @@ def test_parameters_cell_number_follows_too(capsys, digits: Path) -> None:
             ("skip: [14]", "skip: [15]"),
         ],
     )
+
+
+@pytest.mark.parametrize(
+    ("written", "spec", "expected"),
+    [
+        ("    cells: 5-6  # look\n", 7, "    cells: 7  # look\n"),
+        ("    cells: '5-6'\n", "8-9", "    cells: 8-9\n"),
+        ('    cells: "5"  # q\n', [8, "10-11"], "    cells: [8, 10-11]  # q\n"),
+        ("    cells: [5, 7-8]   # spaced\n", [6, "8-9"], "    cells: [6, 8-9]   # spaced\n"),
+        ("    cells:\n      - 5\n      - 7\n", [6, 8], "    cells: [6, 8]\n"),
+        ("    {cells: 5, after: [a]}\n", 9, "    {cells: 9, after: [a]}\n"),
+    ],
+)
+def test_fixed_text_changes_only_the_value(written: str, spec: object, expected: str) -> None:
+    from nbflow.check.lock import fixed_text
+    from nbflow.load.yaml_positions import load_text
+
+    head = "# top comment\napiVersion: nbflow/v1\nsteps:\n  load:\n"
+    tail = "  train:  # keep\n    cells: 12\n"
+    if written.lstrip().startswith("{"):
+        head, written, expected = (
+            head[:-1],
+            written.replace("    ", " ", 1),
+            expected.replace("    ", " ", 1),
+        )
+    out = fixed_text(head + written + tail, {("steps", "load", "cells"): spec})
+    assert out == head + expected + tail
+    assert load_text(out, "m.yaml").data["steps"]["load"]["cells"] == spec
