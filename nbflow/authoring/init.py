@@ -284,6 +284,8 @@ def _setup_like(
             continue  # a docstring
         if isinstance(stmt, ast.Assign | ast.AnnAssign):
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            if all(_module_setting(t, cell_modules) for t in targets):
+                continue  # plt.rcParams["figure.figsize"] = ..., pd.options.display.x = ...
             names = [n for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
             if not names or not all(isinstance(t, ast.Name | ast.Tuple) for t in targets):
                 return False
@@ -302,6 +304,17 @@ def _setup_like(
                 continue  # warnings.filterwarnings(...), np.random.seed(0), plt.style.use(...)
         return False
     return True
+
+
+def _module_setting(target: ast.expr, modules: set[str]) -> bool:
+    """Whether an assignment target is an attribute or item of an imported module: a setting
+    of that module (`plt.rcParams[...]`, `pd.options.display.max_rows`), not data."""
+    node = target
+    if not isinstance(node, ast.Attribute | ast.Subscript):
+        return False
+    while isinstance(node, ast.Attribute | ast.Subscript):
+        node = node.value
+    return isinstance(node, ast.Name) and node.id in modules
 
 
 def _is_scratch(cell: Cell, flow: CellFlow | None) -> bool:

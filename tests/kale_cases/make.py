@@ -540,9 +540,11 @@ CASES["plain-title-constants"] = (
             code("test_size = 0.3\nC = 1.0\nmax_iter = 200"),
             md("## Setup"),
             code(
-                "import numpy as np\nfrom sklearn.datasets import load_iris\n"
+                "%matplotlib inline\nimport matplotlib.pyplot as plt\nimport numpy as np\n"
+                "from sklearn.datasets import load_iris\n"
                 "from sklearn.linear_model import LogisticRegression\n"
-                "from sklearn.model_selection import train_test_split"
+                "from sklearn.model_selection import train_test_split\n\n"
+                'plt.rcParams["figure.figsize"] = (6, 4)\nnp.set_printoptions(precision=3)'
             ),
             md("## Data"),
             code("X, y = load_iris(return_X_y=True)"),
@@ -553,6 +555,7 @@ CASES["plain-title-constants"] = (
             code("model = LogisticRegression(C=C, max_iter=max_iter).fit(X_train, y_train)"),
             md("## Evaluate"),
             code("accuracy = float(np.mean(model.predict(X_test) == y_test))\nprint(accuracy)"),
+            code("plt.bar(['accuracy'], [accuracy])\nplt.show()"),
         ]
     ),
 )
