@@ -176,7 +176,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         params = parse_parameters(project, args.param or [])
         assert project.plan is not None
         display = StepProgress(project.name, [s.name for s in project.plan.steps], sys.stderr)
-        result = run(project, parameters=params, cache=not args.no_cache, progress=display.update)
+        result = run(
+            project,
+            parameters=params,
+            cache=not args.no_cache,
+            progress=display.update,
+            engine=args.engine,
+            jobs=args.jobs,
+        )
     except RunError as exc:
         raise UsageError(str(exc)) from None
     display.finish(result)
@@ -189,6 +196,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # -- plumbing ------------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _project(path: str) -> Project | None:
@@ -314,7 +331,7 @@ def parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--out", default="dist", help="output folder (default: dist)")
 
-    r = sub.add_parser("run", help="run the pipeline on this machine (kfp.local)")
+    r = sub.add_parser("run", help="run the pipeline on this machine, steps in parallel")
     r.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
     r.add_argument(
         "-p", "--param", action="append", metavar="NAME=VALUE", help="override a parameter"
@@ -323,6 +340,20 @@ def parser() -> argparse.ArgumentParser:
         "--no-cache", action="store_true", help="run every step, ignoring cached results"
     )
     r.add_argument("--json", action="store_true", help="print the run's result as JSON")
+    r.add_argument(
+        "--engine",
+        choices=["nbflow", "kfp-local"],
+        default="nbflow",
+        help="nbflow (default: steps in parallel, each in a warm process of its own) or "
+        "kfp-local (kfp.local, one step at a time: a fidelity check)",
+    )
+    r.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive_int,
+        metavar="N",
+        help="steps run at once by the nbflow engine (default: the cores)",
+    )
 
     t = sub.add_parser(
         "tune", help="run the manifest's hyperparameter search on this machine (Optuna)"
