@@ -174,8 +174,7 @@ class Engine:
         process = self.ctx.Process(target=run_task, args=(job,), name=task.name, daemon=False)
         process.start()
         self.running[task.name] = _Running(task, process, time.perf_counter(), doc, events)
-        out.status = "running" if out.attempts == 1 else "retrying"
-        out.error = None
+        out.status = "running"
         self._emit(out)
 
     def _finished(self, r: _Running, values: dict[str, Any]) -> bool:
@@ -185,6 +184,7 @@ class Engine:
         out.cells = [int(e["cell"]) for e in events if e.get("event") == "cell"]
         code = r.process.exitcode
         if code == 0:
+            out.error = None  # a retry that succeeds clears the error of the attempt before
             out.outputs = executor_input.read_outputs(r.task, r.executor_input)
             out.status = "succeeded"
             self.cache.put(self.keys[r.task.name], r.task.name, out.outputs)
@@ -193,11 +193,13 @@ class Engine:
         out.error = _failure(events, code, r.task.name)
         # a failed attempt's outputs (its report) stay where it wrote them
         out.outputs = executor_input.read_outputs(r.task, r.executor_input)
-        if out.attempts <= r.task.retries:
-            self._start(r.task, values)
-            return True
         out.status = "failed"
         self._emit(out)
+        if out.attempts <= r.task.retries:  # as kfp.local says it: failed, retrying, running
+            out.status = "retrying"
+            self._emit(out)
+            self._start(r.task, values)
+            return True
         return False
 
     def _not_run(self, task: Task, deps: list[TaskOutcome]) -> None:
