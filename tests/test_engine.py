@@ -23,6 +23,7 @@ from nbflow.local.run import RunError, run
 from nbflow.local.worker import _fill, python_component_source
 from tests.support.cli import run_cli
 from tests.support.projects import load, tagged, write_project
+from tests.test_examples import EXAMPLES, EXPECTED
 
 # -- the IR as tasks -----------------------------------------------------------------------------
 
@@ -286,3 +287,55 @@ def test_a_changed_data_file_runs_its_step_again(tmp_path: Path) -> None:
     assert [s.status for s in run(load(root)).steps] == ["cached", "cached"]
     (root / "data.txt").write_text("abcd")
     assert [s.status for s in run(load(root)).steps] == ["succeeded", "succeeded"]
+
+
+# -- both engines, the same outputs ----------------------------------------------------------------
+
+
+def _outputs(state: Path) -> dict[str, dict[str, Any]]:
+    """Every task's output artifacts of the one run under `state`: by `<task>/<output>`, the
+    serializer that wrote it and the value as loaded back."""
+    from nbflow.incluster.step import load_input
+
+    [folder] = (state / "artifacts").iterdir()
+    out: dict[str, dict[str, Any]] = {}
+    for art in sorted(folder.glob("*/out_*")):
+        meta = json.loads((art / "nbflow.json").read_text())
+        out[f"{art.parent.name}/{art.name}"] = {"meta": meta, "value": load_input(str(art), {})}
+    return out
+
+
+def _same(a: object, b: object) -> bool:
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and np.array_equal(a, b)
+    if isinstance(a, pd.DataFrame | pd.Series):
+        return type(a) is type(b) and a.equals(b)
+    return type(a) is type(b)  # models and functions: the same kind of value
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_both_engines_give_the_same_outputs_for_the_examples(example: Path, tmp_path: Path) -> None:
+    copy = tmp_path / example.name
+    shutil.copytree(example, copy, ignore=shutil.ignore_patterns(".nbflow", "dist"))
+    metric, _, _, tolerance = EXPECTED[example.name]
+    results, outputs = {}, {}
+    for engine in ("nbflow", "kfp-local"):
+        state = tmp_path / f"state-{engine}"
+        results[engine] = run(load(copy), state_dir=state, engine=engine, cache=False)
+        assert results[engine].ok, [s.error for s in results[engine].steps]
+        outputs[engine] = _outputs(state)
+    ours, theirs = results["nbflow"], results["kfp-local"]
+    assert [(s.name, s.status) for s in ours.steps] == [(s.name, s.status) for s in theirs.steps]
+    assert set(ours.metrics) == set(theirs.metrics) == {metric}
+    assert abs(ours.metrics[metric] - theirs.metrics[metric]) <= tolerance
+    assert outputs["nbflow"].keys() == outputs["kfp-local"].keys()
+    for key, mine in outputs["nbflow"].items():
+        other = outputs["kfp-local"][key]
+        assert mine["meta"]["serializer"] == other["meta"]["serializer"], key
+        if tolerance == 1e-12:  # deterministic examples: the values themselves
+            assert _same(mine["value"], other["value"]), key
+    assert {s.name for s in ours.steps if s.report} == {s.name for s in theirs.steps if s.report}
