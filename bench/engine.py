@@ -55,7 +55,7 @@ TITANIC_MODELS = {
 
 
 def notebook(root: Path, name: str, sources: list[str], manifest: str) -> Path:
-    cells = [
+    cells: list[dict[str, object]] = [
         {"cell_type": "code", "id": f"c{i}", "metadata": {}, "source": s, "outputs": [],
          "execution_count": None}
         for i, s in enumerate(sources, 1)
@@ -143,13 +143,14 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="nbflow-bench-engine-") as tmp:
         t = Path(tmp)
-        for number, label, root, target in (
+        cases: tuple[tuple[int, str, str | None, float], ...] = (
             (1, "digits", None, 1.3),
             (2, "titanic-like, 5 independent steps", "titanic", 1.5),
-        ):
+        )
+        for number, label, folder, target in cases:
             if number not in only:
                 continue
-            if root is None:
+            if folder is None:
                 project = t / "digits"
                 shutil.copytree(
                     REPO / "examples" / "digits",
@@ -157,7 +158,7 @@ def main() -> int:
                     ignore=shutil.ignore_patterns(".nbflow", "dist"),
                 )
             else:
-                project = titanic(t / root)
+                project = titanic(t / folder)
             wall([py, "-m", "nbflow", "run", str(project), "--no-cache"], t)  # compiles once
             times = side_by_side(
                 args.repeat,
@@ -175,8 +176,8 @@ def main() -> int:
             )
         if 3 in only:
             one, nine = chain(t / "chain1", 1), chain(t / "chain9", 9)
-            for root in (one, nine):
-                wall([py, "-m", "nbflow", "run", str(root), "--no-cache"], t)
+            for project in (one, nine):
+                wall([py, "-m", "nbflow", "run", str(project), "--no-cache"], t)
             times = side_by_side(
                 args.repeat,
                 one=nbflow(one, "--no-cache", "-j", "1"),
@@ -187,9 +188,9 @@ def main() -> int:
             print(f"   1 step     {fmt(times['one'])}\n   9 steps    {fmt(times['nine'])}")
             print(f"   per step (medians) {cost:.3f} s ({verdict(cost, 0.3)})")
         if 4 in only:
-            root = sleeps(t / "sleeps")
-            wall([py, "-m", "nbflow", "run", str(root), "--no-cache"], t)
-            times = side_by_side(args.repeat, run=nbflow(root, "--no-cache"))
+            project = sleeps(t / "sleeps")
+            wall([py, "-m", "nbflow", "run", str(project), "--no-cache"], t)
+            times = side_by_side(args.repeat, run=nbflow(project, "--no-cache"))
             print("4. two independent steps sleeping 3 s each, CLI start included")
             print(
                 f"   nbflow run {fmt(times['run'])} ({verdict(statistics.median(times['run']), 5.5)})"

@@ -22,7 +22,7 @@ from nbflow.local.ir import IRError, pipeline_from_ir
 from nbflow.local.run import RunError, run
 from nbflow.local.worker import _fill, python_component_source
 from tests.support.cli import run_cli
-from tests.support.projects import load, tagged, write_project
+from tests.support.projects import Cell, load, tagged, write_project
 from tests.test_examples import EXAMPLES, EXPECTED
 
 # -- the IR as tasks -----------------------------------------------------------------------------
@@ -170,7 +170,7 @@ for _ in range(1200):
 assert theirs.exists(), "the other side did not run alongside"
 {me} = True"""
 
-PARALLEL_CELLS = [
+PARALLEL_CELLS: list[str | Cell] = [
     "import json",
     tagged("base = ''", "parameters"),
     "start = 1",
@@ -312,7 +312,7 @@ def _same(a: object, b: object) -> bool:
     if isinstance(a, np.ndarray):
         return isinstance(b, np.ndarray) and np.array_equal(a, b)
     if isinstance(a, pd.DataFrame | pd.Series):
-        return type(a) is type(b) and a.equals(b)
+        return type(a) is type(b) and bool(a.equals(b))  # type: ignore[attr-defined]
     return type(a) is type(b)  # models and functions: the same kind of value
 
 
