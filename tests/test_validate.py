@@ -81,3 +81,28 @@ def test_a_requirements_file_is_checked_line_by_line(tmp_path: Path) -> None:
     report, project = validate_manifest(_write(tmp_path, text))
     assert project is not None, [d.message for d in report.diagnostics]
     assert project.requirements == ("numpy==2.1", "foo[bar]>=1,<2 ; python_version >= '3.9'")
+
+
+def test_unsaved_manifest_and_notebook_text_are_validated_instead_of_the_files(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from tests.support.projects import notebook_json, write_project
+
+    root = write_project(
+        tmp_path, ["x = 1", "y = x + 1"], "name: demo\nsteps:\n  a: {cells: 1-2}\n"
+    )
+    manifest = root / "nbflow.yaml"
+    assert validate_manifest(manifest)[0].ok
+    # on screen, the notebook lost its second cell and the manifest names a third
+    report, _ = validate_manifest(
+        manifest,
+        notebook_text=json.dumps(notebook_json(["x = 1"])),
+        manifest_text=manifest.read_text().replace("1-2", "1-3"),
+    )
+    from nbflow import codes
+
+    assert [d.code for d in report.errors] == [codes.CELL_OUT_OF_RANGE.id]
+    assert "has 1 cells" in report.errors[0].message
+    assert validate_manifest(manifest)[0].ok  # the files themselves are untouched
