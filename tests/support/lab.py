@@ -1,0 +1,121 @@
+"""JupyterLab with nbflow's extensions, on loopback, for browser tests and screenshots.
+
+    with jupyter_lab(root) as lab:          # a free port, a random token, its own config
+        page.goto(lab.url("lab/tree/demo/nb.ipynb"))
+
+The lab finds the prebuilt extension (nbflow/lab/labextension) and the server extension's
+config (jupyter-config/) through JUPYTER_PATH and JUPYTER_CONFIG_PATH, as a `pip install
+"nbflow[lab]"` would lay them out, and keeps its settings and workspaces in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+
+
+@dataclass(frozen=True)
+class Lab:
+    port: int
+    token: str
+    log: Path
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path}?token={self.token}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def jupyter_lab(root: Path, *, timeout: float = 120) -> Iterator[Lab]:
+    home = Path(tempfile.mkdtemp(prefix="nbflow-lab-home-"))
+    data = home / "data"
+    (data / "labextensions").mkdir(parents=True)
+    (data / "labextensions" / "nbflow-lab").symlink_to(REPO / "nbflow" / "lab" / "labextension")
+    config = home / "etc" / "jupyter"
+    shutil.copytree(REPO / "jupyter-config", config)
+    # no "receive Jupyter news?" toast over the screenshots
+    (config / "labconfig").mkdir()
+    (config / "labconfig" / "page_config.json").write_text(
+        '{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}'
+    )
+    port, token = _free_port(), secrets.token_hex(16)
+    env = {
+        **os.environ,
+        "JUPYTER_PATH": str(data),
+        "JUPYTER_CONFIG_PATH": str(config),
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTER_DATA_DIR": str(home / "user-data"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
+        ),
+    }
+    log = home / "jupyter.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "jupyterlab",
+                "--no-browser",
+                "--ServerApp.ip=127.0.0.1",
+                f"--ServerApp.port={port}",
+                "--ServerApp.port_retries=0",
+                f"--IdentityProvider.token={token}",
+                f"--ServerApp.root_dir={root}",
+                *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
+            ],  # fmt: skip
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        lab = Lab(port, token, log)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(lab.url("api/status"), timeout=5):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("JupyterLab did not start:\n" + log.read_text()) from None
+                time.sleep(0.5)
+        yield lab
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def chromium_path() -> str:
+    """Debian's chromium: playwright cannot download its own browser here."""
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(
+            f"{CHROMIUM} not found: install Debian's chromium (`apt-get install -y chromium`)"
+        )
+    return CHROMIUM
