@@ -3,7 +3,7 @@
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, InputDialog } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
-import { IEditorTracker } from '@jupyterlab/fileeditor';
+import { FileEditor, IEditorTracker } from '@jupyterlab/fileeditor';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { LabIcon } from '@jupyterlab/ui-components';
 
@@ -46,6 +46,23 @@ const plugin: JupyterFrontEndPlugin<void> = {
         const widget = docs ? docs.findWidget(path) : undefined;
         const context = widget && docs ? docs.contextForWidget(widget) : undefined;
         return context && context.model.dirty ? context.model.toString() : null;
+      },
+      open: async (path: string, line: number | null, column: number | null) => {
+        if (!docs) {
+          return;
+        }
+        const widget = docs.openOrReveal(path);
+        if (!widget) {
+          return;
+        }
+        await widget.context.ready;
+        const content = widget.content as unknown as Partial<FileEditor>;
+        if (content.editor) {
+          const position = { line: Math.max(0, (line || 1) - 1), column: Math.max(0, (column || 1) - 1) };
+          content.editor.setCursorPosition(position);
+          content.editor.revealPosition(position);
+          content.editor.focus();
+        }
       }
     });
     panel.title.icon = ICON;

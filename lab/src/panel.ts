@@ -30,6 +30,8 @@ function el<K extends keyof HTMLElementTagNameMap>(
 export interface IManifestSource {
   /** The unsaved text of the manifest when an editor holds it open, else null. */
   text(path: string): string | null;
+  /** Open a file (the manifest) in an editor at a 1-based line and column. */
+  open(path: string, line: number | null, column: number | null): Promise<void>;
 }
 
 export class NbflowPanel extends Widget {
@@ -369,7 +371,12 @@ export class NbflowPanel extends Widget {
       if (d.hint) {
         item.appendChild(el('div', 'nbflow-hint', `hint: ${d.hint}`));
       }
-      if (d.cells.length) {
+      if (d.target === 'manifest' && d.file) {
+        const file = d.file;
+        item.classList.add('nbflow-clickable');
+        item.title = `open ${file} at line ${d.line || 1}`;
+        item.onclick = () => void this.manifests.open(file, d.line, d.column);
+      } else if (d.cells.length) {
         item.classList.add('nbflow-clickable');
         item.onclick = () => this.showCell(d.cells[0]);
       }

@@ -75,7 +75,9 @@ def jupyter_lab(root: Path, *, timeout: float = 120) -> Iterator[Lab]:
     with log.open("w") as out:
         proc = subprocess.Popen(
             [
-                sys.executable, "-m", "jupyterlab",
+                sys.executable,
+                "-m",
+                "jupyterlab",
                 "--no-browser",
                 "--ServerApp.ip=127.0.0.1",
                 f"--ServerApp.port={port}",
@@ -83,7 +85,7 @@ def jupyter_lab(root: Path, *, timeout: float = 120) -> Iterator[Lab]:
                 f"--IdentityProvider.token={token}",
                 f"--ServerApp.root_dir={root}",
                 *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
-            ],  # fmt: skip
+            ],
             cwd=root,
             env=env,
             stdout=out,
@@ -119,3 +121,28 @@ def chromium_path() -> str:
             f"{CHROMIUM} not found: install Debian's chromium (`apt-get install -y chromium`)"
         )
     return CHROMIUM
+
+
+LAB_SOURCES = REPO / "lab"
+SOURCE_HASH = REPO / "nbflow" / "lab" / "labextension" / "sources.sha256"
+
+
+def source_hash() -> str:
+    """SHA-256 over the extension's sources (lab/package.json, tsconfig, src/, style/), which
+    lab/build.sh records beside the prebuilt extension it builds from them."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    files = [LAB_SOURCES / "package.json", LAB_SOURCES / "tsconfig.json"]
+    files += sorted(
+        p for d in ("src", "style") for p in (LAB_SOURCES / d).rglob("*") if p.is_file()
+    )
+    for path in files:
+        digest.update(path.relative_to(LAB_SOURCES).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes().replace(b"\r\n", b"\n") + b"\0")
+    return digest.hexdigest()
+
+
+if __name__ == "__main__":  # lab/build.sh: python -m tests.support.lab --record
+    if sys.argv[1:] == ["--record"]:
+        SOURCE_HASH.write_text(source_hash() + "\n")
