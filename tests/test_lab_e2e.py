@@ -165,3 +165,19 @@ def test_run_from_the_panel_to_success(browser: Any, lab: Lab, artifacts: Path) 
     assert cell(page, 6).locator(".nbflow-badge").text_content() == "fit ✓"
     page.screenshot(path=str(artifacts / "run.png"))
     page.close()
+
+
+def test_the_manifest_open_in_an_editor_is_validated_as_it_is_typed(
+    browser: Any, lab: Lab, project: Path, artifacts: Path
+) -> None:
+    page = open_notebook(browser, lab)
+    page.locator(".jp-DirListing-itemText", has_text="nbflow.yaml").dblclick()
+    editor = page.locator(".jp-FileEditor .cm-content")
+    editor.click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type("retries: 1")
+    unknown = page.locator(".nbflow-panel .nbflow-diagnostic", has_text="retries")
+    unknown.wait_for(timeout=30_000)
+    page.screenshot(path=str(artifacts / "manifest-typed.png"))
+    assert "retries" not in (project / "nbflow.yaml").read_text()  # unsaved: nothing written
+    page.close()

@@ -212,3 +212,54 @@ async def test_build_shows_the_version_without_writing_dist(jp_fetch: Any, proje
     assert built["pipeline"] == "demo" and len(built["version"]) == 8
     assert built["versionName"] == f"demo-{built['version']}"
     assert not (project / "dist").exists()
+
+
+async def test_a_typo_in_the_manifest_keeps_the_badges_and_steps(
+    jp_fetch: Any, project: Path
+) -> None:
+    typo = manifest_text(MANIFEST) + "retries: 1\n"
+    view = await _json(jp_fetch, "project", body={"path": "demo/nb.ipynb", "manifest": typo})
+    assert view["valid"] is False and view["name"] == "demo"
+    assert [d["message"] for d in view["diagnostics"]] == ["unknown key `retries`"]
+    assert [s["name"] for s in view["steps"]] == ["load", "fit"]
+    assert view["cells"][5]["owner"] == "step:fit"
+
+
+def test_progress_lines_of_nbflow_run_give_step_status() -> None:
+    from nbflow.lab.runs import parse_progress
+
+    steps = {"load", "fit"}
+    assert parse_progress("  ▶ load  running", steps) == ("load", "running")
+    assert parse_progress("  ✓ fit   0.52 s", steps) == ("fit", "succeeded")
+    assert parse_progress("  = load  cached", steps) == ("load", "cached")  # ASCII marks
+    assert parse_progress("  ✗ fit   failed after 1.00 s", steps) == ("fit", "failed")
+    assert parse_progress("      ValueError: boom", steps) is None
+    assert parse_progress("  ✓ other  1 s", steps) is None
+    assert parse_progress("nbflow run demo: 2 steps", steps) is None
+
+
+async def test_a_project_with_errors_is_not_run_or_built(jp_fetch: Any, project: Path) -> None:
+    manifest = project / "nbflow.yaml"
+    manifest.write_text(manifest.read_text().replace("cells: 6", "cells: 60"))
+    for endpoint in ("run", "build"):
+        code, message = await _status(jp_fetch, endpoint, body={"path": "demo/nb.ipynb"})
+        assert code == 400 and "errors" in message, endpoint
+    code, _ = await _status(jp_fetch, "run", "0" * 32)
+    assert code == 404
+
+
+@pytest.mark.slow
+async def test_a_failing_step_fails_the_run_with_its_error(
+    jp_fetch: Any, jp_root_dir: Path
+) -> None:
+    cells = [*CELLS[:5], "total = sum(ys)\nraise ValueError('boom')", CELLS[6]]
+    write_project(jp_root_dir / "demo", cells, MANIFEST)
+    state = await _json(jp_fetch, "run", body={"path": "demo/nb.ipynb"})
+    for _ in range(600):
+        state = await _json(jp_fetch, "run", state["id"])
+        if state["state"] != "running":
+            break
+        await asyncio.sleep(0.5)
+    assert state["state"] == "failed"
+    assert [s["status"] for s in state["steps"]] == ["succeeded", "failed"]
+    assert "boom" in state["output"]

@@ -47,6 +47,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
         const context = widget && docs ? docs.contextForWidget(widget) : undefined;
         return context && context.model.dirty ? context.model.toString() : null;
       },
+      reload: async (path: string) => {
+        const widget = docs ? docs.findWidget(path) : undefined;
+        const context = widget && docs ? docs.contextForWidget(widget) : undefined;
+        if (context && !context.model.dirty) {
+          await context.revert();
+        }
+      },
       open: async (path: string, line: number | null, column: number | null) => {
         if (!docs) {
           return;

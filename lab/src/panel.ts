@@ -30,6 +30,8 @@ function el<K extends keyof HTMLElementTagNameMap>(
 export interface IManifestSource {
   /** The unsaved text of the manifest when an editor holds it open, else null. */
   text(path: string): string | null;
+  /** Show what is on disk in an open editor of the file that holds no unsaved changes. */
+  reload(path: string): Promise<void>;
   /** Open a file (the manifest) in an editor at a 1-based line and column. */
   open(path: string, line: number | null, column: number | null): Promise<void>;
 }
@@ -124,6 +126,15 @@ export class NbflowPanel extends Widget {
       await showErrorMessage('nbflow', 'This notebook has no nbflow.yaml: create the pipeline first.');
       return;
     }
+    const manifest = this._view.manifest;
+    if (this.manifests.text(manifest) !== null) {
+      // the edit is made to the file: it would be lost, or lose, the editor's changes
+      await showErrorMessage(
+        'nbflow: the manifest was not changed',
+        `${manifest} has unsaved changes in an editor: save them first.`
+      );
+      return;
+    }
     const cells: number[] = [];
     panel.content.widgets.forEach((cell, i) => {
       if (panel.content.isSelectedOrActive(cell)) {
@@ -139,6 +150,7 @@ export class NbflowPanel extends Widget {
         this._view.manifestText
       );
       this._error = null;
+      await this.manifests.reload(manifest);
     } catch (err) {
       await showErrorMessage('nbflow: the manifest was not changed', (err as Error).message);
       await this.refresh();

@@ -169,6 +169,12 @@ def _katib(project: Project, doc: YamlDoc) -> list[Diagnostic]:
     return out
 
 
+def manifest_model(doc: YamlDoc) -> Manifest | None:
+    """The manifest's model as validation reads it (unknown keys set aside, so that a typo does
+    not hide the rest), or None when it has other schema errors."""
+    return _model(doc)[1]
+
+
 def _model(doc: YamlDoc) -> tuple[list[Diagnostic], Manifest | None]:
     from pydantic import ValidationError
 

@@ -196,14 +196,12 @@ def _structure(
 
 
 def _manifest(text: str) -> Any:
-    from pydantic import ValidationError
-
-    from nbflow.check.manifest import Manifest
+    from nbflow.check.validate import manifest_model
     from nbflow.load.yaml_positions import YamlLoadError, load_text
 
     try:
-        return Manifest.model_validate(load_text(text, MANIFEST_NAME).data)
-    except (YamlLoadError, ValidationError, TypeError):
+        return manifest_model(load_text(text, MANIFEST_NAME))
+    except YamlLoadError:
         return None
 
 
