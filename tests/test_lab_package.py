@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import tomllib
+from pathlib import Path
+
+import pytest
 
 from tests.support.lab import REPO, SOURCE_HASH, source_hash
 
@@ -41,3 +44,34 @@ def test_a_wheel_installs_the_extension_and_enables_the_server_extension() -> No
     extras = config["project"]["optional-dependencies"]
     assert any(r.startswith("jupyterlab") for r in extras["lab"])
     assert not any("jupyter" in r for r in config["project"]["dependencies"])
+
+
+@pytest.mark.slow
+def test_an_editable_install_installs_the_extension_too(tmp_path: Path) -> None:
+    """`pip install -e ".[lab]"`: setuptools' editable wheel carries the data files only with
+    setup.py's workaround (pypa/setuptools#3399)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"from setuptools import build_meta; build_meta.build_editable({str(tmp_path)!r})",
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
+    [wheel] = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    from nbflow import __version__
+
+    data = f"nbflow-{__version__}.data/data/"
+    assert f"{data}share/jupyter/labextensions/nbflow-lab/package.json" in names
+    assert f"{data}etc/jupyter/jupyter_server_config.d/nbflow-lab.json" in names
+    assert any(
+        n.startswith(f"{data}share/jupyter/labextensions/nbflow-lab/static/remoteEntry")
+        for n in names
+    )
