@@ -263,3 +263,16 @@ async def test_a_failing_step_fails_the_run_with_its_error(
     assert state["state"] == "failed"
     assert [s["status"] for s in state["steps"]] == ["succeeded", "failed"]
     assert "boom" in state["output"]
+
+
+async def test_validate_gives_the_diagnostics_of_what_is_on_screen(
+    jp_fetch: Any, project: Path
+) -> None:
+    result = await _json(jp_fetch, "validate", body={"path": "demo/nb.ipynb"})
+    assert result == {"valid": True, "diagnostics": []}
+    on_screen = manifest_text(MANIFEST).replace("skip: [7]", "skip: [70]")
+    result = await _json(
+        jp_fetch, "validate", body={"path": "demo/nb.ipynb", "manifest": on_screen}
+    )
+    assert result["valid"] is False
+    assert "cell 70 does not exist" in result["diagnostics"][0]["message"]

@@ -106,6 +106,14 @@ export class NbflowPanel extends Widget {
       if (seq !== this._seq || panel !== this._notebook) {
         return; // a newer request was sent, or the user moved on
       }
+      if (
+        this._run &&
+        this._run.state !== 'running' &&
+        this._view &&
+        view.manifestText !== this._view.manifestText
+      ) {
+        this._run = null; // its statuses were those of another pipeline
+      }
       this._view = view;
       this._error = null;
     } catch (err) {

@@ -6,6 +6,7 @@ are JSON `{"message": ...}` with a 4xx status; no traceback reaches the client.
 
     GET  project?path=NB            the panel's data (nbflow.lab.view)
     POST project {path, notebook?, manifest?}   the same, for the editor's unsaved content
+    POST validate {path, notebook?, manifest?}  its diagnostics alone
     POST edit    {path, cells, target, notebook?, expected?}   move cells (authoring.edit)
     GET  init?path=NB               the `nbflow init` draft, not written
     POST init    {path}             write it
@@ -126,6 +127,23 @@ class ProjectHandler(_Base):
         await self.respond(work)
 
 
+class ValidateHandler(_Base):
+    """`nbflow validate` of what the editor shows: the diagnostics alone."""
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        def work() -> Any:
+            body = self.body()
+            view = project_view(
+                self.manifest_of(body.get("path")),
+                notebook_text=_text(body.get("notebook"), "notebook"),
+                manifest_text=_text(body.get("manifest"), "manifest"),
+            )
+            return {"valid": view["valid"], "diagnostics": view["diagnostics"]}
+
+        await self.respond(work)
+
+
 class EditHandler(_Base):
     @tornado.web.authenticated
     async def post(self) -> None:
@@ -236,6 +254,7 @@ def setup_handlers(web_app: Any, root: str) -> None:
         ".*$",
         [
             (url_path_join(base, "project"), ProjectHandler),
+            (url_path_join(base, "validate"), ValidateHandler),
             (url_path_join(base, "edit"), EditHandler),
             (url_path_join(base, "init"), InitHandler),
             (url_path_join(base, "run"), RunHandler),
