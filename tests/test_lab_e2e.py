@@ -178,6 +178,11 @@ def test_the_manifest_open_in_an_editor_is_validated_as_it_is_typed(
     page.keyboard.type("retries: 1")
     unknown = page.locator(".nbflow-panel .nbflow-diagnostic", has_text="retries")
     unknown.wait_for(timeout=30_000)
+    # and on the line it points at, in the editor
+    marked = page.locator(".jp-FileEditor .cm-line.nbflow-line-error")
+    marked.wait_for(timeout=30_000)
+    assert marked.count() == 1 and marked.text_content() == "retries: 1"
+    assert "unknown key `retries`" in (marked.get_attribute("title") or "")
     page.screenshot(path=str(artifacts / "manifest-typed.png"))
     assert "retries" not in (project / "nbflow.yaml").read_text()  # unsaved: nothing written
     page.close()

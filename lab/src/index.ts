@@ -2,11 +2,14 @@
 // entries. Every change to nbflow.yaml is made by the server (nbflow.authoring.edit).
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, InputDialog } from '@jupyterlab/apputils';
+import { CodeMirrorEditor } from '@jupyterlab/codemirror';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { FileEditor, IEditorTracker } from '@jupyterlab/fileeditor';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { LabIcon } from '@jupyterlab/ui-components';
 
+import { IDiagnostic } from './api';
+import { markManifest } from './manifest';
 import { NbflowPanel } from './panel';
 
 const ICON = new LabIcon({
@@ -47,6 +50,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
         const context = widget && docs ? docs.contextForWidget(widget) : undefined;
         return context && context.model.dirty ? context.model.toString() : null;
       },
+      mark: (path: string, diagnostics: IDiagnostic[]) => {
+        editors?.forEach(widget => {
+          if (widget.context.path === path && widget.content.editor instanceof CodeMirrorEditor) {
+            markManifest(widget.content.editor.editor, diagnostics);
+          }
+        });
+      },
       reload: async (path: string) => {
         const widget = docs ? docs.findWidget(path) : undefined;
         const context = widget && docs ? docs.contextForWidget(widget) : undefined;
@@ -79,6 +89,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     panel.setNotebook(notebooks.currentWidget);
     editors?.widgetAdded.connect((_, editor) => {
       if (editor.context.path.endsWith('nbflow.yaml')) {
+        void editor.context.ready.then(() => panel.manifestChanged());
         editor.context.model.contentChanged.connect(() => panel.manifestChanged());
         editor.context.fileChanged.connect(() => panel.manifestChanged());
       }

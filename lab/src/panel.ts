@@ -27,9 +27,27 @@ function el<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
+/** The diagnostics at lines of the manifest, its own and those it is related to. */
+function manifestDiagnostics(view: api.IProjectView): api.IDiagnostic[] {
+  const out: api.IDiagnostic[] = [];
+  for (const d of view.diagnostics) {
+    if (d.target === 'manifest') {
+      out.push(d);
+    }
+    for (const r of d.related) {
+      if (r.target === 'manifest') {
+        out.push({ ...d, ...r });
+      }
+    }
+  }
+  return out;
+}
+
 export interface IManifestSource {
   /** The unsaved text of the manifest when an editor holds it open, else null. */
   text(path: string): string | null;
+  /** Mark the lines of the file's open editors that these diagnostics point at. */
+  mark(path: string, diagnostics: api.IDiagnostic[]): void;
   /** Show what is on disk in an open editor of the file that holds no unsaved changes. */
   reload(path: string): Promise<void>;
   /** Open a file (the manifest) in an editor at a 1-based line and column. */
@@ -284,6 +302,9 @@ export class NbflowPanel extends Widget {
       root.appendChild(el('p', 'nbflow-error-text', this._error));
     }
     const view = this._view;
+    if (view && view.manifest) {
+      this.manifests.mark(view.manifest, manifestDiagnostics(view));
+    }
     if (!view) {
       root.appendChild(el('p', 'nbflow-empty', 'Reading the pipeline…'));
       return;
