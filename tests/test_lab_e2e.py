@@ -8,6 +8,7 @@ These fail, not skip, when chromium or playwright is missing: CI installs both (
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,6 +134,13 @@ def test_assign_a_cell_to_a_new_step_through_the_ui(
         "?.textContent === 'transform'"
     )
     page.screenshot(path=str(artifacts / "new-step.png"))
+    # the same cell menu skips a cell: out of its step, into `skip`
+    cell(page, 6).locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Escape")
+    cell(page, 6).click(button="right")
+    page.locator(".lm-Menu-itemLabel", has_text="nbflow: Skip Cell").click()
+    wait_for(lambda: "skip: [6-7]" in manifest.read_text(), "cell 6 to be skipped")
+    assert "  fit:" not in manifest.read_text()  # its only cell left: the step goes
     page.close()
 
 
@@ -164,6 +172,35 @@ def test_run_from_the_panel_to_success(browser: Any, lab: Lab, artifacts: Path) 
     assert page.locator(".nbflow-panel .nbflow-report").count() == 2
     assert cell(page, 6).locator(".nbflow-badge").text_content() == "fit ✓"
     page.screenshot(path=str(artifacts / "run.png"))
+    page.locator(".nbflow-panel .nbflow-build").click()
+    version = page.locator(".nbflow-panel .nbflow-version")
+    version.wait_for(timeout=120_000)
+    assert re.fullmatch(r"version [0-9a-f]{8} \(demo-[0-9a-f]{8}\)", version.text_content() or "")
+    page.close()
+
+
+def test_create_pipeline_shows_the_draft_then_writes_it(
+    browser: Any, lab: Lab, project: Path, artifacts: Path
+) -> None:
+    from tests.support.projects import write_notebook
+
+    folder = project.parent / "fresh"
+    folder.mkdir()
+    write_notebook(folder / "analysis.ipynb", ["import math", "x = math.pi", "y = x * 2"])
+    page = browser.new_page(viewport={"width": 1500, "height": 950})
+    page.goto(lab.url("lab/tree/fresh/analysis.ipynb"))
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.locator('.lm-TabBar-tab[data-id="nbflow-panel"]').click()
+    page.locator(".nbflow-panel .nbflow-create").click()
+    draft = page.locator(".jp-Dialog .nbflow-draft-text")
+    draft.wait_for(timeout=30_000)
+    shown = draft.text_content() or ""
+    assert "name: analysis" in shown and not (folder / "nbflow.yaml").exists()
+    page.screenshot(path=str(artifacts / "create.png"))
+    page.locator(".jp-Dialog .jp-mod-accept").click()
+    page.wait_for_selector(".nbflow-panel .nbflow-step", timeout=30_000)
+    assert (folder / "nbflow.yaml").read_text() == shown + ("" if shown.endswith("\n") else "\n")
+    assert cell(page, 1).locator(".nbflow-badge").count() == 1
     page.close()
 
 
