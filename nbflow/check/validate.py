@@ -88,7 +88,7 @@ def validate_manifest(
         report.extend([exc.diagnostic])
         return report, None
     report.sources[shown] = doc.text
-    diags, manifest = _model(doc)
+    diags, manifest = manifest_model(doc)
     report.extend(diags)
     if manifest is None:
         return report, None
@@ -102,13 +102,18 @@ def validate_manifest(
         report.extend([exc.diagnostic])
         return report, None
     checker = Checker(manifest, nb, doc)
-    report.extend(checker.run())
+    structural = checker.run()
     if lock:
         from nbflow.check.lock import check_lock, groups
 
         r = checker.resolved
         current = groups(nb, r.setup, r.skip, r.parameters_cell, r.steps or {})
-        report.extend(check_lock(path.parent, manifest, doc, nb, current))
+        drift, explained = check_lock(path.parent, manifest, doc, nb, current)
+        # stale numbers make the cell rules fire on cells nobody meant: the drift
+        # diagnostics say what moved and how to fix it, once per part
+        structural = [d for d in structural if d.code not in explained]
+        structural += drift
+    report.extend(structural)
     requirements, req_diags = _requirements(manifest, path.parent, doc, report.sources)
     report.extend(req_diags)
     if not report.ok:
@@ -139,10 +144,11 @@ def validate_manifest(
         requirements=requirements,
     )
     if analyse:
-        from nbflow.check.dataflow_rules import plan_project
+        from nbflow.check.dataflow_rules import file_rules, plan_project
 
         plan, plan_diags = plan_project(project)
         report.extend(plan_diags)
+        report.extend(file_rules(project))
         if report.ok:
             object.__setattr__(project, "plan", plan)
         else:
@@ -169,13 +175,7 @@ def _katib(project: Project, doc: YamlDoc) -> list[Diagnostic]:
     return out
 
 
-def manifest_model(doc: YamlDoc) -> Manifest | None:
-    """The manifest's model as validation reads it (unknown keys set aside, so that a typo does
-    not hide the rest), or None when it has other schema errors."""
-    return _model(doc)[1]
-
-
-def _model(doc: YamlDoc) -> tuple[list[Diagnostic], Manifest | None]:
+def manifest_model(doc: YamlDoc) -> tuple[list[Diagnostic], Manifest | None]:
     from pydantic import ValidationError
 
     from nbflow.check.schema_errors import diagnostics_from

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from nbflow import __version__
 from nbflow.errors import CommandFailed, EnvironmentProblem, UsageError
+from nbflow.escape import terminal_lines
 
 if TYPE_CHECKING:
     from nbflow.check.project import Project
@@ -59,6 +60,10 @@ def cmd_cells(args: argparse.Namespace) -> int:
     if args.format == "json":
         _out().write(json.dumps(rows, indent=2) + "\n")
     else:
+        from nbflow.escape import terminal
+
+        # ids come from the notebook's JSON: shown escaped, as the cells' first lines are
+        rows = [{**r, "id": terminal(r["id"]) if r["id"] else r["id"]} for r in rows]
         width = {
             k: max([len(k)] + [len(str(r[k] or "")) for r in rows])
             for k in ("number", "id", "type", "owner")
@@ -68,7 +73,7 @@ def cmd_cells(args: argparse.Namespace) -> int:
         for r in rows:
             lines.append(
                 f"{r['number']:>{width['number']}}  {r['id'] or '':<{width['id']}}  {r['type']:<{width['type']}}  "
-                f"{r['owner'] or '':<{width['owner']}}  {r['first_line']}"
+                f"{r['owner'] or '':<{width['owner']}}  {terminal(r['first_line'])}"
             )
         _out().write("\n".join(lines) + "\n")
     if report is not None and report.diagnostics:
@@ -113,12 +118,26 @@ def _each_project(paths: list[str], *, lock: bool = True) -> Iterator[Project | 
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    from nbflow.check.lock import write_lock
-    from nbflow.check.validate import shown_path
+    from nbflow.check.lock import fix_manifest, prepare_notebook, write_lock
+    from nbflow.check.validate import find_manifests, shown_path
 
     failed = 0
+    unfixed: set[str] = set()
+    for manifest in find_manifests(args.paths or ["."]):
+        for line in prepare_notebook(manifest):
+            print(line)
+        for d in fix_manifest(manifest) if args.fix else ():
+            if d.spec is None:  # locking now would record the drift as if it were meant
+                unfixed.add(shown_path(manifest))
+                print(
+                    f"nbflow: {shown_path(manifest)}: {d.what}: choose its cells by hand, "
+                    "then lock",
+                    file=sys.stderr,
+                )
+            else:
+                print(f"fixed: {shown_path(manifest)}: {d.fix}")
     for project in _each_project(args.paths, lock=False):  # the lock is what is rewritten
-        if project is None:
+        if project is None or shown_path(project.manifest_path) in unfixed:
             failed += 1
             continue
         print(f"locked: {shown_path(write_lock(project))}")
@@ -282,6 +301,12 @@ def parser() -> argparse.ArgumentParser:
     lk.add_argument(
         "paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: ."
     )
+    lk.add_argument(
+        "--fix",
+        action="store_true",
+        help="first rewrite the manifest's cell numbers to follow the locked cells "
+        "(inserted, deleted, moved cells), keeping its comments and layout",
+    )
 
     b = sub.add_parser("build", help="generate the versioned KFP (and Katib) artifacts")
     b.add_argument(
@@ -385,13 +410,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except UsageError as exc:
-        print(f"nbflow: {exc}", file=sys.stderr)
+        print(f"nbflow: {terminal_lines(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except EnvironmentProblem as exc:
-        print(f"nbflow: {exc}", file=sys.stderr)
+        print(f"nbflow: {terminal_lines(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except CommandFailed as exc:
-        print(f"nbflow: {exc}", file=sys.stderr)
+        print(f"nbflow: {terminal_lines(str(exc))}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("nbflow: interrupted", file=sys.stderr)

@@ -200,7 +200,7 @@ def _manifest(text: str) -> Any:
     from nbflow.load.yaml_positions import YamlLoadError, load_text
 
     try:
-        return manifest_model(load_text(text, MANIFEST_NAME))
+        return manifest_model(load_text(text, MANIFEST_NAME))[1]
     except YamlLoadError:
         return None
 
