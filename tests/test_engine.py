@@ -339,3 +339,18 @@ def test_both_engines_give_the_same_outputs_for_the_examples(example: Path, tmp_
         if tolerance == 1e-12:  # deterministic examples: the values themselves
             assert _same(mine["value"], other["value"]), key
     assert {s.name for s in ours.steps if s.report} == {s.name for s in theirs.steps if s.report}
+
+
+@pytest.mark.slow
+def test_a_project_named_by_a_relative_path_gets_an_absolute_tmpdir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the step changes to the notebook's folder: a relative TMPDIR would not be found from there
+    cells = [
+        "import tempfile\nassert '/.nbflow/runs/' in tempfile.gettempdir(), tempfile.gettempdir()"
+    ]
+    write_project(tmp_path / "rel", cells, "name: rel\nsteps:\n  a: {cells: 1}\n")
+    monkeypatch.chdir(tmp_path)
+    r = run_cli(capsys, "run", "rel", "--json")
+    assert r.code == EXIT_OK, r.err
+    assert Path(json.loads(r.out)["steps"][0]["log"]).is_absolute()

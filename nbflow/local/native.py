@@ -48,6 +48,8 @@ def run_native(
     progress: Callable[[StepResult], None] | None,
 ) -> tuple[bool, dict[str, float]]:
     """Run the pipeline; fill in `steps`; return (ok, metrics)."""
+    # absolute: a step changes to the notebook's folder, and TMPDIR and artifact uris must hold
+    state, run_dir = state.resolve(), run_dir.resolve()
     pipeline = load_ir(ir)
     by_task = {task_name(name): r for name, r in steps.items()}
 
