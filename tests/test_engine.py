@@ -5,9 +5,12 @@ runtime's structured events; and both engines giving the same outputs for the ex
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -354,3 +357,48 @@ def test_a_project_named_by_a_relative_path_gets_an_absolute_tmpdir(
     r = run_cli(capsys, "run", "rel", "--json")
     assert r.code == EXIT_OK, r.err
     assert Path(json.loads(r.out)["steps"][0]["log"]).is_absolute()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as f:  # a zombie waiting for its parent is gone too
+        return f.read().split(") ")[1].startswith("Z")
+
+
+@pytest.mark.slow
+def test_sigterm_to_nbflow_run_ends_the_running_step_too(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    cells = [
+        "import os, pathlib, time\n"
+        f"pathlib.Path({str(pidfile)!r}).write_text(str(os.getpid()))\n"
+        "time.sleep(600)\nx = 1"
+    ]
+    root = write_project(tmp_path / "long", cells, "name: long\nsteps:\n  a: {cells: 1}\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbflow", "run", str(root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(2400):
+            if pidfile.exists() and pidfile.read_text():
+                break
+            time.sleep(0.05)
+        step = int(pidfile.read_text())
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    for _ in range(200):
+        if _gone(step):
+            break
+        time.sleep(0.05)
+    assert _gone(step), "the step outlived nbflow"
