@@ -99,7 +99,9 @@ def sleeps(root: Path) -> Path:
 
 def wall(argv: list[str], cwd: Path) -> float:
     started = time.perf_counter()
-    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
+    # this checkout's nbflow, whatever is installed
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         sys.exit(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
