@@ -1,11 +1,17 @@
-"""`nbflow run`: the compiled pipeline on this machine, with kfp.local.
+"""`nbflow run`: the compiled pipeline on this machine.
 
 The same generated components as on the cluster (compiled for the `local` target: nothing is
-pip-installed, Kubernetes-only settings are left out) run one task at a time under kfp.local's
-SubprocessRunner in this interpreter, with kfp.local's cache. Everything lives under the
-project's `.nbflow/` folder:
+pip-installed, Kubernetes-only settings are left out) run under one of two engines:
 
-    .nbflow/artifacts/            kfp.local's pipeline root: every task's outputs
+- `nbflow` (the default, `nbflow.local.native`): nbflow's own engine, steps in parallel along the
+  DAG, each in a warm process of its own, told what happened by the step runtime's events;
+- `kfp-local`: kfp.local's SubprocessRunner in this interpreter, one task at a time, with
+  kfp.local's cache; what happened is read from its log text (a fidelity check).
+
+Everything lives under the project's `.nbflow/` folder:
+
+    .nbflow/artifacts/            every task's outputs (both engines)
+    .nbflow/engine-cache/         the nbflow engine's cache entries
     .nbflow/cache/                kfp.local's cache entries
     .nbflow/build/<hash>/         the compiled local pipeline, reused while the source is unchanged
     .nbflow/runs/<run id>/        run.json, logs/<step>.log, reports/<step>.html
