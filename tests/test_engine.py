@@ -402,3 +402,26 @@ def test_sigterm_to_nbflow_run_ends_the_running_step_too(tmp_path: Path) -> None
             break
         time.sleep(0.05)
     assert _gone(step), "the step outlived nbflow"
+
+
+@pytest.mark.slow
+def test_a_library_that_fails_on_import_fails_its_step_not_the_process_server(
+    tmp_path: Path,
+) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "breaks_on_import_nbf.py").write_text("raise RuntimeError('no import here')\n")
+    manifest = "name: p\nsetup: 1\nsteps:\n  a: {cells: 2}\n"
+    root = write_project(tmp_path / "p", ["import breaks_on_import_nbf", "x = 1"], manifest)
+    env = {**os.environ, "PYTHONPATH": f"{lib}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbflow", "run", str(root)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr
+    # the step's own failure, at its setup cell, and nothing from the server
+    assert "RuntimeError: no import here" in proc.stderr
+    assert "multiprocessing" not in proc.stderr and "nbflow/local" not in proc.stderr

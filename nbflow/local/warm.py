@@ -10,6 +10,7 @@ import ast
 import contextlib
 import importlib.util
 import multiprocessing
+import os
 from collections.abc import Iterable
 from multiprocessing.context import ForkServerContext
 from pathlib import Path
@@ -67,6 +68,8 @@ def preload_list(setup_sources: Iterable[str], project_dir: Path) -> list[str]:
         if spec is None or (origin and Path(origin).resolve().is_relative_to(root)):
             continue
         out.append(name)
+        if top == "matplotlib" and "matplotlib_inline.backend_inline" not in out:
+            out.append("matplotlib_inline.backend_inline")  # the runtime's inline backend
     return out
 
 
@@ -77,6 +80,16 @@ def context(preload: list[str]) -> ForkServerContext:
 
     ctx = multiprocessing.get_context("forkserver")
     assert isinstance(ctx, ForkServerContext)
-    ctx.set_forkserver_preload(preload)
-    forkserver.ensure_running()
+    # the server imports the libraries through `nbflow.local.preload`, which leaves out one that
+    # fails; the forkserver's own preloading would die of anything but an ImportError
+    ctx.set_forkserver_preload(["nbflow.local.preload"])
+    saved = os.environ.get("NBFLOW_PRELOAD")
+    os.environ["NBFLOW_PRELOAD"] = ",".join(preload)  # read by the server as it starts
+    try:
+        forkserver.ensure_running()
+    finally:
+        if saved is None:
+            del os.environ["NBFLOW_PRELOAD"]
+        else:
+            os.environ["NBFLOW_PRELOAD"] = saved
     return ctx
