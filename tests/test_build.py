@@ -196,7 +196,7 @@ def test_version_follows_the_data_files_a_step_reads(tmp_path: Path) -> None:
     ir = next(yaml.safe_load_all(files["pipeline.yaml"]))
     executors = ir["deploymentSpec"]["executors"]
     code = "\n".join(e["container"]["command"][-1] for e in executors.values())
-    encoded = re.findall(r"b64decode\('([A-Za-z0-9+/=]+)'\)", code)
+    encoded = re.findall(r"json\.loads\(base64\.b64decode\('([A-Za-z0-9+/=]+)'\)", code)
     programs = [json.loads(base64.b64decode(e)) for e in encoded]
     assert [p["files"] for p in programs if p["step"] == "one"] == [{"data.csv": digest}]
 

@@ -169,8 +169,14 @@ def test_one_task_per_step_named_as_the_step(cluster: Compiled) -> None:
     steps = {t: v for t, v in cluster.tasks.items() if t.startswith("step-")}
     assert sorted(steps) == sorted(f"step-{s}" for s in STEPS)
     assert {v["taskInfo"]["name"] for v in steps.values()} == set(STEPS)
-    # plus the claim created for this run, its deletion and the exit handler that runs it
-    assert set(cluster.tasks) - set(steps) == {"createpvc", "deletepvc", "exit-handler-1"}
+    # plus the task that provides the step runtime, the claim created for this run, its
+    # deletion and the exit handler that runs it
+    assert set(cluster.tasks) - set(steps) == {
+        "nbflow-runtime",
+        "createpvc",
+        "deletepvc",
+        "exit-handler-1",
+    }
 
 
 def test_one_artifact_per_variable_on_an_edge(cluster: Compiled) -> None:
@@ -183,12 +189,17 @@ def test_one_artifact_per_variable_on_an_edge(cluster: Compiled) -> None:
     for reader in ("step-left", "step-right"):
         src = cluster.tasks[reader]["inputs"]["artifacts"]["in_a"]["taskOutputArtifact"]
         assert src == {"outputArtifactKey": "out_a", "producerTask": "step-load"}
-    assert cluster.artifacts("step-left", "input") == {"in_a": "system.Artifact"}
+    assert cluster.artifacts("step-left", "input") == {
+        "runtime": "system.Artifact",
+        "in_a": "system.Artifact",
+    }
     assert cluster.artifacts("step-right", "input") == {
+        "runtime": "system.Artifact",
         "in_a": "system.Artifact",
         "in_text": "system.Artifact",
     }
     assert cluster.artifacts("step-join", "input") == {
+        "runtime": "system.Artifact",
         "in_b": "system.Artifact",
         "in_c": "system.Artifact",
         "in_label": "system.Artifact",
@@ -202,10 +213,12 @@ def test_one_artifact_per_variable_on_an_edge(cluster: Compiled) -> None:
 
 
 def test_parallel_branches_depend_only_on_their_data(cluster: Compiled) -> None:
-    assert cluster.tasks["step-load"].get("dependentTasks", []) == []
-    assert cluster.tasks["step-left"]["dependentTasks"] == ["createpvc", "step-load"]
-    assert cluster.tasks["step-right"]["dependentTasks"] == ["step-load"]
-    assert cluster.tasks["step-join"]["dependentTasks"] == ["step-left", "step-right"]
+    # every step also reads the step runtime, written by the first task
+    runtime = "nbflow-runtime"
+    assert cluster.tasks["step-load"]["dependentTasks"] == [runtime]
+    assert cluster.tasks["step-left"]["dependentTasks"] == ["createpvc", runtime, "step-load"]
+    assert cluster.tasks["step-right"]["dependentTasks"] == [runtime, "step-load"]
+    assert cluster.tasks["step-join"]["dependentTasks"] == [runtime, "step-left", "step-right"]
 
 
 def test_each_step_receives_only_the_parameters_it_reads(cluster: Compiled) -> None:

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Literal
 from nbflow import __version__
 from nbflow.check.manifest import Volume
 from nbflow.check.project import Project, StepConfig
-from nbflow.generate.runtime import runtime_source
+from nbflow.generate.runtime import packed_runtime
 
 if TYPE_CHECKING:
     from nbflow.dataflow.plan import StepPlan
@@ -51,8 +51,15 @@ RUNTIME_PACKAGES = ("ipython", "cloudpickle")
 
 
 @cache
-def _runtime() -> str:
-    return runtime_source()  # read once per process: every component embeds it
+def _packed_runtime() -> str:
+    return packed_runtime()  # packed once per process
+
+
+# The runtime task: its component function, the alias the pipeline calls it by and its task's
+# variable. Step names are DNS labels (no `_`), so `_nbf__...` names can't be a step's.
+RUNTIME_FUNC = "nbflow_runtime"
+RUNTIME_TASK = RUNTIME_FUNC.replace("_", "-")
+_RUNTIME_VAR = "_nbf__runtime"
 
 
 def func_name(step: str) -> str:
@@ -160,11 +167,41 @@ def generate(project: Project, target: Target) -> str:
         out.append(KFP_KUBERNETES_IMPORT)
     out.append("")
     param_types = {p.name: p.type for p in project.parameters}
+    out += _runtime_component(project, local)
     for sp in plan.steps:
         step = project.step(sp.name)
         out += _component(project, step, sp, param_types, local)
     out += _pipeline(project, param_types, local)
     return "\n".join(out) + "\n"
+
+
+def _runtime_component(project: Project, local: bool) -> list[str]:
+    """The component of the pipeline's first task: it writes the step runtime, carried here
+    once, packed, into an artifact that every step loads. It has no inputs, so KFP serves it
+    from the cache after its first run; it needs nothing but Python (and kfp's executor, as
+    every lightweight component), so it runs in the first step's image."""
+    plan = project.plan
+    assert plan is not None
+    image = project.step(plan.steps[0].name).image
+    install = ["    install_kfp_package=False,"] if local else []
+    return [
+        "@dsl.component(",
+        f"    base_image={image!r},",
+        *install,
+        ")",
+        f"def {RUNTIME_FUNC}(runtime: dsl.Output[dsl.Artifact]):",
+        '    """The nbflow step runtime (nbflow/incluster/step.py) for every step to load."""',
+        "    import base64",
+        "    import zlib",
+        "",
+        '    with open(runtime.path, "wb") as f:',
+        f"        f.write(zlib.decompress(base64.b64decode({_packed_runtime()!r})))",
+        "",
+        "",
+        f"_nbf__{RUNTIME_FUNC} = {RUNTIME_FUNC}",
+        "",
+        "",
+    ]
 
 
 def _component(
@@ -192,7 +229,8 @@ def _component(
         # Jupyter runs a notebook in its folder: so does a local run (relative paths, modules
         # beside the notebook); on a cluster the step runs in its image's working directory
         program["workdir"] = str(project.notebook_dir.resolve())
-    args = [f"    in_{v}: dsl.Input[dsl.Artifact]," for v, _ in sp.inputs]
+    args = ["    runtime: dsl.Input[dsl.Artifact],"]
+    args += [f"    in_{v}: dsl.Input[dsl.Artifact]," for v, _ in sp.inputs]
     args += [f"    param_{p}: {param_types[p]}," for p in sp.parameters]
     args += [f"    out_{v}: dsl.Output[dsl.Artifact]," for v in sp.outputs]
     args.append("    report: dsl.Output[dsl.HTML],")
@@ -212,9 +250,11 @@ def _component(
         f'    """nbflow step {step.name!r}: notebook cells {", ".join(map(str, step.cells))}."""',
         "    # base64: KFP substitutes its placeholders in the command, where this source goes",
         f"    program = json.loads(base64.b64decode({_b64(program)!r}))",
-        f"    runtime = {_runtime()!r}",
+        "    # the step runtime, written by the pipeline's first task",
+        '    with open(runtime.path, encoding="utf-8") as f:',
+        '        code = compile(f.read(), "<nbflow-runtime>", "exec")',
         '    namespace = {"__name__": "nbflow_runtime"}',
-        '    exec(compile(runtime, "<nbflow-runtime>", "exec"), namespace)',
+        "    exec(code, namespace)",
         '    values = namespace["main"](',
         "        program,",
         "        inputs={" + ", ".join(f"{v!r}: in_{v}.path" for v, _ in sp.inputs) + "},",
@@ -301,10 +341,14 @@ def _pipeline(project: Project, param_types: dict[str, str], local: bool) -> lis
         body.append("with dsl.ExitHandler(_nbf_cleanup, name='nbflow-run'):")
         body.append(f"    _nbf_run_pvc = _nbf_k8s.CreatePVC({', '.join(args)})")
     start = len(body)
+    body.append(f"{_RUNTIME_VAR} = _nbf__{RUNTIME_FUNC}()")
+    if not local:
+        body.append(f"{_RUNTIME_VAR}.set_display_name('nbflow runtime')")
     for sp in plan.steps:
         step = project.step(sp.name)
         var = _var(sp.name)
-        call_args = [f"in_{v}={_var(src)}.outputs['out_{v}']" for v, src in sp.inputs]
+        call_args = [f"runtime={_RUNTIME_VAR}.outputs['runtime']"]
+        call_args += [f"in_{v}={_var(src)}.outputs['out_{v}']" for v, src in sp.inputs]
         call_args += [f"param_{p}={p}" for p in sp.parameters]
         body.append(f"{var} = _nbf_{func_name(sp.name)}({', '.join(call_args)})")
         if not local:  # kfp.local ignores display names and resources, and warns about them
