@@ -160,10 +160,15 @@ def test_cache_and_parameters_through_the_cli(
     assert "run succeeded" in r.err and "3 succeeded" in r.err
 
     # the same run again: everything from the cache, the metric still reported
+    runs = root / ".nbflow" / "runs"
+    before = set(runs.iterdir())
     r = run_cli(capsys, "run", path)
     assert r.code == EXIT_OK, r.err
     assert r.out == "total=12.0\n"
     assert "3 cached" in r.err
+    # the task that provides the step runtime too: it ran once, in the first run
+    [second] = set(runs.iterdir()) - before
+    assert "Task nbflow-runtime cache hit" in (second / "logs" / "kfp-local.log").read_text()
 
     # a parameter read only by `two`: `one` stays cached, `two` and what follows run again
     r = run_cli(capsys, "run", path, "-p", "scale=3", "--json")
