@@ -178,10 +178,13 @@ def test_cache_and_parameters_through_the_cli(
     assert doc["parameters"] == {"scale": 3, "label": "x"}  # typed: an int
     assert doc["metrics"] == {"total": 18.0}
 
-    # --no-cache runs every step
+    # --no-cache runs every step; the runtime, which depends on nothing, still comes from the cache
+    before = set(runs.iterdir())
     r = run_cli(capsys, "run", path, "-p", "scale=3", "--no-cache", "--json")
     assert r.code == EXIT_OK, r.err
     assert set(json_statuses(cli_json(r)).values()) == {"succeeded"}
+    [no_cache] = set(runs.iterdir()) - before
+    assert "Task nbflow-runtime cache hit" in (no_cache / "logs" / "kfp-local.log").read_text()
 
     # a string parameter read by the last step only
     r = run_cli(capsys, "run", path, "-p", "scale=3", "-p", "label=hello world", "--json")

@@ -149,7 +149,10 @@ def data_files(project: Project, step: StepConfig) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
-def generate(project: Project, target: Target) -> str:
+def generate(project: Project, target: Target, *, cache: bool = True) -> str:
+    """The generated module's source. `cache=False` turns the cache off for every step (not for
+    the runtime task, whose output depends on nothing but its own code): `nbflow run
+    --no-cache`."""
     plan = project.plan
     if plan is None:
         raise ValueError("the project has no plan: validate it first")
@@ -171,7 +174,7 @@ def generate(project: Project, target: Target) -> str:
     for sp in plan.steps:
         step = project.step(sp.name)
         out += _component(project, step, sp, param_types, local)
-    out += _pipeline(project, param_types, local)
+    out += _pipeline(project, param_types, local, cache)
     return "\n".join(out) + "\n"
 
 
@@ -298,7 +301,9 @@ def _k8s_settings(step: StepConfig) -> bool:
     return bool(s.timeout or s.nodeSelector or s.tolerations or step.volumes)
 
 
-def _pipeline(project: Project, param_types: dict[str, str], local: bool) -> list[str]:
+def _pipeline(
+    project: Project, param_types: dict[str, str], local: bool, cache: bool = True
+) -> list[str]:
     plan = project.plan
     assert plan is not None
     m = project.manifest
@@ -357,7 +362,7 @@ def _pipeline(project: Project, param_types: dict[str, str], local: bool) -> lis
         for up in sp.upstream:
             if up not in data_upstream:
                 body.append(f"{var}.after({_var(up)})")
-        body += _task_settings(step, var, local)
+        body += _task_settings(step, var, local, cache)
         if sp.metrics and not local:
             # the Katib trial launcher reads the metric lines from this pod's log
             # (docs/launcher.md): label the pod, and when the pipeline is tuned never let the
@@ -373,10 +378,10 @@ def _pipeline(project: Project, param_types: dict[str, str], local: bool) -> lis
     return out
 
 
-def _task_settings(step: StepConfig, var: str, local: bool) -> list[str]:
+def _task_settings(step: StepConfig, var: str, local: bool, cache: bool = True) -> list[str]:
     s = step.spec
     lines: list[str] = []
-    if not s.cache:
+    if not s.cache or not cache:
         lines.append(f"{var}.set_caching_options(False)")
     if s.retries:
         lines.append(f"{var}.set_retry(num_retries={s.retries})")
