@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import shutil
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -191,13 +192,13 @@ def test_version_follows_the_data_files_a_step_reads(tmp_path: Path) -> None:
     (tmp_path / "data.csv").write_text("1\n3\n")
     files, second = render(base(tmp_path, cells), snapshot=SNAPSHOT)
     assert first["version"] != second["version"]
-    # the file's digest is in the step's program (which travels base64-encoded)
+    # the file's digest is in the step's program (which travels compressed, base64-encoded)
     digest = hashlib.sha256(b"1\n3\n").hexdigest()
     ir = next(yaml.safe_load_all(files["pipeline.yaml"]))
     executors = ir["deploymentSpec"]["executors"]
     code = "\n".join(e["container"]["command"][-1] for e in executors.values())
-    encoded = re.findall(r"json\.loads\(base64\.b64decode\('([A-Za-z0-9+/=]+)'\)", code)
-    programs = [json.loads(base64.b64decode(e)) for e in encoded]
+    pattern = r"json\.loads\(zlib\.decompress\(base64\.b64decode\('([A-Za-z0-9+/=]+)'\)"
+    programs = [json.loads(zlib.decompress(base64.b64decode(e))) for e in re.findall(pattern, code)]
     assert [p["files"] for p in programs if p["step"] == "one"] == [{"data.csv": digest}]
 
 
@@ -381,7 +382,6 @@ def test_the_runtime_is_carried_once_and_every_step_loads_it(
 
 def test_the_packed_runtime_is_the_runtime_line_for_line() -> None:
     import ast
-    import zlib
 
     from nbflow.generate.runtime import packed_runtime, runtime_source
 

@@ -13,7 +13,8 @@ forbids for parameters, so nothing a user names can shadow them.
 
 The component's function source ends up in the container's command, where KFP (the cluster's
 launcher and kfp.local alike) substitutes placeholders such as `{{$}}` before the step runs.
-So the step program (the cells' code, names, the notebook's file name) travels base64-encoded:
+So the step program (the cells' code, names, the notebook's file name) travels compressed and
+base64-encoded:
 no text a user wrote is in the command as text. Requirements reach pip through `sh -c`, quoted
 for sh by `sh_quote` (kfp's own `packages_to_install` quotes with `repr()`, which sh reads
 differently), with `{{` broken up so that no placeholder can form.
@@ -32,6 +33,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import zlib
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from functools import cache
@@ -126,15 +128,26 @@ def brings_kfp(requirements: Sequence[str]) -> bool:
 KFP_KUBERNETES_IMPORT = "from kfp import kubernetes as _nbf_k8s"
 
 
-def data_files(project: Project, step: StepConfig) -> dict[str, str]:
+def written_paths(project: Project) -> set[str]:
+    """The literal relative paths that a pipeline cell (setup or step) writes."""
+    from nbflow.dataflow.files import literal_paths
+
+    pipeline_cells = [*project.setup, *(c for s in project.steps for c in s.cells)]
+    return {u.path for c in pipeline_cells for u in literal_paths(project.source(c)) if u.writes}
+
+
+def data_files(
+    project: Project, step: StepConfig, written: set[str] | None = None
+) -> dict[str, str]:
     """SHA-256 of each file beside the notebook that the step's (or setup's) cells read by a
-    literal relative path and no pipeline cell writes, by path as written."""
+    literal relative path and no pipeline cell writes, by path as written. `written` is
+    `written_paths(project)`, computed once for all steps (else per step: quadratic)."""
     import hashlib
 
     from nbflow.dataflow.files import literal_paths
 
-    pipeline_cells = [*project.setup, *(c for s in project.steps for c in s.cells)]
-    written = {u.path for c in pipeline_cells for u in literal_paths(project.source(c)) if u.writes}
+    if written is None:
+        written = written_paths(project)
     out: dict[str, str] = {}
     for cell in (*project.setup, *step.cells):
         for use in literal_paths(project.source(cell)):
@@ -171,9 +184,10 @@ def generate(project: Project, target: Target, *, cache: bool = True) -> str:
     out.append("")
     param_types = {p.name: p.type for p in project.parameters}
     out += _runtime_component(project, local)
+    written = written_paths(project)
     for sp in plan.steps:
         step = project.step(sp.name)
-        out += _component(project, step, sp, param_types, local)
+        out += _component(project, step, sp, param_types, local, written)
     out += _pipeline(project, param_types, local, cache)
     return "\n".join(out) + "\n"
 
@@ -181,34 +195,56 @@ def generate(project: Project, target: Target, *, cache: bool = True) -> str:
 def _runtime_component(project: Project, local: bool) -> list[str]:
     """The component of the pipeline's first task: it writes the step runtime, carried here
     once, packed, into an artifact that every step loads. It has no inputs, so KFP serves it
-    from the cache after its first run; it needs nothing but Python (and kfp's executor, as
-    every lightweight component), so it runs in the first step's image."""
+    from the cache after its first run. It runs in the first step's image.
+
+    On a cluster it is a container component, `python3 -c` and the artifact's path: it needs
+    nothing but Python, neither pip nor kfp. kfp.local runs lightweight components only, so
+    locally it is one, installing nothing either."""
     plan = project.plan
     assert plan is not None
     image = project.step(plan.steps[0].name).image
-    install = ["    install_kfp_package=False,"] if local else []
-    return [
-        "@dsl.component(",
-        f"    base_image={image!r},",
-        *install,
-        ")",
-        f"def {RUNTIME_FUNC}(runtime: dsl.Output[dsl.Artifact]):",
-        '    """The nbflow step runtime (nbflow/incluster/step.py) for every step to load."""',
-        "    import base64",
-        "    import zlib",
-        "",
-        '    with open(runtime.path, "wb") as f:',
-        f"        f.write(zlib.decompress(base64.b64decode({_packed_runtime()!r})))",
-        "",
-        "",
-        f"_nbf__{RUNTIME_FUNC} = {RUNTIME_FUNC}",
-        "",
-        "",
-    ]
+    doc = '    """The nbflow step runtime (nbflow/incluster/step.py) for every step to load."""'
+    if local:
+        lines = [
+            "@dsl.component(",
+            f"    base_image={image!r},",
+            "    install_kfp_package=False,",
+            ")",
+            f"def {RUNTIME_FUNC}(runtime: dsl.Output[dsl.Artifact]):",
+            doc,
+            "    import base64",
+            "    import zlib",
+            "",
+            '    with open(runtime.path, "wb") as f:',
+            f"        f.write(zlib.decompress(base64.b64decode({_packed_runtime()!r})))",
+        ]
+    else:
+        script = (
+            "import base64, os, sys, zlib\n"
+            "os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)\n"
+            'with open(sys.argv[1], "wb") as f:\n'
+            f"    f.write(zlib.decompress(base64.b64decode({_packed_runtime()!r})))\n"
+        )
+        lines = [
+            "@dsl.container_component",
+            f"def {RUNTIME_FUNC}(runtime: dsl.Output[dsl.Artifact]):",
+            doc,
+            "    return dsl.ContainerSpec(",
+            f"        image={image!r},",
+            f"        command=['python3', '-c', {script!r}],",
+            "        args=[runtime.path],",
+            "    )",
+        ]
+    return [*lines, "", "", f"_nbf__{RUNTIME_FUNC} = {RUNTIME_FUNC}", "", ""]
 
 
 def _component(
-    project: Project, step: StepConfig, sp: StepPlan, param_types: dict[str, str], local: bool
+    project: Project,
+    step: StepConfig,
+    sp: StepPlan,
+    param_types: dict[str, str],
+    local: bool,
+    written: set[str],
 ) -> list[str]:
     nb = project.notebook
     cells = [{"number": c, "source": nb.cells[c - 1].source, "setup": True} for c in project.setup]
@@ -224,7 +260,7 @@ def _component(
         "metrics": list(sp.metrics),
         "imports": list(sp.imports),
     }
-    files = data_files(project, step)
+    files = data_files(project, step, written)
     if files:
         # their content is in the component: a changed file is a new cache key and version
         program["files"] = files
@@ -251,9 +287,9 @@ def _component(
         *args,
         "):",
         f'    """nbflow step {step.name!r}: notebook cells {", ".join(map(str, step.cells))}."""',
-        "    # base64: KFP substitutes its placeholders in the command, where this source goes",
-        f"    program = json.loads(base64.b64decode({_b64(program)!r}))",
-        "    # the step runtime, written by the pipeline's first task",
+        "    # base64: no KFP placeholder can form in the command",
+        f"    program = json.loads(zlib.decompress(base64.b64decode({_b64(program)!r})))",
+        "    # the step runtime, from the pipeline's first task",
         '    with open(runtime.path, encoding="utf-8") as f:',
         '        code = compile(f.read(), "<nbflow-runtime>", "exec")',
         '    namespace = {"__name__": "nbflow_runtime"}',
@@ -277,6 +313,7 @@ def _component(
     # json is imported inside the body: only the function's body travels into the container
     body.insert(body.index("):") + 2, "    import base64")
     body.insert(body.index("):") + 3, "    import json")
+    body.insert(body.index("):") + 4, "    import zlib")
     install: list[str] = []
     if not local:
         # pip gets the requirements through this script rather than `packages_to_install`
@@ -293,7 +330,10 @@ def _component(
 
 
 def _b64(program: Mapping[str, object]) -> str:
-    return base64.b64encode(json.dumps(program, sort_keys=True).encode("utf-8")).decode("ascii")
+    """The program as JSON, zlib-compressed (the setup cells repeat in every step's), base64."""
+    text = json.dumps(program, sort_keys=True, separators=(",", ":"))
+    data = zlib.compress(text.encode("utf-8"), 9)
+    return base64.b64encode(data).decode("ascii")
 
 
 def _k8s_settings(step: StepConfig) -> bool:
