@@ -361,8 +361,10 @@ def test_names_that_shadow_generated_code_and_an_int_default_for_a_float(
     tmp_path: Path, state: Path
 ) -> None:
     # parameters named like the generated module's globals and the components' own arguments;
-    # `C: {type: float, default: 1}`: kfp refuses an int for a float input unless nbflow converts it
+    # `C: {type: float, default: 1}`: kfp refuses an int for a float input unless nbflow converts it;
+    # a step and parameters named like the runtime task, its function and its output
     names = {"dsl": 1, "pipeline": 2, "json": 3, "NamedTuple": 4, "report": 5, "metrics": 6}
+    names |= {"runtime": 7, "nbflow_runtime": 8, "zlib": 9}
     root = write_project(
         tmp_path / "names",
         [
@@ -374,17 +376,17 @@ def test_names_that_shadow_generated_code_and_an_int_default_for_a_float(
         name: names
         steps:
           first-step: {cells: 2}
-          second: {cells: 3}
-        parameters: {dsl: 1, pipeline: 2, json: 3, NamedTuple: 4, report: 5, metrics: 6, C: {type: float, default: 1}}
+          runtime: {cells: 3}
+        parameters: {dsl: 1, pipeline: 2, json: 3, NamedTuple: 4, report: 5, metrics: 6, runtime: 7, nbflow_runtime: 8, zlib: 9, C: {type: float, default: 1}}
         metrics: {total: maximize}
         """,
     )
     project = load(root)
     result = run(project, state_dir=state)
     assert result.ok, [s.error for s in result.steps]
-    assert result.metrics == {"total": 22.0} and result.parameters["C"] == 1.0
+    assert result.metrics == {"total": 46.0} and result.parameters["C"] == 1.0
     result = run(project, state_dir=state, parameters={"C": 2, "report": 10})
-    assert result.metrics == {"total": 28.0}
+    assert result.metrics == {"total": 52.0}
     with pytest.raises(RunError, match="not parameters of names: nope"):
         run(project, state_dir=state, parameters={"nope": 1})
 

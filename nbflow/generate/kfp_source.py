@@ -19,9 +19,15 @@ no text a user wrote is in the command as text. Requirements reach pip through `
 for sh by `sh_quote` (kfp's own `packages_to_install` quotes with `repr()`, which sh reads
 differently), with `{{` broken up so that no placeholder can form.
 
+The step runtime (`nbflow/incluster/step.py`) is carried once: the pipeline's first task,
+`nbflow-runtime` (no inputs, so cached after its first run), writes it, packed by
+`nbflow.generate.runtime`, to an artifact that every step takes as its input `runtime` and
+exec's. Each step's component holds only its own program and the few lines that run it.
+
 Two targets share one generator:
-- `cluster`: components pip-install kfp, IPython, cloudpickle and the manifest's requirements
-  at start, as KFP lightweight components do; Kubernetes settings (timeouts, node selectors,
+- `cluster`: step components pip-install kfp, IPython, cloudpickle and the manifest's
+  requirements at start, as KFP lightweight components do; the runtime task is a container
+  component (`python3 -c`) that installs nothing; Kubernetes settings (timeouts, node selectors,
   tolerations, volumes) are applied with kfp-kubernetes.
 - `local`: for kfp.local in this interpreter: nothing is installed, Kubernetes-only settings
   are left out (kfp.local ignores them), and the pipeline returns each step's report and
