@@ -56,6 +56,19 @@ def test_tasks_come_in_dependency_order_ties_by_name() -> None:
     assert p.defaults == {"n": 3} and p.name == "p"
 
 
+def test_a_task_is_cached_only_where_the_ir_says_enable_cache() -> None:
+    tasks = pipeline_from_ir(
+        _ir(
+            {
+                "on": _task(cachingOptions={"enableCache": True}),
+                "off": _task(cachingOptions={}),  # how the compiler writes caching turned off
+                "unsaid": _task(),
+            }
+        )
+    ).tasks
+    assert {t.name: t.cache for t in tasks} == {"off": False, "on": True, "unsaid": False}
+
+
 def test_what_the_engine_does_not_run_is_refused_not_run_differently() -> None:
     with pytest.raises(IRError, match="loops and conditions"):
         pipeline_from_ir(_ir({"a": _task(triggerPolicy={"condition": "x"})}))
@@ -270,6 +283,11 @@ def test_engine_and_jobs_options_through_the_cli(
     r = run_cli(capsys, "run", str(root), "--engine", "kfp-local", "--json")
     assert r.code == EXIT_OK, r.err
     assert {s["status"] for s in json.loads(r.out)["steps"]} == {"succeeded"}
+    # kfp.local's cache: the runtime task too
+    r = run_cli(capsys, "run", str(root), "--engine", "kfp-local", "--json")
+    assert {s["status"] for s in json.loads(r.out)["steps"]} == {"cached"}
+    log = Path(json.loads(r.out)["run_dir"]) / "logs" / "kfp-local.log"
+    assert "Task nbflow-runtime cache hit" in log.read_text()
     r = run_cli(capsys, "run", str(root), "-j", "1", "--json")
     assert r.code == EXIT_OK, r.err
     # each engine keeps its own cache: the nbflow engine ran the steps

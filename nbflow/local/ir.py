@@ -96,7 +96,9 @@ def pipeline_from_ir(ir: dict[str, Any]) -> Pipeline:
             parameters=params,
             artifacts=arts,
             upstream=tuple(t.get("dependentTasks", [])),
-            cache=bool(t.get("cachingOptions", {}).get("enableCache", True)),
+            # the proto's default: a task the compiler did not mark `enableCache: true` (caching
+            # turned off, `cachingOptions: {}`) is not cached
+            cache=bool(t.get("cachingOptions", {}).get("enableCache", False)),
             retries=int(t.get("retryPolicy", {}).get("maxRetryCount", 0)),
             outputs=outputs,
         )
