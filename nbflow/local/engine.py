@@ -239,11 +239,15 @@ def _failure(events: list[dict[str, Any]], code: int | None, task: str) -> str:
     for e in reversed(events):
         if e.get("event") == "failed" and e.get("error"):
             return str(e["error"])
+    steps = [str(e["step"]) for e in events if e.get("step")]
+    name = f"step '{steps[0]}'" if steps else f"task `{task}`"
+    cells = [e["cell"] for e in events if e.get("event") == "cell"]
+    where = f", in cell {cells[-1]}" if cells else ""
     if code is not None and code < 0:
-        return f"task `{task}` was killed by {_signal_text(-code)}"
-    started = any(e.get("event") == "started" for e in events)
-    where = "" if started else " before the step runtime started (see its log)"
-    return f"task `{task}` exited with status {code}{where}"
+        return f"{name} was killed by {_signal_text(-code)}{where}"
+    if not steps:
+        where = " before the step runtime started (see its log)"
+    return f"{name} exited with status {code}{where}"
 
 
 def _signal_text(signum: int) -> str:
