@@ -162,7 +162,7 @@ def test_cache_and_parameters_through_the_cli(
     # the same run again: everything from the cache, the metric still reported
     r = run_cli(capsys, "run", path)
     assert r.code == EXIT_OK, r.err
-    assert r.out == "total=12.0\n"
+    assert r.out == "total=12\n"
     assert "3 cached" in r.err
 
     # a parameter read only by `two`: `one` stays cached, `two` and what follows run again

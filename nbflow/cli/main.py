@@ -162,15 +162,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         params = parse_parameters(project, args.param or [])
         assert project.plan is not None
         display = StepProgress(project.name, [s.name for s in project.plan.steps], sys.stderr)
-        result = run(project, parameters=params, cache=not args.no_cache, progress=display.update)
+        result = run(
+            project,
+            parameters=params,
+            cache=not args.no_cache,
+            progress=display.update,
+            started=display.started,
+        )
     except RunError as exc:
         raise UsageError(str(exc)) from None
     display.finish(result)
     if args.json:
         _out().write(json.dumps(result.to_json(), indent=2, default=str) + "\n")
     else:
+        from nbflow.local.report import format_value
+
         for name, value in sorted(result.metrics.items()):
-            print(f"{name}={value!r}")
+            print(f"{name}={format_value(value)}")
     return EXIT_OK if result.ok else EXIT_INPUT
 
 

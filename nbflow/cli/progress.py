@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from nbflow.escape import terminal_lines
+from nbflow.escape import terminal, terminal_lines
 
 if TYPE_CHECKING:
     from nbflow.local.run import RunResult, StepResult
@@ -42,6 +43,10 @@ class StepProgress:
             }.get(status, ".")
         return _MARK.get(status, "·")
 
+    def started(self, run_dir: Path) -> None:
+        rel = os.path.relpath(run_dir)
+        self._print(f"  run folder: {terminal(rel)} (open {terminal(rel)}/index.html)")
+
     def update(self, step: StepResult) -> None:
         name = step.name.ljust(self.width)
         if step.status == "running":
@@ -70,5 +75,5 @@ class StepProgress:
                 self.update(s)
         parts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
         state = "succeeded" if result.ok else "failed"
-        rel = os.path.relpath(result.run_dir)
-        self._print(f"run {state} in {result.seconds:.1f} s ({parts}); logs and reports: {rel}")
+        rel = terminal(os.path.relpath(result.run_dir))
+        self._print(f"run {state} in {result.seconds:.1f} s ({parts}); report: {rel}/index.html")

@@ -64,6 +64,8 @@ class RunResult:
     steps: list[StepResult]
     metrics: dict[str, float]
     seconds: float
+    started: str = ""  # ISO 8601, UTC
+    status: str = "running"  # running, succeeded, failed
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -72,6 +74,7 @@ class RunResult:
 
 
 Progress = Callable[[StepResult], None]
+Started = Callable[[Path], None]
 
 
 def parse_parameters(project: Project, pairs: list[str]) -> dict[str, Any]:
@@ -347,8 +350,14 @@ def run(
     state_dir: Path | None = None,
     progress: Progress | None = None,
     out: TextIO | None = None,
+    started: Started | None = None,
+    latest: bool = True,
 ) -> RunResult:
-    """Run the project's pipeline here. Raises RunError when it cannot start."""
+    """Run the project's pipeline here. Raises RunError when it cannot start.
+
+    The run folder, with its index.html, exists from the start: `started` is called with it,
+    and `runs/latest` points at it (unless `latest` is false, as for tuning trials).
+    """
     from kfp import local
 
     assert project.plan is not None
@@ -376,13 +385,36 @@ def run(
     gitignore = state / ".gitignore"
     if not gitignore.exists():
         gitignore.write_text("# created by nbflow: local runs, caches and builds\n*\n")
-    run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
+    now = datetime.now(UTC)
+    run_id = now.strftime("%Y%m%d-%H%M%S-%f")
     run_dir = state / "runs" / run_id
     (run_dir / "logs").mkdir(parents=True)
     (run_dir / "reports").mkdir()
-    ir = compile_local(project, state)
     steps = {s.name: StepResult(s.name) for s in project.plan.steps}
-    router = _Router(steps, run_dir / "logs", progress)
+    plan = project.plan
+    result = RunResult(
+        run_dir=run_dir,
+        pipeline=project.name,
+        ok=False,
+        parameters=values,
+        steps=list(steps.values()),
+        metrics={},
+        seconds=0.0,
+        started=now.isoformat(timespec="seconds"),
+    )
+    _write_run(result, plan)
+    if latest:
+        _point_latest(state / "runs" / "latest", run_id)
+    if started is not None:
+        started(run_dir)
+
+    def on_step(step: StepResult) -> None:
+        _write_run(result, plan)
+        if progress is not None:
+            progress(step)
+
+    ir = compile_local(project, state)
+    router = _Router(steps, run_dir / "logs", on_step)
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
         pipeline_root=str(state / "artifacts"),
@@ -391,12 +423,12 @@ def run(
         cache_root=str(state / "cache"),
     )
     pipeline = _load_pipeline(ir)
-    started = time.perf_counter()
+    clock = time.perf_counter()
     with _capture(router), warnings.catch_warnings():
         # kfp.local warns, per task, that Kubernetes-only settings have no effect here
         warnings.simplefilter("ignore")
         task = pipeline(**values)
-    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - clock
     outputs = getattr(task, "outputs", None) or {}
     metrics: dict[str, float] = {}
     for sp in project.plan.steps:
@@ -428,20 +460,27 @@ def run(
                     break
         if r.status in ("pending", "running"):
             r.status = "not-run" if r.status == "pending" else "failed"
-    ok = bool(outputs) and all(r.status in ("succeeded", "cached") for r in steps.values())
-    result = RunResult(
-        run_dir=run_dir,
-        pipeline=project.name,
-        ok=ok,
-        parameters=values,
-        steps=list(steps.values()),
-        metrics=metrics,
-        seconds=seconds,
-    )
-    (run_dir / "run.json").write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n")
-    latest = state / "runs" / "latest"
+    result.ok = bool(outputs) and all(r.status in ("succeeded", "cached") for r in steps.values())
+    result.status = "succeeded" if result.ok else "failed"
+    result.metrics = metrics
+    result.seconds = seconds
+    _write_run(result, plan)
+    return result
+
+
+def _write_run(result: RunResult, plan: Any) -> None:
+    """run.json and index.html as the run stands now."""
+    from nbflow.local import report
+
+    doc = json.dumps(result.to_json(), indent=2, default=str) + "\n"
+    partial = result.run_dir / "run.json.partial"
+    partial.write_text(doc, encoding="utf-8")
+    partial.replace(result.run_dir / "run.json")
+    report.write(result, plan, status=result.status, started=result.started)
+
+
+def _point_latest(latest: Path, run_id: str) -> None:
     with contextlib.suppress(OSError):
         if latest.is_symlink() or latest.exists():
             latest.unlink()
         latest.symlink_to(run_id)
-    return result

@@ -185,6 +185,7 @@ class Search:
                 parameters=trial.parameters,
                 cache=True,
                 state_dir=self.state,
+                latest=False,
                 progress=on_step,
             )
         except RunError as exc:
