@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import re
-import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -437,7 +436,7 @@ def run(
         report = outputs.get(f"report_{key}")
         if report is not None and Path(report.path).is_file():
             dest = run_dir / "reports" / f"{sp.name}.html"
-            shutil.copyfile(report.path, dest)
+            _collect_report(Path(report.path), dest)
             r.report = str(dest)
         m = outputs.get(f"metrics_{key}")
         if m is not None:
@@ -455,7 +454,7 @@ def run(
             for path in found:
                 if path.is_file():
                     dest = run_dir / "reports" / f"{sp.name}.html"
-                    shutil.copyfile(path, dest)
+                    _collect_report(path, dest)
                     r.report = str(dest)
                     break
         if r.status in ("pending", "running"):
@@ -466,6 +465,13 @@ def run(
     result.seconds = seconds
     _write_run(result, plan)
     return result
+
+
+def _collect_report(source: Path, dest: Path) -> None:
+    """A step's report into the run folder, its Markdown and LaTeX rendered."""
+    from nbflow.local.step_report import finish
+
+    dest.write_text(finish(source.read_text(encoding="utf-8")), encoding="utf-8")
 
 
 def _write_run(result: RunResult, plan: Any) -> None:
