@@ -1,5 +1,6 @@
 """The reports as a user sees them: opened in a real headless chromium, asserting on what is
-rendered (not on the HTML text), with screenshots kept in `.artifacts/screenshots/`."""
+rendered (not on the HTML text), with screenshots kept in `.artifacts/screenshots/`. The `browser` and `page` fixtures are
+tests/support/browser.py's, through conftest."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import pytest
 
 from nbflow.local.run import RunResult
-from tests.support.browser import browser, only_local, page, shoot  # noqa: F401
+from tests.support.browser import only_local, shoot
 from tests.test_step_report import rich_run
 
 pytestmark = pytest.mark.slow
