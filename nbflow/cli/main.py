@@ -229,6 +229,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_runs(args: argparse.Namespace) -> int:
+    from nbflow.cli.runs import cmd_runs as run
+
+    return run(args, _out())
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     from nbflow.authoring.init import cmd_init as run
 
@@ -247,6 +253,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "diff": cmd_diff,
     "apply": cmd_apply,
     "tune": cmd_tune,
+    "runs": cmd_runs,
     "init": cmd_init,
 }
 
@@ -311,6 +318,10 @@ def parser() -> argparse.ArgumentParser:
         "--no-cache", action="store_true", help="run every step, ignoring cached results"
     )
     r.add_argument("--json", action="store_true", help="print the run's result as JSON")
+
+    from nbflow.cli.runs import add_parser as add_runs
+
+    add_runs(sub)
 
     t = sub.add_parser(
         "tune", help="run the manifest's hyperparameter search on this machine (Optuna)"
