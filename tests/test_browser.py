@@ -4,13 +4,16 @@ tests/support/browser.py's, through conftest."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from nbflow.local.run import RunResult
 from tests.support.browser import only_local, shoot
+from tests.support.cli import run_cli
 from tests.test_step_report import rich_run
+from tests.test_tune import project_with
 
 pytestmark = pytest.mark.slow
 
@@ -88,4 +91,37 @@ def test_a_step_report_shows_the_matplotlib_figure_and_its_metric_once(
     assert figure.evaluate("e => e.complete && e.naturalWidth > 100")
     results = page.locator("table").last.inner_text()
     assert results.count("count") == 1 and "cloudpickle" not in results
+    assert only_local(page)
+
+
+def test_the_tuning_report_shows_its_plots_best_trial_and_links_every_trial(
+    tmp_path: Path, page: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project_with(
+        tmp_path / "quad",
+        """
+        objective: score
+        algorithm: grid
+        maxTrials: 3
+        parallelTrials: 1
+        search:
+          x: {min: 2, max: 4, step: 1}
+        """,
+    )
+    assert run_cli(capsys, "tune", str(root)).code == 0
+    report = root / ".nbflow" / "tune" / "latest" / "report.html"
+    page.goto(report.as_uri())
+    assert shoot(page, "tune-report").stat().st_size > 10_000
+    for plot in ("history", "importances", "slices"):
+        assert page.locator(f"img#{plot}").evaluate("e => e.complete && e.naturalWidth > 100")
+    assert page.locator("#best").inner_text().startswith("trial #2: score = 0 with x=3")
+    assert page.locator("#rerun").inner_text() == f"nbflow run {root} -p x=3"
+    links = page.locator("table#trials a.run")
+    assert links.count() == 3
+    for i in range(3):
+        href = links.nth(i).get_attribute("href")
+        assert (report.parent / href).resolve().is_file()
+    links.nth(1).click()
+    page.wait_for_load_state()
+    assert page.locator("#run-status").inner_text() == "succeeded"
     assert only_local(page)

@@ -285,7 +285,7 @@ def test_grid_covers_every_combination_upstream_runs_once(tmp_path, capsys) -> N
     )
     r = run_cli(capsys, "tune", str(root))
     assert r.code == 0, r.err
-    assert r.out.splitlines() == ["best: score=0 with x=3, shift=a", "score=0.0"]
+    assert r.out.splitlines() == ["best: score=0 with x=3, shift=a", "score=0"]
     folder = root / ".nbflow" / "tune" / "latest"
     data, _ = assert_consistent(folder, 6)
     assert sorted((t["parameters"]["x"], t["parameters"]["shift"]) for t in data["trials"]) == [
@@ -306,6 +306,11 @@ def test_grid_covers_every_combination_upstream_runs_once(tmp_path, capsys) -> N
         assert {s["name"]: s["status"] for s in run["steps"]} == t["steps"]
     assert (folder / "objective.png").stat().st_size > 1000
     assert "prepare 1 ran/5 cached, score 6 ran/0 cached" in r.err
+    # the report beside trials.csv, with the command that reruns the best trial
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    assert f"nbflow run {root} -p x=3 -p shift=a" in page
+    # trials leave runs/latest alone: it is the user's last `nbflow run`, not the last trial
+    assert not (root / ".nbflow" / "runs" / "latest").exists()
 
 
 @pytest.mark.slow
@@ -534,5 +539,5 @@ def test_cli_as_a_subprocess(tmp_path) -> None:
     )
     r = run_subprocess("tune", str(root))
     assert r.code == 0, r.err
-    assert r.out == "best: score=0 with x=3\nscore=0.0\n"
+    assert r.out == "best: score=0 with x=3\nscore=0\n"
     assert "trial 1/1  score=0  x=3" in r.err
