@@ -11,12 +11,14 @@ Exceptions become exit codes here, in `main`, and nowhere else.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from nbflow import __version__
+from nbflow.console import CHOICES, wants_color
 from nbflow.errors import CommandFailed, EnvironmentProblem, UsageError
 from nbflow.escape import terminal_lines
 
@@ -113,7 +115,7 @@ def _each_project(paths: list[str], *, lock: bool = True) -> Iterator[Project | 
     for manifest in manifests:
         report, project = validate_manifest(manifest, lock=lock)
         if report.diagnostics:
-            sys.stderr.write(render_text(report, color=sys.stderr.isatty()))
+            sys.stderr.write(render_text(report, color=wants_color(sys.stderr)))
         yield project
 
 
@@ -192,16 +194,35 @@ def _project(path: str) -> Project | None:
 
     report, project = load_project(path)
     if report.diagnostics:
-        sys.stderr.write(render_text(report, color=sys.stderr.isatty()))
+        sys.stderr.write(render_text(report, color=wants_color(sys.stderr)))
     return project
 
 
 def _color(args: argparse.Namespace) -> bool:
+    return wants_color(sys.stdout)  # --color reaches it through the environment (see main)
+
+
+@contextlib.contextmanager
+def _color_choice(choice: str) -> Iterator[None]:
+    """`--color always|never` as NO_COLOR / FORCE_COLOR for the command (and the processes it
+    starts), so that every writer decides through nbflow.console alike; restored afterwards."""
     import os
 
-    if os.environ.get("NO_COLOR"):
-        return False
-    return bool(getattr(args, "color", False)) or sys.stdout.isatty()
+    saved = {k: os.environ.get(k) for k in ("NO_COLOR", "FORCE_COLOR")}
+    if choice == "always":
+        os.environ.pop("NO_COLOR", None)
+        os.environ["FORCE_COLOR"] = "1"
+    elif choice == "never":
+        os.environ["NO_COLOR"] = "1"
+        os.environ.pop("FORCE_COLOR", None)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -383,6 +404,14 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument(
         "--action-ref", help="git ref of nbflow's actions in the workflows: a release's commit SHA"
     )
+    for command in sub.choices.values():
+        command.add_argument(
+            "--color",
+            choices=CHOICES,
+            default="auto",
+            help="colour the output (default: auto: on a terminal, unless NO_COLOR is set; "
+            "FORCE_COLOR forces it)",
+        )
     return p
 
 
@@ -407,7 +436,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     handler = COMMANDS[args.command]
     try:
-        return handler(args)
+        with _color_choice(getattr(args, "color", "auto")):
+            return handler(args)
     except UsageError as exc:
         print(f"nbflow: {terminal_lines(str(exc))}", file=sys.stderr)
         return EXIT_USAGE

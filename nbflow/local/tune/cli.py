@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from nbflow.console import wants_color
 from nbflow.escape import terminal
 from nbflow.local.report import format_value
 from nbflow.local.tune.display import display, fmt
@@ -28,7 +29,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     report, project = load_project(args.path)
     if report.diagnostics:
-        sys.stderr.write(render_text(report, color=sys.stderr.isatty()))
+        sys.stderr.write(render_text(report, color=wants_color(sys.stderr)))
     if project is None:
         return 1
     plan = plan_search(project, trials=args.trials, parallel=args.parallel)
