@@ -155,30 +155,41 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from nbflow.cli.progress import StepProgress
+    from nbflow.local.report import format_value
     from nbflow.local.run import RunError, parse_parameters, run
 
     project = _project(args.path)
     if project is None:
         return EXIT_INPUT
+    assert project.plan is not None
     try:
         params = parse_parameters(project, args.param or [])
-        assert project.plan is not None
-        display = StepProgress(project.name, [s.name for s in project.plan.steps], sys.stderr)
+    except RunError as exc:
+        raise UsageError(str(exc)) from None
+    display = StepProgress(
+        project.name,
+        [s.name for s in project.plan.steps],
+        sys.stderr,
+        quiet=args.quiet,
+        verbose=args.verbose,
+    )
+    try:
         result = run(
             project,
             parameters=params,
             cache=not args.no_cache,
             progress=display.update,
             started=display.started,
+            echo=display.echo,
         )
     except RunError as exc:
         raise UsageError(str(exc)) from None
+    finally:
+        display.stop()
     display.finish(result)
     if args.json:
         _out().write(json.dumps(result.to_json(), indent=2, default=str) + "\n")
     else:
-        from nbflow.local.report import format_value
-
         for name, value in sorted(result.metrics.items()):
             print(f"{name}={format_value(value)}")
     return EXIT_OK if result.ok else EXIT_INPUT
@@ -339,6 +350,16 @@ def parser() -> argparse.ArgumentParser:
         "--no-cache", action="store_true", help="run every step, ignoring cached results"
     )
     r.add_argument("--json", action="store_true", help="print the run's result as JSON")
+    loud = r.add_mutually_exclusive_group()
+    loud.add_argument(
+        "-q", "--quiet", action="store_true", help="print only failures and the metrics"
+    )
+    loud.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="stream each step's output live, each line prefixed by the step's name",
+    )
 
     from nbflow.cli.runs import add_parser as add_runs
 

@@ -74,6 +74,7 @@ class RunResult:
 
 Progress = Callable[[StepResult], None]
 Started = Callable[[Path], None]
+Echo = Callable[[str, str], None]  # (step, one line of its output), as it is printed
 
 
 def parse_parameters(project: Project, pairs: list[str]) -> dict[str, Any]:
@@ -190,10 +191,17 @@ class _Router:
     """Receives everything kfp.local prints; files each task's lines in its step's log and
     turns kfp.local's task events into progress callbacks."""
 
-    def __init__(self, steps: dict[str, StepResult], logs: Path, progress: Progress | None) -> None:
+    def __init__(
+        self,
+        steps: dict[str, StepResult],
+        logs: Path,
+        progress: Progress | None,
+        echo: Echo | None = None,
+    ) -> None:
         self.by_task = {task_name(name): r for name, r in steps.items()}
         self.logs = logs
         self.progress = progress
+        self.echo = echo
         self.current: StepResult | None = None
         self.started = 0.0
         self.buffer = ""
@@ -240,6 +248,8 @@ class _Router:
             text = line[4:] if line.startswith("    ") else line
             with open(self.current.log, "a", encoding="utf-8") as f:
                 f.write(text + "\n")
+            if self.echo is not None:
+                self.echo(self.current.name, text)
 
     def _start(self, task: str) -> None:
         r = self.by_task.get(task)
@@ -351,11 +361,13 @@ def run(
     out: TextIO | None = None,
     started: Started | None = None,
     latest: bool = True,
+    echo: Echo | None = None,
 ) -> RunResult:
     """Run the project's pipeline here. Raises RunError when it cannot start.
 
     The run folder, with its index.html, exists from the start: `started` is called with it,
-    and `runs/latest` points at it (unless `latest` is false, as for tuning trials).
+    and `runs/latest` points at it (unless `latest` is false, as for tuning trials). `echo`
+    receives each line a step prints, as it prints it.
     """
     from kfp import local
 
@@ -413,7 +425,7 @@ def run(
             progress(step)
 
     ir = compile_local(project, state)
-    router = _Router(steps, run_dir / "logs", on_step)
+    router = _Router(steps, run_dir / "logs", on_step, echo)
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
         pipeline_root=str(state / "artifacts"),
