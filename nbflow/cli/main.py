@@ -318,18 +318,26 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument(
         "paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: ."
     )
-    v.add_argument("--format", choices=["text", "json", "github", "sarif"], default="text")
+    v.add_argument(
+        "--format",
+        choices=["text", "json", "github", "sarif"],
+        default="text",
+        help="text with code frames, JSON, GitHub workflow annotations, or SARIF 2.1 for code "
+        "scanning (default: text)",
+    )
     v.add_argument("--strict", action="store_true", help="fail on warnings too")
 
     c = sub.add_parser(
         "cells", help="list a notebook's cells with number, id, type, first line and step"
     )
-    c.add_argument("notebook")
+    c.add_argument("notebook", help="the .ipynb file")
     c.add_argument(
         "--manifest",
         help="nbflow.yaml whose steps own the cells (default: the one beside the notebook)",
     )
-    c.add_argument("--format", choices=["text", "json"], default="text")
+    c.add_argument(
+        "--format", choices=["text", "json"], default="text", help="output format (default: text)"
+    )
 
     sub.add_parser("schema", help="print the JSON schema of nbflow.yaml")
 
@@ -340,8 +348,15 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("code", nargs="?", help="a code (`NBF302`, `302`) or its name (`cycle`)")
 
     g = sub.add_parser("graph", help="print the pipeline's DAG with the variables on each edge")
-    g.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
-    g.add_argument("--format", choices=["mermaid", "dot", "text"], default="text")
+    g.add_argument(
+        "path", nargs="?", default=".", help="project folder or nbflow.yaml (default: .)"
+    )
+    g.add_argument(
+        "--format",
+        choices=["mermaid", "dot", "text"],
+        default="text",
+        help="plain text, a Mermaid flowchart or Graphviz DOT (default: text)",
+    )
     lk = sub.add_parser(
         "lock", help="record which cells each step holds (nbflow.lock.json), to catch drift"
     )
@@ -362,7 +377,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="dist", help="output folder (default: dist)")
 
     r = sub.add_parser("run", help="run the pipeline on this machine (kfp.local)")
-    r.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
+    r.add_argument(
+        "path", nargs="?", default=".", help="project folder or nbflow.yaml (default: .)"
+    )
     r.add_argument(
         "-p", "--param", action="append", metavar="NAME=VALUE", help="override a parameter"
     )
@@ -388,7 +405,9 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser(
         "tune", help="run the manifest's hyperparameter search on this machine (Optuna)"
     )
-    t.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
+    t.add_argument(
+        "path", nargs="?", default=".", help="project folder or nbflow.yaml (default: .)"
+    )
     t.add_argument(
         "--trials", type=int, metavar="N", help="number of trials (default: tuning.maxTrials)"
     )
@@ -402,7 +421,12 @@ def parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("diff", help="show what `nbflow apply` would change on the cluster")
     _cluster_options(d)
-    d.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    d.add_argument(
+        "--format",
+        choices=["text", "json", "markdown"],
+        default="text",
+        help="output format; markdown suits a job summary (default: text)",
+    )
 
     a = sub.add_parser("apply", help="validate, build and apply the projects to the cluster")
     _cluster_options(a)
@@ -445,6 +469,10 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument(
         "--action-ref", help="git ref of nbflow's actions in the workflows: a release's commit SHA"
     )
+    for action in sub._choices_actions:  # a command's help is its description, unless it has one
+        command = sub.choices[action.dest]
+        if not command.description and action.help:
+            command.description = action.help[0].upper() + action.help[1:] + "."
     for command in sub.choices.values():
         command.add_argument(
             "--color",

@@ -49,13 +49,22 @@ def add_parser(sub: Any) -> None:
         "status, duration, parameters and metrics, oldest first. A run is named by its id, a "
         "unique prefix of it, `latest` or `latest~N`.",
     )
-    actions = r.add_subparsers(dest="runs_command", metavar="ACTION")
-    actions.add_parser("list", parents=[common], help="list the runs (the default action)")
+    actions = r.add_subparsers(
+        dest="runs_command", metavar="ACTION", help="what to do with the runs (default: list)"
+    )
+    actions.add_parser(
+        "list",
+        parents=[common],
+        help="list the runs (the default action)",
+        description="List the runs, oldest first; `*` marks the one runs/latest points at.",
+    )
     c = actions.add_parser(
         "compare",
         aliases=["diff"],
         parents=[common],
         help="what changed in parameters and metrics from run A to run B",
+        description="What changed in parameters and metrics from run A to run B, with the "
+        "difference of numbers (like `dvc metrics diff`).",
     )
     c.add_argument("a", help="the run to compare from (e.g. latest~1)")
     c.add_argument("b", nargs="?", default="latest", help="the run to compare to (default: latest)")
@@ -63,7 +72,11 @@ def add_parser(sub: Any) -> None:
         "--all", action="store_true", help="show unchanged values too (default: changes only)"
     )
     pr = actions.add_parser(
-        "prune", parents=[common], help="delete all but the newest N runs (the latest is kept)"
+        "prune",
+        parents=[common],
+        help="delete all but the newest N runs (the latest is kept)",
+        description="Delete all but the newest N runs; the run runs/latest points at and a run "
+        "still running are kept.",
     )
     pr.add_argument("--keep", type=int, required=True, metavar="N", help="runs to keep")
 
