@@ -281,6 +281,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return run(args, _out())
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    from nbflow.cli.completion import cmd_completion as run
+
+    return run(args)
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     from nbflow.authoring.init import cmd_init as run
 
@@ -300,6 +306,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "apply": cmd_apply,
     "tune": cmd_tune,
     "runs": cmd_runs,
+    "completion": cmd_completion,
     "init": cmd_init,
 }
 
@@ -469,6 +476,16 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument(
         "--action-ref", help="git ref of nbflow's actions in the workflows: a release's commit SHA"
     )
+    co = sub.add_parser(
+        "completion",
+        help="print the shell completion script for bash, zsh or fish",
+        description="Print the completion script for a shell. bash: "
+        '`eval "$(nbflow completion bash)"` in ~/.bashrc; zsh: `eval "$(nbflow completion '
+        'zsh)"` in ~/.zshrc; fish: `nbflow completion fish > '
+        "~/.config/fish/completions/nbflow.fish`.",
+    )
+    co.add_argument("shell", choices=["bash", "zsh", "fish"], help="the shell")
+
     for action in sub._choices_actions:  # a command's help is its description, unless it has one
         command = sub.choices[action.dest]
         if not command.description and action.help:
@@ -499,6 +516,10 @@ def _cluster_options(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
 
     p = parser()
+    if argv is None:
+        from nbflow.cli.completion import answer
+
+        answer(p)  # a shell asking for completions: answered, then the process exits
     try:
         args = p.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help/--version
