@@ -18,7 +18,7 @@ from nbflow.check.rules import Checker
 from nbflow.diagnostics import Diagnostic, Location, Report, error, warning
 from nbflow.errors import UsageError
 from nbflow.load.notebook import NotebookError, load_notebook
-from nbflow.load.yaml_positions import YamlDoc, YamlLoadError, load_file
+from nbflow.load.yaml_positions import YamlDoc, YamlLoadError, load_file, load_text
 
 MANIFEST_NAME = "nbflow.yaml"
 _SKIP_DIRS = {
@@ -70,14 +70,20 @@ def manifest_path(path: str | Path) -> Path:
 
 
 def validate_manifest(
-    path: Path, *, analyse: bool = True, lock: bool = True
+    path: Path,
+    *,
+    analyse: bool = True,
+    lock: bool = True,
+    manifest_text: str | None = None,
+    notebook_text: str | None = None,
 ) -> tuple[Report, Project | None]:
     """Validate one manifest with its notebook; `lock=False` skips the cell-drift check
-    against nbflow.lock.json (for `nbflow lock`, which rewrites it)."""
+    against nbflow.lock.json (for `nbflow lock`, which rewrites it). `manifest_text` and
+    `notebook_text` stand for the files' content where an editor holds unsaved changes."""
     shown = shown_path(path)
     report = Report(manifests=[shown])
     try:
-        doc = load_file(path, shown)
+        doc = load_file(path, shown) if manifest_text is None else load_text(manifest_text, shown)
     except YamlLoadError as exc:
         report.extend([exc.diagnostic])
         return report, None
@@ -89,7 +95,9 @@ def validate_manifest(
     nb_location = doc.locate(("notebook",))
     nb_path = path.parent / manifest.notebook
     try:
-        nb = load_notebook(nb_path, shown_path(nb_path), referenced_at=nb_location)
+        nb = load_notebook(
+            nb_path, shown_path(nb_path), referenced_at=nb_location, text=notebook_text
+        )
     except NotebookError as exc:
         report.extend([exc.diagnostic])
         return report, None
