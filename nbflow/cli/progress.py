@@ -70,7 +70,7 @@ class StepProgress:
             current = self._running
             if current is not None:
                 name, since = current
-                mark = "." if self.ascii else "…"
+                mark = "*" if self.ascii else "…"  # no status mark: lab reads those
                 self._print(
                     f"  {mark} {terminal(name).ljust(self.width)}  running, "
                     f"{elapsed(time.monotonic() - since)}"
