@@ -442,6 +442,8 @@ def test_interrupt_leaves_consistent_files(tmp_path) -> None:
     assert [t.state for t in result.trials] == ["complete", "interrupted", "interrupted"]
     data, _ = assert_consistent(result.dir, 3)
     assert data["state"] == "interrupted"
+    page = (result.dir / "report.html").read_text(encoding="utf-8")
+    assert "no plots: the search was interrupted" in page and 'id="trials"' in page
     assert _workers_of(root / "nbflow.yaml") == []
 
 

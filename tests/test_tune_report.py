@@ -110,3 +110,9 @@ def test_names_are_escaped(tmp_path: Path, name: str) -> None:
     result.objective = name
     page = tune_report.render(result, dimensions=DIMS)
     assert name not in page
+
+
+def test_an_interrupted_search_gets_its_tables_without_plots(tmp_path: Path) -> None:
+    result = tune_result(tmp_path)
+    page = tune_report.render(result, dimensions=DIMS, plots=False)
+    assert "no plots" in page and "<img" not in page and 'id="rerun"' in page

@@ -160,8 +160,10 @@ def render(
     dimensions: list[Dimension],
     study: Any = None,
     project_path: str = ".",
+    plots: bool = True,
 ) -> str:
-    """The search's page."""
+    """The search's page; `plots=False` leaves out the plots (an interrupted search's page is
+    written at once, without importing matplotlib)."""
     title = f"{result.pipeline} · tuning {result.dir.name}"
     best = result.best
     parts = [
@@ -187,8 +189,10 @@ def render(
             "<p>Rerun it:</p>"
             f'<pre class="cmd" id="rerun">{html.escape(command)}</pre>'
         )
-    plots = _plots(result, dimensions, study)
-    parts.extend(plots)
+    if plots:
+        parts.extend(_plots(result, dimensions, study))
+    else:
+        parts.append('<p class="meta">no plots: the search was interrupted.</p>')
     parts.append("<h2>Trials</h2>")
     header = ["#", "state", result.objective, *(d.name for d in dimensions), "time", "run"]
     parts.append(
@@ -234,11 +238,18 @@ def _plots(result: TuneResult, dims: list[Dimension], study: Any) -> list[str]:
 
 
 def write(
-    result: TuneResult, *, dimensions: list[Dimension], study: Any = None, project_path: str = "."
+    result: TuneResult,
+    *,
+    dimensions: list[Dimension],
+    study: Any = None,
+    project_path: str = ".",
+    plots: bool = True,
 ) -> Path:
     path = result.dir / "report.html"
     tmp = path.with_name(".report.html.tmp")
-    page = render(result, dimensions=dimensions, study=study, project_path=project_path)
+    page = render(
+        result, dimensions=dimensions, study=study, project_path=project_path, plots=plots
+    )
     tmp.write_text(page, encoding="utf-8")
     os.replace(tmp, path)
     return path

@@ -292,6 +292,7 @@ class Search:
             dimensions=self.plan.dimensions,
             study=self.study,
             project_path=_shown(self.project.root),
+            plots=r.state != "interrupted",  # Ctrl-C: out at once, the tables still written
         )
         return r
 
