@@ -14,7 +14,8 @@ Environment: GITHUB_WORKSPACE (the checkout; the working directory), NBFLOW_PATH
 folders, separated by whitespace; default "."), NBFLOW_STRICT ("true" fails on warnings),
 NBFLOW_KUBECONFIG (a kubeconfig path, optional), KUBECONFIG, GITHUB_STEP_SUMMARY,
 GITHUB_EVENT_NAME, GITHUB_BASE_REF (the pull request's base branch) or NBFLOW_BASE_REF (any git
-revision to compare with; wins), RUNNER_TEMP. Standard library and nbflow only; nbflow runs as `python -m nbflow` with this
+revision to compare with; wins), NBFLOW_RUN ("true": also run each changed pipeline here and on
+the base with `nbflow run` and show their metrics side by side, as CML does), RUNNER_TEMP. Standard library and nbflow only; nbflow runs as `python -m nbflow` with this
 Python, paths always after `--` (a folder may be called `-weird`).
 
 Everything a user wrote (paths, names, messages quoting keys) reaches the summary through
@@ -144,14 +145,60 @@ def base_lines(manifest: str, base: Base, index: int) -> list[str]:
     if old is None:
         return [title, "", "a new pipeline: nothing to compare with", ""]
     changes = compare(old, head)
+    lines = [title, ""]
     if not changes:
-        return [title, "", "no change to steps, parameters, images or resources", ""]
-    lines = [title, "", "| | name | what | base | this pull request |", "|---|---|---|---|---|"]
-    for c in changes:
-        lines.append(
-            f"| {c.kind} | {markdown_code(c.name, table=True)} | {markdown(c.what)} | "
-            f"{_shown(c.old)} | {_shown(c.new)} |"
-        )
+        lines += ["no change to steps, parameters, images or resources", ""]
+    else:
+        lines += ["| | name | what | base | this pull request |", "|---|---|---|---|---|"]
+        for c in changes:
+            lines.append(
+                f"| {c.kind} | {markdown_code(c.name, table=True)} | {markdown(c.what)} | "
+                f"{_shown(c.old)} | {_shown(c.new)} |"
+            )
+        lines.append("")
+    if os.environ.get("NBFLOW_RUN", "").strip().lower() == "true":
+        lines += metrics_lines(manifest, base)
+    return lines
+
+
+def run_metrics(manifest: str, cwd: str | None = None) -> dict[str, Any]:
+    """The metrics of `nbflow run` of the manifest; raises RuntimeError when the run fails."""
+    done = subprocess.run(
+        [sys.executable, "-m", "nbflow", "run", "--json", "-q", "--", manifest],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+        check=False,
+    )
+    try:
+        doc = json.loads(done.stdout)
+    except ValueError:
+        raise RuntimeError(first_line(done.stderr)) from None
+    if not doc.get("ok"):
+        failed = [s["name"] for s in doc.get("steps", []) if s.get("status") == "failed"]
+        raise RuntimeError(f"the run failed (steps: {', '.join(failed) or 'none ran'})")
+    return dict(doc.get("metrics") or {})
+
+
+def metrics_lines(manifest: str, base: Base) -> list[str]:
+    """Markdown: the metrics of a run of this pull request beside those of the base's."""
+    from nbflow.local.report import format_value
+
+    try:
+        new = run_metrics(manifest)
+        old = run_metrics(manifest, cwd=str(base.tree)) if (base.tree / manifest).is_file() else {}
+    except RuntimeError as exc:
+        return [f"run skipped: {markdown(str(exc))}", ""]
+    lines = ["**Metrics** (`nbflow run`):", "", "| metric | base | this pull request | change |",
+             "|---|---|---|---|"]  # fmt: skip
+    for name in sorted(set(old) | set(new)):
+        a, b = old.get(name), new.get(name)
+        change = "–"
+        if isinstance(a, int | float) and isinstance(b, int | float):
+            change = ("+" if b - a > 0 else "") + format_value(b - a)
+        shown = ["–" if v is None else format_value(v) for v in (a, b)]
+        lines.append(f"| {markdown_code(name, table=True)} | {shown[0]} | {shown[1]} | {change} |")
     return [*lines, ""]
 
 
