@@ -96,7 +96,7 @@ class StepProgress:
         if self.quiet:
             return
         rel = os.path.relpath(run_dir)
-        self._print(f"  run folder: {terminal(rel)} (open {terminal(rel)}/index.html)")
+        self._print(f"  run folder: {terminal(rel)}")
 
     def update(self, step: StepResult) -> None:
         if step.status == "running":
