@@ -77,9 +77,12 @@ def documents(pipeline: Path) -> list[dict[str, Any]]:
 
 
 def executors_by_step(ir: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each step's container spec, found through its task, its component and its executor."""
+    """Each step's container spec, found through its task, its component and its executor
+    (not the runtime task's, which every pipeline begins with)."""
     out = {}
-    for task in ir["root"]["dag"]["tasks"].values():
+    for name, task in ir["root"]["dag"]["tasks"].items():
+        if name == "nbflow-runtime":
+            continue
         component = ir["components"][task["componentRef"]["name"]]
         executor = ir["deploymentSpec"]["executors"][component["executorLabel"]]
         out[task["taskInfo"]["name"]] = executor["container"]
@@ -161,9 +164,11 @@ def test_sales_pipeline_runs_the_branches_side_by_side_on_the_cluster(
 ) -> None:
     ir = documents(built(EXAMPLES_DIR / "sales"))[0]
     tasks = ir["root"]["dag"]["tasks"]
-    assert tasks["step-clean-customers"]["dependentTasks"] == ["step-load"]
-    assert tasks["step-clean-orders"]["dependentTasks"] == ["step-load"]
+    # each also reads the step runtime from the first task
+    assert tasks["step-clean-customers"]["dependentTasks"] == ["nbflow-runtime", "step-load"]
+    assert tasks["step-clean-orders"]["dependentTasks"] == ["nbflow-runtime", "step-load"]
     assert sorted(tasks["step-join"]["dependentTasks"]) == [
+        "nbflow-runtime",
         "step-clean-customers",
         "step-clean-orders",
     ]

@@ -160,10 +160,15 @@ def test_cache_and_parameters_through_the_cli(
     assert "run succeeded" in r.err and "3 succeeded" in r.err
 
     # the same run again: everything from the cache, the metric still reported
+    runs = root / ".nbflow" / "runs"
+    before = set(runs.iterdir())
     r = run_cli(capsys, "run", path)
     assert r.code == EXIT_OK, r.err
     assert r.out == "total=12\n"
     assert "3 cached" in r.err
+    # the task that provides the step runtime too: it ran once, in the first run
+    [second] = set(runs.iterdir()) - before
+    assert "Task nbflow-runtime cache hit" in (second / "logs" / "kfp-local.log").read_text()
 
     # a parameter read only by `two`: `one` stays cached, `two` and what follows run again
     r = run_cli(capsys, "run", path, "-p", "scale=3", "--json")
@@ -173,10 +178,13 @@ def test_cache_and_parameters_through_the_cli(
     assert doc["parameters"] == {"scale": 3, "label": "x"}  # typed: an int
     assert doc["metrics"] == {"total": 18.0}
 
-    # --no-cache runs every step
+    # --no-cache runs every step; the runtime, which depends on nothing, still comes from the cache
+    before = set(runs.iterdir())
     r = run_cli(capsys, "run", path, "-p", "scale=3", "--no-cache", "--json")
     assert r.code == EXIT_OK, r.err
     assert set(json_statuses(cli_json(r)).values()) == {"succeeded"}
+    [no_cache] = set(runs.iterdir()) - before
+    assert "Task nbflow-runtime cache hit" in (no_cache / "logs" / "kfp-local.log").read_text()
 
     # a string parameter read by the last step only
     r = run_cli(capsys, "run", path, "-p", "scale=3", "-p", "label=hello world", "--json")
@@ -353,8 +361,10 @@ def test_names_that_shadow_generated_code_and_an_int_default_for_a_float(
     tmp_path: Path, state: Path
 ) -> None:
     # parameters named like the generated module's globals and the components' own arguments;
-    # `C: {type: float, default: 1}`: kfp refuses an int for a float input unless nbflow converts it
+    # `C: {type: float, default: 1}`: kfp refuses an int for a float input unless nbflow converts it;
+    # a step and parameters named like the runtime task, its function and its output
     names = {"dsl": 1, "pipeline": 2, "json": 3, "NamedTuple": 4, "report": 5, "metrics": 6}
+    names |= {"runtime": 7, "nbflow_runtime": 8, "zlib": 9}
     root = write_project(
         tmp_path / "names",
         [
@@ -366,17 +376,17 @@ def test_names_that_shadow_generated_code_and_an_int_default_for_a_float(
         name: names
         steps:
           first-step: {cells: 2}
-          second: {cells: 3}
-        parameters: {dsl: 1, pipeline: 2, json: 3, NamedTuple: 4, report: 5, metrics: 6, C: {type: float, default: 1}}
+          runtime: {cells: 3}
+        parameters: {dsl: 1, pipeline: 2, json: 3, NamedTuple: 4, report: 5, metrics: 6, runtime: 7, nbflow_runtime: 8, zlib: 9, C: {type: float, default: 1}}
         metrics: {total: maximize}
         """,
     )
     project = load(root)
     result = run(project, state_dir=state)
     assert result.ok, [s.error for s in result.steps]
-    assert result.metrics == {"total": 22.0} and result.parameters["C"] == 1.0
+    assert result.metrics == {"total": 46.0} and result.parameters["C"] == 1.0
     result = run(project, state_dir=state, parameters={"C": 2, "report": 10})
-    assert result.metrics == {"total": 28.0}
+    assert result.metrics == {"total": 52.0}
     with pytest.raises(RunError, match="not parameters of names: nope"):
         run(project, state_dir=state, parameters={"nope": 1})
 

@@ -1,11 +1,12 @@
 """The code that runs inside one pipeline step: load inputs, run cells, save outputs.
 
-This file is embedded as source text into every generated KFP component and exec'd there, so
-that a step image needs no nbflow install. Hence: standard library only at import time;
+A generated pipeline carries this file once, packed into its first task (``nbflow-runtime``),
+which writes it to an artifact; every step reads that artifact and exec's it, so that a step
+image needs no nbflow install (docs/runtime.md). Hence: standard library only at import time;
 numpy, pandas, pyarrow, joblib, torch, xgboost, lightgbm, keras, cloudpickle and IPython are
-imported inside the functions that need them, and each of them is optional. No relative or ``nbflow`` imports, no ``__file__``,
-no dataclasses (they look the class's module up in ``sys.modules``, which an exec'd namespace
-is not in).
+imported inside the functions that need them, and each of them is optional. No relative or
+``nbflow`` imports, no ``__file__``, no dataclasses (they look the class's module up in
+``sys.modules``, which an exec'd namespace is not in).
 
 The generator calls :func:`main` exactly once per step.
 """
@@ -1709,7 +1710,9 @@ def _run_cell(
         log.seconds = time.perf_counter() - started
         recorder.current = None
     if error is not None:
-        message = describe_failure(error, step=step, notebook=notebook, cell=number, sources=sources)
+        message = describe_failure(
+            error, step=step, notebook=notebook, cell=number, sources=sources
+        )
         log.error = message
         raise StepFailure(message)
 
@@ -1752,7 +1755,14 @@ def _run_step(
         _run_cell(cell, session, recorder, sources, step=step, notebook=notebook)
     replayed = "\n".join(program.get("imports", []))
     if replayed:
-        _run_cell({"number": 0, "source": replayed, "setup": True}, session, recorder, sources, step=step, notebook=notebook)
+        _run_cell(
+            {"number": 0, "source": replayed, "setup": True},
+            session,
+            recorder,
+            sources,
+            step=step,
+            notebook=notebook,
+        )
     session.push(loaded)
     for cell in own:
         _run_cell(cell, session, recorder, sources, step=step, notebook=notebook)

@@ -149,11 +149,11 @@ def missing_requirements(project: Project) -> list[str]:
     return missing
 
 
-def compile_local(project: Project, state: Path) -> Path:
+def compile_local(project: Project, state: Path, *, cache: bool = True) -> Path:
     """The local pipeline's IR, compiled once per distinct generated source."""
     from nbflow.generate.build import compile_source
 
-    source = generate(project, "local")
+    source = generate(project, "local", cache=cache)
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
     folder = state / "build" / digest
     ir = folder / "pipeline.yaml"
@@ -170,7 +170,7 @@ def _load_pipeline(ir: Path) -> Any:
     """The compiled local pipeline as a kfp component.
 
     kfp's `load_component_from_file` parses the IR with PyYAML's pure-Python loader: about
-    0.25 s of every run for four steps (each embeds the runtime). libyaml's loader gives the
+    0.25 s of every run for four steps when each embedded the runtime. libyaml's loader gives the
     same dicts in a few milliseconds; kfp builds the component from them as it would.
     """
     import yaml
@@ -424,13 +424,14 @@ def run(
         if progress is not None:
             progress(step)
 
-    ir = compile_local(project, state)
+    # --no-cache is compiled into the steps: the runtime task stays served from the cache
+    ir = compile_local(project, state, cache=cache)
     router = _Router(steps, run_dir / "logs", on_step, echo)
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
         pipeline_root=str(state / "artifacts"),
         raise_on_error=False,
-        enable_caching=cache,
+        enable_caching=True,
         cache_root=str(state / "cache"),
     )
     pipeline = _load_pipeline(ir)
