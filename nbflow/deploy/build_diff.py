@@ -44,7 +44,10 @@ def facts(ir_text: str) -> dict[str, Any]:
         name: p.get("defaultValue")
         for name, p in root.get("inputDefinitions", {}).get("parameters", {}).items()
     }
-    tasks = root.get("dag", {}).get("tasks", {})
+    # the steps' tasks only: the task that carries the step runtime is no step of the user's
+    tasks = {
+        key: t for key, t in root.get("dag", {}).get("tasks", {}).items() if key.startswith("step-")
+    }
     names = {key: t.get("taskInfo", {}).get("name", key) for key, t in tasks.items()}
     steps: dict[str, dict[str, Any]] = {}
     for key, task in tasks.items():
@@ -55,7 +58,7 @@ def facts(ir_text: str) -> dict[str, Any]:
         steps[names[key]] = {
             "image": container.get("image"),
             "resources": container.get("resources"),
-            "after": sorted(names.get(d, d) for d in task.get("dependentTasks", [])),
+            "after": sorted(names[d] for d in task.get("dependentTasks", []) if d in names),
             "retries": task.get("retryPolicy", {}).get("maxRetryCount", 0),
             "cache": task.get("cachingOptions", {}).get("enableCache", False),
             "kubernetes": executors.get(label),
