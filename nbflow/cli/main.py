@@ -4,7 +4,7 @@ Exit codes (documented in README.md, tested in tests/test_cli.py):
   0  success
   1  the input has errors, or a run / tuning / apply failed
   2  bad usage, or an environment problem (missing file or dependency, unreachable cluster)
-  130 interrupted (Ctrl-C)
+  130 interrupted (Ctrl-C, SIGTERM, SIGHUP)
 Exceptions become exit codes here, in `main`, and nowhere else.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from nbflow import __version__
-from nbflow.errors import CommandFailed, EnvironmentProblem, UsageError
+from nbflow.errors import CommandFailed, EnvironmentProblem, Interrupted, UsageError
 
 if TYPE_CHECKING:
     from nbflow.check.project import Project
@@ -379,8 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandFailed as exc:
         print(f"nbflow: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    except KeyboardInterrupt:
-        print("nbflow: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # Ctrl-C; SIGTERM and SIGHUP too, as Interrupted
+        print(f"nbflow: {exc if isinstance(exc, Interrupted) else 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `nbflow cells x | head`
         return EXIT_OK
