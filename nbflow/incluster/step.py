@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import codecs
 import contextlib
+import errno
 import html
 import importlib.util
 import io
@@ -1201,6 +1202,19 @@ def render_report(
 # --------------------------------------------------------------------------------------------
 
 
+def _disk_hint(exc: BaseException) -> str | None:
+    """What to do when a write failed for want of room, else None."""
+    if not isinstance(exc, OSError):
+        return None
+    if exc.errno == errno.ENOSPC:
+        return "the disk is full: free some space (or give the step a larger volume)"
+    if exc.errno == errno.EFBIG:
+        return "the file is larger than allowed here (`ulimit -f`, or the file system's limit)"
+    if exc.errno == getattr(errno, "EDQUOT", None):
+        return "the disk quota is used up: free some space"
+    return None
+
+
 def _metric(value: object, name: str, step: str) -> float:
     import numbers
 
@@ -1313,11 +1327,13 @@ def _run_step(
         try:
             saved[name] = save_value(value, outputs[name], variable=name)
         except Exception as exc:
+            hint = _disk_hint(exc) or (
+                "open files, generators, locks and connections cannot cross steps: "
+                "create them in the step that uses them"
+            )
             raise StepFailure(
                 f"step '{step}': cannot save variable '{name}' of type "
-                f"{_short_type_name(value)}: {exc}\n"
-                "hint: open files, generators, locks and connections cannot cross steps: "
-                "create them in the step that uses them"
+                f"{_short_type_name(value)}: {exc}\nhint: {hint}"
             ) from exc
 
     metrics: dict[str, float] = {}
@@ -1385,9 +1401,15 @@ def main(
             paths=dict(sorted(paths.items(), key=lambda item: -len(item[0]))),
         )
         report_path = os.path.abspath(report_path)
-        os.makedirs(os.path.dirname(report_path), exist_ok=True)
-        with open(report_path, "w", encoding="utf-8") as f:
-            f.write(page)
+        try:
+            os.makedirs(os.path.dirname(report_path), exist_ok=True)
+            with open(report_path, "w", encoding="utf-8") as f:
+                f.write(page)
+        except OSError as exc:
+            hint = _disk_hint(exc)
+            sys.stderr.write(f"step '{program['step']}': cannot write its report: {exc}\n" + (f"hint: {hint}\n" if hint else ""))
+            sys.stderr.flush()
+            raise SystemExit(1) from None
     if error is not None:
         raise SystemExit(1)
     for name, value in metrics.items():
