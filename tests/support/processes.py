@@ -29,3 +29,18 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """The running processes (zombies left out) whose command line contains `text`."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if text.encode() in cmd and alive(int(proc.name)):
+            pids.append(int(proc.name))
+    return pids
