@@ -586,3 +586,22 @@ def test_logs_that_cannot_be_written_end_the_run_with_a_message(tmp_path: Path) 
     assert "nbflow: cannot write the run's logs in " in proc.stderr
     assert "File too large; a file grew past the size limit (`ulimit -f`" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_compiled_pipeline_cut_short_is_compiled_again(tmp_path: Path) -> None:
+    """A run killed while it wrote its compiled pipeline (before the write was made atomic)
+    left half a pipeline.yaml, which every later run took for the pipeline."""
+    state = tmp_path / "state"
+    root = write_project(tmp_path / "cut", ["x = 1", "y = x + 1"], CUT_MANIFEST)
+    first = run(load(root), state_dir=state)
+    assert first.ok
+    [ir] = state.glob("build/*/pipeline.yaml")
+    text = ir.read_text(encoding="utf-8")
+    ir.write_text(text[: len(text) // 2], encoding="utf-8")
+    again = run(load(root), state_dir=state, cache=False)
+    assert again.ok and statuses(again) == {"one": "succeeded", "two": "succeeded"}
+    assert ir.read_text(encoding="utf-8") == text
+    assert not list(ir.parent.glob(".*.tmp"))
+
+
+CUT_MANIFEST = "name: cut\nsteps:\n  one: {cells: 1}\n  two: {cells: 2}\n"

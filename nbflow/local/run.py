@@ -481,7 +481,11 @@ def run(
                 enable_caching=cache,
                 cache_root=str(state / "cache"),
             )
-            pipeline = _load_pipeline(ir)
+            try:
+                pipeline = _load_pipeline(ir)
+            except Exception:  # cut short (a run killed while writing it): compiled again
+                ir.unlink(missing_ok=True)
+                pipeline = _load_pipeline(compile_local(project, state))
             with processes.installed(), _capture(router), warnings.catch_warnings():
                 # kfp.local warns, per task, that Kubernetes-only settings have no effect here
                 warnings.simplefilter("ignore")
