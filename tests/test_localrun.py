@@ -605,3 +605,16 @@ def test_a_compiled_pipeline_cut_short_is_compiled_again(tmp_path: Path) -> None
 
 
 CUT_MANIFEST = "name: cut\nsteps:\n  one: {cells: 1}\n  two: {cells: 2}\n"
+
+
+def test_step_output_that_is_not_utf8_is_logged_with_replacement_characters(
+    tmp_path: Path,
+) -> None:
+    root = write_project(
+        tmp_path / "bytes",
+        ["import os\nos.write(1, b'caf\\xe9 \\xff\\n')\nx = 1"],
+        "name: bytes\nsteps:\n  raw: {cells: 1}\n",
+    )
+    result = run(load(root), state_dir=tmp_path / "state")
+    assert result.ok, result.steps[0].error
+    assert "caf\ufffd \ufffd\n" in Path(result.steps[0].log or "").read_text(encoding="utf-8")
