@@ -618,3 +618,16 @@ def test_step_output_that_is_not_utf8_is_logged_with_replacement_characters(
     result = run(load(root), state_dir=tmp_path / "state")
     assert result.ok, result.steps[0].error
     assert "caf\ufffd \ufffd\n" in Path(result.steps[0].log or "").read_text(encoding="utf-8")
+
+
+def test_a_state_folder_that_cannot_be_written_is_an_environment_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_project(
+        tmp_path / "blocked", ["x = 1"], "name: blocked\nsteps: {one: {cells: 1}}\n"
+    )
+    (root / ".nbflow").write_text("a file where the run's folder should be\n")
+    r = run_cli(capsys, "run", str(root))
+    assert r.code == EXIT_USAGE
+    assert "nbflow: cannot write the run's folder " in r.err
+    assert "Traceback" not in r.err

@@ -453,18 +453,25 @@ def run(
         k: float(v) if declared[k] == "float" and type(v) is int else v for k, v in values.items()
     }
     state = state_dir or project.root / ".nbflow"
-    state.mkdir(parents=True, exist_ok=True)
-    gitignore = state / ".gitignore"
-    if not gitignore.exists():
-        gitignore.write_text("# created by nbflow: local runs, caches and builds\n*\n")
     run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
     run_dir = state / "runs" / run_id
-    (run_dir / "logs").mkdir(parents=True)
-    (run_dir / "reports").mkdir()
     steps = {s.name: StepResult(s.name) for s in project.plan.steps}
-    sweep_stale_tmp()
-    processes = StepProcesses()
-    router = _Router(steps, run_dir / "logs", progress, processes)
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        gitignore = state / ".gitignore"
+        if not gitignore.exists():
+            gitignore.write_text("# created by nbflow: local runs, caches and builds\n*\n")
+        (run_dir / "logs").mkdir(parents=True)
+        (run_dir / "reports").mkdir()
+        sweep_stale_tmp()
+        processes = StepProcesses()
+    except OSError as exc:
+        raise _disk_problem(exc, f"the run's folder {run_dir}") from None
+    try:
+        router = _Router(steps, run_dir / "logs", progress, processes)
+    except OSError as exc:
+        processes.close()
+        raise _disk_problem(exc, f"the run's logs in {run_dir / 'logs'}") from None
     started = time.perf_counter()
     # SIGTERM and SIGHUP stop the run as Ctrl-C does; a second signal while the first stops
     # the steps kills what is left at once
