@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import codecs
 import contextlib
+import errno
 import html
 import importlib.util
 import io
@@ -1579,6 +1580,19 @@ def render_report(
 # --------------------------------------------------------------------------------------------
 
 
+def _disk_hint(exc: BaseException) -> str | None:
+    """What to do when a write failed for want of room, else None."""
+    if not isinstance(exc, OSError):
+        return None
+    if exc.errno == errno.ENOSPC:
+        return "the disk is full: free some space (or give the step a larger volume)"
+    if exc.errno == errno.EFBIG:
+        return "the file is larger than allowed here (`ulimit -f`, or the file system's limit)"
+    if exc.errno == getattr(errno, "EDQUOT", None):
+        return "the disk quota is used up: free some space"
+    return None
+
+
 # What cannot cross a step boundary, by type: (module root or type names, what it is, fix)
 _UNSAVABLE = (
     (("_io", "io"), "an open file or stream", "open it again in the step that reads it"),
@@ -1612,6 +1626,9 @@ _UNSAVABLE = (
 
 def save_hint(value: object, exc: BaseException, group: list[str]) -> str:
     """The hint under a failed save: what the value (or what it holds) is, and what to do."""
+    disk = _disk_hint(exc)  # a full disk, not the value, is what stopped it
+    if disk is not None:
+        return f"hint: {disk}"
     cls = type(value)
     names = {cls.__name__, cls.__module__.partition(".")[0]}
     text = f"{type(exc).__name__}: {exc}"
@@ -1876,9 +1893,15 @@ def main(
             paths=dict(sorted(paths.items(), key=lambda item: -len(item[0]))),
         )
         report_path = os.path.abspath(report_path)
-        os.makedirs(os.path.dirname(report_path), exist_ok=True)
-        with open(report_path, "w", encoding="utf-8") as f:
-            f.write(page)
+        try:
+            os.makedirs(os.path.dirname(report_path), exist_ok=True)
+            with open(report_path, "w", encoding="utf-8") as f:
+                f.write(page)
+        except OSError as exc:
+            hint = _disk_hint(exc)
+            sys.stderr.write(f"step '{program['step']}': cannot write its report: {exc}\n" + (f"hint: {hint}\n" if hint else ""))
+            sys.stderr.flush()
+            raise SystemExit(1) from None
     if error is not None:
         raise SystemExit(1)
     for name, value in metrics.items():
