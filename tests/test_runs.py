@@ -126,3 +126,11 @@ def test_no_runs_and_a_broken_run_json(tmp_path: Path, capsys: pytest.CaptureFix
     (broken / "run.json").write_text("{not json")
     r = run_cli(capsys, "runs", "-C", str(tmp_path / "nbflow.yaml"))
     assert "unreadable" in r.out
+
+
+def test_a_run_stopped_by_a_signal_is_listed_as_interrupted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_run(tmp_path, "20260104-100000-000004", ok=False, status="failed", interrupted="SIGTERM")
+    r = run_cli(capsys, "runs", "-C", str(tmp_path))
+    assert "interrupted (SIGTERM)" in r.out.splitlines()[1]

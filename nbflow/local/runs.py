@@ -25,7 +25,7 @@ class RunRecord:
     id: str
     folder: Path
     started: str
-    status: str  # running, succeeded, failed (or unreadable: run.json missing or broken)
+    status: str  # running, succeeded, failed, interrupted (SIG...), unreadable (no run.json)
     seconds: float | None
     parameters: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
@@ -56,6 +56,8 @@ def _record(folder: Path) -> RunRecord:
     except (OSError, ValueError):
         return RunRecord(folder.name, folder, "", "unreadable", None)
     status = doc.get("status") or ("succeeded" if doc.get("ok") else "failed")
+    if doc.get("interrupted"):  # stopped by a signal (Ctrl-C, SIGTERM, SIGHUP)
+        status = f"interrupted ({doc['interrupted']})"
     seconds = doc.get("seconds") if status != "running" else None
     return RunRecord(
         id=folder.name,
