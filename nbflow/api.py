@@ -70,7 +70,11 @@ def run(
     jobs: int | None = None,
 ) -> RunResult:
     """Run the pipeline on this machine; `parameters` override the defaults. `engine`:
-    "nbflow" (steps in parallel, `jobs` at a time, default the cores) or "kfp-local"."""
+    "nbflow" (steps in parallel, `jobs` at a time, default the cores) or "kfp-local".
+
+    Ctrl-C, SIGTERM or SIGHUP (in the main thread) stop the running step with every process
+    it started, then raise `nbflow.errors.Interrupted`, a KeyboardInterrupt naming the step.
+    """
     from nbflow.local.run import run as run_locally
 
     return run_locally(

@@ -250,8 +250,10 @@ def test_subprocess(tmp_path):
 
 
 def test_schema_ref(tmp_path):
+    from nbflow.check.schema import SCHEMA_URL
+
     assert schema_ref(DIGITS) == "../../schemas/nbflow.v1.schema.json"
-    assert schema_ref(tmp_path) == "https://nbflow.dev/schemas/nbflow.v1.schema.json"
+    assert schema_ref(tmp_path) == SCHEMA_URL
     repo = tmp_path / "repo"
     (repo / ".git").mkdir(parents=True)
     (repo / "schemas").mkdir()

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import os
 import re
 import sys
 import unicodedata
@@ -736,13 +735,12 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def _print_result(result: InitResult, shown: str) -> int:
     from nbflow.cli.reporters import render_text
+    from nbflow.console import wants_color
 
     for note in result.notes:
         print(f"nbflow: warning: {terminal(str(note))}", file=sys.stderr)  # notes quote cells
     if result.report.diagnostics:
-        sys.stderr.write(
-            render_text(result.report, color=sys.stderr.isatty() and not os.environ.get("NO_COLOR"))
-        )
+        sys.stderr.write(render_text(result.report, color=wants_color(sys.stderr)))
     d = result.draft
     todos = sum(1 for v in d.comments.values() if "TODO" in v)
     parts = [

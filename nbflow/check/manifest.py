@@ -29,6 +29,7 @@ from pydantic_core import PydanticCustomError
 
 from nbflow import codes
 from nbflow.check.quantities import duration_seconds, is_quantity
+from nbflow.check.schema import SCHEMA_URL, readable
 from nbflow.codes import Code
 
 API_VERSION = "nbflow/v1"
@@ -520,7 +521,7 @@ class Manifest(Model):
         frozen=True,
         use_attribute_docstrings=True,
         title="nbflow manifest",
-        json_schema_extra={"$id": "https://nbflow.dev/schemas/nbflow.v1.schema.json"},
+        json_schema_extra={"$id": SCHEMA_URL},
     )
 
     apiVersion: Literal["nbflow/v1"]
@@ -563,4 +564,4 @@ class Manifest(Model):
 
 
 def json_schema() -> dict[str, Any]:
-    return Manifest.model_json_schema(by_alias=True)
+    return readable(Manifest.model_json_schema(by_alias=True))

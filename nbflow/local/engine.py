@@ -13,15 +13,13 @@ import contextlib
 import json
 import os
 import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from nbflow.local import executor_input
@@ -75,12 +73,8 @@ class Engine:
     ctx: ForkServerContext | None = None
 
     def execute(self, pipeline: Pipeline, values: dict[str, Any]) -> dict[str, TaskOutcome]:
-        """Run the pipeline. SIGTERM and SIGHUP stop it as Ctrl-C does (KeyboardInterrupt): the
-        running steps' sessions are ended before nbflow exits, not left running alone."""
-        with _signals_interrupt():
-            return self._execute(pipeline, values)
-
-    def _execute(self, pipeline: Pipeline, values: dict[str, Any]) -> dict[str, TaskOutcome]:
+        """Run the pipeline. An interrupt (KeyboardInterrupt; the caller turns SIGTERM and
+        SIGHUP into one) ends the running steps' sessions before it goes on."""
         self.outcomes = {t.name: TaskOutcome(t.name) for t in pipeline.tasks}
         pending = list(pipeline.tasks)
         failed = False
@@ -262,26 +256,6 @@ def _signal_text(signum: int) -> str:
         "SIGTERM": ": another process or the system asked it to stop",
     }.get(name, "")
     return f"{name} (signal {signum}){hint}"
-
-
-@contextlib.contextmanager
-def _signals_interrupt() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield  # no signal handlers off the main thread
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    previous = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's SIGHUP stays ignored
-            previous[sig] = signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, signal.SIG_DFL if old is None else old)
 
 
 def _signal_group(pid: int | None, signum: int) -> None:

@@ -46,6 +46,8 @@ def run_native(
     cache: bool,
     jobs: int | None,
     progress: Callable[[StepResult], None] | None,
+    copy_report: Callable[[Path, str], str | None],
+    echo: Callable[[str, str], None] | None = None,
 ) -> tuple[bool, dict[str, float]]:
     """Run the pipeline; fill in `steps`; return (ok, metrics)."""
     # absolute: a step changes to the notebook's folder, and TMPDIR and artifact uris must hold
@@ -60,6 +62,11 @@ def run_native(
         r.status, r.attempts, r.error = out.status, out.attempts, out.error
         r.seconds = out.seconds
         r.log = str(out.log) if out.log else None
+        if echo is not None and out.log and out.status in ("succeeded", "failed"):
+            # each step's output when it ends (steps run side by side: their lines would mix)
+            text = out.log.read_text(encoding="utf-8", errors="replace")
+            for line in text.splitlines():
+                echo(r.name, line)
         if progress is not None:
             progress(r)
 
@@ -93,9 +100,7 @@ def run_native(
         r.log = str(out.log) if out.log else None
         report = out.outputs.get("report")
         if report is not None and Path(report.uri).is_file():
-            dest = run_dir / "reports" / f"{r.name}.html"
-            shutil.copyfile(report.uri, dest)
-            r.report = str(dest)
+            r.report = copy_report(Path(report.uri), r.name)
         m = out.outputs.get("metrics")
         if m is not None and out.status in ("succeeded", "cached"):
             r.metrics = {
