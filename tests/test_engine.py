@@ -263,9 +263,9 @@ def test_a_failure_comes_from_the_runtime_events_and_a_kill_names_the_signal(
     assert by["raises"].error and by["raises"].error.startswith("step 'raises'")
     assert "ValueError: bad value here" in by["raises"].error
     assert by["killed"].status == "failed"
-    assert by["killed"].error == (
-        f"step 'killed' was killed by SIGKILL (signal {int(signal.SIGKILL)}): often the "
-        "out-of-memory killer, when the step needed more memory than the machine had, in cell 4"
+    assert by["killed"].error and by["killed"].error.startswith(
+        f"step 'killed' was killed by SIGKILL (signal {int(signal.SIGKILL)}) in cell 4: often "
+        "the out-of-memory killer"
     )
 
 

@@ -33,7 +33,8 @@ GRACE_SECONDS = 3.0  # between SIGTERM and SIGKILL when running tasks are stoppe
 @dataclass
 class TaskOutcome:
     name: str
-    status: str = "pending"  # pending, running, retrying, succeeded, cached, failed, not-run
+    # pending, running, retrying, succeeded, cached, failed, not-run, stopped (interrupted)
+    status: str = "pending"
     seconds: float = 0.0
     attempts: int = 0
     log: Path | None = None
@@ -104,6 +105,8 @@ class Engine:
                 for name, r in list(self.running.items()):
                     if r.process.sentinel in ready:
                         r.process.join()
+                        # what the step left running ends with it, as in a pod
+                        _signal_group(r.process.pid, signal.SIGKILL)
                         del self.running[name]
                         failed |= not self._finished(r, values)
         finally:
@@ -120,9 +123,9 @@ class Engine:
             _signal_group(r.process.pid, signal.SIGKILL)
             r.process.join()
             out = self.outcomes[r.task.name]
-            out.status = "failed"
+            out.status = "stopped"
             out.seconds += time.perf_counter() - r.started
-            out.error = out.error or "stopped: the run was interrupted"
+            self._emit(out)
         self.running.clear()
 
     # -- one task -------------------------------------------------------------------------------
@@ -182,6 +185,8 @@ class Engine:
     def _finished(self, r: _Running, values: dict[str, Any]) -> bool:
         out = self.outcomes[r.task.name]
         out.seconds += time.perf_counter() - r.started
+        if out.log is not None:
+            _readable_log(out.log)
         events = read_events(r.events)
         out.cells = [int(e["cell"]) for e in events if e.get("event") == "cell"]
         code = r.process.exitcode
@@ -233,29 +238,29 @@ def _failure(events: list[dict[str, Any]], code: int | None, task: str) -> str:
     for e in reversed(events):
         if e.get("event") == "failed" and e.get("error"):
             return str(e["error"])
+    from nbflow.local.processes import describe_signal
+
     steps = [str(e["step"]) for e in events if e.get("step")]
     name = f"step '{steps[0]}'" if steps else f"task `{task}`"
     cells = [e["cell"] for e in events if e.get("event") == "cell"]
-    where = f", in cell {cells[-1]}" if cells else ""
     if code is not None and code < 0:
-        return f"{name} was killed by {_signal_text(-code)}{where}"
+        at = f" in cell {cells[-1]}" if cells else ""
+        return f"{name} was killed by {describe_signal(-code, at)}"
+    where = f", in cell {cells[-1]}" if cells else ""
     if not steps:
         where = " before the step runtime started (see its log)"
     return f"{name} exited with status {code}{where}"
 
 
-def _signal_text(signum: int) -> str:
-    try:
-        name = signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
-    hint = {
-        "SIGKILL": ": often the out-of-memory killer, when the step needed more memory than "
-        "the machine had",
-        "SIGSEGV": ": a crash in native code (a C extension, or a library it loads)",
-        "SIGTERM": ": another process or the system asked it to stop",
-    }.get(name, "")
-    return f"{name} (signal {signum}){hint}"
+def _readable_log(log: Path) -> None:
+    """A step's log as UTF-8, bytes that are not shown as replacement characters (the step
+    wrote to it directly, whatever it printed)."""
+    with contextlib.suppress(OSError):
+        data = log.read_bytes()
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            log.write_text(data.decode("utf-8", errors="replace"), encoding="utf-8")
 
 
 def _signal_group(pid: int | None, signum: int) -> None:

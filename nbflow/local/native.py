@@ -47,12 +47,17 @@ def run_native(
     jobs: int | None,
     progress: Callable[[StepResult], None] | None,
     copy_report: Callable[[Path, str], str | None],
+    recompile: Callable[[], Path],
     echo: Callable[[str, str], None] | None = None,
 ) -> tuple[bool, dict[str, float]]:
     """Run the pipeline; fill in `steps`; return (ok, metrics)."""
     # absolute: a step changes to the notebook's folder, and TMPDIR and artifact uris must hold
     state, run_dir = state.resolve(), run_dir.resolve()
-    pipeline = load_ir(ir)
+    try:
+        pipeline = load_ir(ir)
+    except Exception:  # cut short (a run killed while writing it): compiled again
+        ir.unlink(missing_ok=True)
+        pipeline = load_ir(recompile())
     by_task = {task_name(name): r for name, r in steps.items()}
 
     def notify(out: TaskOutcome) -> None:

@@ -613,14 +613,14 @@ def _run_native(
                 jobs=jobs,
                 progress=on_step,
                 copy_report=lambda path, step: _copy_report(path, run_dir, step),
+                recompile=lambda: compile_local(project, state, cache=cache),
                 echo=echo,
             )
         except KeyboardInterrupt as exc:
             signum = exc.signum if isinstance(exc, Interrupted) else int(signal.SIGINT)
             interrupted = signal.Signals(signum).name
-            stopped = [r for r in steps.values() if r.status == "running"]
+            stopped = [r for r in steps.values() if r.status == "stopped"]
             for r in stopped:
-                r.status = "failed"
                 r.error = f"step '{r.name}' was stopped: nbflow was interrupted by {interrupted}"
             for r in steps.values():
                 if r.status == "pending":
