@@ -458,8 +458,6 @@ def run(
     each in a warm process of its own) or "kfp-local" (kfp.local, one step at a time: a
     fidelity check).
     """
-    from kfp import local
-
     if engine not in ENGINES:
         raise RunError(f"unknown engine `{engine}` (engines: {', '.join(ENGINES)})")
     if jobs is not None and jobs < 1:
@@ -527,6 +525,8 @@ def run(
     if engine == "nbflow":
         processes.close()  # the engine's steps are sessions of their own, with the run's TMPDIR
         return _run_native(project, state, run_dir, values, steps, live, cache, jobs, on_step, echo)
+    from kfp import local  # the kfp-local engine only: kfp costs ~0.5 s to import
+
     try:
         router = _Router(steps, run_dir / "logs", on_step, processes, echo)
     except OSError as exc:
