@@ -81,3 +81,39 @@ def test_a_requirements_file_is_checked_line_by_line(tmp_path: Path) -> None:
     report, project = validate_manifest(_write(tmp_path, text))
     assert project is not None, [d.message for d in report.diagnostics]
     assert project.requirements == ("numpy==2.1", "foo[bar]>=1,<2 ; python_version >= '3.9'")
+
+
+def test_the_manifest_must_be_a_small_regular_file(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo" / "nbflow.yaml"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)  # reading it would wait for a writer forever
+    report, _ = validate_manifest(fifo)
+    assert [(d.code, d.message.endswith("is not a regular file")) for d in report] == [
+        ("NBF001", True)
+    ]
+    big = _write(tmp_path, BASE + "description: |\n" + ("  " + "x" * 99 + "\n") * 11_000)
+    report, _ = validate_manifest(big)
+    assert [d.code for d in report] == ["NBF010"] and "larger than 1 MiB" in report.errors[
+        0
+    ].message
+    report, _ = validate_manifest(tmp_path / "nb\0.yaml")
+    assert [d.code for d in report] == ["NBF001"]
+
+
+def test_a_long_document_stops_at_the_value_limit(tmp_path: Path) -> None:
+    """Not after reading it all: the limit bounds the time a load takes."""
+    path = _write(tmp_path, BASE + "x: [" + "1," * 150_000 + "]\n")
+    report, _ = validate_manifest(path)
+    (d,) = report.errors
+    assert d.code == "NBF010" and "more than 100,000 values" in d.message
+    assert d.location.line == len(BASE.splitlines()) + 1
+
+
+def test_a_nul_in_the_notebook_path_is_a_diagnostic(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path, BASE.replace("notebook: ../../notebooks/base.ipynb", 'notebook: "nb\\0.ipynb"')
+    )
+    report, project = validate_manifest(path)
+    assert project is None and [d.code for d in report.errors] in (["NBF104"], ["NBF005"])

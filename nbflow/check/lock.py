@@ -76,6 +76,17 @@ def write_lock(project: Project) -> Path:
     return path
 
 
+MAX_LOCK_BYTES = 4 * 2**20  # a lock of 5,000 steps is ~200 kB
+
+
+def _lock_shape(cells: Any) -> bool:
+    """`cells` as `nbflow lock` writes it: group name -> list of cell ids (null for none)."""
+    return isinstance(cells, dict) and all(
+        isinstance(ids, list) and all(i is None or isinstance(i, str) for i in ids)
+        for ids in cells.values()
+    )
+
+
 def check_lock(
     root: Path, manifest: Manifest, doc: YamlDoc, nb: Notebook, current: dict[str, tuple[int, ...]]
 ) -> list[Diagnostic]:
@@ -88,10 +99,14 @@ def check_lock(
         return []
     shown = str(Path(doc.path).parent / LOCK_NAME)
     try:
-        locked = json.loads(path.read_text(encoding="utf-8"))
-        cells = locked["cells"]
-        assert isinstance(cells, dict)
-    except (OSError, ValueError, KeyError, TypeError, AssertionError):
+        with path.open("rb") as f:
+            data = f.read(MAX_LOCK_BYTES + 1)
+        locked = json.loads(data) if len(data) <= MAX_LOCK_BYTES else None
+        cells = locked.get("cells") if isinstance(locked, dict) else None
+        readable = _lock_shape(cells) and isinstance(locked.get("notebook"), str)
+    except (OSError, ValueError, RecursionError):
+        readable = False
+    if not readable:
         return [
             error(
                 "NBF208",
