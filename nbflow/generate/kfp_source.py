@@ -8,8 +8,9 @@ SDK reads each component's source with `inspect.getsource`.
 Every name that comes from the manifest or the notebook reaches the generated code either as a
 `repr()` literal or as an identifier that validation already proved to be one (parameters,
 metrics and variables are Python identifiers; step names are DNS labels, mapped to
-`step_<name with - as _>`). Generated locals start with `_nbf_`, a prefix that validation
-forbids for parameters, so nothing a user names can shadow them.
+`step_<name with - as _>`). Generated names start with `_nbf_`, a prefix that validation
+forbids for parameters, so nothing a user names can shadow them; those made from a step or
+volume name come from `generated_name`, which keeps them apart from each other.
 
 Two targets share one generator:
 - `cluster`: components pip-install kfp, IPython, cloudpickle and the manifest's requirements
@@ -52,8 +53,27 @@ def task_name(step: str) -> str:
     return func_name(step).replace("_", "-")
 
 
+GeneratedKind = Literal["task", "component", "pvc"]
+
+
+def generated_name(kind: GeneratedKind, name: str) -> str:
+    """The generated identifier of a step's task or component alias, or of a volume's claim:
+    `_nbf_<kind>_<name with - as _>`. One name for one (kind, name): `name` is a DNS label
+    (no `_`), so the kind is the text between `_nbf_` and the next `_`, and `-` to `_` loses
+    nothing. The fixed names (`_nbf_k8s`, `_nbf_Outputs`) have no `_` after the kind."""
+    return f"_nbf_{kind}_{name.replace('-', '_')}"
+
+
 def _var(step: str) -> str:
-    return "_nbf_" + step.replace("-", "_")
+    return generated_name("task", step)
+
+
+def _alias(step: str) -> str:
+    return generated_name("component", step)
+
+
+def _pvc(volume: str) -> str:
+    return generated_name("pvc", volume)
 
 
 def _requirement_name(req: str) -> str:
@@ -159,7 +179,7 @@ def _component(
     # json is imported inside the body: only the function's body travels into the container
     body.insert(body.index("):") + 2, "    import json")
     # the pipeline body calls the component through an `_nbf_` alias that no parameter can shadow
-    return [*decorator, *body, "", f"_nbf_{func_name(step.name)} = {func_name(step.name)}", "", ""]
+    return [*decorator, *body, "", f"{_alias(step.name)} = {func_name(step.name)}", "", ""]
 
 
 def _k8s_settings(step: StepConfig) -> bool:
@@ -201,13 +221,13 @@ def _pipeline(project: Project, param_types: dict[str, str], local: bool) -> lis
         ]
         if v.storageClass:
             args.append(f"storage_class_name={v.storageClass!r}")
-        body.append(f"_nbf_pvc_{v.name.replace('-', '_')} = _nbf_k8s.CreatePVC({', '.join(args)})")
+        body.append(f"{_pvc(v.name)} = _nbf_k8s.CreatePVC({', '.join(args)})")
     for sp in plan.steps:
         step = project.step(sp.name)
         var = _var(sp.name)
         call_args = [f"in_{v}={_var(src)}.outputs['out_{v}']" for v, src in sp.inputs]
         call_args += [f"param_{p}={p}" for p in sp.parameters]
-        body.append(f"{var} = _nbf_{func_name(sp.name)}({', '.join(call_args)})")
+        body.append(f"{var} = {_alias(sp.name)}({', '.join(call_args)})")
         if not local:  # kfp.local ignores display names and resources, and warns about them
             body.append(f"{var}.set_display_name({sp.name!r})")
         data_upstream = {src for _, src in sp.inputs}
@@ -224,7 +244,7 @@ def _pipeline(project: Project, param_types: dict[str, str], local: bool) -> lis
                 body.append(f"{var}.set_caching_options(False)")
     for v in per_run_volumes:
         users = [_var(s.name) for s in project.steps if v in s.volumes]
-        pvc = f"_nbf_pvc_{v.name.replace('-', '_')}"
+        pvc = _pvc(v.name)
         body.append(
             f"_nbf_k8s.DeletePVC(pvc_name={pvc}.outputs['name']).after({', '.join(users) or pvc})"
         )
@@ -276,6 +296,6 @@ def _task_settings(step: StepConfig, var: str, local: bool) -> list[str]:
         ]
         lines.append(f"_nbf_k8s.add_toleration({var}, {', '.join(args)})")
     for v in step.volumes:
-        pvc = repr(v.claim) if v.claim else f"_nbf_pvc_{v.name.replace('-', '_')}.outputs['name']"
+        pvc = repr(v.claim) if v.claim else f"{_pvc(v.name)}.outputs['name']"
         lines.append(f"_nbf_k8s.mount_pvc({var}, pvc_name={pvc}, mount_path={v.mountPath!r})")
     return lines
