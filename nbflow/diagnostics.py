@@ -137,6 +137,7 @@ CODES: dict[str, str] = {
     "NBF509": "search-empty",
     "NBF510": "goal-direction",
     "NBF511": "katib-rejects",
+    "NBF512": "grid-too-large",
     "NBF601": "bad-quantity",
     "NBF602": "bad-gpu",
     "NBF603": "image-tag",

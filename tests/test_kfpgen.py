@@ -58,7 +58,7 @@ steps:
     timeout: 90s
     nodeSelector: {{pool: gpu, zone: a}}
     tolerations:
-      - {{key: gpu, operator: Equal, value: "yes", effect: NoSchedule, tolerationSeconds: 60}}
+      - {{key: gpu, operator: Equal, value: "yes", effect: NoExecute, tolerationSeconds: 60}}
       - {{key: spot, operator: Exists}}
     volumes: [scratch]
   right:
@@ -253,7 +253,7 @@ def test_kubernetes_settings_in_the_platform_spec(cluster: Compiled) -> None:
             "key": "gpu",
             "operator": "Equal",
             "value": "yes",
-            "effect": "NoSchedule",
+            "effect": "NoExecute",
             "tolerationSeconds": "60",
         },
         {"key": "spot", "operator": "Exists"},

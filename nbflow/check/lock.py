@@ -101,8 +101,8 @@ def check_lock(
     try:
         with path.open("rb") as f:
             data = f.read(MAX_LOCK_BYTES + 1)
-        locked = json.loads(data) if len(data) <= MAX_LOCK_BYTES else None
-        cells = locked.get("cells") if isinstance(locked, dict) else None
+        locked: Any = json.loads(data) if len(data) <= MAX_LOCK_BYTES else None
+        cells: Any = locked.get("cells") if isinstance(locked, dict) else None
         readable = _lock_shape(cells) and isinstance(locked.get("notebook"), str)
     except (OSError, ValueError, RecursionError):
         readable = False

@@ -51,7 +51,7 @@ def _fail(code: str, message: str, **ctx: Any) -> PydanticCustomError:
 
 
 def _dns_label(value: str, what: str) -> str:
-    if len(value) > 63 or not DNS_LABEL.match(value):
+    if len(value) > 63 or not DNS_LABEL.fullmatch(value):
         raise _fail(
             "NBF105",
             f"{what} `{value}` is not a DNS-1123 label: lowercase letters, digits and `-`, "
@@ -60,8 +60,60 @@ def _dns_label(value: str, what: str) -> str:
     return value
 
 
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+MAX_TIMEOUT_DAYS = 3650  # Argo adds a timeout to the time as Go's time.Duration: under 292 years
+
+
+def _dns_subdomain(value: str, what: str, code: str = "NBF105") -> str:
+    if len(value) > 253 or not DNS_SUBDOMAIN.fullmatch(value):
+        raise _fail(
+            code,
+            f"{what} `{value}` is not a DNS-1123 subdomain: lowercase letters, digits, `-` and "
+            "`.`, starting and ending with a letter or digit, at most 253 characters",
+        )
+    return value
+
+
+def _label_key(value: str, what: str = "label key") -> str:
+    """A Kubernetes label key (also a taint's key): `[prefix/]name`."""
+    prefix, _, name = value.rpartition("/")
+    if (
+        len(name) > 63
+        or not LABEL_NAME.fullmatch(name)
+        or (prefix and (len(prefix) > 253 or not DNS_SUBDOMAIN.fullmatch(prefix)))
+        or (value.startswith("/"))
+    ):
+        raise _fail(
+            "NBF607",
+            f"{what} `{value}` is not a Kubernetes label key: an optional DNS subdomain and `/`, "
+            "then up to 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit",
+        )
+    return value
+
+
+def _label_value(value: str, what: str = "label value") -> str:
+    if len(value) > 63 or not (value == "" or LABEL_NAME.fullmatch(value)):
+        raise _fail(
+            "NBF607",
+            f"{what} `{value}` is not a Kubernetes label value: up to 63 letters, digits, `-`, `_` "
+            "or `.`, starting and ending with a letter or digit",
+        )
+    return value
+
+
+def _path_text(value: str, what: str) -> str:
+    """A path nbflow passes to the file system or a container: no NUL or other control
+    characters, which no file name needs and which break whatever reads them."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise _fail(
+            "NBF104", f"{what} {value!r} holds a control character (a NUL, a line break...)"
+        )
+    return value
+
+
 def _identifier(value: str, what: str) -> str:
-    if not IDENTIFIER.match(value) or keyword.iskeyword(value):
+    if not IDENTIFIER.fullmatch(value) or keyword.iskeyword(value):
         raise _fail("NBF105", f"{what} `{value}` is not a Python identifier")
     return value
 
@@ -133,6 +185,8 @@ def _duration(value: Any) -> int:
         raise _fail(
             "NBF605", f"`{value}` is not a positive duration (e.g. `90s`, `30m`, `2h`, `1h30m`)"
         )
+    if seconds > MAX_TIMEOUT_DAYS * 86400:
+        raise _fail("NBF605", f"`{value}` is longer than {MAX_TIMEOUT_DAYS}d, the longest timeout")
     return seconds
 
 
@@ -154,7 +208,7 @@ EnvValue = StrictStr | StrictInt | StrictFloat | StrictBool
 
 
 def _env_name(v: str) -> str:
-    if not ENV_NAME.match(v):
+    if not ENV_NAME.fullmatch(v):
         raise _fail("NBF606", f"`{v}` is not a valid environment variable name")
     return v
 
@@ -210,13 +264,17 @@ class Resources(Model):
     @field_validator("gpuType")
     @classmethod
     def _gpu_type(cls, v: str) -> str:
-        if not re.match(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*)$", v):
+        if not re.fullmatch(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*)", v):
             raise _fail("NBF602", f"gpuType `{v}` is not an extended resource name")
         return v
 
 
+LabelKey = Annotated[StrictStr, AfterValidator(_label_key)]
+LabelValue = Annotated[StrictStr, AfterValidator(_label_value)]
+
+
 class Toleration(Model):
-    key: StrictStr | None = None
+    key: LabelKey | None = None
     """the taint key to tolerate"""
     operator: Literal["Exists", "Equal"] = "Equal"
     """`Equal` (key and value match) or `Exists` (any value)"""
@@ -226,6 +284,22 @@ class Toleration(Model):
     """the taint effect to tolerate; all effects when unset"""
     tolerationSeconds: StrictInt | None = None
     """with `NoExecute`: how long the pod stays bound after the taint appears"""
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, v: str | None) -> str | None:
+        return v if v is None else _label_value(v, "toleration value")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Toleration:
+        # what the Kubernetes API server checks of a toleration (validation.go)
+        if self.operator == "Exists" and self.value:
+            raise _fail("NBF104", "a toleration with `operator: Exists` has no `value`")
+        if not self.key and self.operator != "Exists":
+            raise _fail("NBF104", "a toleration without `key` needs `operator: Exists`")
+        if self.tolerationSeconds is not None and self.effect != "NoExecute":
+            raise _fail("NBF104", "`tolerationSeconds` needs `effect: NoExecute`")
+        return self
 
 
 class Step(Model):
@@ -253,7 +327,7 @@ class Step(Model):
     volumes: tuple[StrictStr, ...] | None = Field(
         None, description="names of pipeline volumes to mount (default: all)"
     )
-    nodeSelector: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    nodeSelector: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     """node labels the step's pod must run on"""
     tolerations: tuple[Toleration, ...] = ()
     """taints the step's pod tolerates"""
@@ -263,6 +337,25 @@ def _parameter_short(value: Any) -> Any:
     """`C: 1.0` is `C: {default: 1.0}`. A mapping is always the long form, so that a typo in
     it (`tpye:`) is an unknown key, not a dict default: write dict defaults as `{default: {...}}`."""
     return value if isinstance(value, dict) else {"default": value}
+
+
+def _not_json(value: Any) -> str | None:
+    """Why `value` is not JSON data (mappings with string keys), or None when it is."""
+    if value is None or isinstance(value, str | int | float):  # bool is an int
+        return None
+    if isinstance(value, list):
+        return next((p for p in map(_not_json, value) if p), None)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return (
+                    f"has the key `{k!r}`: keys of a mapping parameter must be strings (quote it)"
+                )
+            problem = _not_json(v)
+            if problem:
+                return problem
+        return None
+    return f"holds `{value!r}`, which is not a number, string, boolean, list or mapping"
 
 
 def infer_type(value: Any) -> str | None:
@@ -298,6 +391,9 @@ class Parameter(Model):
 
     @model_validator(mode="after")
     def _typed(self) -> Parameter:
+        problem = _not_json(self.default)
+        if problem:  # KFP passes parameters as JSON (protobuf Struct): nothing else travels
+            raise _fail("NBF409", f"default {problem}")
         if self.type is None:
             if self.default is None:
                 raise _fail("NBF409", "a parameter needs a default value or a `type`")
@@ -434,7 +530,14 @@ class Volume(Model):
     def _path(cls, v: str) -> str:
         if not v.startswith("/"):
             raise _fail("NBF604", f"mountPath `{v}` must be an absolute path")
-        return v
+        if ".." in v.split("/"):
+            raise _fail("NBF604", f"mountPath `{v}` must not hold `..`")
+        return _path_text(v, "mountPath")
+
+    @field_validator("storageClass")
+    @classmethod
+    def _storage_class(cls, v: str | None) -> str | None:
+        return v if v is None else _dns_subdomain(v, "storageClass", "NBF604")
 
     @model_validator(mode="after")
     def _one_source(self) -> Volume:
@@ -467,6 +570,11 @@ class Deploy(Model):
     @classmethod
     def _ns(cls, v: str | None) -> str | None:
         return v if v is None else _dns_label(v, "namespace")
+
+    @field_validator("serviceAccount")
+    @classmethod
+    def _service_account(cls, v: str | None) -> str | None:
+        return v if v is None else _dns_subdomain(v, "serviceAccount")
 
 
 class Manifest(Model):
@@ -515,6 +623,16 @@ class Manifest(Model):
     @classmethod
     def _name(cls, v: str) -> str:
         return _dns_label(v, "pipeline name")
+
+    @field_validator("notebook")
+    @classmethod
+    def _notebook(cls, v: str) -> str:
+        return _path_text(v, "notebook")
+
+    @field_validator("requirements")
+    @classmethod
+    def _requirements_file(cls, v: tuple[str, ...] | str) -> tuple[str, ...] | str:
+        return _path_text(v, "requirements file") if isinstance(v, str) else v
 
 
 def json_schema() -> dict[str, Any]:

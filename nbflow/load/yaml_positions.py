@@ -103,7 +103,7 @@ def _yaml() -> Any:
             super().__init__(None, None, problem, mark)
             self.code = code
 
-    class _Composer(Composer):  # type: ignore[misc]
+    class _Composer(Composer):
         """Counts the values of the document as it composes them, an alias as the values of
         its anchor, and stops at MAX_VALUES: a billion laughs stops at its first big alias,
         and a long list as soon as it is too long, not after it was read."""
