@@ -16,6 +16,7 @@ diagnostic that points at the place, never an exception.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import stat
@@ -57,9 +58,13 @@ class YamlDoc:
             path = path[:-1]
             key = True
 
+    @functools.cached_property
+    def _lines(self) -> list[str]:
+        return self.text.splitlines()  # once: a diagnostic per step must not split it per step
+
     def _end(self, line: int, col: int, key: bool) -> int | None:
         """The column just past the token at (line, col), for underlining."""
-        lines = self.text.splitlines()
+        lines = self._lines
         if not 0 < line <= len(lines):
             return None
         rest = lines[line - 1][col - 1 :]
