@@ -110,6 +110,12 @@ def load_notebook(path: Path, shown: str, referenced_at: Location | None = None)
                 hint="the file may be corrupt or have an unresolved merge conflict",
             )
         ) from None
+    except ValueError as exc:  # an integer of thousands of digits, which int() refuses
+        raise NotebookError(
+            error(
+                "NBF005", f"notebook holds a value nbflow cannot read: {exc}", Location(shown, 1, 1)
+            )
+        ) from None
     if deep:
         raise NotebookError(
             error(
