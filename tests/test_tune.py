@@ -536,3 +536,15 @@ def test_cli_as_a_subprocess(tmp_path) -> None:
     assert r.code == 0, r.err
     assert r.out == "best: score=0 with x=3\nscore=0.0\n"
     assert "trial 1/1  score=0  x=3" in r.err
+
+
+@pytest.mark.parametrize("case", ["grid-too-large", "search-step-too-small"])
+def test_a_search_tune_cannot_enumerate_is_a_diagnostic_not_a_crash(capsys, case: str) -> None:
+    """A 10^11-point grid was a MemoryError in `nbflow tune`, a step of 1e-300 a
+    decimal.InvalidOperation: validation refuses both first, with a line."""
+    from tests.support.cases import CASES
+    from tests.support.cli import run_cli
+
+    r = run_cli(capsys, "tune", str(CASES / "invalid" / case))
+    assert r.code == 1 and ("NBF512" in r.err or "NBF503" in r.err), r.err
+    assert "Traceback" not in r.out + r.err

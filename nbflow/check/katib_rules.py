@@ -95,7 +95,9 @@ SHELL_UNSAFE_CHAR = re.compile(r"[^A-Za-z0-9_@%+=:,./-]")
 def unsafe_chars(text: str) -> str:
     """The characters of `text` that `sh -c` would interpret, as a message lists them."""
     chars = sorted(set(SHELL_UNSAFE_CHAR.findall(text)))
-    return ", ".join("a space" if c == " " else f"`{c}`" for c in chars)
+    return ", ".join(
+        "a space" if c == " " else f"`{c if c.isprintable() else repr(c)[1:-1]}`" for c in chars
+    )
 
 
 def check_experiment(exp: dict[str, Any]) -> list[str]:
