@@ -102,13 +102,18 @@ def test_the_manifest_must_be_a_small_regular_file(tmp_path: Path) -> None:
     assert [d.code for d in report] == ["NBF001"]
 
 
-def test_a_long_document_stops_at_the_value_limit(tmp_path: Path) -> None:
-    """Not after reading it all: the limit bounds the time a load takes."""
-    path = _write(tmp_path, BASE + "x: [" + "1," * 150_000 + "]\n")
+def test_a_long_document_stops_at_the_value_limit(tmp_path: Path, monkeypatch) -> None:
+    """At the value past the limit, not after reading it all: the limit bounds a load's time."""
+    from nbflow.load import yaml_positions
+
+    monkeypatch.setattr(yaml_positions, "MAX_VALUES", 1_000)
+    path = _write(tmp_path, BASE + "x: [" + "1, " * 5_000 + "]\n")
     report, _ = validate_manifest(path)
     (d,) = report.errors
-    assert d.code == "NBF010" and "more than 100,000 values" in d.message
+    assert d.code == "NBF010" and "more than 1,000 values" in d.message
     assert d.location.line == len(BASE.splitlines()) + 1
+    # the composer stopped within the list: about 1,000 values in, not at its end
+    assert 3 * 900 < (d.location.column or 0) < 3 * 1_000
 
 
 def test_a_nul_in_the_notebook_path_is_a_diagnostic(tmp_path: Path) -> None:
