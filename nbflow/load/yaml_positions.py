@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nbflow import codes
 from nbflow.diagnostics import Diagnostic, Location, error
 
 YamlPath = tuple[str | int, ...]
@@ -104,7 +105,7 @@ def _yaml() -> Any:
     class LimitError(MarkedYAMLError):
         """A limit of this module (not a syntax error): its own diagnostic code."""
 
-        def __init__(self, code: str, problem: str, mark: Any) -> None:
+        def __init__(self, code: Any, problem: str, mark: Any) -> None:
             super().__init__(None, None, problem, mark)
             self.code = code
 
@@ -121,7 +122,7 @@ def _yaml() -> Any:
             if alias:  # its anchor's values once more
                 if id(node) not in sizes:  # the anchor is still being composed: it holds this
                     raise LimitError(
-                        "NBF010",
+                        codes.INPUT_TOO_LARGE,
                         "an alias refers to a node that contains it (a cycle)",
                         mark,
                     )
@@ -138,7 +139,7 @@ def _yaml() -> Any:
             self.__dict__["_nbf_total"] = total
             if total > MAX_VALUES:
                 raise LimitError(
-                    "NBF010",
+                    codes.INPUT_TOO_LARGE,
                     f"the document holds more than {MAX_VALUES:,} values (aliases count each "
                     "time they are used)",
                     mark,
@@ -153,14 +154,14 @@ def _yaml() -> Any:
             digits = str(node.value).lstrip("+-").replace("_", "")
             if len(digits) > 25:  # int() of thousands of digits is slow, and refused past 4300
                 raise LimitError(
-                    "NBF012",
+                    codes.NUMBER_OUT_OF_RANGE,
                     f"integer `{_short(node.value)}` is out of range (64 bits)",
                     node.start_mark,
                 )
             value = super().construct_yaml_int(node)
             if not INT64[0] <= value <= INT64[1]:
                 raise LimitError(
-                    "NBF012",
+                    codes.NUMBER_OUT_OF_RANGE,
                     f"integer `{_short(node.value)}` is out of range (64 bits)",
                     node.start_mark,
                 )
@@ -170,7 +171,7 @@ def _yaml() -> Any:
             value = super().construct_yaml_float(node)
             if not math.isfinite(value):
                 raise LimitError(
-                    "NBF012",
+                    codes.NUMBER_OUT_OF_RANGE,
                     f"`{_short(node.value)}` is not a finite number",
                     node.start_mark,
                 )
@@ -200,7 +201,7 @@ def load_text(text: str, path: str) -> YamlDoc:
     if len(text) > MAX_BYTES:
         raise YamlLoadError(
             error(
-                "NBF010",
+                codes.INPUT_TOO_LARGE,
                 f"{path} is larger than {MAX_BYTES // 2**20} MiB: too large for a manifest",
                 Location(path, 1, 1),
             )
@@ -215,7 +216,7 @@ def load_text(text: str, path: str) -> YamlDoc:
         if limit or type(exc).__name__ == "MaxDepthExceededError":
             raise YamlLoadError(
                 error(
-                    limit or "NBF011",
+                    limit or codes.NESTED_TOO_DEEP,
                     problem if limit else f"nested more than {MAX_DEPTH} levels deep",
                     Location(path, line, col),
                     hint=None if limit else "a manifest needs a few levels; flatten the data",
@@ -228,14 +229,16 @@ def load_text(text: str, path: str) -> YamlDoc:
             )
         raise YamlLoadError(
             error(
-                "NBF008" if duplicate else "NBF002",
+                codes.DUPLICATE_KEY if duplicate else codes.YAML_SYNTAX,
                 f"YAML syntax: {problem}" if not duplicate else problem,
                 Location(path, line, col),
                 hint="each key may appear once in a mapping" if duplicate else None,
             )
         ) from None
     except YAMLError as exc:
-        raise YamlLoadError(error("NBF002", f"YAML syntax: {exc}", Location(path, 1, 1))) from None
+        raise YamlLoadError(
+            error(codes.YAML_SYNTAX, f"YAML syntax: {exc}", Location(path, 1, 1))
+        ) from None
     doc = YamlDoc(path=path, text=text, data=None)
     doc.data = _plain(raw, (), doc)
     return doc
@@ -247,21 +250,23 @@ def load_file(path: Path, shown: str | None = None) -> YamlDoc:
         with open(path, "rb", opener=_open_nonblocking) as f:
             if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                 raise YamlLoadError(
-                    error("NBF001", f"{shown} is not a regular file", Location(shown))
+                    error(
+                        codes.MANIFEST_NOT_FOUND, f"{shown} is not a regular file", Location(shown)
+                    )
                 )
             data = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise YamlLoadError(
-            error("NBF001", f"manifest not found: {shown}", Location(shown))
+            error(codes.MANIFEST_NOT_FOUND, f"manifest not found: {shown}", Location(shown))
         ) from None
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
         raise YamlLoadError(
-            error("NBF001", f"cannot read manifest {shown}: {exc}", Location(shown))
+            error(codes.MANIFEST_NOT_FOUND, f"cannot read manifest {shown}: {exc}", Location(shown))
         ) from None
     if len(data) > MAX_BYTES:
         raise YamlLoadError(
             error(
-                "NBF010",
+                codes.INPUT_TOO_LARGE,
                 f"{shown} is larger than {MAX_BYTES // 2**20} MiB: too large for a manifest",
                 Location(shown, 1, 1),
             )
@@ -270,7 +275,7 @@ def load_file(path: Path, shown: str | None = None) -> YamlDoc:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise YamlLoadError(
-            error("NBF001", f"cannot read manifest {shown}: {exc}", Location(shown))
+            error(codes.MANIFEST_NOT_FOUND, f"cannot read manifest {shown}: {exc}", Location(shown))
         ) from None
     return load_text(text, shown)
 
