@@ -8,6 +8,7 @@ The JSON schema in `schemas/nbflow.v1.schema.json` is generated from these class
 from __future__ import annotations
 
 import keyword
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -345,19 +346,24 @@ def _parameter_short(value: Any) -> Any:
     return value if isinstance(value, dict) else {"default": value}
 
 
-def _not_json(value: Any) -> str | None:
-    """Why `value` is not JSON data (mappings with string keys), or None when it is."""
+def not_json(value: Any) -> str | None:
+    """Why `value` can't be a pipeline parameter's value, or None when it can: JSON data, with
+    string keys, finite numbers and integers of 64 bits (KFP passes a protobuf Struct)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"holds `{value!r}`, which is not a finite number"
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        return "holds an integer beyond 64 bits"
     if value is None or isinstance(value, str | int | float):  # bool is an int
         return None
     if isinstance(value, list):
-        return next((p for p in map(_not_json, value) if p), None)
+        return next((p for p in map(not_json, value) if p), None)
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str):
                 return (
                     f"has the key `{k!r}`: keys of a mapping parameter must be strings (quote it)"
                 )
-            problem = _not_json(v)
+            problem = not_json(v)
             if problem:
                 return problem
         return None
@@ -397,7 +403,7 @@ class Parameter(Model):
 
     @model_validator(mode="after")
     def _typed(self) -> Parameter:
-        problem = _not_json(self.default)
+        problem = not_json(self.default)
         if problem:  # KFP passes parameters as JSON (protobuf Struct): nothing else travels
             raise _fail(codes.PARAMETER_DEFAULT_TYPE, f"default {problem}")
         if self.type is None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nbflow import codes
-from nbflow.check.manifest import Manifest, Resources, fits, infer_type
+from nbflow.check.manifest import Manifest, Resources, fits, infer_type, not_json
 from nbflow.check.quantities import quantity_value
 from nbflow.codes import Code
 from nbflow.diagnostics import Diagnostic, Location, error, warning
@@ -394,7 +394,20 @@ class Checker:
                 continue
             v = values[name]
             assert p.type is not None
-            if not fits(v, p.type):
+            problem = not_json(v)
+            if problem and p.default is None:  # the cell's value is the pipeline's default
+                self.diags.append(
+                    error(
+                        codes.PARAMETER_NOT_LITERAL,
+                        f"parameter `{name}` in cell {pcell}, line {lines[name]}, {problem}: "
+                        "no pipeline parameter can hold it",
+                        self.at(("parameters", name), key=True),
+                        hint="give the parameter a `default` in the manifest, or assign a value "
+                        "that JSON can hold",
+                        related=(self.cell_at(pcell, lines[name]),),
+                    )
+                )
+            elif not fits(v, p.type):
                 self.diags.append(
                     error(
                         codes.PARAMETER_TYPE_MISMATCH,
