@@ -589,6 +589,17 @@ class Deploy(Model):
     def _ns(cls, v: str | None) -> str | None:
         return v if v is None else _dns_label(v, "namespace")
 
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str | None) -> str | None:
+        if v is not None and (
+            not re.fullmatch(r"https?://[^\s/?#]+(/\S*)?", v) or any(not c.isprintable() for c in v)
+        ):
+            raise _fail(
+                codes.INVALID_VALUE, f"host {v!r} is not an http:// or https:// URL of the KFP API"
+            )
+        return v
+
     @field_validator("serviceAccount")
     @classmethod
     def _service_account(cls, v: str | None) -> str | None:
