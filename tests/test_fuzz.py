@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from nbflow.check.validate import validate_manifest
@@ -73,8 +73,17 @@ def test_manifests_from_the_schema_validate_or_point_at_a_line(manifest: dict[st
         _cli("validate", str(root))
 
 
+def _with_kernel(default: str) -> dict[str, Any]:
+    return {**BASE, "parameters": {**BASE["parameters"], "kernel": default}}
+
+
 @fuzz_settings(3)  # each example runs the kfp compiler: about a second
 @given(schema_mutations(BASE))
+# found by this test: a control character in kfp's comment header broke the IR's YAML; a
+# character beyond U+FFFF, which json.dumps writes as two surrogate escapes, reached protobuf
+# as two lone surrogates
+@example(_with_kernel("\x1f"))
+@example(_with_kernel("\U00010000"))
 def test_what_validates_builds(manifest: dict[str, Any]) -> None:
     from nbflow.generate.build import render
 

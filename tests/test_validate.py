@@ -122,3 +122,18 @@ def test_a_nul_in_the_notebook_path_is_a_diagnostic(tmp_path: Path) -> None:
     )
     report, project = validate_manifest(path)
     assert project is None and [(d.code, d.location.line) for d in report.errors] == [("NBF104", 3)]
+
+
+def test_surrogate_escapes_are_joined_or_refused() -> None:
+    """JSON writes a character beyond U+FFFF as two escapes; YAML read them as two lone
+    surrogates, which protobuf could not encode (a crash in build)."""
+    import pytest
+
+    from nbflow.load.yaml_positions import YamlLoadError, load_text
+
+    doc = load_text('k: "\\ud83d\\ude00"\n"\\ud800\\udc00": 1\n', "t.yaml")
+    assert doc.data == {"k": "\U0001f600", "\U00010000": 1}
+    assert doc.locate(("\U00010000",), key=True).line == 2
+    with pytest.raises(YamlLoadError) as info:
+        load_text('a: 1\nk: "x\\ud800"\n', "t.yaml")
+    assert info.value.diagnostic.code == "NBF002" and info.value.diagnostic.location.line == 2

@@ -209,23 +209,29 @@ def compile_source(source: str, workdir: Path) -> str:
 
 
 _LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")  # what YAML takes for a line break
+# what a YAML reader refuses anywhere in a stream (PyYAML's NON_PRINTABLE, line breaks aside)
+_NOT_YAML = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _comment_header(ir: str) -> str:
     """Keep kfp's comment header a comment.
 
     kfp writes the pipeline's inputs above the IR as `# name: type [Default: value]`, a string
-    default as it is: one with a line break would end the comment and break the YAML. Every
-    line of the header is made a comment again; a valid header is left byte for byte.
+    default as it is: one with a line break would end the comment and break the YAML, and a
+    control character is refused by YAML readers even in a comment. Every line of the header is
+    made a comment again, such characters escaped; a valid header is left byte for byte.
     """
     start = ir.rfind("\ncomponents:\n")  # the IR's first key; the last such line is the IR's
     if start < 0:
         return ir
-    lines = _LINE_BREAK.split(ir[:start])
-    if all(line.startswith("#") for line in lines):
+    header = ir[:start]
+    lines = _LINE_BREAK.split(header)
+    if all(line.startswith("#") for line in lines) and not _NOT_YAML.search(header):
         return ir
     fixed = [line if line.startswith("#") else "#    " + line for line in lines]
-    return "\n".join(fixed) + ir[start:]
+    # a character YAML forbids even in a comment (a control character) is written escaped
+    escaped = [_NOT_YAML.sub(lambda m: repr(m.group())[1:-1], line) for line in fixed]
+    return "\n".join(escaped) + ir[start:]
 
 
 def labels(project: Project, version: str, content_hash: str, snapshot: Snapshot) -> dict[str, str]:

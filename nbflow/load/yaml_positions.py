@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,6 +302,12 @@ def _plain(node: Any, path: YamlPath, doc: YamlDoc) -> Any:
                 doc.values[child] = (vl + 1, vc + 1)
             except (KeyError, TypeError, AttributeError):
                 pass
+            if isinstance(key, str) and _SURROGATE.search(key):
+                key = _unicode(key, child, doc, is_key=True)
+                for table in (doc.keys, doc.values):  # the positions follow the joined name
+                    if child in table:
+                        table[(*path, key)] = table.pop(child)
+                child = (*path, key)
             out[key] = _plain(v, child, doc)
         return out
     if isinstance(node, CommentedSeq):
@@ -314,7 +321,31 @@ def _plain(node: Any, path: YamlPath, doc: YamlDoc) -> Any:
                 pass
             items.append(_plain(v, child, doc))
         return items
-    return _scalar(node)
+    value = _scalar(node)
+    if isinstance(value, str) and _SURROGATE.search(value):
+        return _unicode(value, path, doc)
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _unicode(text: str, path: YamlPath, doc: YamlDoc, *, is_key: bool = False) -> str:
+    """`text` with the UTF-16 surrogate pairs of JSON-style escapes (`"\\ud83d\\ude00"`, as
+    json.dumps writes a character beyond U+FFFF) joined into the character they spell. A
+    lone surrogate is no character at all: nothing downstream (protobuf, YAML, a file) can
+    encode it, so it is refused where it is written."""
+    try:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16")
+    except UnicodeDecodeError:
+        raise YamlLoadError(
+            error(
+                codes.YAML_SYNTAX,
+                f"YAML syntax: {text.encode('unicode_escape').decode()[:40]!s} holds an unpaired "
+                "UTF-16 surrogate escape, which is no character",
+                doc.locate(path, key=is_key),
+            )
+        ) from None
 
 
 def _scalar(value: Any) -> Any:
