@@ -122,12 +122,12 @@ json_leaf = st.one_of(
     st.text(max_size=8),
     st.sampled_from(["parameters", "code", "markdown", "raw", "id:x", "\x00"]),
 )
-json_values = st.recursive(
-    json_leaf,
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=8,
+json_values: st.SearchStrategy[Any] = st.deferred(
+    lambda: (
+        json_leaf
+        | st.lists(json_values, max_size=3)
+        | st.dictionaries(st.text(max_size=6), json_values, max_size=3)
+    )
 )
 
 
