@@ -8,6 +8,7 @@ import base64
 import dataclasses
 import itertools
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,11 @@ class Compiled:
 
     @property
     def tasks(self) -> dict[str, Any]:
-        return self.ir["root"]["dag"]["tasks"]
+        """The tasks of every DAG: the root's and those of groups (the exit handler's)."""
+        out = dict(self.ir["root"]["dag"]["tasks"])
+        for component in self.ir["components"].values():
+            out.update(component.get("dag", {}).get("tasks", {}))
+        return out
 
     def component(self, task: str) -> dict[str, Any]:
         return self.ir["components"][self.tasks[task]["componentRef"]["name"]]
@@ -118,19 +123,27 @@ class Compiled:
 
     def program(self, task: str) -> dict[str, Any]:
         """The step program embedded in the component
-        (`program = json.loads(base64.b64decode('...'))`)."""
+        (`program = json.loads(zlib.decompress(base64.b64decode('...')))`)."""
         for node in ast.walk(ast.parse(self.code(task))):
             if (
                 isinstance(node, ast.Assign)
                 and isinstance(node.targets[0], ast.Name)
                 and node.targets[0].id == "program"
             ):
-                call = node.value
-                assert isinstance(call, ast.Call) and isinstance(call.args[0], ast.Call)
-                encoded = call.args[0].args[0]
-                assert isinstance(encoded, ast.Constant)
-                return json.loads(base64.b64decode(encoded.value))
+                [encoded] = [
+                    n
+                    for n in ast.walk(node.value)
+                    if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                ]
+                return json.loads(zlib.decompress(base64.b64decode(encoded.value)))
         raise AssertionError(f"no program in {task}")
+
+
+def _encoded(program: dict[str, Any]) -> str:
+    """The program as the component's source carries it."""
+    text = json.dumps(program, sort_keys=True, separators=(",", ":"))
+    data = zlib.compress(text.encode("utf-8"), 9)
+    return base64.b64encode(data).decode("ascii")
 
 
 def compile_project(project: Any, target: str, tmp: Path) -> Compiled:
@@ -161,8 +174,14 @@ def test_one_task_per_step_named_as_the_step(cluster: Compiled) -> None:
     steps = {t: v for t, v in cluster.tasks.items() if t.startswith("step-")}
     assert sorted(steps) == sorted(f"step-{s}" for s in STEPS)
     assert {v["taskInfo"]["name"] for v in steps.values()} == set(STEPS)
-    # plus the claim created for this run and its deletion
-    assert set(cluster.tasks) - set(steps) == {"createpvc", "deletepvc"}
+    # plus the task that provides the step runtime, the claim created for this run, its
+    # deletion and the exit handler that runs it
+    assert set(cluster.tasks) - set(steps) == {
+        "nbflow-runtime",
+        "createpvc",
+        "deletepvc",
+        "exit-handler-1",
+    }
 
 
 def test_one_artifact_per_variable_on_an_edge(cluster: Compiled) -> None:
@@ -175,12 +194,17 @@ def test_one_artifact_per_variable_on_an_edge(cluster: Compiled) -> None:
     for reader in ("step-left", "step-right"):
         src = cluster.tasks[reader]["inputs"]["artifacts"]["in_a"]["taskOutputArtifact"]
         assert src == {"outputArtifactKey": "out_a", "producerTask": "step-load"}
-    assert cluster.artifacts("step-left", "input") == {"in_a": "system.Artifact"}
+    assert cluster.artifacts("step-left", "input") == {
+        "runtime": "system.Artifact",
+        "in_a": "system.Artifact",
+    }
     assert cluster.artifacts("step-right", "input") == {
+        "runtime": "system.Artifact",
         "in_a": "system.Artifact",
         "in_text": "system.Artifact",
     }
     assert cluster.artifacts("step-join", "input") == {
+        "runtime": "system.Artifact",
         "in_b": "system.Artifact",
         "in_c": "system.Artifact",
         "in_label": "system.Artifact",
@@ -194,10 +218,12 @@ def test_one_artifact_per_variable_on_an_edge(cluster: Compiled) -> None:
 
 
 def test_parallel_branches_depend_only_on_their_data(cluster: Compiled) -> None:
-    assert cluster.tasks["step-load"].get("dependentTasks", []) == []
-    assert cluster.tasks["step-left"]["dependentTasks"] == ["createpvc", "step-load"]
-    assert cluster.tasks["step-right"]["dependentTasks"] == ["step-load"]
-    assert cluster.tasks["step-join"]["dependentTasks"] == ["step-left", "step-right"]
+    # every step also reads the step runtime, written by the first task
+    runtime = "nbflow-runtime"
+    assert cluster.tasks["step-load"]["dependentTasks"] == [runtime]
+    assert cluster.tasks["step-left"]["dependentTasks"] == ["createpvc", runtime, "step-load"]
+    assert cluster.tasks["step-right"]["dependentTasks"] == [runtime, "step-load"]
+    assert cluster.tasks["step-join"]["dependentTasks"] == [runtime, "step-left", "step-right"]
 
 
 def test_each_step_receives_only_the_parameters_it_reads(cluster: Compiled) -> None:
@@ -207,7 +233,8 @@ def test_each_step_receives_only_the_parameters_it_reads(cluster: Compiled) -> N
     assert cluster.parameters("step-join") == {}
     for task, param in (("step-load", "n"), ("step-left", "C"), ("step-right", "name")):
         wired = cluster.tasks[task]["inputs"]["parameters"][f"param_{param}"]
-        assert wired == {"componentInputParameter": param}
+        # inside the exit handler's group, a pipeline parameter reaches a task as a channel
+        assert wired == {"componentInputParameter": f"pipelinechannel--{param}"}
     root = cluster.ir["root"]["inputDefinitions"]["parameters"]
     assert {k: (v["parameterType"], v["defaultValue"]) for k, v in root.items()} == {
         "C": ("NUMBER_DOUBLE", 1.0),
@@ -278,19 +305,49 @@ def test_volumes_existing_claim_and_claim_per_run(cluster: Compiled) -> None:
     }
     for task in ("step-right", "step-join"):  # `volumes: []`
         assert "pvcMount" not in cluster.k8s(task)
+    assert mount["subPath"] == "scratch"
     create = cluster.tasks["createpvc"]["inputs"]["parameters"]
     assert {k: v["runtimeValue"]["constant"] for k, v in create.items()} == {
         "access_modes": ["ReadWriteMany"],
-        "pvc_name_suffix": "-scratch",
+        "pvc_name": "{{$.pipeline_job_uuid}}",
         "size": "5Gi",
         "storage_class_name": "fast",
     }
-    delete = cluster.tasks["deletepvc"]
-    assert delete["dependentTasks"] == ["createpvc", "step-left"]  # after every step using it
-    assert delete["inputs"]["parameters"]["pvc_name"]["taskOutputParameter"] == {
-        "outputParameterKey": "name",
-        "producerTask": "createpvc",
-    }
+
+
+def test_claim_per_run_is_deleted_by_an_exit_handler(cluster: Compiled) -> None:
+    """The run's claim is deleted when the run ends, failed or not (issue 14)."""
+    root = cluster.ir["root"]["dag"]["tasks"]
+    assert set(root) == {"exit-handler-1", "deletepvc"}  # every step runs inside the handler
+    delete = root["deletepvc"]
+    assert delete["triggerPolicy"] == {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
+    assert delete["dependentTasks"] == ["exit-handler-1"]
+    # an exit task may depend on no task: the claim is named by the run's id, which KFP
+    # resolves in both tasks
+    pvc_name = delete["inputs"]["parameters"]["pvc_name"]["runtimeValue"]["constant"]
+    assert pvc_name == "{{$.pipeline_job_uuid}}"
+
+
+def test_volumes_created_per_run_share_one_claim(tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path,
+        ["x = 1", "y = x"],
+        """
+        name: vols
+        volumes:
+          - {name: a, mountPath: /a, size: 1Gi}
+          - {name: b, mountPath: /b, size: 512Mi}
+        steps:
+          one: {cells: 1, volumes: [a, b]}
+          two: {cells: 2, volumes: [b]}
+        """,
+    )
+    ir = compile_project(load(root), "cluster", tmp_path / "c")
+    create = ir.tasks["createpvc"]["inputs"]["parameters"]
+    assert create["size"]["runtimeValue"]["constant"] == "1536Mi"
+    mounts = {m["mountPath"]: m["subPath"] for m in ir.k8s("step-one")["pvcMount"]}
+    assert mounts == {"/a": "a", "/b": "b"}
+    assert [m["subPath"] for m in ir.k8s("step-two")["pvcMount"]] == ["b"]
 
 
 def test_names_and_text_round_trip_exactly(cluster: Compiled, kitchen: Any) -> None:
@@ -318,12 +375,16 @@ def test_an_image_with_quotes_and_newlines_compiles_and_round_trips(
 
 
 def test_the_local_target_runs_the_same_code_without_installing(
-    cluster: Compiled, local: Compiled
+    cluster: Compiled, local: Compiled, kitchen: Any
 ) -> None:
     assert local.platform == {}  # no Kubernetes-only settings
     for step in STEPS:
         task = f"step-{step}"
-        assert local.code(task) == cluster.code(task)
+        # the same code; the program adds the notebook's folder to run in (Jupyter's cwd)
+        workdir = str(kitchen.notebook_dir.resolve())
+        assert local.program(task) == {**cluster.program(task), "workdir": workdir}
+        program, same = (_encoded(c.program(task)) for c in (local, cluster))
+        assert local.code(task).replace(program, same) == cluster.code(task)
         command = " ".join(local.container(task)["command"])
         assert "pip install" not in command
         assert "pip install" in " ".join(cluster.container(task)["command"])
@@ -499,3 +560,30 @@ def test_no_placeholder_from_cells_or_names_reaches_a_command(tmp_path: Path) ->
         command = "".join(compiled.container("step-one")["command"])
         assert "{{" not in command and "/kfp-workspace" not in command
         assert compiled.program("step-one")["cells"][1]["source"] == cell
+
+
+def test_the_runtime_task_writes_the_runtime_with_python_alone(
+    cluster: Compiled, local: Compiled, kitchen: Any, tmp_path: Path
+) -> None:
+    """On a cluster the runtime task is `python3 -c SCRIPT PATH`: run as the pod would (an
+    isolated interpreter, no site-packages, the artifact's folder not there yet), it writes
+    the runtime that every step then loads."""
+    import subprocess
+    import sys
+
+    from nbflow.generate.runtime import runtime_code, runtime_source
+
+    container = cluster.container("nbflow-runtime")
+    assert container["image"] == kitchen.step(kitchen.plan.steps[0].name).image
+    assert container["command"][:2] == ["python3", "-c"]
+    assert container["args"] == ["{{$.outputs.artifacts['runtime'].path}}"]
+    path = tmp_path / "minio" / "runtime"
+    subprocess.run([sys.executable, "-I", "-c", container["command"][2], str(path)], check=True)
+    code = path.read_text(encoding="utf-8")
+    assert code == runtime_code(runtime_source())
+    namespace: dict[str, Any] = {"__name__": "nbflow_runtime"}
+    exec(compile(code, "<nbflow-runtime>", "exec"), namespace)
+    assert callable(namespace["main"])
+    # kfp.local runs lightweight components only: there it is one, installing nothing
+    assert "pip" not in " ".join(local.container("nbflow-runtime")["command"])
+    assert "inputs" not in local.tasks["nbflow-runtime"]

@@ -18,7 +18,7 @@ from nbflow.check.rules import Checker
 from nbflow.diagnostics import Diagnostic, Location, Report, error, warning
 from nbflow.errors import UsageError
 from nbflow.load.notebook import NotebookError, load_notebook
-from nbflow.load.yaml_positions import YamlDoc, YamlLoadError, load_file
+from nbflow.load.yaml_positions import YamlDoc, YamlLoadError, load_file, load_text
 
 MANIFEST_NAME = "nbflow.yaml"
 _SKIP_DIRS = {
@@ -70,37 +70,50 @@ def manifest_path(path: str | Path) -> Path:
 
 
 def validate_manifest(
-    path: Path, *, analyse: bool = True, lock: bool = True
+    path: Path,
+    *,
+    analyse: bool = True,
+    lock: bool = True,
+    manifest_text: str | None = None,
+    notebook_text: str | None = None,
 ) -> tuple[Report, Project | None]:
     """Validate one manifest with its notebook; `lock=False` skips the cell-drift check
-    against nbflow.lock.json (for `nbflow lock`, which rewrites it)."""
+    against nbflow.lock.json (for `nbflow lock`, which rewrites it). `manifest_text` and
+    `notebook_text` stand for the files' content where an editor holds unsaved changes."""
     shown = shown_path(path)
     report = Report(manifests=[shown])
     try:
-        doc = load_file(path, shown)
+        doc = load_file(path, shown) if manifest_text is None else load_text(manifest_text, shown)
     except YamlLoadError as exc:
         report.extend([exc.diagnostic])
         return report, None
     report.sources[shown] = doc.text
-    diags, manifest = _model(doc)
+    diags, manifest = manifest_model(doc)
     report.extend(diags)
     if manifest is None:
         return report, None
     nb_location = doc.locate(("notebook",))
     nb_path = path.parent / manifest.notebook
     try:
-        nb = load_notebook(nb_path, shown_path(nb_path), referenced_at=nb_location)
+        nb = load_notebook(
+            nb_path, shown_path(nb_path), referenced_at=nb_location, text=notebook_text
+        )
     except NotebookError as exc:
         report.extend([exc.diagnostic])
         return report, None
     checker = Checker(manifest, nb, doc)
-    report.extend(checker.run())
+    structural = checker.run()
     if lock:
         from nbflow.check.lock import check_lock, groups
 
         r = checker.resolved
         current = groups(nb, r.setup, r.skip, r.parameters_cell, r.steps or {})
-        report.extend(check_lock(path.parent, manifest, doc, nb, current))
+        drift, explained = check_lock(path.parent, manifest, doc, nb, current)
+        # stale numbers make the cell rules fire on cells nobody meant: the drift
+        # diagnostics say what moved and how to fix it, once per part
+        structural = [d for d in structural if d.code not in explained]
+        structural += drift
+    report.extend(structural)
     requirements, req_diags = _requirements(manifest, path.parent, doc, report.sources)
     report.extend(req_diags)
     if not report.ok:
@@ -131,10 +144,11 @@ def validate_manifest(
         requirements=requirements,
     )
     if analyse:
-        from nbflow.check.dataflow_rules import plan_project
+        from nbflow.check.dataflow_rules import file_rules, plan_project
 
         plan, plan_diags = plan_project(project)
         report.extend(plan_diags)
+        report.extend(file_rules(project))
         if report.ok:
             object.__setattr__(project, "plan", plan)
         else:
@@ -161,7 +175,7 @@ def _katib(project: Project, doc: YamlDoc) -> list[Diagnostic]:
     return out
 
 
-def _model(doc: YamlDoc) -> tuple[list[Diagnostic], Manifest | None]:
+def manifest_model(doc: YamlDoc) -> tuple[list[Diagnostic], Manifest | None]:
     from pydantic import ValidationError
 
     from nbflow.check.schema_errors import diagnostics_from

@@ -5,7 +5,7 @@ Exit codes (documented in README.md, tested in tests/test_cli.py):
   1  the input has errors, or a run / tuning / apply failed
   2  bad usage, or an environment problem (missing file or dependency, unreachable cluster)
   3  internal error: a bug in nbflow (one line on stderr, never a traceback; please report it)
-  130 interrupted (Ctrl-C)
+  130 interrupted (Ctrl-C, SIGTERM, SIGHUP)
 Exceptions become exit codes here, in `main`, and nowhere else.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from nbflow import __version__
-from nbflow.errors import CommandFailed, EnvironmentProblem, UsageError
+from nbflow.errors import CommandFailed, EnvironmentProblem, Interrupted, UsageError
 from nbflow.escape import terminal_lines
 
 if TYPE_CHECKING:
@@ -120,12 +120,26 @@ def _each_project(paths: list[str], *, lock: bool = True) -> Iterator[Project | 
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    from nbflow.check.lock import write_lock
-    from nbflow.check.validate import shown_path
+    from nbflow.check.lock import fix_manifest, prepare_notebook, write_lock
+    from nbflow.check.validate import find_manifests, shown_path
 
     failed = 0
+    unfixed: set[str] = set()
+    for manifest in find_manifests(args.paths or ["."]):
+        for line in prepare_notebook(manifest):
+            print(line)
+        for d in fix_manifest(manifest) if args.fix else ():
+            if d.spec is None:  # locking now would record the drift as if it were meant
+                unfixed.add(shown_path(manifest))
+                print(
+                    f"nbflow: {shown_path(manifest)}: {d.what}: choose its cells by hand, "
+                    "then lock",
+                    file=sys.stderr,
+                )
+            else:
+                print(f"fixed: {shown_path(manifest)}: {d.fix}")
     for project in _each_project(args.paths, lock=False):  # the lock is what is rewritten
-        if project is None:
+        if project is None or shown_path(project.manifest_path) in unfixed:
             failed += 1
             continue
         print(f"locked: {shown_path(write_lock(project))}")
@@ -248,7 +262,8 @@ def parser() -> argparse.ArgumentParser:
         prog="nbflow",
         description="Jupyter notebooks to Kubeflow Pipelines and Katib, declaratively and through git.",
         epilog="Exit codes: 0 ok, 1 errors in the input or a failed run, 2 bad usage or environment, "
-        "3 internal error (a bug in nbflow: please report it), 130 interrupted.",
+        "3 internal error (a bug in nbflow: please report it), "
+        "130 interrupted (Ctrl-C, SIGTERM, SIGHUP).",
     )
     p.add_argument("--version", action="version", version=f"nbflow {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -288,6 +303,12 @@ def parser() -> argparse.ArgumentParser:
     lk.add_argument(
         "paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: ."
     )
+    lk.add_argument(
+        "--fix",
+        action="store_true",
+        help="first rewrite the manifest's cell numbers to follow the locked cells "
+        "(inserted, deleted, moved cells), keeping its comments and layout",
+    )
 
     b = sub.add_parser("build", help="generate the versioned KFP (and Katib) artifacts")
     b.add_argument(
@@ -295,7 +316,15 @@ def parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--out", default="dist", help="output folder (default: dist)")
 
-    r = sub.add_parser("run", help="run the pipeline on this machine (kfp.local)")
+    r = sub.add_parser(
+        "run",
+        help="run the pipeline on this machine (kfp.local)",
+        description="Run the pipeline on this machine with kfp.local, one step at a time, each "
+        "in a session of its own. Ctrl-C, SIGTERM or SIGHUP stop the running step with every "
+        "process it started, say which step was stopped and exit 130; the run's temporary files "
+        "go with it. A step killed by a signal is reported with the signal's name and what it "
+        "usually means (SIGKILL: often the out-of-memory killer).",
+    )
     r.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
     r.add_argument(
         "-p", "--param", action="append", metavar="NAME=VALUE", help="override a parameter"
@@ -306,7 +335,11 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print the run's result as JSON")
 
     t = sub.add_parser(
-        "tune", help="run the manifest's hyperparameter search on this machine (Optuna)"
+        "tune",
+        help="run the manifest's hyperparameter search on this machine (Optuna)",
+        description="Run the manifest's hyperparameter search on this machine with Optuna. "
+        "Ctrl-C, SIGTERM or SIGHUP stop the running trials, their workers and steps, write the "
+        "results so far and exit 130.",
     )
     t.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
     t.add_argument(
@@ -399,8 +432,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandFailed as exc:
         print(f"nbflow: {terminal_lines(str(exc))}", file=sys.stderr)
         return EXIT_INPUT
-    except KeyboardInterrupt:
-        print("nbflow: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # Ctrl-C; SIGTERM and SIGHUP too, as Interrupted
+        message = str(exc) if isinstance(exc, Interrupted) else "interrupted"
+        print(f"nbflow: {terminal_lines(message)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `nbflow cells x | head`
         return EXIT_OK
