@@ -394,7 +394,9 @@ def render(
 
 
 def build(project: Project, out: Path, *, snapshot: Snapshot | None = None) -> BuildResult:
-    files, record = render(project, snapshot=snapshot)
+    with _cyclic_gc_paused():  # the IR is read back twice below: the same N^2 otherwise
+        files, record = render(project, snapshot=snapshot)
+        too_large = tuple(oversized(files["kubernetes.yaml"]))
     folder = out / project.name / record["version"]
     changed = (
         not folder.is_dir()
@@ -425,5 +427,5 @@ def build(project: Project, out: Path, *, snapshot: Snapshot | None = None) -> B
         snapshot=snap,
         files=tuple(folder / n for n in sorted(files)),
         changed=changed,
-        warnings=tuple(oversized(files["kubernetes.yaml"])),
+        warnings=too_large,
     )
