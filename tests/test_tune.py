@@ -552,6 +552,18 @@ def test_cli_as_a_subprocess(tmp_path) -> None:
     assert "trial 1/1  score=0  x=3" in r.err
 
 
+@pytest.mark.parametrize("case", ["grid-too-large", "search-step-too-small"])
+def test_a_search_tune_cannot_enumerate_is_a_diagnostic_not_a_crash(capsys, case: str) -> None:
+    """A 10^11-point grid was a MemoryError in `nbflow tune`, a step of 1e-300 a
+    decimal.InvalidOperation: validation refuses both first, with a line."""
+    from tests.support.cases import CASES
+    from tests.support.cli import run_cli
+
+    r = run_cli(capsys, "tune", str(CASES / "invalid" / case))
+    assert r.code == 1 and ("NBF512" in r.err or "NBF503" in r.err), r.err
+    assert "Traceback" not in r.out + r.err
+
+
 @pytest.mark.slow
 def test_sigterm_stops_the_steps_running_in_the_search_and_in_its_workers(tmp_path) -> None:
     """Trials whose step waits: the first one, in the search's own process, returns; those in

@@ -4,6 +4,7 @@ Exit codes (documented in README.md, tested in tests/test_cli.py):
   0  success
   1  the input has errors, or a run / tuning / apply failed
   2  bad usage, or an environment problem (missing file or dependency, unreachable cluster)
+  3  internal error: a bug in nbflow (one line on stderr, never a traceback; please report it)
   130 interrupted (Ctrl-C, SIGTERM, SIGHUP)
 Exceptions become exit codes here, in `main`, and nowhere else.
 """
@@ -15,6 +16,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from nbflow import __version__
@@ -25,7 +27,7 @@ from nbflow.escape import terminal_lines
 if TYPE_CHECKING:
     from nbflow.check.project import Project
 
-EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def _out() -> TextIO:
@@ -147,8 +149,6 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from nbflow.check.validate import shown_path
     from nbflow.generate.build import build
 
@@ -328,6 +328,7 @@ def parser() -> argparse.ArgumentParser:
         prog="nbflow",
         description="Jupyter notebooks to Kubeflow Pipelines and Katib, declaratively and through git.",
         epilog="Exit codes: 0 ok, 1 errors in the input or a failed run, 2 bad usage or environment, "
+        "3 internal error (a bug in nbflow: please report it), "
         "130 interrupted (Ctrl-C, SIGTERM, SIGHUP).",
     )
     p.add_argument("--version", action="version", version=f"nbflow {__version__}")
@@ -584,3 +585,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `nbflow cells x | head`
         return EXIT_OK
+    except Exception as exc:  # the last line of defence: a bug in nbflow, never a traceback
+        return _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> int:
+    """One line for a bug in nbflow: what went wrong and where, so that a report can name it.
+    NBFLOW_TRACEBACK=1 prints the traceback as well, for whoever debugs it."""
+    import os
+    import traceback
+
+    where = traceback.extract_tb(exc.__traceback__)
+    place = f" (at {Path(where[-1].filename).name}:{where[-1].lineno})" if where else ""
+    text = " ".join(str(exc).split())[:300] or "no message"
+    print(
+        f"nbflow: internal error (please report): {type(exc).__name__}: {text}{place}",
+        file=sys.stderr,
+    )
+    if os.environ.get("NBFLOW_TRACEBACK"):
+        traceback.print_exception(exc, file=sys.stderr)
+    return EXIT_INTERNAL

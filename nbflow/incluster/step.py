@@ -1913,7 +1913,10 @@ def main(
                 f.write(page)
         except OSError as exc:
             hint = _disk_hint(exc)
-            sys.stderr.write(f"step '{program['step']}': cannot write its report: {exc}\n" + (f"hint: {hint}\n" if hint else ""))
+            sys.stderr.write(
+                f"step '{program['step']}': cannot write its report: {exc}\n"
+                + (f"hint: {hint}\n" if hint else "")
+            )
             sys.stderr.flush()
             raise SystemExit(1) from None
     if error is not None:
