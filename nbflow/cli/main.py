@@ -195,6 +195,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress=display.update,
             started=display.started,
             echo=display.echo,
+            engine=args.engine,
+            jobs=args.jobs,
         )
     except RunError as exc:
         raise UsageError(str(exc)) from None
@@ -210,6 +212,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # -- plumbing ------------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _project(path: str) -> Project | None:
@@ -387,9 +399,10 @@ def parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser(
         "run",
-        help="run the pipeline on this machine (kfp.local)",
-        description="Run the pipeline on this machine with kfp.local, one step at a time, each "
-        "in a session of its own. Ctrl-C, SIGTERM or SIGHUP stop the running step with every "
+        help="run the pipeline on this machine, steps in parallel",
+        description="Run the pipeline on this machine: independent steps in parallel (--jobs), "
+        "each in a warm process and a session of its own (--engine kfp-local: kfp.local, one "
+        "step at a time). Ctrl-C, SIGTERM or SIGHUP stop the running step with every "
         "process it started, say which step was stopped and exit 130; the run's temporary files "
         "go with it. A step killed by a signal is reported with the signal's name and what it "
         "usually means (SIGKILL: often the out-of-memory killer).",
@@ -404,6 +417,20 @@ def parser() -> argparse.ArgumentParser:
         "--no-cache", action="store_true", help="run every step, ignoring cached results"
     )
     r.add_argument("--json", action="store_true", help="print the run's result as JSON")
+    r.add_argument(
+        "--engine",
+        choices=["nbflow", "kfp-local"],
+        default="nbflow",
+        help="nbflow (default: steps in parallel, each in a warm process of its own) or "
+        "kfp-local (kfp.local, one step at a time: a fidelity check)",
+    )
+    r.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive_int,
+        metavar="N",
+        help="steps run at once by the nbflow engine (default: the cores)",
+    )
     loud = r.add_mutually_exclusive_group()
     loud.add_argument(
         "-q", "--quiet", action="store_true", help="print only failures and the metrics"
@@ -412,7 +439,8 @@ def parser() -> argparse.ArgumentParser:
         "-v",
         "--verbose",
         action="store_true",
-        help="stream each step's output live, each line prefixed by the step's name",
+        help="print each step's output, each line prefixed by the step's name (as each step "
+        "ends; live under --engine kfp-local)",
     )
 
     from nbflow.cli.runs import add_parser as add_runs

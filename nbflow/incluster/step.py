@@ -1713,6 +1713,7 @@ def _run_cell(
     sources.add(number, source)
     recorder.out.flush()
     sys.stderr.write(f"[nbflow] step '{step}': cell {number}\n")
+    emit_event("cell", step=step, cell=number)
     source, skipped = skip_installs(source)
     for lineno, text in skipped:
         sys.stderr.write(
@@ -1832,6 +1833,18 @@ def _enter_workdir(program: dict[str, Any]) -> None:
         sys.path.insert(0, workdir)
 
 
+def emit_event(kind: str, **fields: object) -> None:
+    """Append one JSON line to the file named by `NBFLOW_EVENTS`, if set: the structured events
+    (`started`, `cell`, `failed`, `finished`) that nbflow's local engine reads instead of the
+    step's log text. Nothing is written on a cluster, where the variable is not set."""
+    path = os.environ.get("NBFLOW_EVENTS")
+    if not path:
+        return
+    line = json.dumps({"event": kind, "time": time.time(), **fields}, default=str)
+    with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+
+
 def main(
     program: dict[str, Any],
     *,
@@ -1858,6 +1871,7 @@ def main(
     saved: dict[str, str] = {}
     metrics: dict[str, float] = {}
     error: str | None = None
+    emit_event("started", step=program["step"])
     session = _new_session(recorder, sources)
     try:
         with _notebook_logging():
@@ -1906,7 +1920,9 @@ def main(
             sys.stderr.flush()
             raise SystemExit(1) from None
     if error is not None:
+        emit_event("failed", step=program["step"], error=error)
         raise SystemExit(1)
+    emit_event("finished", step=program["step"], metrics=metrics)
     for name, value in metrics.items():
         print(f"{name}={value!r}", flush=True)
     return metrics

@@ -1,18 +1,21 @@
-"""`nbflow run`: the compiled pipeline on this machine, with kfp.local.
+"""`nbflow run`: the compiled pipeline on this machine.
 
 The same generated components as on the cluster (compiled for the `local` target: nothing is
-pip-installed, Kubernetes-only settings are left out) run one task at a time under kfp.local's
-SubprocessRunner in this interpreter, with kfp.local's cache. Everything lives under the
-project's `.nbflow/` folder:
+pip-installed, Kubernetes-only settings are left out) run under one of two engines:
 
-    .nbflow/artifacts/            kfp.local's pipeline root: every task's outputs
+- `nbflow` (the default, `nbflow.local.native`): nbflow's own engine, steps in parallel along the
+  DAG, each in a warm process of its own, told what happened by the step runtime's events;
+- `kfp-local`: kfp.local's SubprocessRunner in this interpreter, one task at a time, with
+  kfp.local's cache; what happened is read from its log text (a fidelity check). Each step runs
+  in its own session (`nbflow.local.processes`), with a temporary folder per run.
+
+Everything lives under the project's `.nbflow/` folder:
+
+    .nbflow/artifacts/            every task's outputs (both engines)
+    .nbflow/engine-cache/         the nbflow engine's cache entries
     .nbflow/cache/                kfp.local's cache entries
     .nbflow/build/<hash>/         the compiled local pipeline, reused while the source is unchanged
-    .nbflow/runs/<run id>/        run.json, logs/<step>.log, reports/<step>.html
-
-Each step runs in a session of its own (`nbflow.local.processes`), with a temporary folder per
-run that is removed when the run ends. Ctrl-C, SIGTERM and SIGHUP stop the running step with
-every process it started, and raise `nbflow.errors.Interrupted` naming the step.
+    .nbflow/runs/<run id>/        run.json, index.html, logs/<step>.log, reports/<step>.html
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ _RETRY = re.compile(r"Task (\S+) failed \(attempt (\d+)/(\d+)\)")
 _STREAMED = re.compile(r" - INFO - Streamed logs:$")  # kfp.local's header of a task's output
 _OUTPUT_FILE = re.compile(r'^\s*"outputFile": ("(?:[^"\\]|\\.)*")')  # in the executor input
 _CELL = re.compile(r"^\[nbflow\] step '.*': cell (\d+)$")  # the runtime's line before each cell
+
+
+ENGINES = ("nbflow", "kfp-local")
 
 
 class RunError(Exception):
@@ -438,15 +444,24 @@ def run(
     started: Started | None = None,
     latest: bool = True,
     echo: Echo | None = None,
+    engine: str = "nbflow",
+    jobs: int | None = None,
 ) -> RunResult:
     """Run the project's pipeline here. Raises RunError when it cannot start.
 
     The run folder, with its index.html, exists from the start: `started` is called with it,
     and `runs/latest` points at it (unless `latest` is false, as for tuning trials). `echo`
-    receives each line a step prints, as it prints it.
-    """
-    from kfp import local
+    receives each line a step prints: as it prints it under kfp-local, when the step ends
+    under the nbflow engine (whose steps run side by side).
 
+    `engine`: "nbflow" (nbflow's own: steps in parallel, `jobs` at a time, default the cores,
+    each in a warm process of its own) or "kfp-local" (kfp.local, one step at a time: a
+    fidelity check).
+    """
+    if engine not in ENGINES:
+        raise RunError(f"unknown engine `{engine}` (engines: {', '.join(ENGINES)})")
+    if jobs is not None and jobs < 1:
+        raise RunError(f"--jobs must be at least 1, not {jobs}")
     assert project.plan is not None
     missing = missing_requirements(project)
     if missing:
@@ -507,6 +522,11 @@ def run(
         if progress is not None:
             progress(step)
 
+    if engine == "nbflow":
+        processes.close()  # the engine's steps are sessions of their own, with the run's TMPDIR
+        return _run_native(project, state, run_dir, values, steps, live, cache, jobs, on_step, echo)
+    from kfp import local  # the kfp-local engine only: kfp costs ~0.5 s to import
+
     try:
         router = _Router(steps, run_dir / "logs", on_step, processes, echo)
     except OSError as exc:
@@ -557,6 +577,99 @@ def run(
         )
     if router.write_error is not None:
         raise _disk_problem(router.write_error, f"the run's logs in {run_dir / 'logs'}")
+    return result
+
+
+def _run_native(
+    project: Project,
+    state: Path,
+    run_dir: Path,
+    values: dict[str, Any],
+    steps: dict[str, StepResult],
+    live: RunResult,
+    cache: bool,
+    jobs: int | None,
+    on_step: Progress,
+    echo: Echo | None,
+) -> RunResult:
+    """The run under nbflow's own engine (`nbflow.local.native`)."""
+    from nbflow.local.native import run_native
+
+    assert project.plan is not None
+    clock = time.perf_counter()
+    interrupted: str | None = None
+    ok, metrics = False, dict[str, float]()
+    with interruptible():
+        try:
+            ir = compile_local(project, state, cache=cache)
+            ok, metrics = run_native(
+                project,
+                ir,
+                values,
+                state=state,
+                run_dir=run_dir,
+                steps=steps,
+                cache=True,  # --no-cache is compiled into the steps; the runtime task stays cached
+                jobs=jobs,
+                progress=on_step,
+                copy_report=lambda path, step: _copy_report(path, run_dir, step),
+                recompile=lambda: compile_local(project, state, cache=cache),
+                echo=echo,
+            )
+        except KeyboardInterrupt as exc:
+            signum = exc.signum if isinstance(exc, Interrupted) else int(signal.SIGINT)
+            interrupted = signal.Signals(signum).name
+            stopped = [r for r in steps.values() if r.status == "stopped"]
+            for r in stopped:
+                r.error = f"step '{r.name}' was stopped: nbflow was interrupted by {interrupted}"
+            for r in steps.values():
+                if r.status == "pending":
+                    r.status = "not-run"
+            _native_result(project, steps, {}, run_dir, values, clock, False, live, interrupted)
+            if not stopped:
+                raise Interrupted(
+                    signum, f"interrupted by {interrupted}; no step was running"
+                ) from None
+            raise Interrupted(
+                signum,
+                f"interrupted by {interrupted}: stopped step `{stopped[0].name}` and the processes "
+                f"it started; its log: {stopped[0].log}",
+            ) from None
+    return _native_result(project, steps, metrics, run_dir, values, clock, ok, live, None)
+
+
+def _native_result(
+    project: Project,
+    steps: dict[str, StepResult],
+    metrics: dict[str, float],
+    run_dir: Path,
+    values: dict[str, Any],
+    clock: float,
+    ok: bool,
+    live: RunResult,
+    interrupted: str | None,
+) -> RunResult:
+    assert project.plan is not None
+    for r in steps.values():
+        if r.status in ("pending", "running", "retrying"):
+            r.status = "not-run" if r.status == "pending" else "failed"
+    ok = ok and interrupted is None
+    result = RunResult(
+        run_dir=run_dir,
+        pipeline=project.name,
+        ok=ok,
+        parameters=values,
+        steps=list(steps.values()),
+        metrics=metrics,
+        seconds=time.perf_counter() - clock,
+        interrupted=interrupted,
+        started=live.started,
+        status="succeeded" if ok else "failed",
+    )
+    try:
+        _write_run(result, project.plan)
+    except OSError as exc:
+        raise _disk_problem(exc, str(run_dir / "run.json")) from None
     return result
 
 
