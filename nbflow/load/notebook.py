@@ -204,29 +204,28 @@ def _plainly_valid_v4(raw: dict[str, Any]) -> bool:
 
 @functools.cache
 def _v4_validator(minor: int) -> Callable[[Any], Any] | None:
-    """fastjsonschema's validator for nbformat's v4.<minor> schema, as nbformat builds it; its
-    code is kept in nbflow's cache (nbflow/load/cache.py), keyed by the schema and fastjsonschema."""
+    """The validator of nbformat's v4.<minor> schema that fastjsonschema generates, as nbformat
+    builds it: nbflow ships it as a module (nbflow/load/nbformat_schemas, generated at
+    development time) and uses it only while the installed nbformat's schema file is the one it
+    was generated from. No code is compiled or loaded from anywhere else (docs/security.md)."""
     import hashlib
+    import importlib
     import importlib.util
 
+    from nbflow.load.nbformat_schemas import MINORS
+
+    if minor not in MINORS:
+        return None
     spec = importlib.util.find_spec("nbformat")  # finds the package; doesn't import it
     if spec is None or not spec.submodule_search_locations:
         return None
     schema = Path(spec.submodule_search_locations[0]) / "v4" / f"nbformat.v4.{minor}.schema.json"
     try:
-        import fastjsonschema
-
-        text = schema.read_text(encoding="utf-8")
-        definition = json.loads(text)
-    except (OSError, ValueError, ImportError):
+        digest = hashlib.sha256(schema.read_bytes()).hexdigest()
+        module = importlib.import_module(f"nbflow.load.nbformat_schemas.v4_{minor}")
+    except (OSError, ImportError):  # no schema file, or fastjsonschema missing
         return None
-    from nbflow.load.cache import compiled
-
-    key = hashlib.sha256(f"{fastjsonschema.VERSION}\n{text}".encode()).hexdigest()[:16]
-    code = compiled(
-        f"nbformat-v4.{minor}-{key}", lambda: fastjsonschema.compile_to_code(definition)
-    )
-    namespace: dict[str, Any] = {}
-    exec(code, namespace)  # defines validate(data): the code fastjsonschema.compile would run
-    validate: Callable[[Any], Any] = namespace["validate"]
+    if digest != module.SCHEMA_SHA256:  # another nbformat: let it check its own schema
+        return None
+    validate: Callable[[Any], Any] = module.validate
     return validate
