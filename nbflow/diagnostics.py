@@ -98,6 +98,7 @@ CODES: dict[str, str] = {
     "NBF007": "manifest-not-a-mapping",
     "NBF008": "duplicate-key",
     "NBF009": "requirements-file",
+    "NBF010": "file-refused",
     "NBF101": "unknown-key",
     "NBF102": "wrong-type",
     "NBF103": "missing-key",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -37,20 +38,14 @@ def test_validate_error_text_has_code_frame(capsys):
 
 
 def test_validate_monorepo_finds_every_manifest(capsys, tmp_path):
-    for name in ("a", "b/c"):
-        shutil.copytree(
-            CASES / "notebooks", tmp_path / name / ".." / "notebooks", dirs_exist_ok=True
-        )
-    # lay out two projects whose manifests point at a shared notebooks folder
+    # a repository of two projects whose manifests point at a shared notebooks folder
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    shutil.copytree(CASES / "notebooks", tmp_path / "notebooks")
     proj_a = tmp_path / "proj" / "a"
     proj_b = tmp_path / "proj" / "nested" / "b"
-    for p, src in ((proj_a, VALID), (proj_b, INVALID)):
+    for p, src, up in ((proj_a, VALID, "../../"), (proj_b, INVALID, "../../../")):
         p.mkdir(parents=True)
-        text = (
-            (src / "nbflow.yaml")
-            .read_text()
-            .replace("../../notebooks/", str(CASES / "notebooks") + "/")
-        )
+        text = (src / "nbflow.yaml").read_text().replace("../../notebooks/", up + "notebooks/")
         (p / "nbflow.yaml").write_text(text)
     r = run_cli(capsys, "validate", str(tmp_path / "proj"))
     assert r.code == EXIT_INPUT

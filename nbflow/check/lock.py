@@ -11,6 +11,7 @@ cell's code is not drift: only which cells a step holds is compared.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -77,21 +78,35 @@ def write_lock(project: Project) -> Path:
 
 
 def check_lock(
-    root: Path, manifest: Manifest, doc: YamlDoc, nb: Notebook, current: dict[str, tuple[int, ...]]
+    root: Path,
+    manifest: Manifest,
+    doc: YamlDoc,
+    nb: Notebook,
+    current: dict[str, tuple[int, ...]],
+    *,
+    repository: Path | None = None,
 ) -> list[Diagnostic]:
     """NBF208 for every group whose cells are not the locked ones; nothing without a lock.
 
     Runs on what the structural rules resolved, even when they found errors: drift explains
     them (a step that lost its code cells, a forgotten cell) better than they do."""
+    from nbflow.load.inputs import InputRefused, read_input, repository_root
+
     path = root / LOCK_NAME
-    if not path.is_file():
+    if not os.path.lexists(path):
         return []
     shown = str(Path(doc.path).parent / LOCK_NAME)
     try:
-        locked = json.loads(path.read_text(encoding="utf-8"))
+        data = read_input(path, root=repository or repository_root(root), kind="lock")
+    except InputRefused as exc:
+        return [error("NBF010", f"{shown} {exc}", Location(shown, 1, 1))]
+    except OSError:  # a dangling symlink included
+        data = b""
+    try:
+        locked = json.loads(data.decode("utf-8"))
         cells = locked["cells"]
         assert isinstance(cells, dict)
-    except (OSError, ValueError, KeyError, TypeError, AssertionError):
+    except (ValueError, KeyError, TypeError, AssertionError):
         return [
             error(
                 "NBF208",

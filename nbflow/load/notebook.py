@@ -78,11 +78,18 @@ class NotebookError(Exception):
         self.diagnostic = diagnostic
 
 
-def load_notebook(path: Path, shown: str, referenced_at: Location | None = None) -> Notebook:
-    """Read and validate a notebook; raise NotebookError with a diagnostic on any problem."""
+def load_notebook(
+    path: Path, shown: str, referenced_at: Location | None = None, *, root: Path | None = None
+) -> Notebook:
+    """Read and validate a notebook; raise NotebookError with a diagnostic on any problem.
+
+    `root`: the repository the notebook must lie in (a manifest's notebook), None for one the
+    operator names; either way it must be a regular file under a size cap (nbflow.load.inputs)."""
+    from nbflow.load.inputs import InputRefused, read_input
+
     where = referenced_at or Location(shown)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_input(path, root=root, kind="notebook").decode("utf-8")
     except FileNotFoundError:
         raise NotebookError(
             error(
@@ -92,9 +99,18 @@ def load_notebook(path: Path, shown: str, referenced_at: Location | None = None)
                 hint="`notebook` is relative to the manifest's folder",
             )
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except InputRefused as exc:
+        raise NotebookError(error("NBF010", f"notebook {shown} {exc}", where)) from None
+    except UnicodeDecodeError as exc:
         raise NotebookError(
-            error("NBF005", f"cannot read notebook {shown}: {exc}", where)
+            error(
+                "NBF005", f"cannot read notebook {shown}: not UTF-8 (byte {exc.start + 1})", where
+            )
+        ) from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise NotebookError(
+            error("NBF005", f"cannot read notebook {shown}: {reason}", where)
         ) from None
     try:
         raw = json.loads(text)

@@ -119,18 +119,33 @@ def load_text(text: str, path: str) -> YamlDoc:
 
 
 def load_file(path: Path, shown: str | None = None) -> YamlDoc:
+    """Load a manifest: a regular file inside its own repository (nbflow.load.inputs), so that a
+    `nbflow.yaml` that is a symlink to a file elsewhere, or a FIFO, is refused, not read and
+    quoted."""
+    from nbflow.load.inputs import InputRefused, read_input, repository_root
+
     shown = shown or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_input(path, root=repository_root(Path(path).parent), kind="manifest")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise YamlLoadError(
             error("NBF001", f"manifest not found: {shown}", Location(shown))
         ) from None
+    except InputRefused as exc:
+        raise YamlLoadError(error("NBF010", f"manifest {shown} {exc}", Location(shown))) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise YamlLoadError(
-            error("NBF001", f"cannot read manifest {shown}: {exc}", Location(shown))
+            error("NBF001", f"cannot read manifest {shown}: {_reason(exc)}", Location(shown))
         ) from None
     return load_text(text, shown)
+
+
+def _reason(exc: OSError | UnicodeDecodeError) -> str:
+    """Why a file can't be read, without the bytes a decoding error carries."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"it is not UTF-8 text (byte {exc.start + 1})"
+    return exc.strerror or type(exc).__name__
 
 
 def _plain(node: Any, path: YamlPath, doc: YamlDoc) -> Any:
