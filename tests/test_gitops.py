@@ -906,3 +906,121 @@ def test_a_redirect_is_not_followed_with_the_token(
         assert r.code != 0 and kfp.seen
         assert kfp.seen[0].get("authorization") == "Bearer s3cret"
         assert elsewhere.seen == []
+
+
+# --- the snapshot covers exactly the files a build reads (issue 12, item 4) ----------------------
+
+
+def shared_project(repo: Path, requirements: bool = True) -> Path:
+    """digits/nbflow.yaml naming `../shared/demo.ipynb` and `../shared/requirements.txt`."""
+    folder = write_project(repo, namespace=NS)
+    (repo / "shared").mkdir()
+    (folder / "base.ipynb").rename(repo / "shared" / "demo.ipynb")
+    text = (folder / "nbflow.yaml").read_text(encoding="utf-8")
+    text = text.replace("notebook: base.ipynb", "notebook: ../shared/demo.ipynb")
+    if requirements:
+        (repo / "shared" / "requirements.txt").write_text("numpy\n", encoding="utf-8")
+        text = text.replace(
+            "image: python:3.11-slim\n",
+            "image: python:3.11-slim\nrequirements: ../shared/requirements.txt\n",
+        )
+    (folder / "nbflow.yaml").write_text(text, encoding="utf-8")
+    return folder
+
+
+def edit_shared_cell(repo: Path, source: str) -> None:
+    path = repo / "shared" / "demo.ipynb"
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    nb["cells"][6]["source"] = source
+    path.write_text(json.dumps(nb, indent=1), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "notebook-edited",
+        "notebook-staged",
+        "requirements-edited",
+        "lock-untracked",
+        "manifest-edited",
+    ],
+)
+def test_an_uncommitted_file_the_build_reads_outside_the_folder_is_refused(
+    capsys: pytest.CaptureFixture[str],
+    repo: Path,
+    server: K8sServer,
+    kubeconfig: str,
+    tmp_path: Path,
+    change: str,
+) -> None:
+    """`notebook: ../shared/demo.ipynb` edited and not committed once applied with exit 0,
+    labelled with the clean commit, while the live version held the uncommitted cell."""
+    folder = shared_project(repo)
+    commit(repo)
+    if change.startswith("notebook"):
+        edit_shared_cell(
+            repo, "model = SVC(C=3 * C, gamma=gamma, kernel=kernel).fit(X_train, y_train)"
+        )
+        if change == "notebook-staged":
+            git(repo, "add", "shared/demo.ipynb")
+    elif change == "requirements-edited":
+        (repo / "shared" / "requirements.txt").write_text("numpy\npandas\n", encoding="utf-8")
+    elif change == "lock-untracked":
+        assert run(capsys, "lock", str(folder)).code == 0
+    else:
+        with (folder / "nbflow.yaml").open("a", encoding="utf-8") as f:
+            f.write("# a comment\n")
+    refused = run(capsys, *apply_args(kubeconfig, tmp_path))
+    assert refused.code == 2, refused.out
+    assert "refusing to apply from a working tree that is not committed" in refused.err
+    assert server.requests == [] and not (tmp_path / "dist").exists()
+
+
+def test_an_ignored_notebook_is_not_committed_either(
+    capsys: pytest.CaptureFixture[str],
+    repo: Path,
+    server: K8sServer,
+    kubeconfig: str,
+    tmp_path: Path,
+) -> None:
+    shared_project(repo, requirements=False)
+    (repo / ".gitignore").write_text("dist/\nshared/\n", encoding="utf-8")
+    commit(repo)
+    assert "shared/demo.ipynb" not in git(repo, "ls-files")
+    refused = run(capsys, *apply_args(kubeconfig, tmp_path))
+    assert refused.code == 2 and "not committed" in refused.err
+
+
+def test_files_the_build_does_not_read_leave_the_snapshot_clean(
+    capsys: pytest.CaptureFixture[str],
+    repo: Path,
+    server: K8sServer,
+    kubeconfig: str,
+    tmp_path: Path,
+) -> None:
+    folder = shared_project(repo)
+    commit(repo)
+    (folder / "data.csv").write_text("a,b\n1,2\n", encoding="utf-8")  # untracked, not read
+    (repo / "shared" / "notes.md").write_text("draft\n", encoding="utf-8")
+    applied = run(capsys, *apply_args(kubeconfig, tmp_path, "--json"))
+    assert applied.code == 0, applied.err
+    (project,) = json.loads(applied.out)
+    assert project["snapshot"] == git(repo, "rev-parse", "HEAD")[:12]
+
+
+def test_dry_run_previews_an_uncommitted_tree(
+    capsys: pytest.CaptureFixture[str],
+    repo: Path,
+    server: K8sServer,
+    kubeconfig: str,
+    tmp_path: Path,
+) -> None:
+    shared_project(repo)
+    commit(repo)
+    edit_shared_cell(repo, "model = SVC(C=4 * C, gamma=gamma, kernel=kernel).fit(X_train, y_train)")
+    preview = run(capsys, *apply_args(kubeconfig, tmp_path, "--dry-run", "--json"))
+    assert preview.code == 0, preview.err
+    (project,) = json.loads(preview.out)
+    assert project["dry_run"] is True and project["snapshot"].endswith("-dirty")
+    assert [c["action"] for c in project["changes"]] == ["would-create", "would-create"]
+    assert server.writes() == []

@@ -130,6 +130,7 @@ def validate_manifest(
             for name, p in manifest.parameters.items()
         ),
         requirements=requirements,
+        inputs=_inputs(path, manifest),
     )
     if analyse:
         from nbflow.check.dataflow_rules import plan_project
@@ -145,6 +146,18 @@ def validate_manifest(
         if not report.ok:
             return report, None
     return report, project
+
+
+def _inputs(path: Path, manifest: Manifest) -> tuple[Path, ...]:
+    """The files a build of this manifest reads (nbflow.check.project.Project.inputs)."""
+    from nbflow.check.lock import LOCK_NAME
+
+    files = [path, path.parent / manifest.notebook]
+    if isinstance(manifest.requirements, str):
+        files.append(path.parent / manifest.requirements)
+    if os.path.lexists(path.parent / LOCK_NAME):
+        files.append(path.parent / LOCK_NAME)
+    return tuple(files)
 
 
 def _katib(project: Project, doc: YamlDoc) -> list[Diagnostic]:

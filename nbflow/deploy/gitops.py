@@ -9,8 +9,10 @@ Each project (an ``nbflow.yaml``) goes through:
 - A project with errors is reported (its result carries the report) and nothing of it is
   applied; the other projects go on.
 - Every snapshot is taken before any build writes a file, so the build folder can't make the
-  tree dirty. ``apply`` refuses a dirty snapshot (or a project outside git) unless
-  ``allow_dirty``: what runs on the cluster must be named by a commit.
+  tree dirty. A snapshot is dirty when any file the build reads (the manifest, its notebook,
+  requirements and lock files, wherever in the repository) is not as committed. ``apply``
+  refuses a dirty snapshot (or a project outside git) unless ``allow_dirty`` or ``dry_run``:
+  what runs on the cluster must be named by a commit.
 - The namespace is the command line's, else the manifest's ``deploy.namespace``, else the
   resource's, else the kubeconfig context's (see :func:`nbflow.deploy.kubernetes.apply`).
 - ``deploy.kfp: kubernetes`` (the default) applies the Pipeline and PipelineVersion with
@@ -264,11 +266,13 @@ def apply_projects(
 ) -> list[ProjectApply]:
     """Validate, build and apply every project under ``paths``; see the module docstring.
 
-    Raises :class:`UsageError` for a dirty snapshot (before anything is built or applied) and
+    Raises :class:`UsageError` for a dirty snapshot (before anything is built or applied;
+    ``dry_run`` accepts one, since it writes nothing) and
     :class:`DeployError` when the cluster refuses a project: the projects after it are still
     applied unless the cluster can't be used at all (:func:`exit_code` 2).
     """
-    prepared = _prepare(paths, Path(out_dir), allow_dirty=allow_dirty, host=host)
+    # a preview writes nothing, so it may show what an uncommitted tree would change
+    prepared = _prepare(paths, Path(out_dir), allow_dirty=allow_dirty or dry_run, host=host)
     results = _run(
         prepared,
         ProjectApply,
@@ -310,7 +314,7 @@ def _prepare(
         )
         if project is not None:
             # every snapshot before the first build: the out folder must not make a tree dirty
-            item.snapshot = take(project.root)
+            item.snapshot = take(project.root, project.inputs)
         prepared.append(item)
     _kfp_hosts(prepared, host or os.environ.get(KFP_HOST_ENV) or None)
     dirty = [p for p in prepared if p.snapshot is not None and _unnamed(p.snapshot)]
