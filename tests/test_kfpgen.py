@@ -381,3 +381,34 @@ tuning:
     executors = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert executors["exec-step-score"]["podMetadata"]["labels"] == {"nbflow.dev/metrics": "true"}
     assert "exec-step-prepare" not in executors
+
+
+def test_serializers_travel_in_the_pipelines_record_not_in_the_artifacts(cluster: Compiled) -> None:
+    """Each output's record (serializer, digest) is set in its artifact's metadata, kept by KFP
+    in ML Metadata apart from the artifact's files, and each input is loaded as its producer's
+    record says, never as the artifact's own nbflow.json says (issue 12, item 5)."""
+    for step in STEPS:
+        task = f"step-{step}"
+        tree = ast.parse(cluster.code(task))
+        (call,) = [
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Subscript)
+            and ast.unparse(n.func) == "namespace['main']"
+        ]
+        records = {k.arg: k.value for k in call.keywords}["records"]
+        assert isinstance(records, ast.Dict)
+        inputs = sorted(cluster.artifacts(task, "input"))
+        assert {
+            ast.literal_eval(k): ast.unparse(v)
+            for k, v in zip(records.keys, records.values, strict=True)
+            if k is not None
+        } == {name[3:]: f"dict({name}.metadata)" for name in inputs}
+        kept = sorted(
+            ast.unparse(n)
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and ast.unparse(n.func).endswith(".metadata.update")
+        )
+        outputs = sorted(a for a in cluster.artifacts(task, "output") if a.startswith("out_"))
+        assert kept == [f"{o}.metadata.update(values['records'][{o[4:]!r}])" for o in outputs]

@@ -143,18 +143,24 @@ def _component(
         '    values = namespace["main"](',
         "        program,",
         "        inputs={" + ", ".join(f"{v!r}: in_{v}.path" for v, _ in sp.inputs) + "},",
+        # how each input was saved, as its producer recorded it in the pipeline's metadata
+        # store, never as the artifact's own files say (docs/security.md)
+        "        records={"
+        + ", ".join(f"{v!r}: dict(in_{v}.metadata)" for v, _ in sp.inputs)
+        + "},",
         "        outputs={" + ", ".join(f"{v!r}: out_{v}.path" for v in sp.outputs) + "},",
         "        parameters={" + ", ".join(f"{p!r}: param_{p}" for p in sp.parameters) + "},",
         "        report_path=report.path,",
         "    )",
     ]
+    body += [f'    out_{v}.metadata.update(values["records"][{v!r}])' for v in sp.outputs]
     if sp.metrics:
         body += [
-            "    for name, value in sorted(values.items()):",
+            '    for name, value in sorted(values["metrics"].items()):',
             "        metrics.log_metric(name, value)",
             "    # a file at the artifact's path, so that caches and launchers can read the values",
             '    with open(metrics.path, "w") as f:',
-            "        json.dump(values, f, sort_keys=True)",
+            '        json.dump(values["metrics"], f, sort_keys=True)',
         ]
     # json is imported inside the body: only the function's body travels into the container
     body.insert(body.index("):") + 2, "    import json")
