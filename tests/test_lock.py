@@ -89,3 +89,23 @@ def test_unreadable_lock_and_notebook_without_ids(capsys, project: Path) -> None
     shutil.copy(CASES / "notebooks" / "no-ids.ipynb", project / "nb.ipynb")
     r = run_cli(capsys, "lock", str(project))
     assert r.code == 2 and "cells without ids" in r.err
+
+
+def test_lock_replaces_a_symlink_rather_than_writing_through_it(
+    capsys, project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A repository's `nbflow.lock.json` may be a symlink to any file the user can write
+    (~/.bashrc): `nbflow lock` replaces the link with the lock, leaving its target alone."""
+    victim = tmp_path_factory.mktemp("outside") / "victim"
+    victim.write_text("keep me\n")
+    (project / "nbflow.lock.json").symlink_to(victim)
+    r = run_cli(capsys, "lock", str(project))
+    assert r.code == 0, r.out + r.err
+    assert victim.read_text() == "keep me\n"
+    lock = project / "nbflow.lock.json"
+    assert not lock.is_symlink() and json.loads(lock.read_text())["cells"]
+    assert sorted(p.name for p in project.iterdir()) == [
+        "nb.ipynb",
+        "nbflow.lock.json",
+        "nbflow.yaml",
+    ]

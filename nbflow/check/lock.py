@@ -10,6 +10,7 @@ cell's code is not drift: only which cells a step holds is compared.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -72,8 +73,21 @@ def write_lock(project: Project) -> Path:
             f"{project.notebook.path} has cells without ids (nbformat < 4.5): "
             "open and save it with Jupyter, then lock it"
         )
+    import tempfile
+
     path = project.root / LOCK_NAME
-    path.write_text(json.dumps(lock_data(project), indent=2) + "\n", encoding="utf-8")
+    # a new file, then renamed over the lock: a lock that is a symlink is replaced, not followed
+    # (it could point at any file the user can write: docs/security.md)
+    fd, partial = tempfile.mkstemp(prefix=f".{LOCK_NAME}.", dir=project.root)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(lock_data(project), indent=2) + "\n")
+        os.chmod(partial, 0o644)
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
     return path
 
 
