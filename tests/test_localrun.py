@@ -379,3 +379,27 @@ def test_names_that_shadow_generated_code_and_an_int_default_for_a_float(
     assert result.metrics == {"total": 28.0}
     with pytest.raises(RunError, match="not parameters of names: nope"):
         run(project, state_dir=state, parameters={"nope": 1})
+
+
+def test_a_compiled_pipeline_is_never_read_back_from_the_state_folder(tmp_path: Path) -> None:
+    """`nbflow run` once reused `.nbflow/build/<hash>/pipeline.yaml`, code that anyone able to
+    write that folder could have planted; now each run compiles its own (issue 12, item 1)."""
+    import hashlib
+
+    from nbflow.generate.kfp_source import generate
+
+    root = write_project(
+        tmp_path / "p",
+        ["x = 2", "y = x * 3"],
+        "name: planted\nsteps:\n  a: {cells: 1}\n  b: {cells: 2}\nmetrics: {y: maximize}\n",
+    )
+    project = load(root)
+    digest = hashlib.sha256(generate(project, "local").encode()).hexdigest()[:16]
+    planted = root / ".nbflow" / "build" / digest / "pipeline.yaml"
+    planted.parent.mkdir(parents=True)
+    planted.write_text("planted: [this is not the pipeline\n")
+    result = run(project)
+    assert result.ok and result.metrics == {"y": 6}
+    assert planted.read_text() == "planted: [this is not the pipeline\n"
+    (ran,) = [p for p in (root / ".nbflow" / "runs").iterdir() if not p.is_symlink()]
+    assert (ran / "pipeline.yaml").read_text().startswith("# PIPELINE DEFINITION")

@@ -7,14 +7,18 @@ project's `.nbflow/` folder:
 
     .nbflow/artifacts/            kfp.local's pipeline root: every task's outputs
     .nbflow/cache/                kfp.local's cache entries
-    .nbflow/build/<hash>/         the compiled local pipeline, reused while the source is unchanged
-    .nbflow/runs/<run id>/        run.json, logs/<step>.log, reports/<step>.html
+    .nbflow/runs/<run id>/        run.json, pipeline.yaml (the compiled local pipeline that ran),
+                                  logs/<step>.log, reports/<step>.html
+
+The pipeline is compiled by each process that runs it (once per distinct source, kept in
+memory for `nbflow tune`'s trials), never read back from a folder: code is not loaded from a
+cache (docs/security.md).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import functools
 import json
 import logging
 import re
@@ -146,21 +150,22 @@ def missing_requirements(project: Project) -> list[str]:
     return missing
 
 
-def compile_local(project: Project, state: Path) -> Path:
-    """The local pipeline's IR, compiled once per distinct generated source."""
+def compile_local(project: Project, run_dir: Path) -> Path:
+    """The local pipeline's IR, compiled in this process (once per distinct generated source)
+    and written into the run's folder: `run_dir/pipeline.yaml`."""
+    ir = run_dir / "pipeline.yaml"
+    ir.write_text(_compiled(generate(project, "local")), encoding="utf-8")
+    return ir
+
+
+@functools.lru_cache(maxsize=4)
+def _compiled(source: str) -> str:
+    import tempfile
+
     from nbflow.generate.build import compile_source
 
-    source = generate(project, "local")
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    folder = state / "build" / digest
-    ir = folder / "pipeline.yaml"
-    if not ir.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        text = compile_source(source, folder)
-        for leftover in folder.glob("nbflow_generated_*.py"):
-            leftover.unlink()
-        ir.write_text(text, encoding="utf-8")
-    return ir
+    with tempfile.TemporaryDirectory(prefix="nbflow-local-") as tmp:
+        return compile_source(source, Path(tmp))
 
 
 def _load_pipeline(ir: Path) -> Any:
@@ -380,7 +385,7 @@ def run(
     run_dir = state / "runs" / run_id
     (run_dir / "logs").mkdir(parents=True)
     (run_dir / "reports").mkdir()
-    ir = compile_local(project, state)
+    ir = compile_local(project, run_dir)
     steps = {s.name: StepResult(s.name) for s in project.plan.steps}
     router = _Router(steps, run_dir / "logs", progress)
     local.init(
