@@ -208,3 +208,13 @@ def test_the_repository_root_is_found_along_the_written_path(tmp_path: Path) -> 
     # a folder of the repository that points elsewhere does not move the root there
     assert repository_root(tmp_path / "repo" / "linked") == (tmp_path / "repo").resolve()
     assert repository_root(tmp_path / "elsewhere") == (tmp_path / "elsewhere").resolve()
+
+
+def test_a_lock_is_never_quoted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    proj = repo(tmp_path)
+    write_manifest(proj)
+    (proj / "nbflow.lock.json").write_text(f'{{"notebook": "{SECRET}", "cells": {{}}}}')
+    for fmt in FORMATS:
+        r = run_cli(capsys, "validate", "--format", fmt, str(proj))
+        assert r.code == 1 and "NBF208" in r.out and "locks another notebook" in r.out
+        assert SECRET not in r.out

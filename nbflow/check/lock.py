@@ -133,7 +133,8 @@ def check_lock(
         return [
             error(
                 "NBF208",
-                f"{shown} locks {locked.get('notebook')}, but the manifest's notebook is {manifest.notebook}",
+                # the lock's own text is not quoted: only the manifest and notebook ever are
+                f"{shown} locks another notebook than the manifest's {manifest.notebook}",
                 doc.locate(("notebook",)),
                 hint="run `nbflow lock` to record the new notebook's cells",
             )
