@@ -27,6 +27,7 @@ def test_validate_ok(capsys):
     r = run_cli(capsys, "validate", str(VALID))
     assert r.code == EXIT_OK, r.out
     assert "ok: checked 1 manifest, 0 errors, 0 warnings" in r.out
+    assert "nbflow explain" not in r.out  # nothing to explain
 
 
 def test_validate_error_text_has_code_frame(capsys):
@@ -35,6 +36,7 @@ def test_validate_error_text_has_code_frame(capsys):
     assert "error[NBF101]: unknown key `paralelTrials` in `tuning`" in r.out
     assert "  paralelTrials: 3" in r.out and "^^^^^^^^^^^^^" in r.out
     assert "did you mean `parallelTrials`?" in r.out
+    assert "more on a code: `nbflow explain NBF101`" in r.out
 
 
 def test_validate_monorepo_finds_every_manifest(capsys, tmp_path):
@@ -78,11 +80,12 @@ def test_validate_formats(capsys, fmt):
 
 
 def test_github_escapes_newlines_and_commas(capsys, tmp_path):
+    from nbflow import codes
     from nbflow.cli.reporters import render_github
     from nbflow.diagnostics import Location, Report, error
 
     report = Report(manifests=["a,b.yaml"])
-    report.extend([error("NBF101", "50% bad\nsecond line", Location("a,b.yaml", 1, 2))])
+    report.extend([error(codes.UNKNOWN_KEY, "50% bad\nsecond line", Location("a,b.yaml", 1, 2))])
     line = render_github(report).splitlines()[0]
     assert (
         line
@@ -209,3 +212,62 @@ def test_command_reference_in_sync():
     assert committed == commands(), (
         "regenerate with: python -m nbflow.cli.reference commands > docs/commands.md"
     )
+
+
+def test_explain_prints_the_explanation(capsys):
+    r = run_cli(capsys, "explain", "NBF302")
+    assert r.code == EXIT_OK, r.err
+    lines = r.out.splitlines()
+    assert lines[0] == "NBF302 cycle (error)"
+    assert lines[1] == "Steps wait for each other in a cycle."
+    assert "Wrong:" in lines and "Right:" in lines
+    assert "      train: {cells: 7, after: [evaluate]}" in lines  # the wrong example, indented
+    assert lines[-1].endswith("docs/diagnostics.md#nbf302-cycle")
+    assert run_cli(capsys, "explain", "cycle").out == r.out
+    assert run_cli(capsys, "explain", "nbf302").out == r.out
+
+
+def test_explain_without_a_code_lists_every_code(capsys):
+    from nbflow.codes import REGISTRY
+
+    r = run_cli(capsys, "explain")
+    assert r.code == EXIT_OK
+    listed = [line.split()[0] for line in r.out.splitlines() if line.startswith("NBF")]
+    assert listed == list(REGISTRY)
+    row = next(line for line in r.out.splitlines() if line.startswith("NBF704"))
+    assert row.split()[1:3] == ["star-import", "warning"]
+
+
+def test_explain_unknown_code_exits_2_with_a_suggestion(capsys):
+    r = run_cli(capsys, "explain", "NBF3O2")
+    assert r.code == EXIT_USAGE and r.out == ""
+    assert "no diagnostic code `NBF3O2`: did you mean NBF302 (cycle)?" in r.err
+    r = run_cli(capsys, "explain", "NBF510")  # retired: never reported
+    assert r.code == EXIT_USAGE
+    r = run_cli(capsys, "explain", "xyzzy")
+    assert r.code == EXIT_USAGE and "`nbflow explain` lists them" in r.err
+
+
+def test_explain_as_a_subprocess():
+    ok = run_subprocess("explain", "NBF701")
+    assert ok.code == EXIT_OK and ok.out.startswith("NBF701 undefined-name (error)\n"), ok.err
+    bad = run_subprocess("explain", "NBF7O1")
+    assert bad.code == EXIT_USAGE and "did you mean NBF701 (undefined-name)?" in bad.err
+    for r in (ok, bad):
+        assert "Traceback" not in r.out + r.err
+
+
+def test_sarif_rules_carry_descriptions_and_help(capsys):
+    from nbflow.codes import UNKNOWN_KEY
+
+    r = run_cli(capsys, "validate", "--format", "sarif", str(INVALID))
+    rule = json.loads(r.out)["runs"][0]["tool"]["driver"]["rules"][0]
+    assert rule["id"] == "NBF101" and rule["name"] == "unknown-key"
+    assert rule["shortDescription"] == {"text": UNKNOWN_KEY.summary}
+    assert rule["fullDescription"] == {"text": UNKNOWN_KEY.explanation}
+    assert UNKNOWN_KEY.explanation in rule["help"]["text"]
+    assert "paralelTrials" in rule["help"]["markdown"]  # the wrong example
+    assert rule["helpUri"] == (
+        "https://github.com/nbflow/nbflow/blob/main/docs/diagnostics.md#nbf101-unknown-key"
+    )
+    assert rule["defaultConfiguration"] == {"level": "error"}

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from nbflow import codes
 from nbflow.check.manifest import Manifest
 from nbflow.check.project import Project
 from nbflow.diagnostics import Diagnostic, Location, error
@@ -113,7 +114,7 @@ def check_lock(
     try:
         data = read_input(path, root=repository or repository_root(root), kind="lock")
     except InputRefused as exc:
-        return [error("NBF010", f"{shown} {exc}", Location(shown, 1, 1))]
+        return [error(codes.FILE_REFUSED, f"{shown} {exc}", Location(shown, 1, 1))]
     except OSError:  # a dangling symlink included
         data = b""
     try:
@@ -123,7 +124,7 @@ def check_lock(
     except (ValueError, KeyError, TypeError, AssertionError):
         return [
             error(
-                "NBF208",
+                codes.CELL_DRIFT,
                 f"{shown} is not a lock nbflow can read",
                 Location(shown, 1, 1),
                 hint="rewrite it with `nbflow lock`",
@@ -132,7 +133,7 @@ def check_lock(
     if locked.get("notebook") != manifest.notebook:
         return [
             error(
-                "NBF208",
+                codes.CELL_DRIFT,
                 # the lock's own text is not quoted: only the manifest and notebook ever are
                 f"{shown} locks another notebook than the manifest's {manifest.notebook}",
                 doc.locate(("notebook",)),
@@ -166,7 +167,7 @@ def check_lock(
         ]
         out.append(
             error(
-                "NBF208",
+                codes.CELL_DRIFT,
                 f"{what} no longer holds the cells recorded in {LOCK_NAME}"
                 + (": " + "; ".join(detail) if detail else ""),
                 doc.locate(where),

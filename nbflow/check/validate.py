@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from nbflow import codes
 from nbflow.check.manifest import API_VERSION, Manifest, Resources
 from nbflow.check.project import ParameterConfig, Project, StepConfig
 from nbflow.check.rules import Checker
@@ -167,8 +168,11 @@ def _katib(project: Project, doc: YamlDoc) -> list[Diagnostic]:
 
     where = doc.locate(("tuning",), key=True)
     hint = "Katib would reject the generated Experiment"
-    out = [error("NBF511", problem, where, hint=hint) for problem in validate_tuning(project)]
-    out += [warning("NBF511", problem, where) for problem in tuning_warnings(project)]
+    out = [
+        error(codes.KATIB_REJECTS, problem, where, hint=hint)
+        for problem in validate_tuning(project)
+    ]
+    out += [warning(codes.KATIB_REJECTS, problem, where) for problem in tuning_warnings(project)]
     return out
 
 
@@ -181,7 +185,7 @@ def _model(doc: YamlDoc) -> tuple[list[Diagnostic], Manifest | None]:
     if not isinstance(data, dict):
         return [
             error(
-                "NBF007",
+                codes.MANIFEST_NOT_A_MAPPING,
                 "the manifest must be a mapping of keys (apiVersion, name, notebook, steps, ...)",
                 Location(doc.path, 1, 1),
             )
@@ -191,7 +195,12 @@ def _model(doc: YamlDoc) -> tuple[list[Diagnostic], Manifest | None]:
         where = doc.locate(("apiVersion",)) if "apiVersion" in data else Location(doc.path, 1, 1)
         message = f"unsupported apiVersion `{api}`" if api is not None else "missing `apiVersion`"
         return [
-            error("NBF003", message, where, hint=f"this nbflow reads `apiVersion: {API_VERSION}`")
+            error(
+                codes.API_VERSION,
+                message,
+                where,
+                hint=f"this nbflow reads `apiVersion: {API_VERSION}`",
+            )
         ], None
     try:
         return [], Manifest.model_validate(data)
@@ -245,21 +254,27 @@ def _requirements(
     try:
         text = read_input(path, root=repository, kind="requirements").decode("utf-8")
     except FileNotFoundError:
-        return (), [error("NBF009", f"requirements file not found: {shown}", where)]
+        return (), [error(codes.REQUIREMENTS_FILE, f"requirements file not found: {shown}", where)]
     except InputRefused as exc:
-        return (), [error("NBF010", f"requirements file {shown} {exc}", where)]
+        return (), [error(codes.FILE_REFUSED, f"requirements file {shown} {exc}", where)]
     except UnicodeDecodeError:
-        return (), [error("NBF009", f"requirements file {shown} is not UTF-8 text", where)]
+        return (), [
+            error(codes.REQUIREMENTS_FILE, f"requirements file {shown} is not UTF-8 text", where)
+        ]
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        return (), [error("NBF009", f"cannot read requirements file {shown}: {reason}", where)]
+        return (), [
+            error(
+                codes.REQUIREMENTS_FILE, f"cannot read requirements file {shown}: {reason}", where
+            )
+        ]
     raw_lines = text.splitlines()
     lines = [ln.split(" #")[0].strip() for ln in raw_lines]
     bad = [number for number, ln in enumerate(lines, start=1) if ln.startswith("-")]
     if bad:
         return (), [
             error(
-                "NBF009",
+                codes.REQUIREMENTS_FILE,
                 f"requirements file {shown} uses a pip option (line {bad[0]}), which a step "
                 "cannot pass on",
                 Location(shown, bad[0], 1),
@@ -301,7 +316,7 @@ def _invalid_requirements(
             else:  # packaging's reason alone, unless it quotes the line
                 why = "" if text in reason else f": {reason}"
                 message = f"line {where.line} of {where.file} is not a valid requirement{why}"
-            out.append(error("NBF608", message, where, hint=hint))
+            out.append(error(codes.REQUIREMENT_INVALID, message, where, hint=hint))
     return out
 
 

@@ -191,6 +191,13 @@ def _color(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "color", False)) or sys.stdout.isatty()
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from nbflow.cli.explain import explain
+
+    _out().write(explain(args.code))
+    return EXIT_OK
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     from nbflow.deploy.gitops import cmd_diff as run
 
@@ -219,6 +226,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": cmd_validate,
     "cells": cmd_cells,
     "schema": cmd_schema,
+    "explain": cmd_explain,
     "graph": cmd_graph,
     "build": cmd_build,
     "lock": cmd_lock,
@@ -258,6 +266,12 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--format", choices=["text", "json"], default="text")
 
     sub.add_parser("schema", help="print the JSON schema of nbflow.yaml")
+
+    e = sub.add_parser(
+        "explain",
+        help="explain a diagnostic code, with a wrong and a right example; with none, list them",
+    )
+    e.add_argument("code", nargs="?", help="a code (`NBF302`, `302`) or its name (`cycle`)")
 
     g = sub.add_parser("graph", help="print the pipeline's DAG with the variables on each edge")
     g.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")

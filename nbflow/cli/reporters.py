@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from nbflow import __version__
-from nbflow.diagnostics import CODES, Diagnostic, Location, Report, Severity
+from nbflow.codes import REGISTRY, REPOSITORY_URL
+from nbflow.diagnostics import Diagnostic, Location, Report, Severity
 
 
 def _where(loc: Location) -> str:
@@ -55,6 +56,8 @@ def render_text(report: Report, *, color: bool = False) -> str:
         if d.hint:
             out.append(f"   = hint: {d.hint}")
         out.append("")
+    if report.diagnostics:
+        out.append(f"more on a code: `nbflow explain {report.sorted()[0].code}`")
     out.append(summary(report))
     return "\n".join(out) + "\n"
 
@@ -142,16 +145,30 @@ def render_github(report: Report) -> str:
     return "\n".join(out) + "\n"
 
 
+def _sarif_rule(code: str) -> dict[str, Any]:
+    """A SARIF reportingDescriptor from the registry: what code scanning shows beside a result."""
+    known = REGISTRY.get(code)
+    if known is None:  # not registered: still a valid rule, only without descriptions
+        return {"id": code, "name": code, "shortDescription": {"text": code}}
+    wrong, right = known.wrong, known.right
+    markdown = (
+        f"{known.explanation}\n\nWrong:\n\n```{wrong.lang}\n{wrong.text}\n```\n\n"
+        f"Right:\n\n```{right.lang}\n{right.text}\n```\n"
+    )
+    return {
+        "id": known.id,
+        "name": known.name,
+        "shortDescription": {"text": known.summary},
+        "fullDescription": {"text": known.explanation},
+        "help": {"text": f"{known.explanation} See {known.help_uri}", "markdown": markdown},
+        "helpUri": known.help_uri,
+        "defaultConfiguration": {"level": known.severities[0].value},
+    }
+
+
 def render_sarif(report: Report) -> str:
     used = sorted({d.code for d in report.diagnostics})
-    rules = [
-        {
-            "id": code,
-            "name": CODES.get(code, code),
-            "shortDescription": {"text": CODES.get(code, code)},
-        }
-        for code in used
-    ]
+    rules = [_sarif_rule(code) for code in used]
     results = []
     for d in report.sorted():
         region: dict[str, Any] = {}
@@ -182,7 +199,7 @@ def render_sarif(report: Report) -> str:
                     "driver": {
                         "name": "nbflow",
                         "version": __version__,
-                        "informationUri": "https://github.com/nbflow/nbflow",
+                        "informationUri": REPOSITORY_URL,
                         "rules": rules,
                     }
                 },

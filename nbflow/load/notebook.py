@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nbflow import codes
 from nbflow.diagnostics import Diagnostic, Location, error
 
 
@@ -93,31 +94,33 @@ def load_notebook(
     except FileNotFoundError:
         raise NotebookError(
             error(
-                "NBF004",
+                codes.NOTEBOOK_NOT_FOUND,
                 f"notebook not found: {shown}",
                 where,
                 hint="`notebook` is relative to the manifest's folder",
             )
         ) from None
     except InputRefused as exc:
-        raise NotebookError(error("NBF010", f"notebook {shown} {exc}", where)) from None
+        raise NotebookError(error(codes.FILE_REFUSED, f"notebook {shown} {exc}", where)) from None
     except UnicodeDecodeError as exc:
         raise NotebookError(
             error(
-                "NBF005", f"cannot read notebook {shown}: not UTF-8 (byte {exc.start + 1})", where
+                codes.NOTEBOOK_INVALID,
+                f"cannot read notebook {shown}: not UTF-8 (byte {exc.start + 1})",
+                where,
             )
         ) from None
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise NotebookError(
-            error("NBF005", f"cannot read notebook {shown}: {reason}", where)
+            error(codes.NOTEBOOK_INVALID, f"cannot read notebook {shown}: {reason}", where)
         ) from None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise NotebookError(
             error(
-                "NBF005",
+                codes.NOTEBOOK_INVALID,
                 f"notebook is not valid JSON: {exc.msg}",
                 Location(shown, exc.lineno, exc.colno),
                 hint="the file may be corrupt or have an unresolved merge conflict",
@@ -126,7 +129,7 @@ def load_notebook(
     if not isinstance(raw, dict) or not isinstance(raw.get("nbformat"), int):
         raise NotebookError(
             error(
-                "NBF005",
+                codes.NOTEBOOK_INVALID,
                 f"{shown} is not a Jupyter notebook (no `nbformat` field)",
                 Location(shown, 1, 1),
             )
@@ -135,7 +138,7 @@ def load_notebook(
     if major > 4:
         raise NotebookError(
             error(
-                "NBF006",
+                codes.NOTEBOOK_VERSION,
                 f"notebook format v{major} is newer than this nbflow understands (v4)",
                 Location(shown, 1, 1),
                 hint="upgrade nbflow, or save the notebook as nbformat 4",
@@ -159,7 +162,7 @@ def load_notebook(
             )
     except Exception as exc:  # nbformat raises bare exceptions for structurally broken files
         raise NotebookError(
-            error("NBF005", f"invalid notebook: {exc}", Location(shown, 1, 1))
+            error(codes.NOTEBOOK_INVALID, f"invalid notebook: {exc}", Location(shown, 1, 1))
         ) from None
     if "ValidationError" in captured:
         invalid = captured["ValidationError"]
@@ -167,7 +170,7 @@ def load_notebook(
         message = str(getattr(invalid, "message", invalid)).splitlines()[0]
         raise NotebookError(
             error(
-                "NBF005",
+                codes.NOTEBOOK_INVALID,
                 f"notebook does not follow the nbformat v4 schema: {message}"
                 + (f" (at {where_in})" if where_in else ""),
                 Location(shown, 1, 1),
