@@ -4,8 +4,9 @@ A snapshot is the short SHA of HEAD, with `-dirty` when a file the build reads (
 its notebook, requirements file and lock file: `Project.inputs`, wherever in the repository they
 are) differs from that commit, is staged, untracked or ignored; `untracked` outside any
 repository. Other files (data, outputs beside the notebook) don't make a snapshot dirty: they
-are not part of what is deployed. It labels every generated resource; it is not part of the version, which depends on
-content alone, so the same content built from two commits is the same version.
+are not part of what is deployed. It labels every generated resource; it is not part of the
+version, which depends on content alone, so the same content built from two commits is the same
+version.
 """
 
 from __future__ import annotations
