@@ -269,7 +269,8 @@ class _KfpApi:
         if status == 401:
             return ApplyError(
                 f"the KFP API at {self.host} rejected the credentials (401): {message}",
-                f"set {KFP_TOKEN_ENV} to a bearer token the KFP API accepts",
+                f"set {KFP_TOKEN_ENV} to a bearer token the KFP API accepts (it is sent only to "
+                f"the host of --kfp-host or {KFP_HOST_ENV})",
                 status=status,
             )
         if status == 403:
