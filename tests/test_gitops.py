@@ -1024,3 +1024,21 @@ def test_dry_run_previews_an_uncommitted_tree(
     assert project["dry_run"] is True and project["snapshot"].endswith("-dirty")
     assert [c["action"] for c in project["changes"]] == ["would-create", "would-create"]
     assert server.writes() == []
+
+
+def test_diff_markdown_shows_names_and_messages_as_text() -> None:
+    from markdown_it import MarkdownIt
+
+    hostile = "[l](https://evil.example) ![i](https://e.x/i.png) <details>\x1b[31m | x"
+    result = gitops.ProjectDiff(
+        manifest="a <b>/nbflow.yaml",
+        version="p-1",
+        snapshot="abc",
+        namespace="team-a",
+        changes=(Change("Pipeline", "p", "team-a", "conflict", detail=hostile),),
+        error=hostile,
+    )
+    html = MarkdownIt("commonmark").enable("table").render(gitops.render_markdown([result]))
+    assert "<a " not in html and "<img" not in html and "<details" not in html
+    assert "<b>" not in html and "\x1b" not in html
+    assert html.count("<td>") == 5  # the `|` of the detail did not split its cell

@@ -403,3 +403,35 @@ def test_a_compiled_pipeline_is_never_read_back_from_the_state_folder(tmp_path: 
     assert planted.read_text() == "planted: [this is not the pipeline\n"
     (ran,) = [p for p in (root / ".nbflow" / "runs").iterdir() if not p.is_symlink()]
     assert (ran / "pipeline.yaml").read_text().startswith("# PIPELINE DEFINITION")
+
+
+def test_cell_code_holding_kfp_placeholders_reaches_the_step_byte_for_byte(
+    tmp_path: Path, state: Path
+) -> None:
+    # kfp.local, like the cluster's launcher, substitutes `{{$...}}` and `/kfp-workspace` in the
+    # container's command, where the component's source goes: the cells' code must not be there
+    # as text (`{{$}}` used to crash the step, the artifact path silently became `null`)
+    texts = [
+        "{{$}}",
+        "{{$.outputs.artifacts['report'].path}}",
+        "/kfp-workspace",
+        "{{workflow.name}}",
+    ]
+    out = tmp_path / "seen.json"
+    root = write_project(
+        tmp_path / "placeholders",
+        [
+            "import json",
+            "texts = [" + ", ".join(json.dumps(t) for t in texts) + "]\n"
+            "for t in texts:\n"
+            "    print('seen:', t)\n"
+            f"open({str(out)!r}, 'w').write(json.dumps(texts))",
+        ],
+        "name: placeholders\nsetup: 1\nsteps:\n  show: {cells: 2}\n",
+    )
+    result = run(load(root), state_dir=state)
+    assert result.ok, result.steps[0].error
+    assert json.loads(out.read_text(encoding="utf-8")) == texts
+    log = Path(result.steps[0].log or "").read_text(encoding="utf-8")
+    for t in texts:
+        assert f"seen: {t}\n" in log

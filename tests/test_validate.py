@@ -85,3 +85,46 @@ def test_a_requirements_file_is_checked_line_by_line(tmp_path: Path) -> None:
     report, project = validate_manifest(_write(tmp_path, text))
     assert project is not None, [d.message for d in report.diagnostics]
     assert project.requirements == ("numpy==2.1", "foo[bar]>=1,<2 ; python_version >= '3.9'")
+
+
+def test_relative_paths_and_package_installs_are_named_at_their_cells(tmp_path: Path) -> None:
+    from nbflow.check.validate import load_project
+    from tests.support.projects import write_project
+
+    root = write_project(
+        tmp_path,
+        [
+            "%pip install -q pandas\nimport pandas as pd",  # 1 setup
+            "df = pd.read_csv('data.csv')\nextra = pd.read_csv('missing/extra.csv')",  # 2
+            "df.to_csv('out.csv')\nurl = pd.read_csv('https://example.com/x.csv')",  # 3
+            "import logging\nlog = logging.getLogger('sklearn.base')",  # 4
+            "pd.read_csv('skipped.csv')",  # 5 skipped
+        ],
+        """
+        name: files
+        setup: 1
+        steps:
+          load: {cells: [2, 4]}
+          save: {cells: 3}
+        skip: [5]
+        """,
+    )
+    (root / "data.csv").write_text("a\n1\n")
+    report, project = load_project(root)
+    assert project is not None and report.ok
+    found = sorted(
+        (d.code, d.location.cell, d.location.cell_line, d.message)
+        for d in report.diagnostics
+        if d.code in ("NBF708", "NBF709")
+    )
+    assert [(code, cell, line) for code, cell, line, _ in found] == [
+        ("NBF708", 1, 1),
+        ("NBF709", 2, 1),
+        ("NBF709", 2, 2),
+        ("NBF709", 3, 1),
+    ]
+    messages = [m for *_, m in found]
+    assert "cell 1 (setup) installs packages (`%pip install -q pandas`)" in messages[0]
+    assert "reads `data.csv`" in messages[1] and "re-runs it when the file changes" in messages[1]
+    assert "reads `missing/extra.csv`" in messages[2] and "not beside the notebook" in messages[2]
+    assert "writes `out.csv`" in messages[3] and "no other step sees it" in messages[3]

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from nbflow.authoring.init_yaml import Draft, DraftStep, cell_spec, render, scalar, schema_ref
 from nbflow.check.rules import is_literal_expression, name_assignment
 from nbflow.errors import UsageError
+from nbflow.escape import terminal
 
 if TYPE_CHECKING:
     from nbflow.authoring.kale import KaleNote
@@ -609,7 +610,7 @@ def _print_result(result: InitResult, shown: str) -> int:
     from nbflow.cli.reporters import render_text
 
     for note in result.notes:
-        print(f"nbflow: warning: {note}", file=sys.stderr)
+        print(f"nbflow: warning: {terminal(str(note))}", file=sys.stderr)  # notes quote cells
     if result.report.diagnostics:
         sys.stderr.write(
             render_text(result.report, color=sys.stderr.isatty() and not os.environ.get("NO_COLOR"))
@@ -629,10 +630,10 @@ def _print_result(result: InitResult, shown: str) -> int:
         + (f"; {todos} TODO{'s' * (todos != 1)} to review" if todos else "")
     )
     if result.stripped:
-        print(f"removed Kale's tags and metadata from {result.draft.notebook}")
+        print(f"removed Kale's tags and metadata from {terminal(result.draft.notebook)}")
     elif result.stripped is False:
         why = "it has no Kale tags" if not result.kale else f"{shown} has errors"
-        print(f"left {result.draft.notebook} unchanged: {why}", file=sys.stderr)
+        print(f"left {terminal(result.draft.notebook)} unchanged: {why}", file=sys.stderr)
     if not result.report.ok:
         print(
             f"{shown} was written but does not validate yet: fix the errors above", file=sys.stderr

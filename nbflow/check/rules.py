@@ -707,6 +707,21 @@ class Checker:
                         self.at(("volumes", i, "mountPath")),
                     )
                 )
+        per_run = [(i, v) for i, v in enumerate(self.m.volumes) if v.size is not None]
+        for i, v in per_run[1:]:
+            first = per_run[0][1]
+            if (v.storageClass, v.accessMode) != (first.storageClass, first.accessMode):
+                self.diags.append(
+                    error(
+                        codes.VOLUME,
+                        f"volume `{v.name}` is created per run with another storageClass or "
+                        f"accessMode than volume `{first.name}`: a run's volumes are one claim "
+                        "(deleted when the run ends, failed or not), a folder each",
+                        self.at(("volumes", i)),
+                        "give the volumes created per run the same storageClass and accessMode, "
+                        "or use an existing claim (`claim:`) for one of them",
+                    )
+                )
 
     def run(self) -> list[Diagnostic]:
         self.ownership()

@@ -134,10 +134,11 @@ def validate_manifest(
         inputs=_inputs(path, manifest),
     )
     if analyse:
-        from nbflow.check.dataflow_rules import plan_project
+        from nbflow.check.dataflow_rules import file_rules, plan_project
 
         plan, plan_diags = plan_project(project)
         report.extend(plan_diags)
+        report.extend(file_rules(project))
         if report.ok:
             object.__setattr__(project, "plan", plan)
         else:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from nbflow import __version__
 from nbflow.errors import CommandFailed, EnvironmentProblem, UsageError
+from nbflow.escape import terminal_lines
 
 if TYPE_CHECKING:
     from nbflow.check.project import Project
@@ -59,6 +60,10 @@ def cmd_cells(args: argparse.Namespace) -> int:
     if args.format == "json":
         _out().write(json.dumps(rows, indent=2) + "\n")
     else:
+        from nbflow.escape import terminal
+
+        # ids come from the notebook's JSON: shown escaped, as the cells' first lines are
+        rows = [{**r, "id": terminal(r["id"]) if r["id"] else r["id"]} for r in rows]
         width = {
             k: max([len(k)] + [len(str(r[k] or "")) for r in rows])
             for k in ("number", "id", "type", "owner")
@@ -68,7 +73,7 @@ def cmd_cells(args: argparse.Namespace) -> int:
         for r in rows:
             lines.append(
                 f"{r['number']:>{width['number']}}  {r['id'] or '':<{width['id']}}  {r['type']:<{width['type']}}  "
-                f"{r['owner'] or '':<{width['owner']}}  {r['first_line']}"
+                f"{r['owner'] or '':<{width['owner']}}  {terminal(r['first_line'])}"
             )
         _out().write("\n".join(lines) + "\n")
     if report is not None and report.diagnostics:
@@ -392,13 +397,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except UsageError as exc:
-        print(f"nbflow: {exc}", file=sys.stderr)
+        print(f"nbflow: {terminal_lines(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except EnvironmentProblem as exc:
-        print(f"nbflow: {exc}", file=sys.stderr)
+        print(f"nbflow: {terminal_lines(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except CommandFailed as exc:
-        print(f"nbflow: {exc}", file=sys.stderr)
+        print(f"nbflow: {terminal_lines(str(exc))}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("nbflow: interrupted", file=sys.stderr)

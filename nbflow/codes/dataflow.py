@@ -149,3 +149,46 @@ SETUP_READS_STEP_VALUE = Code(
         X, y = load_digits(return_X_y=True)
     """),
 )
+PACKAGE_INSTALL_IN_CELL = Code(
+    "NBF708",
+    "package-install-in-cell",
+    WARNING,
+    "A pipeline cell installs packages (`!pip install`, `%pip install`, `!conda install`).",
+    "In a notebook such a line installs into the kernel's environment; in a local run it "
+    "would install into your own Python, and on a cluster into a pod that is gone after the "
+    "step. Steps skip these lines (their log says so): a step's packages come from its image "
+    "and the manifest's `requirements:`.",
+    python("""
+        # cell 3 (step train)
+        !pip install xgboost
+        import xgboost as xgb
+    """),
+    python("""
+        # nbflow.yaml
+        #   requirements: [xgboost]
+        # cell 3 (step train)
+        import xgboost as xgb
+    """),
+)
+RELATIVE_PATH = Code(
+    "NBF709",
+    "relative-path",
+    WARNING,
+    "A step reads or writes a file by a path relative to the notebook's folder.",
+    "`nbflow run` runs each step in the notebook's folder, as Jupyter does, and a file a step "
+    "reads there is part of its cache key and of the pipeline version. On a cluster the step "
+    "runs in its image's working directory, where the file is not, and a file a step writes "
+    "stays in its pod. Put data on a volume (`volumes:`) and use its absolute path, put it in "
+    "the image, or read it from a URL; pass values between steps as variables.",
+    python("""
+        # cell 4 (step load)
+        df = pd.read_csv("data.csv")
+    """),
+    python("""
+        # nbflow.yaml
+        #   volumes: [{name: data, mountPath: /data, claim: datasets}]
+        #   steps: {load: {cells: 4, volumes: [data]}}
+        # cell 4 (step load)
+        df = pd.read_csv("/data/data.csv")
+    """),
+)

@@ -230,6 +230,7 @@ class _Planner:
                 self.bindings.setdefault(name, []).append(_Binding(n, self.owner[n], kind))
         for found in self.bindings.values():
             found.sort(key=lambda b: b.cell)
+        self.element_mutations()
         # what each pipeline cell reads, with the globals of the functions it calls, and the
         # globals those functions assign (`global X`), which then are bindings of the cell
         self.extra_defines: dict[int, dict[str, int]] = {}
@@ -242,6 +243,86 @@ class _Planner:
                 if name not in flow.defines:
                     self.bindings.setdefault(name, []).append(_Binding(c, self.owner[c], "data"))
                     self.bindings[name].sort(key=lambda b: b.cell)
+
+    def element_mutations(self) -> None:
+        """Changes of objects that other names share. `for f in frames: f["w"] = 1` changes
+        what `frames` holds: where `frames` was bound as `[a, b]`, the cell changes `a` and `b`
+        too. And a change of `m` changes the containers bound as holding it (`models = {"lr":
+        m}`). Such names are bindings (and reads) of the changing cell."""
+        holders: dict[str, list[tuple[int, str]]] = {}  # name -> (cell, container holding it)
+        for c in self.executed:
+            for container, held in self.flows[c].aliases.items():
+                for name in held - self.param_set:  # a parameter is a value, never changed
+                    holders.setdefault(name, []).append((c, container))
+        added: list[tuple[str, _Binding]] = []
+        self.extra_reads: dict[int, list[tuple[str, int]]] = {}
+        for n in self.executed:
+            owner = self.owner[n]
+            flow = self.flows[n]
+            if owner == SETUP:
+                continue
+            changed: dict[str, int] = {}  # name -> line
+            for container in flow.element_mutations:
+                b = self.resolve(container, n, owner).binding
+                if b is None:
+                    continue
+                for name in sorted(self.flows[b.cell].aliases.get(container, ())):
+                    changed.setdefault(name, flow.read_lines.get(container, 1))
+            todo = [*changed, *flow.mutations]
+            while todo:
+                name = todo.pop()
+                line = changed.get(name) or flow.define_lines.get(name, 1)
+                for c, container in holders.get(name, ()):
+                    if c >= n or container in changed or container in flow.defines:
+                        continue
+                    if self.still_holds(container, c, n):
+                        changed[container] = line
+                        todo.append(container)
+            for name, line in changed.items():
+                src = self.resolve(name, n, owner)
+                if name in flow.defines or src.kind not in ("step", "local", "setup"):
+                    continue
+                kind = "function" if name in flow.functions else "data"
+                added.append((name, _Binding(n, owner, kind)))
+                # the step changes the object it has from before: it needs the name
+                self.extra_reads.setdefault(n, []).append((name, line))
+        for name, binding in added:
+            found = self.bindings.setdefault(name, [])
+            found.append(binding)
+            found.sort(key=lambda b: b.cell)
+
+    def still_holds(self, container: str, cell: int, before: int) -> bool:
+        """Whether `container`, bound in `cell`, is still that object in cell `before`: no
+        cell in between assigns it (changing it in place keeps it)."""
+        return all(
+            container in self.flows[b.cell].mutations
+            for b in self.bindings.get(container, ())
+            if cell < b.cell < before and b.owner not in ("", PARAMS)
+        )
+
+    def share_inputs(
+        self, reads_from: dict[tuple[str, str], dict[str, tuple[int, int, int]]]
+    ) -> None:
+        """A step that reads a container from step S (`models = [m1, m2]` in S) and one of the
+        names in it from another step takes that name from S as well: S saves the two
+        together, so that they arrive sharing their objects as in the notebook."""
+        for st in self.steps.values():
+            for container, src in list(st.inputs.items()):
+                held = self.flows[st.input_cells[container]].aliases.get(container, ())
+                source = self.steps[src]
+                for name in sorted(held):
+                    if st.inputs.get(name) in (None, src) or name in self.param_set:
+                        continue
+                    if name in source.inputs or any(
+                        name in self.flows[c].defines for c in source.cells
+                    ):
+                        st.inputs[name] = src
+                        st.input_cells[name] = st.input_cells[container]
+                        entry = reads_from.get((st.inp.name, name))
+                        if entry:
+                            first = next(iter(entry.values()))
+                            entry.clear()
+                            entry[src] = first
 
     # -- resolution -------------------------------------------------------------------------
 
@@ -287,6 +368,7 @@ class _Planner:
             (n, flow.read_lines.get(n, 1), False) for n in flow.reads
         ]
         todo += [(n, flow.read_lines.get(n, 1), True) for n in flow.optional_reads]
+        todo += [(n, line, False) for n, line in self.extra_reads.get(cell, ())]
         todo.reverse()
         while todo:
             name, line, optional = todo.pop()
@@ -421,6 +503,7 @@ class _Planner:
                     )
                 )
         self.assign_metrics()
+        self.share_inputs(reads_from)
 
         edges: dict[tuple[str, str], set[str]] = {}
         for name, st in self.steps.items():

@@ -54,6 +54,7 @@ from nbflow.deploy.kfp_api import (
 from nbflow.deploy.kubernetes import ApplyError, Change
 from nbflow.deploy.workflows import WORKFLOWS, cmd_init_ci, init_ci, templates_folder
 from nbflow.errors import UsageError
+from nbflow.escape import markdown, markdown_code, terminal
 
 if TYPE_CHECKING:
     from nbflow.check.project import Project
@@ -490,6 +491,11 @@ def _deploy(
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    with _library_logs_redacted(args.kubeconfig):
+        return _cmd_diff(args)
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
     error: ApplyError | None = None
     try:
         results: list[ProjectDiff] = diff(
@@ -509,11 +515,31 @@ def cmd_diff(args: argparse.Namespace) -> int:
     elif args.format == "markdown":
         sys.stdout.write(render_markdown(results))
     else:
-        sys.stdout.write("".join(line + "\n" for line in text_lines(results)))
+        sys.stdout.write("".join(terminal(line) + "\n" for line in text_lines(results)))
     return _finish(results, error)
 
 
+@contextlib.contextmanager
+def _library_logs_redacted(kubeconfig: str | None) -> Iterator[None]:
+    """Library log lines (the kubernetes client logs an exec plugin's stderr) printed with
+    every credential of the kubeconfig in use, the KFP token and bearer tokens as `***`."""
+    import os
+
+    from nbflow.deploy.redact import Redactor, read_kubeconfig_secrets, redacted_library_logs
+
+    source = kubeconfig or os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
+    redactor = Redactor(read_kubeconfig_secrets(Path(p) for p in source.split(os.pathsep) if p))
+    redactor.add([os.environ.get(KFP_TOKEN_ENV, "")])
+    with redacted_library_logs(redactor):
+        yield
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
+    with _library_logs_redacted(args.kubeconfig):
+        return _cmd_apply(args)
+
+
+def _cmd_apply(args: argparse.Namespace) -> int:
     error: ApplyError | None = None
     try:
         results: list[ProjectDiff] = list(
@@ -537,7 +563,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps([r.to_json() for r in results], indent=2) + "\n")
     else:
-        sys.stdout.write("".join(line + "\n" for line in text_lines(results)))
+        sys.stdout.write("".join(terminal(line) + "\n" for line in text_lines(results)))
     return _finish(results, error)
 
 
@@ -545,9 +571,9 @@ def _finish(results: list[ProjectDiff], error: ApplyError | None) -> int:
     if error is not None:
         failed = [r.manifest for r in results if r.error is not None]
         where = f" ({', '.join(failed)})" if failed else ""
-        print(f"nbflow: {error.message}{where}", file=sys.stderr)
+        print(f"nbflow: {terminal(error.message + where)}", file=sys.stderr)
         if error.hint:
-            print(f"hint: {error.hint}", file=sys.stderr)
+            print(f"hint: {terminal(error.hint)}", file=sys.stderr)
         return exit_code(error)
     return EXIT_OK if all(r.ok for r in results) else EXIT_INPUT
 
@@ -559,7 +585,10 @@ def _report_invalid(results: Iterable[ProjectDiff]) -> None:
         if r.report is not None and r.report.diagnostics:
             sys.stderr.write(render_text(r.report, color=sys.stderr.isatty()))
         if not r.valid:
-            print(f"nbflow: {r.manifest} has errors: nothing of it was applied", file=sys.stderr)
+            print(
+                f"nbflow: {terminal(r.manifest)} has errors: nothing of it was applied",
+                file=sys.stderr,
+            )
 
 
 def text_lines(results: Iterable[ProjectDiff]) -> list[str]:
@@ -583,10 +612,10 @@ def render_markdown(results: Iterable[ProjectDiff]) -> str:
     """The diff as Markdown, for a pull request's job summary."""
     out: list[str] = []
     for r in results:
-        title = f"`{r.manifest}`"
+        title = markdown_code(r.manifest)
         if r.version:
-            title += f": {r.version} (snapshot {r.snapshot}"
-            title += f", namespace {r.namespace})" if r.namespace else ")"
+            title += f": {markdown(r.version)} (snapshot {markdown(str(r.snapshot))}"
+            title += f", namespace {markdown(r.namespace)})" if r.namespace else ")"
         out.append(f"#### {title}\n")
         if not r.valid:
             out.append(
@@ -606,8 +635,8 @@ def render_markdown(results: Iterable[ProjectDiff]) -> str:
 
 
 def _cell(value: object) -> str:
-    text = " ".join(str(value or "").split())
-    return text.replace("|", "\\|")
+    # names and messages come from manifests and from the cluster: literal text, one line
+    return markdown(" ".join(str(value or "").split()))
 
 
 __all__ = [

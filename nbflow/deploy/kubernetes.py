@@ -218,6 +218,8 @@ def load_api_client(kubeconfig: str | None = None, context: str | None = None) -
         raise
     except Exception as exc:  # a broken kubeconfig: ConfigException, YAML, auth plugins, files
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # an exec plugin's stderr is in the message, and may hold a token
+        detail = _redactor(source)(detail)
         raise ApplyError(
             f"cannot use the Kubernetes configuration {source or '(in-cluster)'}: {detail}",
             "check the file with `kubectl config view`, or pass another one with --kubeconfig",
@@ -231,6 +233,13 @@ def load_api_client(kubeconfig: str | None = None, context: str | None = None) -
     api_client.nbflow_namespace = namespace
     api_client.nbflow_source = where + (f", context {context}" if context else "")
     return api_client
+
+
+def _redactor(source: str | None) -> Any:
+    from nbflow.deploy.redact import Redactor, read_kubeconfig_secrets
+
+    paths = [Path(p) for p in (source or "").split(os.pathsep) if p]
+    return Redactor(read_kubeconfig_secrets(paths))
 
 
 def _kubeconfig_source(explicit: str | None) -> str | None:
@@ -510,11 +519,17 @@ def _difference(target: _Target, *, compare_hash: bool) -> str | None:
     for key, value in desired.items():
         if key in {"apiVersion", "kind", "metadata", "status"}:
             continue
+        found = live.get(key, _ABSENT)
         if key == "spec" and target.immutable and compare_hash and isinstance(value, dict):
             # provenance, not content: the commit that first built this content stays recorded,
             # and the same content built from a later commit applies as a no-op
             value = {k: v for k, v in value.items() if k not in _PROVENANCE}
-        path = _first_difference(value, live.get(key, _ABSENT))
+            # nor is what the version leaves out: the same content compiled by another kfp
+            # release (its banner, the kfp its executor installs) is the same version
+            from nbflow.generate.build import without_sdk
+
+            value, found = without_sdk(value), without_sdk(found)
+        path = _first_difference(value, found)
         if path is not None:
             return f"{key}{path}"
     return None

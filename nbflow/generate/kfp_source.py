@@ -11,6 +11,13 @@ metrics and variables are Python identifiers; step names are DNS labels, mapped 
 `step_<name with - as _>`). Generated locals start with `_nbf_`, a prefix that validation
 forbids for parameters, so nothing a user names can shadow them.
 
+The component's function source ends up in the container's command, where KFP (the cluster's
+launcher and kfp.local alike) substitutes placeholders such as `{{$}}` before the step runs.
+So the step program (the cells' code, names, the notebook's file name) travels base64-encoded:
+no text a user wrote is in the command as text. Requirements reach pip through `sh -c`, quoted
+for sh by `sh_quote` (kfp's own `packages_to_install` quotes with `repr()`, which sh reads
+differently), with `{{` broken up so that no placeholder can form.
+
 Two targets share one generator:
 - `cluster`: components pip-install kfp, IPython, cloudpickle and the manifest's requirements
   at start, as KFP lightweight components do; Kubernetes settings (timeouts, node selectors,
@@ -22,12 +29,17 @@ Two targets share one generator:
 
 from __future__ import annotations
 
+import base64
 import json
+import re
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from nbflow import __version__
+from nbflow.check.manifest import Volume
 from nbflow.check.project import Project, StepConfig
 from nbflow.generate.runtime import runtime_source
 
@@ -71,7 +83,63 @@ def packages(project: Project, step: StepConfig) -> list[str]:
     return [*extra, *step.requirements]
 
 
+def sh_quote(text: str) -> str:
+    """`text` as one word for POSIX sh, taken literally, and with no `{{` in it.
+
+    Single quotes keep everything literal (`$`, backticks, `;`, `"`, newlines); a `'` closes the
+    quote, is written escaped and the quote reopens. `''` (an empty quoted word, which sh joins
+    away) goes between two braces, so the command holds no `{{` for KFP or Argo to expand.
+    """
+    return "'" + re.sub(r"\{(?=\{)", "{''", text.replace("'", "'\\''")) + "'"
+
+
+PIP_INSTALL = (
+    "PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip install --quiet --no-warn-script-location"
+)
+
+
+def install_script(requirements: Sequence[str]) -> str:
+    """The `sh -c` script that pip-installs `requirements`, each one argument to pip, then runs
+    the rest of the container's command (`"$0" "$@"`), as kfp's own install script does."""
+    words = " ".join(sh_quote(r) for r in requirements)
+    return (
+        'if ! [ -x "$(command -v pip)" ]; then\n'
+        "    python3 -m ensurepip || python3 -m ensurepip --user || apt-get install python3-pip\n"
+        "fi\n"
+        f'{PIP_INSTALL} -- {words} && "$0" "$@"\n'
+    )
+
+
+def brings_kfp(requirements: Sequence[str]) -> bool:
+    """Whether the user lists kfp (or a kfp-* package) themselves: then, as kfp decides for
+    `packages_to_install`, kfp is not installed over their pin."""
+    return any(_requirement_name(r).startswith("kfp") for r in requirements)
+
+
 KFP_KUBERNETES_IMPORT = "from kfp import kubernetes as _nbf_k8s"
+
+
+def data_files(project: Project, step: StepConfig) -> dict[str, str]:
+    """SHA-256 of each file beside the notebook that the step's (or setup's) cells read by a
+    literal relative path and no pipeline cell writes, by path as written."""
+    import hashlib
+
+    from nbflow.dataflow.files import literal_paths
+
+    pipeline_cells = [*project.setup, *(c for s in project.steps for c in s.cells)]
+    written = {u.path for c in pipeline_cells for u in literal_paths(project.source(c)) if u.writes}
+    out: dict[str, str] = {}
+    for cell in (*project.setup, *step.cells):
+        for use in literal_paths(project.source(cell)):
+            path = project.notebook_dir / use.path
+            if use.writes or use.path in written or use.path in out or not path.is_file():
+                continue
+            digest = hashlib.sha256()
+            with path.open("rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+            out[use.path] = digest.hexdigest()
+    return dict(sorted(out.items()))
 
 
 def generate(project: Project, target: Target) -> str:
@@ -105,7 +173,7 @@ def _component(
     nb = project.notebook
     cells = [{"number": c, "source": nb.cells[c - 1].source, "setup": True} for c in project.setup]
     cells += [{"number": c, "source": nb.cells[c - 1].source, "setup": False} for c in step.cells]
-    program = {
+    program: dict[str, object] = {
         "pipeline": project.name,
         "step": step.name,
         "notebook": Path(project.notebook.path).name,
@@ -116,6 +184,14 @@ def _component(
         "metrics": list(sp.metrics),
         "imports": list(sp.imports),
     }
+    files = data_files(project, step)
+    if files:
+        # their content is in the component: a changed file is a new cache key and version
+        program["files"] = files
+    if local:
+        # Jupyter runs a notebook in its folder: so does a local run (relative paths, modules
+        # beside the notebook); on a cluster the step runs in its image's working directory
+        program["workdir"] = str(project.notebook_dir.resolve())
     args = [f"    in_{v}: dsl.Input[dsl.Artifact]," for v, _ in sp.inputs]
     args += [f"    param_{p}: {param_types[p]}," for p in sp.parameters]
     args += [f"    out_{v}: dsl.Output[dsl.Artifact]," for v in sp.outputs]
@@ -126,17 +202,16 @@ def _component(
         "@dsl.component(",
         f"    base_image={step.image!r},",
     ]
-    if local:
+    if local or brings_kfp(step.requirements):
         decorator.append("    install_kfp_package=False,")
-    else:
-        decorator.append(f"    packages_to_install={packages(project, step)!r},")
     decorator.append(")")
     body = [
         f"def {func_name(step.name)}(",
         *args,
         "):",
         f'    """nbflow step {step.name!r}: notebook cells {", ".join(map(str, step.cells))}."""',
-        f"    program = json.loads({json.dumps(program, sort_keys=True)!r})",
+        "    # base64: KFP substitutes its placeholders in the command, where this source goes",
+        f"    program = json.loads(base64.b64decode({_b64(program)!r}))",
         f"    runtime = {_runtime()!r}",
         '    namespace = {"__name__": "nbflow_runtime"}',
         '    exec(compile(runtime, "<nbflow-runtime>", "exec"), namespace)',
@@ -163,9 +238,25 @@ def _component(
             '        json.dump(values["metrics"], f, sort_keys=True)',
         ]
     # json is imported inside the body: only the function's body travels into the container
-    body.insert(body.index("):") + 2, "    import json")
+    body.insert(body.index("):") + 2, "    import base64")
+    body.insert(body.index("):") + 3, "    import json")
+    install: list[str] = []
+    if not local:
+        # pip gets the requirements through this script rather than `packages_to_install`
+        script = install_script(packages(project, step))
+        install = [
+            "",
+            "# requirements quoted for sh by nbflow, not by kfp's repr(): see `sh_quote`",
+            f"{func_name(step.name)}.component_spec.implementation.container.command[:0] = "
+            f"['sh', '-c', {script!r}]",
+        ]
     # the pipeline body calls the component through an `_nbf_` alias that no parameter can shadow
-    return [*decorator, *body, "", f"_nbf_{func_name(step.name)} = {func_name(step.name)}", "", ""]
+    alias = f"_nbf_{func_name(step.name)} = {func_name(step.name)}"
+    return [*decorator, *body, *install, "", alias, "", ""]
+
+
+def _b64(program: Mapping[str, object]) -> str:
+    return base64.b64encode(json.dumps(program, sort_keys=True).encode("utf-8")).decode("ascii")
 
 
 def _k8s_settings(step: StepConfig) -> bool:
@@ -199,15 +290,23 @@ def _pipeline(project: Project, param_types: dict[str, str], local: bool) -> lis
     out.append(f"def pipeline({sig})" + (" -> _nbf_Outputs:" if local else ":"))
     body: list[str] = []
     per_run_volumes = [v for v in m.volumes if v.size is not None] if not local else []
-    for v in per_run_volumes:
+    if per_run_volumes:
+        # One claim per run, named by the run's id, a folder (subPath) per volume: the exit
+        # handler deletes it when the run ends, failed or not. An exit task may depend on no
+        # task, so it cannot take the claim's name from CreatePVC's output; KFP resolves a
+        # placeholder that is a whole input value, so both take the run id.
+        first = per_run_volumes[0]
         args = [
-            f"pvc_name_suffix={'-' + v.name!r}",
-            f"access_modes=[{v.accessMode!r}]",
-            f"size={v.size!r}",
+            "pvc_name=dsl.PIPELINE_JOB_ID_PLACEHOLDER",
+            f"access_modes=[{first.accessMode!r}]",
+            f"size={_total_size(per_run_volumes)!r}",
         ]
-        if v.storageClass:
-            args.append(f"storage_class_name={v.storageClass!r}")
-        body.append(f"_nbf_pvc_{v.name.replace('-', '_')} = _nbf_k8s.CreatePVC({', '.join(args)})")
+        if first.storageClass:
+            args.append(f"storage_class_name={first.storageClass!r}")
+        body.append("_nbf_cleanup = _nbf_k8s.DeletePVC(pvc_name=dsl.PIPELINE_JOB_ID_PLACEHOLDER)")
+        body.append("with dsl.ExitHandler(_nbf_cleanup, name='nbflow-run'):")
+        body.append(f"    _nbf_run_pvc = _nbf_k8s.CreatePVC({', '.join(args)})")
+    start = len(body)
     for sp in plan.steps:
         step = project.step(sp.name)
         var = _var(sp.name)
@@ -228,12 +327,8 @@ def _pipeline(project: Project, param_types: dict[str, str], local: bool) -> lis
             body.append(f"_nbf_k8s.add_pod_label({var}, 'nbflow.dev/metrics', 'true')")
             if m.tuning is not None and step.spec.cache:
                 body.append(f"{var}.set_caching_options(False)")
-    for v in per_run_volumes:
-        users = [_var(s.name) for s in project.steps if v in s.volumes]
-        pvc = f"_nbf_pvc_{v.name.replace('-', '_')}"
-        body.append(
-            f"_nbf_k8s.DeletePVC(pvc_name={pvc}.outputs['name']).after({', '.join(users) or pvc})"
-        )
+    if per_run_volumes:
+        body[start:] = ["    " + line for line in body[start:]]
     if local:
         body.append("return _nbf_Outputs(" + ", ".join(f"{n}={e}" for n, _, e in outputs) + ")")
     out += ["    " + line for line in body]
@@ -282,6 +377,24 @@ def _task_settings(step: StepConfig, var: str, local: bool) -> list[str]:
         ]
         lines.append(f"_nbf_k8s.add_toleration({var}, {', '.join(args)})")
     for v in step.volumes:
-        pvc = repr(v.claim) if v.claim else f"_nbf_pvc_{v.name.replace('-', '_')}.outputs['name']"
-        lines.append(f"_nbf_k8s.mount_pvc({var}, pvc_name={pvc}, mount_path={v.mountPath!r})")
+        if v.claim:
+            lines.append(
+                f"_nbf_k8s.mount_pvc({var}, pvc_name={v.claim!r}, mount_path={v.mountPath!r})"
+            )
+        else:
+            lines.append(
+                f"_nbf_k8s.mount_pvc({var}, pvc_name=_nbf_run_pvc.outputs['name'], "
+                f"mount_path={v.mountPath!r}, sub_path={v.name!r})"
+            )
     return lines
+
+
+def _total_size(volumes: list[Volume]) -> str:
+    """The sizes of the volumes a run creates, added up, as a Kubernetes quantity."""
+    from nbflow.check.quantities import quantity_value
+
+    total = sum((quantity_value(v.size or "0") or Decimal(0) for v in volumes), Decimal(0))
+    for suffix, unit in (("Gi", 2**30), ("Mi", 2**20)):
+        if total % unit == 0:
+            return f"{total // unit}{suffix}"
+    return str(int(total.to_integral_value(rounding="ROUND_CEILING")))

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from nbflow.escape import terminal
 from nbflow.local.tune.display import display, fmt
 from nbflow.local.tune.plan import plan_search
 from nbflow.local.tune.search import tune
@@ -40,7 +41,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         f"{plan.parallel} at a time; {plan.direction} {plan.objective}{goal}\n"
     )
     for note in plan.notes:
-        sys.stderr.write(f"  note: {note}\n")
+        sys.stderr.write(f"  note: {terminal(note)}\n")
     shown = display(sys.stderr, plan)
     try:
         result = tune(project, trials=args.trials, parallel=args.parallel, progress=shown.update)
