@@ -223,8 +223,10 @@ def hostile_manifest(folder: Path) -> Path:
     """The minimal valid project, plus an unknown key holding a line break, a workflow command,
     an escape sequence, a carriage return, a Markdown link and an HTML tag."""
     folder.mkdir(parents=True)
+    # the notebook beside it: outside git, a manifest names only files of its own folder
+    shutil.copy(CASES / "notebooks" / "base.ipynb", folder / "base.ipynb")
     text = (VALID / "nbflow.yaml").read_text(encoding="utf-8")
-    text = text.replace("../../notebooks/", str(CASES / "notebooks") + "/")
+    text = text.replace("../../notebooks/", "")
     (folder / "nbflow.yaml").write_text(text + f"{json.dumps(HOSTILE_KEY)}: 1\n", encoding="utf-8")
     return folder
 
