@@ -128,3 +128,72 @@ def test_relative_paths_and_package_installs_are_named_at_their_cells(tmp_path: 
     assert "reads `data.csv`" in messages[1] and "re-runs it when the file changes" in messages[1]
     assert "reads `missing/extra.csv`" in messages[2] and "not beside the notebook" in messages[2]
     assert "writes `out.csv`" in messages[3] and "no other step sees it" in messages[3]
+
+
+def test_forgotten_cells_are_one_diagnostic_with_their_ranges(tmp_path: Path) -> None:
+    # a manifest that covers part of the notebook: steps load and split only, no skip
+    text = BASE.replace("  train:\n    cells: 7\n  evaluate:\n    cells: 8\n", "")
+    text = text.replace("skip: [9]\n", "").replace("metrics:\n  accuracy: maximize\n", "")
+    report, _ = validate_manifest(_write(tmp_path, text))
+    forgotten = [d for d in report.diagnostics if d.code == "NBF205"]
+    assert len(forgotten) == 1, [d.message for d in report.diagnostics]
+    assert forgotten[0].message == "3 code cells are in no step, setup or skip: cells 7-9"
+    assert "`skip: [7-9]`" in (forgotten[0].hint or "")
+    assert [r.cell for r in forgotten[0].related] == [7, 8, 9]
+
+
+def test_cells_addressed_by_tag_follow_the_notebook(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.cli import run_cli
+    from tests.support.projects import md, tagged, write_notebook
+
+    cells = [
+        tagged("import math", "setup"),
+        tagged("x = 2.0", "load"),
+        tagged("y = math.sqrt(x)", "fit"),
+        tagged("z = y * 2", "fit"),
+    ]
+    nb = write_notebook(tmp_path / "nb.ipynb", cells)
+    (tmp_path / "nbflow.yaml").write_text(
+        "apiVersion: nbflow/v1\nname: p\nnotebook: nb.ipynb\nsetup: tag:setup\n"
+        "steps:\n  load:\n    cells: tag:load\n  fit:\n    cells: [tag:fit]\n"
+    )
+    report, project = validate_manifest(tmp_path / "nbflow.yaml")
+    assert project is not None, [d.message for d in report.diagnostics]
+    assert project.step("fit").cells == (3, 4) and project.setup == (1,)
+    # inserting cells anywhere changes nothing: no numbers to go stale, no lock drift
+    assert run_cli(capsys, "lock", str(tmp_path)).code == 0
+    write_notebook(nb, [md("# Title"), *cells[:2], tagged("w = 1", "fit"), *cells[2:]])
+    report, project = validate_manifest(tmp_path / "nbflow.yaml")  # the lock agrees
+    assert project is not None and project.step("fit").cells == (4, 5, 6), report.diagnostics
+    # a tag no cell has is an error with a suggestion
+    (tmp_path / "nbflow.yaml").write_text(
+        (tmp_path / "nbflow.yaml").read_text().replace("tag:load", "tag:laod")
+    )
+    report, _ = validate_manifest(tmp_path / "nbflow.yaml", lock=False)
+    (d,) = [d for d in report.diagnostics if d.code == "NBF203"]
+    assert "is tagged `laod`" in d.message and d.hint == "did you mean `tag:load`?"
+
+
+def test_unsaved_manifest_and_notebook_text_are_validated_instead_of_the_files(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from tests.support.projects import notebook_json, write_project
+
+    root = write_project(
+        tmp_path, ["x = 1", "y = x + 1"], "name: demo\nsteps:\n  a: {cells: 1-2}\n"
+    )
+    manifest = root / "nbflow.yaml"
+    assert validate_manifest(manifest)[0].ok
+    # on screen, the notebook lost its second cell and the manifest names a third
+    report, _ = validate_manifest(
+        manifest,
+        notebook_text=json.dumps(notebook_json(["x = 1"])),
+        manifest_text=manifest.read_text().replace("1-2", "1-3"),
+    )
+    from nbflow import codes
+
+    assert [d.code for d in report.errors] == [codes.CELL_OUT_OF_RANGE.id]
+    assert "has 1 cells" in report.errors[0].message
+    assert validate_manifest(manifest)[0].ok  # the files themselves are untouched

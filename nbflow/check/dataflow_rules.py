@@ -23,6 +23,9 @@ def plan_project(project: Project) -> tuple[Plan, list[Diagnostic]]:
             cells=s.cells,
             after=tuple(s.spec.after),
             location=doc.locate(("steps", s.name), key=True),
+            after_locations=tuple(
+                doc.locate(("steps", s.name, "after", i)) for i in range(len(s.spec.after))
+            ),
         )
         for s in project.steps
     ]

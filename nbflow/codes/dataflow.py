@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nbflow.codes.model import ERROR, WARNING, Code, python
+from nbflow.codes.model import EITHER, ERROR, WARNING, Code, python
 
 UNDEFINED_NAME = Code(
     "NBF701",
@@ -29,19 +29,20 @@ UNDEFINED_NAME = Code(
 AMBIGUOUS_DEFINITION = Code(
     "NBF702",
     "ambiguous-definition",
-    ERROR,
+    EITHER,
     "A step would get a variable from one of several steps, and which one is unclear.",
-    "Two steps with no order between them both assign a variable a later step reads; or a "
-    "step reads a variable from two different steps; or another step assigns a variable "
-    "between a step's own assignment and its read. The notebook (top to bottom) and the "
-    "pipeline (in parallel) would then disagree. Rename one of them, or order the steps with "
-    "`after`.",
+    "A warning when two steps with no order between them both assign a variable a later step "
+    "reads: the step gets the value the notebook run top to bottom gives it (the later "
+    "assignment), and the two steps stay parallel; rename one if the other value was meant. "
+    "An error when a step reads a variable from two different steps, or another step assigns "
+    "a variable between a step's own assignment and its read: the notebook and the pipeline "
+    "would disagree. Rename one of them, or move the cells.",
     python("""
         # cell 5 (step clean-a)
         df = raw_a.dropna()
         # cell 6 (step clean-b)
         df = raw_b.dropna()
-        # cell 7 (step report) reads df: clean-a's or clean-b's?
+        # cell 7 (step report) reads df: clean-b's, as the notebook gives it (a warning)
         summary = df.describe()
     """),
     python("""

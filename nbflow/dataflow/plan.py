@@ -48,13 +48,14 @@ a step reads, where its value comes from. The rules, exactly:
   ``f`` assigns through ``global``.
 - **Ambiguity**: if the latest binding comes from ``T`` but another step ``U`` also binds
   ``X`` before the reading cell, and neither of ``T`` and ``U`` is upstream of the other, the
-  reader gets ``T``'s value (notebook order) but that is rarely what a pipeline with parallel
-  branches means: NBF702, an error. A step reading ``X`` in two cells from two different steps
-  is NBF702 too.
+  reader gets ``T``'s value (notebook order), which is what the notebook run top to bottom
+  gives it: NBF702 as a warning, naming the other value. A step reading ``X`` in two cells from
+  two different steps is NBF702, an error.
 - **Metrics**: the step that binds a metric last, in notebook order, provides it (it is one of
   the step's outputs and ``metrics``). A metric no step binds is NBF408.
 - **Edges** are the data edges plus ``after``; steps with neither between them stay parallel.
-  A cycle (possible when ``after`` points forward or the steps' cells interleave) is NBF302.
+  A cycle (possible when ``after`` points forward or the steps' cells interleave) is NBF302,
+  located at an ``after`` entry that closes it when there is one.
   Steps are ordered topologically; ties go to the step with the lower first cell, then name.
 - Values that can't cross a step boundary by their construction (open files, generators,
   sockets, connections, locks, threads) are NBF705 warnings when an edge carries them. A cell
@@ -86,6 +87,7 @@ class StepInput:
     cells: tuple[int, ...]
     after: tuple[str, ...]
     location: Location
+    after_locations: tuple[Location, ...] = ()  # where each `after` entry is written
 
 
 @dataclass(frozen=True)
@@ -739,12 +741,22 @@ class _Planner:
             for (s, d), v in sorted(edges.items())
             if s in inside and d in inside
         ]
+        # an `after` a user wrote is the edge they can remove: point at it, not at the step
+        where = self.steps[rest[0]].inp.location
+        for name in rest:
+            inp = self.steps[name].inp
+            closing = [
+                i for i, a in enumerate(inp.after) if a in inside and i < len(inp.after_locations)
+            ]
+            if closing:
+                where = inp.after_locations[closing[0]]
+                break
         self.diags.append(
             error(
                 codes.CYCLE,
                 f"steps {', '.join(f'`{n}`' for n in rest)} wait for each other through their data "
                 f"and `after`: {'; '.join(links)}",
-                self.steps[rest[0]].inp.location,
+                where,
                 "remove an `after`, or move cells so that each step reads only from steps before it",
             )
         )
@@ -786,14 +798,18 @@ class _Planner:
             if not rivals:
                 continue
             other, ocell = rivals[-1]
+            # notebook order answers which value is meant: the later assignment, as a run top
+            # to bottom gives it. Follow it, and say so: serialising the two branches with
+            # `after` would only slow the pipeline down.
             self.diags.append(
-                error(
+                warning(
                     codes.AMBIGUOUS_DEFINITION,
                     f"step `{reader}` reads `{var}` (cell {cell}, line {line}), which steps `{other}` "
                     f"(cell {ocell}) and `{src}` (cell {bcell}) both assign with no order between them; "
-                    f"like the notebook run top to bottom, it would get `{src}`'s",
+                    f"it gets `{src}`'s, as the notebook run top to bottom does",
                     self.steps[reader].inp.location,
-                    f"rename one of them, or order them (`after: [{other}]` on step `{src}`)",
+                    f"if step `{reader}` should read `{other}`'s `{var}`, rename one of the two "
+                    f"(e.g. `{var}_{other.replace('-', '_')}`)",
                     related=(self.cell_at(cell, line), self.cell_at(ocell), self.cell_at(bcell)),
                 )
             )

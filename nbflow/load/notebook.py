@@ -7,6 +7,7 @@ survives inserting a cell above it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import warnings
@@ -80,17 +81,28 @@ class NotebookError(Exception):
 
 
 def load_notebook(
-    path: Path, shown: str, referenced_at: Location | None = None, *, root: Path | None = None
+    path: Path,
+    shown: str,
+    referenced_at: Location | None = None,
+    *,
+    root: Path | None = None,
+    text: str | None = None,
 ) -> Notebook:
     """Read and validate a notebook; raise NotebookError with a diagnostic on any problem.
 
     `root`: the repository the notebook must lie in (a manifest's notebook), None for one the
-    operator names; either way it must be a regular file under a size cap (nbflow.load.inputs)."""
-    from nbflow.load.inputs import InputRefused, read_input
+    operator names; either way it must be a regular file under a size cap (nbflow.load.inputs).
+    `text` is the notebook's content where it is not (yet) what the file holds: an editor's
+    unsaved state (the path is still confined to `root`)."""
+    from nbflow.load.inputs import InputRefused, confined, read_input
 
     where = referenced_at or Location(shown)
     try:
-        text = read_input(path, root=root, kind="notebook").decode("utf-8")
+        if text is None:
+            text = read_input(path, root=root, kind="notebook").decode("utf-8")
+        elif root is not None:
+            with contextlib.suppress(FileNotFoundError):  # not saved yet
+                confined(path, root)
     except FileNotFoundError:
         raise NotebookError(
             error(
