@@ -84,7 +84,7 @@ def test_a_path_a_manifest_names_is_confined(
     for fmt in FORMATS:
         r = run_cli(capsys, "validate", "--format", fmt, str(proj))
         assert r.code == 1, r.err
-        assert "NBF010" in r.out and why in r.out, r.out
+        assert "NBF013" in r.out and why in r.out, r.out
         assert SECRET not in r.out + r.err and "root:" not in r.out + r.err
 
 
@@ -95,7 +95,7 @@ def test_the_environment_is_never_quoted(tmp_path: Path) -> None:
     write_manifest(proj, requirements="/proc/self/environ")
     for fmt in FORMATS:
         r = run_subprocess("validate", "--format", fmt, str(proj), env={"A_TOKEN": SECRET})
-        assert r.code == 1 and "NBF010" in r.out, r.out + r.err
+        assert r.code == 1 and "NBF013" in r.out, r.out + r.err
         assert SECRET not in r.out + r.err and "A_TOKEN" not in r.out + r.err
 
 
@@ -106,7 +106,7 @@ def test_a_file_over_the_cap_is_refused(
     (proj / "big.txt").write_text("numpy\n" * (inputs.MIB // 6 + 1))  # just over 1 MiB
     write_manifest(proj, requirements="big.txt")
     r = run_cli(capsys, "validate", str(proj))
-    assert r.code == 1 and "NBF010" in r.out and "larger than nbflow reads (1 MiB)" in r.out
+    assert r.code == 1 and "NBF013" in r.out and "larger than nbflow reads (1 MiB)" in r.out
     write_manifest(proj)
     monkeypatch.setitem(inputs.LIMITS, "notebook", 10)  # the notebook's cap is 64 MiB
     r = run_cli(capsys, "validate", str(proj))
@@ -145,7 +145,7 @@ def test_inside_the_repository_a_manifest_may_reach_up(
     assert r.code == 0, r.out
     (proj.parent / ".git").rename(proj.parent / "not-git")
     r = run_cli(capsys, "validate", str(proj))
-    assert r.code == 1 and "NBF010" in r.out and "demo.ipynb is outside" in r.out
+    assert r.code == 1 and "NBF013" in r.out and "demo.ipynb is outside" in r.out
 
 
 @pytest.mark.parametrize("case", ["symlink-out", "etc-passwd-link", "fifo", "directory"])
@@ -169,7 +169,7 @@ def test_the_manifest_itself_is_confined(tmp_path: Path, case: str) -> None:
         assert SECRET not in r.out + r.err and "root:" not in r.out + r.err
         assert "Traceback" not in r.err
         if case != "directory":  # a folder is taken as a project folder, without a manifest
-            assert "NBF010" in r.out
+            assert "NBF013" in r.out
 
 
 def test_a_lock_file_pointing_out_is_refused(
@@ -180,7 +180,7 @@ def test_a_lock_file_pointing_out_is_refused(
     (tmp_path / "x").write_text(f'{{"notebook": "{SECRET}", "cells": {{}}}}')
     (proj / "nbflow.lock.json").symlink_to(tmp_path / "x")
     r = run_cli(capsys, "validate", str(proj))
-    assert r.code == 1 and "NBF010" in r.out and SECRET not in r.out
+    assert r.code == 1 and "NBF013" in r.out and SECRET not in r.out
 
 
 def test_read_input_checks_what_it_opened(tmp_path: Path) -> None:

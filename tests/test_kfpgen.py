@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import base64
 import dataclasses
+import itertools
 import json
 import zlib
 from pathlib import Path
@@ -59,7 +60,7 @@ steps:
     timeout: 90s
     nodeSelector: {{pool: gpu, zone: a}}
     tolerations:
-      - {{key: gpu, operator: Equal, value: "yes", effect: NoSchedule, tolerationSeconds: 60}}
+      - {{key: gpu, operator: Equal, value: "yes", effect: NoExecute, tolerationSeconds: 60}}
       - {{key: spot, operator: Exists}}
     volumes: [scratch]
   right:
@@ -283,7 +284,7 @@ def test_kubernetes_settings_in_the_platform_spec(cluster: Compiled) -> None:
             "key": "gpu",
             "operator": "Equal",
             "value": "yes",
-            "effect": "NoSchedule",
+            "effect": "NoExecute",
             "tolerationSeconds": "60",
         },
         {"key": "spot", "operator": "Exists"},
@@ -477,6 +478,39 @@ def test_serializers_travel_in_the_pipelines_record_not_in_the_artifacts(cluster
         )
         outputs = sorted(a for a in cluster.artifacts(task, "output") if a.startswith("out_"))
         assert kept == [f"{o}.metadata.update(values['records'][{o[4:]!r}])" for o in outputs]
+
+
+def test_step_and_volume_names_never_collide_in_the_generated_module(tmp_path: Path) -> None:
+    """Steps `x` and `step-x`, a step `k8s` beside a timeout, a volume `x` beside a step
+    `pvc-x`: each once broke the build (UnboundLocalError, AttributeError, KeyError), their
+    generated names being the same identifier."""
+    names = ["x", "step-x", "k8s", "pvc-x", "task-x", "component-x", "outputs"]
+    cells = ["import math", "v0 = 1"] + [f"v{i + 1} = v{i} + 1" for i in range(len(names) - 1)]
+    steps = "\n".join(f"  {name}: {{cells: {i + 2}}}" for i, name in enumerate(names))
+    root = write_project(
+        tmp_path,
+        cells,
+        f"""
+name: names
+setup: 1
+volumes:
+  - {{name: x, mountPath: /x, size: 1Gi}}
+  - {{name: k8s, mountPath: /k8s, claim: k8s}}
+steps:
+{steps}
+""".replace("{cells: 3}", "{cells: 3, timeout: 1h}"),
+    )
+    project = load(root)
+    for target in ("cluster", "local"):
+        compiled = compile_project(project, target, tmp_path / target)
+        tasks = {t for t in compiled.tasks if t.startswith("step-")}
+        assert tasks == {"step-" + n for n in names}
+        for before, after in itertools.pairwise(names):
+            deps = compiled.tasks["step-" + after]["dependentTasks"]
+            assert [d for d in deps if d.startswith("step-")] == ["step-" + before]
+    cluster = compile_project(project, "cluster", tmp_path / "again")
+    assert cluster.k8s("step-step-x")["activeDeadlineSeconds"] == "3600"
+    assert {p["mountPath"] for p in cluster.k8s("step-pvc-x")["pvcMount"]} == {"/x", "/k8s"}
 
 
 # Valid PEP 508 requirements that sh would read as code or split were they not quoted for sh

@@ -173,7 +173,7 @@ def test_cache_and_parameters_through_the_cli(
     before = set(runs.iterdir())
     r = run_cli(capsys, "run", path)
     assert r.code == EXIT_OK, r.err
-    assert r.out == "total=12.0\n"
+    assert r.out == "total=12\n"
     assert "3 cached" in r.err
     # the task that provides the step runtime too: it ran once, in the first run
     [second] = set(runs.iterdir()) - before

@@ -349,3 +349,32 @@ def test_lock_replaces_a_symlink_rather_than_writing_through_it(
         "nbflow.lock.json",
         "nbflow.yaml",
     ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 100_000 + "]" * 100_000,  # a RecursionError in json.loads, once a traceback
+        json.dumps({"version": 1, "notebook": "nb.ipynb", "cells": {"step:train": 7}}),
+        json.dumps({"version": 1, "notebook": "nb.ipynb", "cells": {"step:train": [7]}}),
+        json.dumps({"version": 1, "notebook": ["nb.ipynb"], "cells": {}}),
+        json.dumps({"version": 1, "notebook": "nb.ipynb", "cells": []}),
+    ],
+    ids=["deep", "int-cells", "int-ids", "list-notebook", "list-cells"],
+)
+def test_a_lock_of_any_shape_is_a_diagnostic(capsys, project: Path, text: str) -> None:
+    (project / "nbflow.lock.json").write_text(text)
+    r = run_cli(capsys, "validate", str(project))
+    assert r.code == 1 and "not a lock nbflow can read" in r.out, r.out + r.err
+    assert "Traceback" not in r.out + r.err
+
+
+def test_a_lock_over_its_cap_is_refused_unread(capsys, project: Path) -> None:
+    """The lock's size is checked once, as it is read (nbflow.load.inputs): file-refused."""
+    pad = "x" * 5 * 2**20
+    (project / "nbflow.lock.json").write_text(
+        '{"version": 1, "notebook": "nb.ipynb", "cells": {}, "pad": "' + pad + '"}'
+    )
+    r = run_cli(capsys, "validate", str(project))
+    assert r.code == 1 and "NBF013" in r.out and "larger than nbflow reads (4 MiB)" in r.out
+    assert "Traceback" not in r.out + r.err

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import os
 import re
 import sys
 import unicodedata
@@ -665,7 +664,7 @@ def init(
     target = path.parent / MANIFEST_NAME
     if target.exists() and not force:
         raise UsageError(f"{shown_path(target)} already exists: pass --force to overwrite it")
-    if name is not None and (len(name) > DNS_MAX or not DNS_LABEL.match(name)):
+    if name is not None and (len(name) > DNS_MAX or not DNS_LABEL.fullmatch(name)):
         raise UsageError(
             f"--name `{name}` is not a DNS-1123 label (lowercase letters, digits and `-`)"
         )
@@ -736,13 +735,12 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def _print_result(result: InitResult, shown: str) -> int:
     from nbflow.cli.reporters import render_text
+    from nbflow.console import wants_color
 
     for note in result.notes:
         print(f"nbflow: warning: {terminal(str(note))}", file=sys.stderr)  # notes quote cells
     if result.report.diagnostics:
-        sys.stderr.write(
-            render_text(result.report, color=sys.stderr.isatty() and not os.environ.get("NO_COLOR"))
-        )
+        sys.stderr.write(render_text(result.report, color=wants_color(sys.stderr)))
     d = result.draft
     todos = sum(1 for v in d.comments.values() if "TODO" in v)
     parts = [

@@ -206,12 +206,24 @@ def read_lock(root: Path, repository: Path | None = None) -> dict[str, Any] | No
         return None
     try:
         raw = read_input(path, root=repository or repository_root(root), kind="lock")
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw)  # a ValueError too for a number of thousands of digits
     except (OSError, UnicodeDecodeError):  # a dangling symlink included; no bytes quoted
         raise ValueError("unreadable") from None
-    if not isinstance(data, dict) or not isinstance(data.get("cells"), dict):
-        raise ValueError("no `cells` mapping")
+    except RecursionError:  # nested deeper than json can read
+        raise ValueError("nested too deeply") from None
+    if not isinstance(data, dict) or not _lock_shape(data.get("cells")):
+        raise ValueError("no `cells` mapping of cell id lists")
+    if not isinstance(data.get("notebook"), str):
+        raise ValueError("no `notebook`")
     return data
+
+
+def _lock_shape(cells: Any) -> bool:
+    """`cells` as `nbflow lock` writes it: group name -> list of cell ids (null for none)."""
+    return isinstance(cells, dict) and all(
+        isinstance(ids, list) and all(i is None or isinstance(i, str) for i in ids)
+        for ids in cells.values()
+    )
 
 
 def drifts(
@@ -345,7 +357,7 @@ def check_lock(
     """NBF208 for every part whose cells are not the locked ones; nothing without a lock.
     Also the diagnostics that stale numbers cause, and so that the drift explains: those of
     `DRIFT_CASCADE`, and the parameters cell's when it moved. A lock that is not a file
-    nbflow reads (nbflow.load.inputs) is NBF010.
+    nbflow reads (nbflow.load.inputs) is NBF013.
 
     Runs on what the structural rules resolved, even when they found errors: drift explains
     them (a step that lost its code cells, a forgotten cell) better than they do."""

@@ -580,10 +580,11 @@ def _finish(results: list[ProjectDiff], error: ApplyError | None) -> int:
 
 def _report_invalid(results: Iterable[ProjectDiff]) -> None:
     from nbflow.cli.reporters import render_text
+    from nbflow.console import wants_color
 
     for r in results:
         if r.report is not None and r.report.diagnostics:
-            sys.stderr.write(render_text(r.report, color=sys.stderr.isatty()))
+            sys.stderr.write(render_text(r.report, color=wants_color(sys.stderr)))
         if not r.valid:
             print(
                 f"nbflow: {terminal(r.manifest)} has errors: nothing of it was applied",

@@ -26,6 +26,11 @@ class InputRefused(Exception):
     """A file that nbflow will not read; the message says why (after "is", "has"...)."""
 
 
+class InputTooLarge(InputRefused):
+    """A file larger than its cap in LIMITS: the one size check of every file nbflow reads (a
+    manifest's caller reports it as input-too-large, the others as file-refused)."""
+
+
 def repository_root(folder: Path) -> Path:
     """The repository holding `folder`, resolved: the nearest folder at or above it with a
     `.git` (a folder, or a worktree's file); `folder` itself outside git. The search walks the
@@ -64,7 +69,8 @@ def read_input(path: Path, *, root: Path | None, kind: str) -> bytes:
     any place, for a file the operator names on the command line).
 
     Raises FileNotFoundError when there is no such file and InputRefused for a path that
-    resolves outside `root`, is not a regular file or is larger than its cap."""
+    resolves outside `root` or is not a regular file, InputTooLarge for one larger than its
+    cap."""
     limit = LIMITS[kind]
     real = confined(path, root)
     # O_NONBLOCK: opening a FIFO for reading would wait for a writer; O_NOFOLLOW: `real` has
@@ -82,13 +88,13 @@ def read_input(path: Path, *, root: Path | None, kind: str) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise InputRefused(f"is not a regular file (it is {_kind_of(info.st_mode)})")
         if info.st_size > limit:
-            raise InputRefused(f"is larger than nbflow reads ({limit // MIB} MiB)")
+            raise InputTooLarge(f"is larger than nbflow reads ({limit // MIB} MiB)")
         with os.fdopen(fd, "rb", closefd=False) as f:
             data = f.read(limit + 1)  # a file may grow, or lie about its size (/proc)
     finally:
         os.close(fd)
     if len(data) > limit:
-        raise InputRefused(f"is larger than nbflow reads ({limit // MIB} MiB)")
+        raise InputTooLarge(f"is larger than nbflow reads ({limit // MIB} MiB)")
     return data
 
 
@@ -104,4 +110,4 @@ def _kind_of(mode: int) -> str:
     return "not a plain file"
 
 
-__all__ = ["LIMITS", "InputRefused", "confined", "read_input", "repository_root"]
+__all__ = ["LIMITS", "InputRefused", "InputTooLarge", "confined", "read_input", "repository_root"]

@@ -27,7 +27,6 @@ import functools
 import json
 import logging
 import re
-import shutil
 import signal
 import time
 import warnings
@@ -81,6 +80,8 @@ class RunResult:
     metrics: dict[str, float]
     seconds: float
     interrupted: str | None = None  # the signal that stopped the run (SIGINT, SIGTERM, SIGHUP)
+    started: str = ""  # ISO 8601, UTC
+    status: str = "running"  # running, succeeded, failed
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -89,6 +90,8 @@ class RunResult:
 
 
 Progress = Callable[[StepResult], None]
+Started = Callable[[Path], None]
+Echo = Callable[[str, str], None]  # (step, one line of its output), as it is printed
 
 
 def parse_parameters(project: Project, pairs: list[str]) -> dict[str, Any]:
@@ -213,11 +216,13 @@ class _Router:
         logs: Path,
         progress: Progress | None,
         processes: StepProcesses | None = None,
+        echo: Echo | None = None,
     ) -> None:
         self.by_task = {task_name(name): r for name, r in steps.items()}
         self.logs = logs
         self.progress = progress
         self.processes = processes
+        self.echo = echo
         self.current: StepResult | None = None
         self.started = 0.0
         self.buffer = ""
@@ -275,6 +280,8 @@ class _Router:
             text = line[4:] if line.startswith("    ") else line
             log = self.step_log
             self._guarded(lambda: log.write(text + "\n"))
+            if self.echo is not None:
+                self.echo(self.current.name, text)
             return
         self._guarded(lambda: self.all.write(line + "\n"))
 
@@ -428,8 +435,16 @@ def run(
     state_dir: Path | None = None,
     progress: Progress | None = None,
     out: TextIO | None = None,
+    started: Started | None = None,
+    latest: bool = True,
+    echo: Echo | None = None,
 ) -> RunResult:
-    """Run the project's pipeline here. Raises RunError when it cannot start."""
+    """Run the project's pipeline here. Raises RunError when it cannot start.
+
+    The run folder, with its index.html, exists from the start: `started` is called with it,
+    and `runs/latest` points at it (unless `latest` is false, as for tuning trials). `echo`
+    receives each line a step prints, as it prints it.
+    """
     from kfp import local
 
     assert project.plan is not None
@@ -453,9 +468,22 @@ def run(
         k: float(v) if declared[k] == "float" and type(v) is int else v for k, v in values.items()
     }
     state = state_dir or project.root / ".nbflow"
-    run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
+    now = datetime.now(UTC)
+    run_id = now.strftime("%Y%m%d-%H%M%S-%f")
     run_dir = state / "runs" / run_id
     steps = {s.name: StepResult(s.name) for s in project.plan.steps}
+    plan = project.plan
+    # what the run folder shows from its first moment, updated at each step event
+    live = RunResult(
+        run_dir=run_dir,
+        pipeline=project.name,
+        ok=False,
+        parameters=values,
+        steps=list(steps.values()),
+        metrics={},
+        seconds=0.0,
+        started=now.isoformat(timespec="seconds"),
+    )
     try:
         state.mkdir(parents=True, exist_ok=True)
         gitignore = state / ".gitignore"
@@ -465,14 +493,26 @@ def run(
         (run_dir / "reports").mkdir()
         sweep_stale_tmp()
         processes = StepProcesses()
+        _write_run(live, plan)
     except OSError as exc:
         raise _disk_problem(exc, f"the run's folder {run_dir}") from None
+    if latest:
+        _point_latest(state / "runs" / "latest", run_id)
+    if started is not None:
+        started(run_dir)
+
+    def on_step(step: StepResult) -> None:
+        with contextlib.suppress(OSError):  # a full disk: the run goes on, its page is stale
+            _write_run(live, plan)
+        if progress is not None:
+            progress(step)
+
     try:
-        router = _Router(steps, run_dir / "logs", progress, processes)
+        router = _Router(steps, run_dir / "logs", on_step, processes, echo)
     except OSError as exc:
         processes.close()
         raise _disk_problem(exc, f"the run's logs in {run_dir / 'logs'}") from None
-    started = time.perf_counter()
+    clock = time.perf_counter()
     # SIGTERM and SIGHUP stop the run as Ctrl-C does; a second signal while the first stops
     # the steps kills what is left at once
     with interruptible(on_signal=processes.terminate, again=processes.kill):
@@ -498,7 +538,7 @@ def run(
             name = signal.Signals(signum).name
             processes.stop()
             stopped = router.stop(name)
-            _result(project, steps, {}, router, state, run_dir, values, started, name)
+            _result(project, steps, {}, router, state, run_dir, values, clock, name, live)
             if stopped is None:
                 raise Interrupted(signum, f"interrupted by {name}; no step was running") from None
             raise Interrupted(
@@ -508,7 +548,9 @@ def run(
             ) from None
         finally:
             processes.close()
-        result = _result(project, steps, _outputs(task), router, state, run_dir, values, started)
+        result = _result(
+            project, steps, _outputs(task), router, state, run_dir, values, clock, live=live
+        )
     if router.write_error is not None:
         raise _disk_problem(router.write_error, f"the run's logs in {run_dir / 'logs'}")
     return result
@@ -528,8 +570,10 @@ def _result(
     values: dict[str, Any],
     started: float,
     interrupted: str | None = None,
+    live: RunResult | None = None,
 ) -> RunResult:
-    """The run's result from kfp.local's outputs and what the router saw; run.json written."""
+    """The run's result from kfp.local's outputs and what the router saw; run.json and
+    index.html written (runs/latest was pointed at the run when it started)."""
     assert project.plan is not None
     seconds = time.perf_counter() - started
     metrics: dict[str, float] = {}
@@ -572,26 +616,43 @@ def _result(
         metrics=metrics,
         seconds=seconds,
         interrupted=interrupted,
+        started=live.started if live is not None else "",
+        status="succeeded" if ok else "failed",
     )
     try:
-        (run_dir / "run.json").write_text(
-            json.dumps(result.to_json(), indent=2, default=str) + "\n"
-        )
+        _write_run(result, project.plan)
     except OSError as exc:
         raise _disk_problem(exc, str(run_dir / "run.json")) from None
-    latest = state / "runs" / "latest"
-    with contextlib.suppress(OSError):
-        if latest.is_symlink() or latest.exists():
-            latest.unlink()
-        latest.symlink_to(run_dir.name)
     return result
 
 
+def _write_run(result: RunResult, plan: Any) -> None:
+    """run.json and index.html as the run stands now, each replaced whole."""
+    from nbflow.local import report
+
+    doc = json.dumps(result.to_json(), indent=2, default=str) + "\n"
+    partial = result.run_dir / "run.json.partial"
+    partial.write_text(doc, encoding="utf-8")
+    partial.replace(result.run_dir / "run.json")
+    report.write(result, plan, status=result.status, started=result.started)
+
+
+def _point_latest(latest: Path, run_id: str) -> None:
+    with contextlib.suppress(OSError):
+        if latest.is_symlink() or latest.exists():
+            latest.unlink()
+        latest.symlink_to(run_id)
+
+
 def _copy_report(path: Path, run_dir: Path, step: str) -> str | None:
+    """A step's report into the run folder, its Markdown and LaTeX rendered
+    (nbflow/local/step_report.py)."""
+    from nbflow.local.step_report import finish
+
     dest = run_dir / "reports" / f"{step}.html"
     try:
-        shutil.copyfile(path, dest)
-    except OSError:
+        dest.write_text(finish(path.read_text(encoding="utf-8")), encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         return None  # the run's result says so: the step has no report
     return str(dest)
 
