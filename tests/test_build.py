@@ -369,7 +369,7 @@ def test_the_runtime_is_carried_once_and_every_step_loads_it(
     assert len(steps) == 100
     for name, c in steps.items():
         assert len(c.encode()) <= STEP_CODE_LIMIT, name
-        assert "def step_" in c and 'compile(f.read(), "<nbflow-runtime>", "exec")' in c
+        assert "def step_" in c and 'compile(text.decode("utf-8"), "<nbflow-runtime>", "exec")' in c
     tasks = ir["root"]["dag"]["tasks"]
     for name, task in tasks.items():
         if name.startswith("s"):

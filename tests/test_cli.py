@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -39,20 +40,14 @@ def test_validate_error_text_has_code_frame(capsys):
 
 
 def test_validate_monorepo_finds_every_manifest(capsys, tmp_path):
-    for name in ("a", "b/c"):
-        shutil.copytree(
-            CASES / "notebooks", tmp_path / name / ".." / "notebooks", dirs_exist_ok=True
-        )
-    # lay out two projects whose manifests point at a shared notebooks folder
+    # a repository of two projects whose manifests point at a shared notebooks folder
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    shutil.copytree(CASES / "notebooks", tmp_path / "notebooks")
     proj_a = tmp_path / "proj" / "a"
     proj_b = tmp_path / "proj" / "nested" / "b"
-    for p, src in ((proj_a, VALID), (proj_b, INVALID)):
+    for p, src, up in ((proj_a, VALID, "../../"), (proj_b, INVALID, "../../../")):
         p.mkdir(parents=True)
-        text = (
-            (src / "nbflow.yaml")
-            .read_text()
-            .replace("../../notebooks/", str(CASES / "notebooks") + "/")
-        )
+        text = (src / "nbflow.yaml").read_text().replace("../../notebooks/", up + "notebooks/")
         (p / "nbflow.yaml").write_text(text)
     r = run_cli(capsys, "validate", str(tmp_path / "proj"))
     assert r.code == EXIT_INPUT
@@ -260,8 +255,10 @@ def hostile_manifest(folder: Path) -> Path:
     """The minimal valid project, plus an unknown key holding a line break, a workflow command,
     an escape sequence, a carriage return, a Markdown link and an HTML tag."""
     folder.mkdir(parents=True)
+    # the notebook beside it: outside git, a manifest names only files of its own folder
+    shutil.copy(CASES / "notebooks" / "base.ipynb", folder / "base.ipynb")
     text = (VALID / "nbflow.yaml").read_text(encoding="utf-8")
-    text = text.replace("../../notebooks/", str(CASES / "notebooks") + "/")
+    text = text.replace("../../notebooks/", "")
     (folder / "nbflow.yaml").write_text(text + f"{json.dumps(HOSTILE_KEY)}: 1\n", encoding="utf-8")
     return folder
 

@@ -319,13 +319,16 @@ def test_a_changed_data_file_runs_its_step_again(tmp_path: Path) -> None:
 def _outputs(state: Path) -> dict[str, dict[str, Any]]:
     """Every task's output artifacts of the one run under `state`: by `<task>/<output>`, the
     serializer that wrote it and the value as loaded back."""
-    from nbflow.incluster.step import load_input
+    from nbflow.incluster.step import RECORD_DIGEST, RECORD_SERIALIZER, artifact_digest, load_input
 
     [folder] = (state / "artifacts").iterdir()
     out: dict[str, dict[str, Any]] = {}
     for art in sorted(folder.glob("*/out_*")):
         meta = json.loads((art / "nbflow.json").read_text())
-        out[f"{art.parent.name}/{art.name}"] = {"meta": meta, "value": load_input(str(art), {})}
+        # the test's own artifacts: the record a consuming step gets, made from them
+        record = {RECORD_SERIALIZER: meta["serializer"], RECORD_DIGEST: artifact_digest(str(art))}
+        value = load_input(str(art), record, {})
+        out[f"{art.parent.name}/{art.name}"] = {"meta": meta, "value": value}
     return out
 
 

@@ -746,6 +746,286 @@ def test_cmd_init_ci(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None
     )
 
 
+# --- where the KFP token goes (issue 12, item 2) -------------------------------------------------
+
+
+class Recorder:
+    """A loopback HTTP server that records every request's headers and answers `status` (with a
+    `Location` for a redirect)."""
+
+    def __init__(self, status: int = 404, location: str | None = None) -> None:
+        self.status, self.location = status, location
+        self.seen: list[dict[str, str]] = []
+
+    def __enter__(self) -> Recorder:
+        rec = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                rec.seen.append({k.lower(): v for k, v in self.headers.items()})
+                self.send_response(rec.status)
+                if rec.location:
+                    self.send_header("Location", rec.location + self.path)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            do_POST = do_GET
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@pytest.mark.parametrize("command", ["diff", "apply"])
+def test_a_host_only_a_manifest_names_never_gets_the_token(
+    capsys: pytest.CaptureFixture[str],
+    repo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+) -> None:
+    """A pull request's `deploy: {kfp: api, host: ...}` once decided where NBFLOW_KFP_TOKEN
+    went, even for the read-only `diff`: now nothing is sent to that host at all."""
+    monkeypatch.setenv(gitops.KFP_TOKEN_ENV, "s3cret")
+    monkeypatch.delenv(gitops.KFP_HOST_ENV, raising=False)
+    with Recorder() as attacker:
+        write_project(repo, namespace=NS, kfp="api", host=attacker.url)
+        commit(repo)
+        extra = ["--out", str(tmp_path / "dist")] if command == "apply" else []
+        r = run(capsys, command, *extra)
+        assert r.code == 2
+        assert f"{gitops.KFP_TOKEN_ENV} is set, but the KFP API URL" in r.err
+        assert f"hint: pass --kfp-host {attacker.url}" in r.err
+        assert attacker.seen == []
+        assert "s3cret" not in r.out + r.err
+
+
+def test_the_operators_host_wins_and_alone_gets_the_token(
+    capsys: pytest.CaptureFixture[str], repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(gitops.KFP_TOKEN_ENV, "s3cret")
+    with Recorder() as attacker, KfpPipelines(token="s3cret") as kfp:
+        write_project(repo, namespace=NS, kfp="api", host=attacker.url)
+        commit(repo)
+        for how in ("--kfp-host", "--host", "env"):
+            if how == "env":
+                monkeypatch.setenv(gitops.KFP_HOST_ENV, kfp.url)
+                r = run(capsys, "diff")
+            else:
+                monkeypatch.delenv(gitops.KFP_HOST_ENV, raising=False)
+                r = run(capsys, "diff", how, kfp.url)
+            assert r.code == 0, r.err
+            assert "create PipelineVersion" in r.out
+        assert attacker.seen == [] and kfp.requests  # the manifest's host was never asked
+        # the same host in the manifest and from the operator: the token goes there
+        write_project(repo, namespace=NS, kfp="api", host=kfp.url)
+        commit(repo)
+        applied = run(capsys, "apply", "--out", str(tmp_path / "dist"))
+        assert applied.code == 0, applied.err
+        assert len(kfp.versions) == 1
+
+
+def test_a_manifests_host_without_a_token_still_works(
+    capsys: pytest.CaptureFixture[str], repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(gitops.KFP_HOST_ENV, raising=False)
+    with KfpPipelines() as kfp:
+        write_project(repo, namespace=NS, kfp="api", host=kfp.url)
+        commit(repo)
+        r = run(capsys, "diff")
+        assert r.code == 0, r.err
+
+
+@pytest.mark.parametrize(
+    ("host", "sent"),
+    [
+        ("http://kfp.example.com", False),
+        ("http://10.0.0.7:8888", False),
+        ("https://kfp.example.com", True),
+        ("http://localhost:8888", True),
+        ("http://127.0.0.1:8888", True),
+        ("http://[::1]:8888", True),
+    ],
+)
+def test_a_token_never_travels_over_plain_http_but_to_loopback(
+    monkeypatch: pytest.MonkeyPatch, host: str, sent: bool
+) -> None:
+    from nbflow.deploy.kfp_api import bearer_token
+
+    monkeypatch.setenv(gitops.KFP_TOKEN_ENV, "s3cret")
+    if sent:
+        assert bearer_token(host, operator_named=True, shown="x/nbflow.yaml") == "s3cret"
+    else:
+        with pytest.raises(UsageError, match="refusing to send NBFLOW_KFP_TOKEN over plain http"):
+            bearer_token(host, operator_named=True, shown="x/nbflow.yaml")
+    monkeypatch.delenv(gitops.KFP_TOKEN_ENV)
+    assert bearer_token(host, operator_named=False, shown="x/nbflow.yaml") is None
+
+
+def test_plain_http_to_a_remote_host_is_refused_before_anything_is_sent(
+    capsys: pytest.CaptureFixture[str], repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(gitops.KFP_TOKEN_ENV, "s3cret")
+    write_project(repo, namespace=NS, kfp="api")
+    commit(repo)
+    r = run(capsys, "diff", "--kfp-host", "http://kfp.example.invalid:8888")
+    assert r.code == 2 and "refusing to send NBFLOW_KFP_TOKEN over plain http" in r.err
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "not a url", "https://u:p@kfp.example.com"])
+def test_the_operators_host_must_be_an_http_url(
+    capsys: pytest.CaptureFixture[str], repo: Path, url: str
+) -> None:
+    write_project(repo, namespace=NS, kfp="api")
+    commit(repo)
+    r = run(capsys, "diff", "--kfp-host", url)
+    assert r.code == 2 and f"--kfp-host {url} " in r.err
+
+
+def test_a_redirect_is_not_followed_with_the_token(
+    capsys: pytest.CaptureFixture[str], repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(gitops.KFP_TOKEN_ENV, "s3cret")
+    with Recorder() as elsewhere, Recorder(302, location=elsewhere.url) as kfp:
+        write_project(repo, namespace=NS, kfp="api")
+        commit(repo)
+        r = run(capsys, "diff", "--kfp-host", kfp.url)
+        assert r.code != 0 and kfp.seen
+        assert kfp.seen[0].get("authorization") == "Bearer s3cret"
+        assert elsewhere.seen == []
+
+
+# --- the snapshot covers exactly the files a build reads (issue 12, item 4) ----------------------
+
+
+def shared_project(repo: Path, requirements: bool = True) -> Path:
+    """digits/nbflow.yaml naming `../shared/demo.ipynb` and `../shared/requirements.txt`."""
+    folder = write_project(repo, namespace=NS)
+    (repo / "shared").mkdir()
+    (folder / "base.ipynb").rename(repo / "shared" / "demo.ipynb")
+    text = (folder / "nbflow.yaml").read_text(encoding="utf-8")
+    text = text.replace("notebook: base.ipynb", "notebook: ../shared/demo.ipynb")
+    if requirements:
+        (repo / "shared" / "requirements.txt").write_text("numpy\n", encoding="utf-8")
+        text = text.replace(
+            "image: python:3.11-slim\n",
+            "image: python:3.11-slim\nrequirements: ../shared/requirements.txt\n",
+        )
+    (folder / "nbflow.yaml").write_text(text, encoding="utf-8")
+    return folder
+
+
+def edit_shared_cell(repo: Path, source: str) -> None:
+    path = repo / "shared" / "demo.ipynb"
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    nb["cells"][6]["source"] = source
+    path.write_text(json.dumps(nb, indent=1), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "notebook-edited",
+        "notebook-staged",
+        "requirements-edited",
+        "lock-untracked",
+        "manifest-edited",
+    ],
+)
+def test_an_uncommitted_file_the_build_reads_outside_the_folder_is_refused(
+    capsys: pytest.CaptureFixture[str],
+    repo: Path,
+    server: K8sServer,
+    kubeconfig: str,
+    tmp_path: Path,
+    change: str,
+) -> None:
+    """`notebook: ../shared/demo.ipynb` edited and not committed once applied with exit 0,
+    labelled with the clean commit, while the live version held the uncommitted cell."""
+    folder = shared_project(repo)
+    commit(repo)
+    if change.startswith("notebook"):
+        edit_shared_cell(
+            repo, "model = SVC(C=3 * C, gamma=gamma, kernel=kernel).fit(X_train, y_train)"
+        )
+        if change == "notebook-staged":
+            git(repo, "add", "shared/demo.ipynb")
+    elif change == "requirements-edited":
+        (repo / "shared" / "requirements.txt").write_text("numpy\npandas\n", encoding="utf-8")
+    elif change == "lock-untracked":
+        assert run(capsys, "lock", str(folder)).code == 0
+    else:
+        with (folder / "nbflow.yaml").open("a", encoding="utf-8") as f:
+            f.write("# a comment\n")
+    refused = run(capsys, *apply_args(kubeconfig, tmp_path))
+    assert refused.code == 2, refused.out
+    assert "refusing to apply from a working tree that is not committed" in refused.err
+    assert server.requests == [] and not (tmp_path / "dist").exists()
+
+
+def test_an_ignored_notebook_is_not_committed_either(
+    capsys: pytest.CaptureFixture[str],
+    repo: Path,
+    server: K8sServer,
+    kubeconfig: str,
+    tmp_path: Path,
+) -> None:
+    shared_project(repo, requirements=False)
+    (repo / ".gitignore").write_text("dist/\nshared/\n", encoding="utf-8")
+    commit(repo)
+    assert "shared/demo.ipynb" not in git(repo, "ls-files")
+    refused = run(capsys, *apply_args(kubeconfig, tmp_path))
+    assert refused.code == 2 and "not committed" in refused.err
+
+
+def test_files_the_build_does_not_read_leave_the_snapshot_clean(
+    capsys: pytest.CaptureFixture[str],
+    repo: Path,
+    server: K8sServer,
+    kubeconfig: str,
+    tmp_path: Path,
+) -> None:
+    folder = shared_project(repo)
+    commit(repo)
+    (folder / "data.csv").write_text("a,b\n1,2\n", encoding="utf-8")  # untracked, not read
+    (repo / "shared" / "notes.md").write_text("draft\n", encoding="utf-8")
+    applied = run(capsys, *apply_args(kubeconfig, tmp_path, "--json"))
+    assert applied.code == 0, applied.err
+    (project,) = json.loads(applied.out)
+    assert project["snapshot"] == git(repo, "rev-parse", "HEAD")[:12]
+
+
+def test_dry_run_previews_an_uncommitted_tree(
+    capsys: pytest.CaptureFixture[str],
+    repo: Path,
+    server: K8sServer,
+    kubeconfig: str,
+    tmp_path: Path,
+) -> None:
+    shared_project(repo)
+    commit(repo)
+    edit_shared_cell(repo, "model = SVC(C=4 * C, gamma=gamma, kernel=kernel).fit(X_train, y_train)")
+    preview = run(capsys, *apply_args(kubeconfig, tmp_path, "--dry-run", "--json"))
+    assert preview.code == 0, preview.err
+    (project,) = json.loads(preview.out)
+    assert project["dry_run"] is True and project["snapshot"].endswith("-dirty")
+    assert [c["action"] for c in project["changes"]] == ["would-create", "would-create"]
+    assert server.writes() == []
+
+
 def test_diff_markdown_shows_names_and_messages_as_text() -> None:
     from markdown_it import MarkdownIt
 

@@ -449,6 +449,37 @@ tuning:
     assert "exec-step-prepare" not in executors
 
 
+def test_serializers_travel_in_the_pipelines_record_not_in_the_artifacts(cluster: Compiled) -> None:
+    """Each output's record (serializer, digest) is set in its artifact's metadata, kept by KFP
+    in ML Metadata apart from the artifact's files, and each input is loaded as its producer's
+    record says, never as the artifact's own nbflow.json says (issue 12, item 5)."""
+    for step in STEPS:
+        task = f"step-{step}"
+        tree = ast.parse(cluster.code(task))
+        (call,) = [
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Subscript)
+            and ast.unparse(n.func) == "namespace['main']"
+        ]
+        records = {k.arg: k.value for k in call.keywords}["records"]
+        assert isinstance(records, ast.Dict)
+        inputs = sorted(a for a in cluster.artifacts(task, "input") if a.startswith("in_"))
+        assert {
+            ast.literal_eval(k): ast.unparse(v)
+            for k, v in zip(records.keys, records.values, strict=True)
+            if k is not None
+        } == {name[3:]: f"dict({name}.metadata)" for name in inputs}
+        kept = sorted(
+            ast.unparse(n)
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and ast.unparse(n.func).endswith(".metadata.update")
+        )
+        outputs = sorted(a for a in cluster.artifacts(task, "output") if a.startswith("out_"))
+        assert kept == [f"{o}.metadata.update(values['records'][{o[4:]!r}])" for o in outputs]
+
+
 def test_step_and_volume_names_never_collide_in_the_generated_module(tmp_path: Path) -> None:
     """Steps `x` and `step-x`, a step `k8s` beside a timeout, a volume `x` beside a step
     `pvc-x`: each once broke the build (UnboundLocalError, AttributeError, KeyError), their
@@ -589,3 +620,21 @@ def test_the_runtime_task_writes_the_runtime_with_python_alone(
     command = local.container("nbflow-runtime")["command"]
     assert not any("pip install" in part or "ensurepip" in part for part in command)
     assert "inputs" not in local.tasks["nbflow-runtime"]
+
+
+def test_each_step_runs_the_runtime_only_if_it_is_the_one_built_in(cluster: Compiled) -> None:
+    """The runtime travels as an artifact of the first task: whoever can write the artifact
+    store could swap it, so each step checks its SHA-256 against the one generated into it."""
+    import base64
+    import hashlib
+    import re
+    import zlib
+
+    from nbflow.generate.runtime import packed_runtime
+
+    expected = hashlib.sha256(zlib.decompress(base64.b64decode(packed_runtime()))).hexdigest()
+    for step in STEPS:
+        code = cluster.code(f"step-{step}")
+        (digest,) = re.findall(r"hashlib\.sha256\(text\)\.hexdigest\(\) != '([0-9a-f]{64})'", code)
+        assert digest == expected
+        assert code.index("!= '" + digest) < code.index("exec(code, namespace)")

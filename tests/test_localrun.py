@@ -403,6 +403,30 @@ def test_names_that_shadow_generated_code_and_an_int_default_for_a_float(
         run(project, state_dir=state, parameters={"nope": 1})
 
 
+def test_a_compiled_pipeline_is_never_read_back_from_the_state_folder(tmp_path: Path) -> None:
+    """`nbflow run` once reused `.nbflow/build/<hash>/pipeline.yaml`, code that anyone able to
+    write that folder could have planted; now each run compiles its own (issue 12, item 1)."""
+    import hashlib
+
+    from nbflow.generate.kfp_source import generate
+
+    root = write_project(
+        tmp_path / "p",
+        ["x = 2", "y = x * 3"],
+        "name: planted\nsteps:\n  a: {cells: 1}\n  b: {cells: 2}\nmetrics: {y: maximize}\n",
+    )
+    project = load(root)
+    digest = hashlib.sha256(generate(project, "local").encode()).hexdigest()[:16]
+    planted = root / ".nbflow" / "build" / digest / "pipeline.yaml"
+    planted.parent.mkdir(parents=True)
+    planted.write_text("planted: [this is not the pipeline\n")
+    result = run(project)
+    assert result.ok and result.metrics == {"y": 6}
+    assert planted.read_text() == "planted: [this is not the pipeline\n"
+    (ran,) = [p for p in (root / ".nbflow" / "runs").iterdir() if not p.is_symlink()]
+    assert (ran / "pipeline.yaml").read_text().startswith("# PIPELINE DEFINITION")
+
+
 def test_cell_code_holding_kfp_placeholders_reaches_the_step_byte_for_byte(
     tmp_path: Path, state: Path
 ) -> None:
@@ -638,19 +662,21 @@ def test_logs_that_cannot_be_written_end_the_run_with_a_message(tmp_path: Path) 
 
 
 def test_a_compiled_pipeline_cut_short_is_compiled_again(tmp_path: Path) -> None:
-    """A run killed while it wrote its compiled pipeline (before the write was made atomic)
-    left half a pipeline.yaml, which every later run took for the pipeline."""
+    """A run killed while it wrote its compiled pipeline once left half a pipeline.yaml that
+    every later run took for the pipeline; now no run reads another's: each compiles its own
+    into its run folder (and nothing into a shared `build/`)."""
     state = tmp_path / "state"
     root = write_project(tmp_path / "cut", ["x = 1", "y = x + 1"], CUT_MANIFEST)
-    first = run(load(root), state_dir=state, cache=False)  # the same IR as the run below
+    first = run(load(root), state_dir=state, cache=False)
     assert first.ok
-    [ir] = state.glob("build/*/pipeline.yaml")
+    [ir] = [p for p in state.glob("runs/*/pipeline.yaml") if not p.parent.is_symlink()]
     text = ir.read_text(encoding="utf-8")
     ir.write_text(text[: len(text) // 2], encoding="utf-8")
     again = run(load(root), state_dir=state, cache=False)
     assert again.ok and statuses(again) == {"one": "succeeded", "two": "succeeded"}
-    assert ir.read_text(encoding="utf-8") == text
-    assert not list(ir.parent.glob(".*.tmp"))
+    irs = [p for p in state.glob("runs/*/pipeline.yaml") if not p.parent.is_symlink()]
+    assert len(irs) == 2 and text in {p.read_text(encoding="utf-8") for p in irs}
+    assert not (state / "build").exists()
 
 
 CUT_MANIFEST = "name: cut\nsteps:\n  one: {cells: 1}\n  two: {cells: 2}\n"

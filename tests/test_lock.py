@@ -331,6 +331,26 @@ def test_fixed_text_changes_only_the_value(written: str, spec: object, expected:
     assert load_text(out, "m.yaml").data["steps"]["load"]["cells"] == spec
 
 
+def test_lock_replaces_a_symlink_rather_than_writing_through_it(
+    capsys, project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A repository's `nbflow.lock.json` may be a symlink to any file the user can write
+    (~/.bashrc): `nbflow lock` replaces the link with the lock, leaving its target alone."""
+    victim = tmp_path_factory.mktemp("outside") / "victim"
+    victim.write_text("keep me\n")
+    (project / "nbflow.lock.json").symlink_to(victim)
+    r = run_cli(capsys, "lock", str(project))
+    assert r.code == 0, r.out + r.err
+    assert victim.read_text() == "keep me\n"
+    lock = project / "nbflow.lock.json"
+    assert not lock.is_symlink() and json.loads(lock.read_text())["cells"]
+    assert sorted(p.name for p in project.iterdir()) == [
+        "nb.ipynb",
+        "nbflow.lock.json",
+        "nbflow.yaml",
+    ]
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -339,12 +359,22 @@ def test_fixed_text_changes_only_the_value(written: str, spec: object, expected:
         json.dumps({"version": 1, "notebook": "nb.ipynb", "cells": {"step:train": [7]}}),
         json.dumps({"version": 1, "notebook": ["nb.ipynb"], "cells": {}}),
         json.dumps({"version": 1, "notebook": "nb.ipynb", "cells": []}),
-        '{"version": 1, "notebook": "nb.ipynb", "cells": {}, "pad": "' + "x" * 5 * 2**20 + '"}',
     ],
-    ids=["deep", "int-cells", "int-ids", "list-notebook", "list-cells", "too-large"],
+    ids=["deep", "int-cells", "int-ids", "list-notebook", "list-cells"],
 )
 def test_a_lock_of_any_shape_is_a_diagnostic(capsys, project: Path, text: str) -> None:
     (project / "nbflow.lock.json").write_text(text)
     r = run_cli(capsys, "validate", str(project))
     assert r.code == 1 and "not a lock nbflow can read" in r.out, r.out + r.err
+    assert "Traceback" not in r.out + r.err
+
+
+def test_a_lock_over_its_cap_is_refused_unread(capsys, project: Path) -> None:
+    """The lock's size is checked once, as it is read (nbflow.load.inputs): file-refused."""
+    pad = "x" * 5 * 2**20
+    (project / "nbflow.lock.json").write_text(
+        '{"version": 1, "notebook": "nb.ipynb", "cells": {}, "pad": "' + pad + '"}'
+    )
+    r = run_cli(capsys, "validate", str(project))
+    assert r.code == 1 and "NBF013" in r.out and "larger than nbflow reads (4 MiB)" in r.out
     assert "Traceback" not in r.out + r.err

@@ -155,6 +155,94 @@ def test_mutated_notebooks_read_the_same_either_way(
     assert load(path) == through_nbformat(path, monkeypatch)
 
 
+# --- the shipped schema validators: no code from a cache folder (issue 12, item 1) ---------------
+
+
+def test_the_shipped_schema_validators_are_current() -> None:
+    from tests.support.nbformat_validators import UPDATE_COMMAND, expected
+
+    stale = [
+        str(path.relative_to(REPO))
+        for path, text in expected().items()
+        if not path.exists() or path.read_text(encoding="utf-8") != text
+    ]
+    assert not stale, f"regenerate with `{UPDATE_COMMAND}` and review the diff: {stale}"
+
+
+def test_a_schema_other_than_the_shipped_one_is_left_to_nbformat(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from nbflow.load.nbformat_schemas import v4_5
+
+    notebook._v4_validator.cache_clear()
+    try:
+        assert notebook._v4_validator(5) is v4_5.validate
+        notebook._v4_validator.cache_clear()
+        monkeypatch.setattr(v4_5, "SCHEMA_SHA256", "0" * 64)  # as if nbformat's file changed
+        assert notebook._v4_validator(5) is None
+        assert notebook._v4_validator(99) is None  # a minor version nbflow has no module for
+    finally:
+        notebook._v4_validator.cache_clear()
+
+
+def test_code_planted_in_a_cache_folder_never_runs(tmp_path: Path) -> None:
+    """nbflow once ran marshalled code from `$NBFLOW_CACHE_DIR` (else `$XDG_CACHE_HOME/nbflow`,
+    else `~/.cache/nbflow`) on every command: one CI job could plant code for the next. Plant
+    code under every name that mechanism read, and check that `validate` neither runs it nor
+    writes anything there."""
+    import hashlib
+    import marshal
+    import sys
+
+    import fastjsonschema
+
+    from tests.support.cli import run_subprocess
+    from tests.support.projects import write_project
+
+    project = write_project(
+        tmp_path / "project", ["x = 1"], "name: demo\nsteps:\n  a: {cells: 1}\n"
+    )
+    marker = tmp_path / "planted-code-ran"
+    planted = compile(
+        f"open({str(marker)!r}, 'w').close()\ndef validate(data, **kw): return data\n",
+        "<planted>",
+        "exec",
+    )
+    import importlib.util
+
+    spec = importlib.util.find_spec("nbformat")
+    assert spec is not None and spec.submodule_search_locations
+    v4 = Path(spec.submodule_search_locations[0]) / "v4"
+    folders = [tmp_path / "cache", tmp_path / "xdg" / "nbflow", tmp_path / "home/.cache/nbflow"]
+    for folder in folders:
+        folder.mkdir(parents=True)
+        for minor in range(6):
+            text = (v4 / f"nbformat.v4.{minor}.schema.json").read_text(encoding="utf-8")
+            key = hashlib.sha256(f"{fastjsonschema.VERSION}\n{text}".encode()).hexdigest()[:16]
+            name = f"nbformat-v4.{minor}-{key}.{sys.implementation.cache_tag}.code"
+            (folder / name).write_bytes(marshal.dumps(planted))
+    before = {f: sorted(p.name for p in f.iterdir()) for f in folders}
+    for env in (
+        {"NBFLOW_CACHE_DIR": str(folders[0])},
+        {"XDG_CACHE_HOME": str(tmp_path / "xdg")},
+        {"HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": ""},
+    ):
+        result = run_subprocess("validate", str(project), env=env)
+        assert result.code == 0, result.err
+        assert not marker.exists(), f"code planted in a cache folder ran ({env})"
+    assert {f: sorted(p.name for p in f.iterdir()) for f in folders} == before
+
+
+def test_no_module_of_nbflow_loads_code_objects() -> None:
+    """The mechanism is gone, not just unused: nothing in the package unmarshals code."""
+    offenders = [
+        str(p.relative_to(REPO))
+        for p in (REPO / "nbflow").rglob("*.py")
+        if "import marshal" in p.read_text(encoding="utf-8")
+    ]
+    assert offenders == []
+
+
 def test_a_deeply_nested_notebook_is_a_diagnostic(tmp_path: Path) -> None:
     from nbflow.load.notebook import NotebookError, load_notebook
 

@@ -23,9 +23,17 @@ def load_runtime() -> dict[str, Any]:
     return ns
 
 
+# What KFP records of each output artifact apart from its files (its metadata, in ML Metadata):
+# the record its step returned (serializer and digest), by path. run_step hands it to a later
+# step as KFP does.
+RECORDED: dict[str, object] = {}
+
+
 class StepRun:
-    def __init__(self, metrics: dict[str, float], report: str, outputs: dict[str, Path]) -> None:
-        self.metrics = metrics
+    def __init__(self, result: dict[str, Any], report: str, outputs: dict[str, Path]) -> None:
+        self.metrics = result["metrics"]
+        self.records = result["records"]
+        self.serializers = {k: r["nbflow.serializer"] for k, r in self.records.items()}
         self.report = report
         self.outputs = outputs
 
@@ -39,12 +47,15 @@ def run_step(
     *,
     step: str = "train",
     inputs: dict[str, Path] | None = None,
+    records: dict[str, object] | None = None,
     outputs: Sequence[str] = (),
     parameters: dict[str, object] | None = None,
     metrics: Sequence[str] = (),
     setup: Sequence[str] = (),
 ) -> StepRun:
-    """Run one step; cells are sources (numbered 1, 2, ...) or (number, source) pairs."""
+    """Run one step; cells are sources (numbered 1, 2, ...) or (number, source) pairs. The
+    record of each input is the one kept when an earlier run_step saved it, unless `records`
+    says otherwise."""
     program_cells = [{"number": 100 + i, "source": s, "setup": True} for i, s in enumerate(setup)]
     for i, cell in enumerate(cells, 1):
         number, source = cell if isinstance(cell, tuple) else (i, cell)
@@ -67,6 +78,7 @@ def run_step(
         result = load_runtime()["main"](
             program,
             inputs={k: str(v) for k, v in (inputs or {}).items()},
+            records={k: RECORDED.get(str(v)) for k, v in (inputs or {}).items()} | (records or {}),
             outputs={k: str(v) for k, v in out_paths.items()},
             parameters=dict(parameters or {}),
             report_path=str(report),
@@ -75,7 +87,15 @@ def run_step(
         text = report.read_text(encoding="utf-8") if report.exists() else ""
         # the report must not leak the machine's temporary paths
         assert str(tmp_path) not in text
+    for name, record in result["records"].items():
+        RECORDED[str(out_paths[name])] = record
     return StepRun(result, text, out_paths)
+
+
+def record(serializer: object, path: Path | None = None) -> dict[str, object]:
+    """A record as a producing step keeps it (of the files at `path`, else of none)."""
+    digest = load_runtime()["artifact_digest"](str(path)) if path else "0" * 64
+    return {"nbflow.serializer": serializer, "nbflow.sha256": digest}
 
 
 def fail_step(tmp_path: Path, cells: Sequence[str | tuple[int, str]], **kwargs: Any) -> str:
@@ -289,7 +309,9 @@ def test_output_path_becomes_a_directory_with_metadata(tmp_path: Path) -> None:
 def test_input_that_is_not_an_nbflow_artifact(tmp_path: Path, capsys: Any) -> None:
     stray = tmp_path / "stray"
     stray.write_text("hello")
-    err = fail_step(tmp_path, ["pass"], inputs={"df": stray}, capsys=capsys)
+    err = fail_step(
+        tmp_path, ["pass"], inputs={"df": stray}, records={"df": record("parquet")}, capsys=capsys
+    )
     assert "step 'train': cannot load input variable 'df'" in err
     assert "not an nbflow value" in err
 
@@ -300,7 +322,13 @@ def test_broken_input_artifact_error_has_no_machine_paths_in_report(
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "nbflow.json").write_text('{"serializer": "numpy", "variable": "a"}')
-    err = fail_step(tmp_path, ["pass"], inputs={"a": broken}, capsys=capsys)
+    err = fail_step(
+        tmp_path,
+        ["pass"],
+        inputs={"a": broken},
+        records={"a": record("numpy", broken)},
+        capsys=capsys,
+    )
     assert "step 'train': cannot load input variable 'a': FileNotFoundError" in err
     report = (tmp_path / "train-report" / "report.html").read_text()
     assert "&lt;input a&gt;/data.npy" in report  # run_step checked that tmp_path is not there
@@ -315,7 +343,7 @@ def test_cell_changing_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         outputs=["here"],
     )
     assert Path.cwd() == tmp_path
-    assert load_runtime()["load_value"](str(run.outputs["here"])) == "sub"
+    assert load_runtime()["load_value"](str(run.outputs["here"]), run.records["here"]) == "sub"
 
 
 # --- output errors -----------------------------------------------------------------------------
@@ -468,7 +496,7 @@ def test_install_lines_are_skipped(tmp_path: Path, capsys: Any, line: str) -> No
     err = capsys.readouterr().err
     assert f"cell 2, line 3: skipped `{line.strip()}`" in err
     assert "requirements:" in err
-    assert load_runtime()["load_value"](str(run.outputs["x"])) == 2
+    assert load_runtime()["load_value"](str(run.outputs["x"]), run.records["x"]) == 2
     # the report shows the cell as written
     assert "install" in run.report
 
@@ -556,10 +584,13 @@ def test_step_runs_in_the_programs_workdir(tmp_path: Path, monkeypatch: pytest.M
         "outputs": ["v"],
     }
     try:
-        ns["main"](program, inputs={}, outputs={"v": "out"}, parameters={}, report_path="r.html")
+        result = ns["main"](
+            program, inputs={}, outputs={"v": "out"}, parameters={}, report_path="r.html"
+        )
     finally:
         sys.modules.pop("nbflow_helper_mod", None)
-    assert ns["load_value"](str(out)) == 42  # relative output paths are the caller's
+    # relative output paths are the caller's
+    assert ns["load_value"](str(out), result["records"]["v"]) == 42
     assert (tmp_path / "r.html").is_file()
     assert Path.cwd() == tmp_path and str(folder) not in sys.path
 
@@ -819,8 +850,134 @@ def test_inputs_win_over_setup_and_imports_are_replayed(tmp_path: Path) -> None:
     values = runtime["main"](
         program,
         inputs={"config": str(first.outputs["config"])},
+        records=first.records,
         outputs={},
         parameters={},
         report_path=None,
     )
-    assert values == {"lr": 0.5, "root": 2.0}
+    assert values == {"metrics": {"lr": 0.5, "root": 2.0}, "records": {}}
+
+
+# --- the serializer comes from the pipeline's record, not from the artifact (issue 12, item 5) --
+
+
+PLANTED = """
+import os
+class Planted:
+    def __reduce__(self):
+        return (os.mkdir, ({marker!r},))
+"""
+
+
+def plant_pickle(artifact: Path, marker: Path) -> None:
+    """Replace an artifact's files with a pickle that runs code when loaded, and an nbflow.json
+    naming pickle: what anyone who can write to the artifact store could do."""
+    import pickle
+
+    namespace: dict[str, Any] = {}
+    exec(PLANTED.format(marker=str(marker)), namespace)
+    for f in artifact.iterdir():
+        f.unlink()
+    (artifact / "data.pkl").write_bytes(pickle.dumps(namespace["Planted"]()))
+    (artifact / "nbflow.json").write_text('{"serializer": "pickle", "variable": "value"}')
+
+
+@pytest.mark.parametrize("recorded", ["numpy", "parquet", "cloudpickle"])
+def test_an_artifact_cannot_choose_its_serializer(
+    tmp_path: Path, capsys: Any, recorded: str
+) -> None:
+    """load_value once trusted the serializer the artifact's own nbflow.json named, so whoever
+    could write an artifact could make the next step run `pickle.load` on their bytes."""
+    make = {
+        "numpy": "import numpy as np\nvalue = np.zeros(3)",
+        "parquet": "import pandas as pd\nvalue = pd.DataFrame({'a': [1]})",
+        "cloudpickle": "value = lambda v: v",
+    }[recorded]
+    first = run_step(tmp_path, [make], step="make", outputs=["value"])
+    assert first.serializers == {"value": recorded}
+    marker = tmp_path / "planted-code-ran"
+    plant_pickle(first.outputs["value"], marker)
+    err = fail_step(
+        tmp_path, ["pass"], step="use", inputs={"value": first.outputs["value"]}, capsys=capsys
+    )
+    assert "cannot load input variable 'value'" in err
+    assert f"saved it with {recorded}: refusing to load it" in err
+    assert not marker.exists()
+
+
+def test_an_artifact_whose_bytes_changed_is_refused(tmp_path: Path, capsys: Any) -> None:
+    """The producer saved with cloudpickle: the serializer alone can't tell a planted pickle
+    from the real one, the recorded digest can."""
+    first = run_step(tmp_path, ["value = lambda v: v"], step="make", outputs=["value"])
+    marker = tmp_path / "planted-code-ran"
+    plant_pickle(first.outputs["value"], marker)
+    meta = first.outputs["value"] / "nbflow.json"
+    meta.write_text('{"serializer": "cloudpickle", "variable": "value"}')
+    err = fail_step(
+        tmp_path, ["pass"], step="use", inputs={"value": first.outputs["value"]}, capsys=capsys
+    )
+    assert "files changed after the step that produced it saved them" in err
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [
+        None,
+        {},
+        {"nbflow.serializer": "numpy"},  # no digest
+        {"nbflow.serializer": "pickle5", "nbflow.sha256": "0" * 64},
+        {"nbflow.serializer": 3, "nbflow.sha256": "0" * 64},
+        "numpy",
+    ],
+)
+def test_an_input_without_a_record_is_refused(tmp_path: Path, capsys: Any, kept: object) -> None:
+    first = run_step(tmp_path, ["value = {'a': 1}"], step="make", outputs=["value"])
+    err = fail_step(
+        tmp_path,
+        ["pass"],
+        step="use",
+        inputs={"value": first.outputs["value"]},
+        records={"value": kept},
+        capsys=capsys,
+    )
+    assert "the pipeline has no record of how this value was saved" in err
+
+
+def test_each_output_reports_its_serializer(tmp_path: Path) -> None:
+    run = run_step(
+        tmp_path,
+        ["import numpy as np\na = np.zeros(2)\nb = {'k': lambda: 1}"],
+        outputs=["a", "b"],
+    )
+    assert run.serializers == {"a": "numpy", "b": "cloudpickle"}
+    assert {n: run.meta(n)["serializer"] for n in ("a", "b")} == run.serializers
+    digest = load_runtime()["artifact_digest"]
+    assert {n: r["nbflow.sha256"] for n, r in run.records.items()} == {
+        n: digest(str(run.outputs[n])) for n in ("a", "b")
+    }
+
+
+def test_a_bundle_is_loaded_only_as_recorded(tmp_path: Path, capsys: Any) -> None:
+    """Values that share objects travel as one pickled bundle: its bytes are checked against
+    the record too, and an artifact can't turn itself into a bundle."""
+    first = run_step(tmp_path, ["a = [1]\nboth = {'a': a}"], step="make", outputs=["a", "both"])
+    assert first.serializers == {"a": "bundle", "both": "bundle"}
+    marker = tmp_path / "planted-code-ran"
+    namespace: dict[str, Any] = {}
+    exec(PLANTED.format(marker=str(marker)), namespace)
+    import pickle
+
+    planted = pickle.dumps(namespace["Planted"]())
+    (first.outputs["a"] / "bundle.pkl").write_bytes(planted)
+    err = fail_step(tmp_path, ["pass"], step="use", inputs=first.outputs, capsys=capsys)
+    assert "files changed after the step that produced it saved them" in err
+    # a numpy artifact whose nbflow.json now says it is a bundle
+    second = run_step(tmp_path, ["import numpy as np\nx = np.zeros(2)"], step="n", outputs=["x"])
+    folder = second.outputs["x"]
+    (folder / "bundle.pkl").write_bytes(planted)
+    meta = {"serializer": "bundle", "variable": "x", "bundle": {"id": "f", "names": ["x"]}}
+    (folder / "nbflow.json").write_text(json.dumps(meta))
+    err = fail_step(tmp_path, ["pass"], step="use2", inputs={"x": folder}, capsys=capsys)
+    assert "saved it with numpy: refusing to load it" in err
+    assert not marker.exists()

@@ -57,7 +57,7 @@ def apply(env: dict[str, str], out: Path) -> tuple[int, list[dict[str, Any]]]:
     if os.environ.get("NBFLOW_NAMESPACE", "").strip():
         args += ["--namespace", os.environ["NBFLOW_NAMESPACE"].strip()]
     if os.environ.get("NBFLOW_KFP_HOST", "").strip():
-        args += ["--host", os.environ["NBFLOW_KFP_HOST"].strip()]
+        args += ["--kfp-host", os.environ["NBFLOW_KFP_HOST"].strip()]
     if os.environ.get("NBFLOW_DRY_RUN", "").strip().lower() == "true":
         args.append("--dry-run")
     # paths after `--`: a folder may be called `-weird`

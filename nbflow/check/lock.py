@@ -13,8 +13,10 @@ was cut and pasted).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,8 +110,21 @@ def write_lock(project: Project) -> Path:
             f"{project.notebook.path} has cells without ids (nbformat < 4.5): "
             "run `nbflow lock` on it to add them"
         )
+    import tempfile
+
     path = project.root / LOCK_NAME
-    path.write_text(json.dumps(lock_data(project), indent=2) + "\n", encoding="utf-8")
+    # a new file, then renamed over the lock: a lock that is a symlink is replaced, not followed
+    # (it could point at any file the user can write: docs/security.md)
+    fd, partial = tempfile.mkstemp(prefix=f".{LOCK_NAME}.", dir=project.root)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(lock_data(project), indent=2) + "\n")
+        os.chmod(partial, 0o644)
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
     return path
 
 
@@ -180,19 +195,20 @@ def _path(group: str) -> YamlPath:
     return {"setup": ("setup",), "skip": ("skip",), "parameters": ("parametersCell",)}[kind]
 
 
-def read_lock(root: Path) -> dict[str, Any] | None:
-    """The lock beside a manifest: None when there is none; raises ValueError when unreadable."""
+def read_lock(root: Path, repository: Path | None = None) -> dict[str, Any] | None:
+    """The lock beside a manifest: None when there is none; raises ValueError when unreadable,
+    and nbflow.load.inputs.InputRefused when it is not a file of the manifest's repository
+    (`repository`, found from `root` when None) that nbflow reads."""
+    from nbflow.load.inputs import read_input, repository_root
+
     path = root / LOCK_NAME
-    if not path.is_file():
+    if not os.path.lexists(path):
         return None
     try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_LOCK_BYTES + 1)
-        if len(raw) > MAX_LOCK_BYTES:
-            raise ValueError(f"larger than {MAX_LOCK_BYTES // 2**20} MiB")
+        raw = read_input(path, root=repository or repository_root(root), kind="lock")
         data = json.loads(raw)  # a ValueError too for a number of thousands of digits
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(str(exc)) from None
+    except (OSError, UnicodeDecodeError):  # a dangling symlink included; no bytes quoted
+        raise ValueError("unreadable") from None
     except RecursionError:  # nested deeper than json can read
         raise ValueError("nested too deeply") from None
     if not isinstance(data, dict) or not _lock_shape(data.get("cells")):
@@ -200,9 +216,6 @@ def read_lock(root: Path) -> dict[str, Any] | None:
     if not isinstance(data.get("notebook"), str):
         raise ValueError("no `notebook`")
     return data
-
-
-MAX_LOCK_BYTES = 4 * 2**20  # a lock of 5,000 steps is ~200 kB
 
 
 def _lock_shape(cells: Any) -> bool:
@@ -333,17 +346,28 @@ def format_spec(spec: Any) -> str:
 
 
 def check_lock(
-    root: Path, manifest: Manifest, doc: YamlDoc, nb: Notebook, current: dict[str, tuple[int, ...]]
+    root: Path,
+    manifest: Manifest,
+    doc: YamlDoc,
+    nb: Notebook,
+    current: dict[str, tuple[int, ...]],
+    *,
+    repository: Path | None = None,
 ) -> tuple[list[Diagnostic], frozenset[str]]:
     """NBF208 for every part whose cells are not the locked ones; nothing without a lock.
     Also the diagnostics that stale numbers cause, and so that the drift explains: those of
-    `DRIFT_CASCADE`, and the parameters cell's when it moved.
+    `DRIFT_CASCADE`, and the parameters cell's when it moved. A lock that is not a file
+    nbflow reads (nbflow.load.inputs) is NBF013.
 
     Runs on what the structural rules resolved, even when they found errors: drift explains
     them (a step that lost its code cells, a forgotten cell) better than they do."""
+    from nbflow.load.inputs import InputRefused
+
     shown = str(Path(doc.path).parent / LOCK_NAME)
     try:
-        locked = read_lock(root)
+        locked = read_lock(root, repository)
+    except InputRefused as exc:
+        return [error(codes.FILE_REFUSED, f"{shown} {exc}", Location(shown, 1, 1))], frozenset()
     except ValueError:
         return [
             error(
@@ -359,7 +383,8 @@ def check_lock(
         return [
             error(
                 codes.CELL_DRIFT,
-                f"{shown} locks {locked.get('notebook')}, but the manifest's notebook is {manifest.notebook}",
+                # the lock's own text is not quoted: only the manifest and notebook ever are
+                f"{shown} locks another notebook than the manifest's {manifest.notebook}",
                 doc.locate(("notebook",)),
                 hint="run `nbflow lock` to record the new notebook's cells",
             )
@@ -436,20 +461,21 @@ def fix_manifest(path: Path) -> list[Drift]:
     Nothing is written without a lock or a drift, or when the manifest can't be read."""
     from nbflow.check.rules import Checker
     from nbflow.check.validate import manifest_model, shown_path
+    from nbflow.load.inputs import InputRefused, repository_root
     from nbflow.load.notebook import NotebookError, load_notebook
     from nbflow.load.yaml_positions import YamlLoadError, load_file
 
     try:
         locked = read_lock(path.parent)
         doc = load_file(path, shown_path(path))
-    except (ValueError, YamlLoadError):
+    except (ValueError, InputRefused, YamlLoadError):
         return []
     _, manifest = manifest_model(doc)
     if locked is None or manifest is None or locked.get("notebook") != manifest.notebook:
         return []
     nb_path = path.parent / manifest.notebook
     try:
-        nb = load_notebook(nb_path, shown_path(nb_path))
+        nb = load_notebook(nb_path, shown_path(nb_path), root=repository_root(path.parent))
     except NotebookError:
         return []
     checker = Checker(manifest, nb, doc)

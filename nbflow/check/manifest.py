@@ -579,7 +579,11 @@ class Deploy(Model):
         "kubernetes",
         description="`kubernetes`: Pipeline/PipelineVersion resources; `api`: the KFP REST API",
     )
-    host: StrictStr | None = Field(None, description="KFP API URL, for `kfp: api`")
+    host: StrictStr | None = Field(
+        None,
+        description="KFP API URL (http or https), for `kfp: api`; `NBFLOW_KFP_TOKEN` is sent to "
+        "it only when the operator names the same host (`--kfp-host`)",
+    )
     experiment: StrictBool = Field(
         False, description="create the Katib Experiment on apply (a tuning run costs resources)"
     )
@@ -596,18 +600,41 @@ class Deploy(Model):
     @field_validator("host")
     @classmethod
     def _host(cls, v: str | None) -> str | None:
-        if v is not None and (
-            not re.fullmatch(r"https?://[^\s/?#]+(/\S*)?", v) or any(not c.isprintable() for c in v)
-        ):
-            raise _fail(
-                codes.INVALID_VALUE, f"host {v!r} is not an http:// or https:// URL of the KFP API"
-            )
-        return v
+        return v if v is None else _http_url(v, "deploy.host")
 
     @field_validator("serviceAccount")
     @classmethod
     def _service_account(cls, v: str | None) -> str | None:
         return v if v is None else _dns_subdomain(v, "serviceAccount")
+
+
+def _http_url(value: str, what: str) -> str:
+    """An http(s) URL with a host and no credentials in it (a token comes from the operator's
+    environment, never from a manifest)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(c.isspace() or not c.isprintable() for c in value)
+    ):
+        raise _fail(
+            codes.INVALID_VALUE,
+            f"{what} {value!r} is not an http(s) URL (for example https://kfp.example.com, or "
+            "http://localhost:8888 through a port-forward)",
+        )
+    if parts.username is not None or parts.password is not None:
+        raise _fail(
+            codes.INVALID_VALUE,
+            f"{what} must not carry credentials: set NBFLOW_KFP_TOKEN where nbflow runs instead",
+        )
+    return value
 
 
 class Manifest(Model):

@@ -52,6 +52,9 @@ class Project:
     parameters: tuple[ParameterConfig, ...]
     requirements: tuple[str, ...]
     plan: Plan | None = field(default=None)
+    # every file a build reads (the manifest, its notebook, its requirements file and lock file
+    # when it has them), as the manifest names them: what a snapshot must find committed
+    inputs: tuple[Path, ...] = ()
 
     @property
     def name(self) -> str:

@@ -17,6 +17,7 @@ from nbflow.check.project import ParameterConfig, Project, StepConfig
 from nbflow.check.rules import Checker
 from nbflow.diagnostics import Diagnostic, Location, Report, error, warning
 from nbflow.errors import UsageError
+from nbflow.load.inputs import InputRefused, read_input, repository_root
 from nbflow.load.notebook import NotebookError, load_notebook
 from nbflow.load.yaml_positions import YamlDoc, YamlLoadError, load_file, load_text
 
@@ -47,7 +48,7 @@ def find_manifests(paths: Iterable[str | Path]) -> list[Path]:
     found: list[Path] = []
     for raw in paths:
         p = Path(raw)
-        if p.is_file():
+        if p.exists() and not p.is_dir():  # a FIFO or a device too: refused when it is read
             found.append(p)
         elif p.is_dir():
             for root, dirs, files in os.walk(p):
@@ -94,9 +95,14 @@ def validate_manifest(
         return report, None
     nb_location = doc.locate(("notebook",))
     nb_path = path.parent / manifest.notebook
+    repository = repository_root(path.parent)
     try:
         nb = load_notebook(
-            nb_path, shown_path(nb_path), referenced_at=nb_location, text=notebook_text
+            nb_path,
+            shown_path(nb_path),
+            referenced_at=nb_location,
+            root=repository,
+            text=notebook_text,
         )
     except NotebookError as exc:
         report.extend([exc.diagnostic])
@@ -108,13 +114,15 @@ def validate_manifest(
 
         r = checker.resolved
         current = groups(nb, r.setup, r.skip, r.parameters_cell, r.steps or {})
-        drift, explained = check_lock(path.parent, manifest, doc, nb, current)
+        drift, explained = check_lock(
+            path.parent, manifest, doc, nb, current, repository=repository
+        )
         # stale numbers make the cell rules fire on cells nobody meant: the drift
         # diagnostics say what moved and how to fix it, once per part
         structural = [d for d in structural if d.code not in explained]
         structural += drift
     report.extend(structural)
-    requirements, req_diags = _requirements(manifest, path.parent, doc, report.sources)
+    requirements, req_diags = _requirements(manifest, path.parent, doc, repository)
     report.extend(req_diags)
     if not report.ok:
         return report, None
@@ -142,6 +150,7 @@ def validate_manifest(
             for name, p in manifest.parameters.items()
         ),
         requirements=requirements,
+        inputs=_inputs(path, manifest),
     )
     if analyse:
         from nbflow.check.dataflow_rules import file_rules, plan_project
@@ -158,6 +167,18 @@ def validate_manifest(
         if not report.ok:
             return report, None
     return report, project
+
+
+def _inputs(path: Path, manifest: Manifest) -> tuple[Path, ...]:
+    """The files a build of this manifest reads (nbflow.check.project.Project.inputs)."""
+    from nbflow.check.lock import LOCK_NAME
+
+    files = [path, path.parent / manifest.notebook]
+    if isinstance(manifest.requirements, str):
+        files.append(path.parent / manifest.requirements)
+    if os.path.lexists(path.parent / LOCK_NAME):
+        files.append(path.parent / LOCK_NAME)
+    return tuple(files)
 
 
 def _katib(project: Project, doc: YamlDoc) -> list[Diagnostic]:
@@ -229,11 +250,14 @@ def _without(data: dict[str, Any], paths: Sequence[tuple[int | str, ...]]) -> di
 
 
 def _requirements(
-    manifest: Manifest, root: Path, doc: YamlDoc, sources: dict[str, str]
+    manifest: Manifest, root: Path, doc: YamlDoc, repository: Path
 ) -> tuple[tuple[str, ...], list[Diagnostic]]:
-    """The pipeline's requirements (listed, or read from a requirements file, whose text goes
-    to `sources` for code frames), each checked against PEP 508 where it is written, as are the
-    steps' own."""
+    """The pipeline's requirements (listed, or read from a requirements file), each checked
+    against PEP 508 where it is written, as are the steps' own.
+
+    A requirements file is read only inside the repository (nbflow.load.inputs), and no
+    diagnostic quotes it: its lines are named by number, and it gets no code frame, so that a
+    file that is not what it claims to be can't be published through a message."""
     in_steps = [
         (r, doc.locate(("steps", name, "requirements", i)))
         for name, step in manifest.steps.items()
@@ -245,57 +269,74 @@ def _requirements(
             [*((r, doc.locate(("requirements", i))) for i, r in enumerate(req)), *in_steps]
         )
     path = root / req
+    shown = shown_path(path)
+    where = doc.locate(("requirements",))
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
+        text = read_input(path, root=repository, kind="requirements").decode("utf-8")
+    except FileNotFoundError:
+        return (), [error(codes.REQUIREMENTS_FILE, f"requirements file not found: {shown}", where)]
+    except InputRefused as exc:
+        return (), [error(codes.FILE_REFUSED, f"requirements file {shown} {exc}", where)]
+    except UnicodeDecodeError:
+        return (), [
+            error(codes.REQUIREMENTS_FILE, f"requirements file {shown} is not UTF-8 text", where)
+        ]
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
         return (), [
             error(
-                codes.REQUIREMENTS_FILE,
-                f"requirements file not found: {shown_path(path)}",
-                doc.locate(("requirements",)),
+                codes.REQUIREMENTS_FILE, f"cannot read requirements file {shown}: {reason}", where
             )
         ]
     raw_lines = text.splitlines()
     lines = [ln.split(" #")[0].strip() for ln in raw_lines]
-    bad = [ln for ln in lines if ln.startswith("-")]
+    bad = [number for number, ln in enumerate(lines, start=1) if ln.startswith("-")]
     if bad:
         return (), [
             error(
                 codes.REQUIREMENTS_FILE,
-                f"requirements file {shown_path(path)} uses pip options ({bad[0]}), which a step cannot pass on",
-                doc.locate(("requirements",)),
+                f"requirements file {shown} uses a pip option (line {bad[0]}), which a step "
+                "cannot pass on",
+                Location(shown, bad[0], 1),
+                hint="list the packages alone; options such as --index-url belong to the image",
             )
         ]
-    shown = shown_path(path)
-    sources[shown] = text
     listed = [
         (ln, Location(shown, number, raw_lines[number - 1].find(ln) + 1))
         for number, ln in enumerate(lines, start=1)
         if ln and not ln.startswith("#")
     ]
-    return tuple(ln for ln, _ in listed), _invalid_requirements([*listed, *in_steps])
+    return tuple(ln for ln, _ in listed), _invalid_requirements(in_steps, listed)
 
 
-def _invalid_requirements(entries: Sequence[tuple[str, Location]]) -> list[Diagnostic]:
-    if not entries:
+def _invalid_requirements(
+    written: Sequence[tuple[str, Location]], in_file: Sequence[tuple[str, Location]] = ()
+) -> list[Diagnostic]:
+    """NBF608 for each entry that is not a PEP 508 requirement: those `written` in the manifest
+    are quoted, those of a requirements file are named by their line alone."""
+    if not written and not in_file:
         return []
     from packaging.requirements import InvalidRequirement, Requirement
 
+    hint = (
+        "write it as pip reads a requirement (PEP 508): `name`, `name==1.2`, "
+        "`name[extra]>=1,<2`, `name @ https://...`"
+    )
     out = []
-    for text, where in entries:
+    for text, where, quote in [
+        *((t, w, True) for t, w in written),
+        *((t, w, False) for t, w in in_file),
+    ]:
         try:
             Requirement(text)
         except InvalidRequirement as exc:
             reason = str(exc).splitlines()[0]
-            out.append(
-                error(
-                    codes.REQUIREMENT_INVALID,
-                    f"`{text}` is not a valid requirement: {reason}",
-                    where,
-                    hint="write it as pip reads a requirement (PEP 508): `name`, `name==1.2`, "
-                    "`name[extra]>=1,<2`, `name @ https://...`",
-                )
-            )
+            if quote:
+                message = f"`{text}` is not a valid requirement: {reason}"
+            else:  # packaging's reason alone, unless it quotes the line
+                why = "" if text in reason else f": {reason}"
+                message = f"line {where.line} of {where.file} is not a valid requirement{why}"
+            out.append(error(codes.REQUIREMENT_INVALID, message, where, hint=hint))
     return out
 
 

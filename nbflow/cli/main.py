@@ -552,7 +552,14 @@ def _cluster_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
     p.add_argument("--context", help="kubeconfig context (default: the current one)")
-    p.add_argument("--host", help="KFP API URL for `deploy.kfp: api` (default: deploy.host)")
+    p.add_argument(
+        "--kfp-host",
+        "--host",
+        dest="host",
+        metavar="URL",
+        help="KFP API URL for `deploy.kfp: api` (default: $NBFLOW_KFP_HOST, else deploy.host); "
+        "the only host $NBFLOW_KFP_TOKEN is sent to",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -33,6 +33,7 @@ from nbflow.codes.dataflow import (
 from nbflow.codes.load import (
     API_VERSION,
     DUPLICATE_KEY,
+    FILE_REFUSED,
     INPUT_TOO_LARGE,
     MANIFEST_NOT_A_MAPPING,
     MANIFEST_NOT_FOUND,
@@ -157,6 +158,7 @@ __all__ = [
     "EMPTY_STEP",
     "ENV_NAME",
     "EXPERIMENT_NAME",
+    "FILE_REFUSED",
     "FORGOTTEN_CELL",
     "GRID_TOO_LARGE",
     "GRID_TOO_SMALL",

@@ -224,3 +224,24 @@ NUMBER_OUT_OF_RANGE = Code(
           seed: 42
     """),
 )
+FILE_REFUSED = Code(
+    "NBF013",
+    "file-refused",
+    ERROR,
+    "A file the manifest names (or the manifest) is not one nbflow reads.",
+    "The manifest, its `notebook`, its `requirements` file and its lock file are read only "
+    "when, after symlinks are followed, they are regular files inside the manifest's "
+    "repository (the nearest folder above it holding `.git`; outside git, the manifest's own "
+    "folder), under a size cap (manifest 1 MiB, notebook 64 MiB, requirements 1 MiB, lock "
+    "4 MiB). A path outside the repository, a symlink pointing out of it, a folder, a FIFO, a "
+    "device or an oversized file is refused before anything is read (a manifest over its cap "
+    "is NBF010, input-too-large), and no message quotes it: see docs/security.md. Move the file into the repository, or commit a copy.",
+    yaml("""
+        requirements: /etc/passwd
+        notebook: ../../other-repo/digits.ipynb
+    """),
+    yaml("""
+        requirements: requirements.txt
+        notebook: digits.ipynb
+    """),
+)

@@ -9,8 +9,10 @@ Each project (an ``nbflow.yaml``) goes through:
 - A project with errors is reported (its result carries the report) and nothing of it is
   applied; the other projects go on.
 - Every snapshot is taken before any build writes a file, so the build folder can't make the
-  tree dirty. ``apply`` refuses a dirty snapshot (or a project outside git) unless
-  ``allow_dirty``: what runs on the cluster must be named by a commit.
+  tree dirty. A snapshot is dirty when any file the build reads (the manifest, its notebook,
+  requirements and lock files, wherever in the repository) is not as committed. ``apply``
+  refuses a dirty snapshot (or a project outside git) unless ``allow_dirty`` or ``dry_run``:
+  what runs on the cluster must be named by a commit.
 - The namespace is the command line's, else the manifest's ``deploy.namespace``, else the
   resource's, else the kubeconfig context's (see :func:`nbflow.deploy.kubernetes.apply`).
 - ``deploy.kfp: kubernetes`` (the default) applies the Pipeline and PipelineVersion with
@@ -19,7 +21,8 @@ Each project (an ``nbflow.yaml``) goes through:
   the manifest says ``deploy.experiment: true``, since a tuning run costs GPUs; it is always a
   Kubernetes resource.
 
-Errors: :class:`nbflow.errors.UsageError` (no manifest, a dirty tree, no KFP host: exit 2);
+Errors: :class:`nbflow.errors.UsageError` (no manifest, a dirty tree, no KFP host, a token a
+host may not have: exit 2);
 :class:`nbflow.deploy.kubernetes.ApplyError` from the cluster, and :class:`DeployError` (an ApplyError that
 also carries the results of every project) from :func:`apply_projects` and :func:`diff`.
 :func:`exit_code` maps an ApplyError to the exit code: 2 when the cluster can't be reached or
@@ -33,6 +36,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -40,7 +44,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbflow.deploy.kfp_api import KFP_TOKEN_ENV, upload_to_kfp
+from nbflow.deploy.kfp_api import (
+    KFP_HOST_ENV,
+    KFP_TOKEN_ENV,
+    bearer_token,
+    upload_to_kfp,
+    url_problem,
+)
 from nbflow.deploy.kubernetes import ApplyError, Change
 from nbflow.deploy.workflows import WORKFLOWS, cmd_init_ci, init_ci, templates_folder
 from nbflow.errors import UsageError
@@ -210,6 +220,8 @@ class _Prepared:
     project: Project | None = None
     snapshot: Snapshot | None = None
     build: BuildResult | None = None
+    kfp_host: str | None = None  # `deploy.kfp: api`: the URL, and the token it may have
+    kfp_token: str | None = None
 
 
 def diff(
@@ -225,6 +237,8 @@ def diff(
 
     Actions per resource: ``create``, ``new-version``, ``update``, ``unchanged``, ``conflict``
     (see :func:`nbflow.deploy.kubernetes.plan_apply`). ``out_dir`` None builds into a temporary folder.
+    ``host`` is the operator's KFP API URL (else ``$NBFLOW_KFP_HOST``), the only host that
+    ``$NBFLOW_KFP_TOKEN`` is sent to (:func:`nbflow.deploy.kfp_api.bearer_token`).
     """
     with _out_folder(out_dir) as out:
         prepared = _prepare(paths, out, allow_dirty=True, host=host)
@@ -232,7 +246,6 @@ def diff(
             prepared,
             ProjectDiff,
             namespace=namespace,
-            host=host,
             clients=_Clients(kubeconfig, context),
             write=False,
         )
@@ -254,16 +267,17 @@ def apply_projects(
 ) -> list[ProjectApply]:
     """Validate, build and apply every project under ``paths``; see the module docstring.
 
-    Raises :class:`UsageError` for a dirty snapshot (before anything is built or applied) and
+    Raises :class:`UsageError` for a dirty snapshot (before anything is built or applied;
+    ``dry_run`` accepts one, since it writes nothing) and
     :class:`DeployError` when the cluster refuses a project: the projects after it are still
     applied unless the cluster can't be used at all (:func:`exit_code` 2).
     """
-    prepared = _prepare(paths, Path(out_dir), allow_dirty=allow_dirty, host=host)
+    # a preview writes nothing, so it may show what an uncommitted tree would change
+    prepared = _prepare(paths, Path(out_dir), allow_dirty=allow_dirty or dry_run, host=host)
     results = _run(
         prepared,
         ProjectApply,
         namespace=namespace,
-        host=host,
         clients=_Clients(kubeconfig, context),
         write=True,
         dry_run=dry_run,
@@ -301,21 +315,9 @@ def _prepare(
         )
         if project is not None:
             # every snapshot before the first build: the out folder must not make a tree dirty
-            item.snapshot = take(project.root)
+            item.snapshot = take(project.root, project.inputs)
         prepared.append(item)
-    hostless = [
-        p.shown
-        for p in prepared
-        if p.project is not None
-        and p.project.manifest.deploy.kfp == "api"
-        and not (host or p.project.manifest.deploy.host)
-    ]
-    if hostless:
-        raise UsageError(
-            f"`deploy.kfp: api` needs the KFP API's URL ({', '.join(hostless)}): set "
-            "`deploy.host` in nbflow.yaml or pass --host (for example http://localhost:8888 "
-            "after `kubectl port-forward -n kubeflow svc/ml-pipeline 8888`)"
-        )
+    _kfp_hosts(prepared, host or os.environ.get(KFP_HOST_ENV) or None)
     dirty = [p for p in prepared if p.snapshot is not None and _unnamed(p.snapshot)]
     if dirty and not allow_dirty:
         lines = [f"  {p.shown}: snapshot {p.snapshot.label}" for p in dirty if p.snapshot]
@@ -329,6 +331,31 @@ def _prepare(
         if item.project is not None:
             item.build = build(item.project, out, snapshot=item.snapshot)
     return prepared
+
+
+def _kfp_hosts(prepared: list[_Prepared], operator: str | None) -> None:
+    """The KFP API URL of each `deploy.kfp: api` project, and the token it may have: the
+    operator's URL wins over a manifest's, and only the operator's gets the token."""
+    if operator is not None and (problem := url_problem(operator)):
+        raise UsageError(f"--kfp-host {operator} {problem}")
+    api = [p for p in prepared if p.project is not None and p.project.manifest.deploy.kfp == "api"]
+    hostless = [
+        p.shown for p in api if not (operator or (p.project and p.project.manifest.deploy.host))
+    ]
+    if hostless:
+        raise UsageError(
+            f"`deploy.kfp: api` needs the KFP API's URL ({', '.join(hostless)}): pass "
+            f"--kfp-host (or set {KFP_HOST_ENV}), or set `deploy.host` in nbflow.yaml (for "
+            "example http://localhost:8888 after `kubectl port-forward -n kubeflow "
+            "svc/ml-pipeline 8888`)"
+        )
+    for item in api:
+        assert item.project is not None
+        item.kfp_host = operator or item.project.manifest.deploy.host
+        assert item.kfp_host is not None
+        item.kfp_token = bearer_token(
+            item.kfp_host, operator_named=operator is not None, shown=item.shown
+        )
 
 
 def _unnamed(snapshot: Snapshot) -> bool:
@@ -356,7 +383,6 @@ def _run(
     result_type: type[ProjectDiff],
     *,
     namespace: str | None,
-    host: str | None,
     clients: _Clients,
     write: bool,
     dry_run: bool = False,
@@ -401,7 +427,8 @@ def _run(
                 deploy.kfp,
                 experiment if deploy.experiment else [],
                 namespace=ns,
-                host=host or deploy.host,
+                host=item.kfp_host,
+                token=item.kfp_token,
                 clients=clients,
                 write=write,
                 dry_run=dry_run,
@@ -428,6 +455,7 @@ def _deploy(
     *,
     namespace: str | None,
     host: str | None,
+    token: str | None,
     clients: _Clients,
     write: bool,
     dry_run: bool,
@@ -440,7 +468,7 @@ def _deploy(
     if mode == "api":
         assert host, "checked by _prepare"
         step = "plan" if not write else "dry-run" if dry_run else "apply"
-        changes += upload_to_kfp(built, host=host, namespace=namespace, step=step)
+        changes += upload_to_kfp(built, host=host, namespace=namespace, step=step, token=token)
         resources = experiment  # the Experiment is still a Kubernetes resource
     else:
         resources = resources_of(built.folder, include_experiment=False) + experiment
@@ -613,6 +641,7 @@ def _cell(value: object) -> str:
 
 
 __all__ = [
+    "KFP_HOST_ENV",  # nbflow.deploy.kfp_api
     "KFP_TOKEN_ENV",  # nbflow.deploy.kfp_api
     "WORKFLOWS",  # nbflow.deploy.workflows
     "DeployError",

@@ -18,13 +18,78 @@ from nbflow.deploy.kubernetes import ApplyError, Change
 if TYPE_CHECKING:
     from nbflow.generate.build import BuildResult
 
-# the KFP REST API: (connect, read) seconds per request, and the bearer token's variable
+# the KFP REST API: (connect, read) seconds per request, the bearer token's variable, and the
+# variable by which the operator names the host that token is for
 KFP_TIMEOUT = (5.0, 60.0)
 KFP_TOKEN_ENV = "NBFLOW_KFP_TOKEN"
+KFP_HOST_ENV = "NBFLOW_KFP_HOST"
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` can't be a KFP API URL (None when it can): http or https, with a host."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return "is not an http(s) URL"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "is not an http(s) URL"
+    if parts.username is not None or parts.password is not None:
+        return f"must not carry credentials (set {KFP_TOKEN_ENV})"
+    return None
+
+
+def _loopback(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bearer_token(url: str, *, operator_named: bool, shown: str) -> str | None:
+    """The token of ``$NBFLOW_KFP_TOKEN`` for the KFP API at `url`, or None when none is set.
+
+    The token is the operator's, and goes only where the operator says: to a host given by
+    ``--kfp-host`` or ``$NBFLOW_KFP_HOST`` (`operator_named`), never to one that only a
+    manifest names (a pull request could point it anywhere), and over https, or plain http to
+    a loopback address only (a port-forward). Raises :class:`nbflow.errors.UsageError`
+    otherwise, before anything is sent."""
+    from nbflow.errors import UsageError
+
+    token = os.environ.get(KFP_TOKEN_ENV)
+    if not token:
+        return None
+    if not operator_named:
+        raise UsageError(
+            f"{KFP_TOKEN_ENV} is set, but the KFP API URL of {shown} ({url}) comes from its "
+            "`deploy.host` alone: nbflow sends the token only to a host the operator names\n"
+            f"hint: pass --kfp-host {url} (or set {KFP_HOST_ENV}) if that host is yours"
+        )
+    if url.lower().startswith("http://") and not _loopback(url):
+        raise UsageError(
+            f"refusing to send {KFP_TOKEN_ENV} over plain http to {url}\n"
+            "hint: use the API's https URL; plain http carries a token only to a loopback "
+            "address (`kubectl port-forward -n kubeflow svc/ml-pipeline 8888`, then "
+            "http://localhost:8888)"
+        )
+    return token
 
 
 def upload_to_kfp(
-    built: BuildResult, *, host: str, namespace: str | None, step: str = "apply"
+    built: BuildResult,
+    *,
+    host: str,
+    namespace: str | None,
+    step: str = "apply",
+    token: str | None = None,
 ) -> list[Change]:
     """Upload a build's pipeline through the KFP v2beta1 REST API.
 
@@ -37,7 +102,8 @@ def upload_to_kfp(
 
     Endpoints: ``GET /apis/v2beta1/pipelines/names/{name}``, ``POST /apis/v2beta1/pipelines``,
     ``GET /apis/v2beta1/pipelines/{id}/versions``, ``POST /apis/v2beta1/pipelines/upload_version``.
-    The token of ``$NBFLOW_KFP_TOKEN``, when set, is sent as a bearer token.
+    ``token``, when given, is sent as a bearer token: see :func:`bearer_token` for which
+    host may have it.
 
     This uses ``kfp_server_api``, the generated client that ``kfp.Client`` wraps, directly:
     ``kfp.Client`` prints links on stdout (which would break ``--json``), retries its health
@@ -45,17 +111,25 @@ def upload_to_kfp(
     """
     changes: list[Change] = []
     try:
-        return _upload(built, host=host, namespace=namespace, step=step, changes=changes)
+        return _upload(
+            built, host=host, namespace=namespace, step=step, token=token, changes=changes
+        )
     except ApplyError as exc:  # say what was done before the failure
         raise ApplyError(exc.message, exc.hint, changes=tuple(changes), status=exc.status) from None
 
 
 def _upload(
-    built: BuildResult, *, host: str, namespace: str | None, step: str, changes: list[Change]
+    built: BuildResult,
+    *,
+    host: str,
+    namespace: str | None,
+    step: str,
+    token: str | None,
+    changes: list[Change],
 ) -> list[Change]:
     import kfp_server_api
 
-    api = _KfpApi(kfp_server_api, host)
+    api = _KfpApi(kfp_server_api, host, token)
     pipeline_name, version_name = built.pipeline, built.version_name
     description = f"nbflow {built.snapshot.label}"
 
@@ -121,16 +195,16 @@ def _upload(
 class _KfpApi:
     """The two generated services, with errors worded as :class:`ApplyError`."""
 
-    def __init__(self, kfp_server_api: Any, host: str) -> None:
+    def __init__(self, kfp_server_api: Any, host: str, token: str | None) -> None:
         import urllib3
 
         from nbflow import __version__
 
         self.host = host.rstrip("/")
         config = kfp_server_api.Configuration(host=self.host)
-        # one quick retry for a refused connection; never replay a write whose answer was lost
+        # one quick retry for a refused connection; never replay a write whose answer was lost;
+        # never follow a redirect (the token would go where the answer points)
         config.retries = urllib3.Retry(total=1, connect=1, read=0, redirect=0, status=0, other=0)
-        token = os.environ.get(KFP_TOKEN_ENV)
         if token:
             config.api_key["authorization"] = token
             config.api_key_prefix["authorization"] = "Bearer"
@@ -180,7 +254,7 @@ class _KfpApi:
 
             raise ApplyError(
                 f"cannot reach the KFP API at {self.host}: {_network_reason(exc)}",
-                "check `deploy.host` in nbflow.yaml or --host; from outside the cluster, "
+                "check --kfp-host or `deploy.host` in nbflow.yaml; from outside the cluster, "
                 "`kubectl port-forward -n kubeflow svc/ml-pipeline 8888` and use "
                 "http://localhost:8888",
             ) from None
@@ -195,7 +269,8 @@ class _KfpApi:
         if status == 401:
             return ApplyError(
                 f"the KFP API at {self.host} rejected the credentials (401): {message}",
-                f"set {KFP_TOKEN_ENV} to a bearer token the KFP API accepts",
+                f"set {KFP_TOKEN_ENV} to a bearer token the KFP API accepts (it is sent only to "
+                f"the host of --kfp-host or {KFP_HOST_ENV})",
                 status=status,
             )
         if status == 403:
@@ -212,4 +287,11 @@ class _KfpApi:
         )
 
 
-__all__ = ["KFP_TIMEOUT", "KFP_TOKEN_ENV", "upload_to_kfp"]
+__all__ = [
+    "KFP_HOST_ENV",
+    "KFP_TIMEOUT",
+    "KFP_TOKEN_ENV",
+    "bearer_token",
+    "upload_to_kfp",
+    "url_problem",
+]

@@ -340,7 +340,7 @@ def render(
     """The build folder's files as text, and the record; nothing is written."""
     from nbflow.generate.kfp_source import generate
 
-    snapshot = snapshot or take(project.root)
+    snapshot = snapshot or take(project.root, project.inputs)
     source = generate(project, "cluster")
     with (
         _cyclic_gc_paused(),

@@ -38,6 +38,7 @@ Two targets share one generator:
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import zlib
@@ -62,6 +63,13 @@ RUNTIME_PACKAGES = ("ipython", "cloudpickle")
 @cache
 def _packed_runtime() -> str:
     return packed_runtime()  # packed once per process
+
+
+@cache
+def _runtime_digest() -> str:
+    """SHA-256 of the runtime as the runtime task writes it: each step checks it before running
+    it."""
+    return hashlib.sha256(zlib.decompress(base64.b64decode(_packed_runtime()))).hexdigest()
 
 
 # The runtime task: its component function, the alias the pipeline calls it by and its task's
@@ -312,31 +320,45 @@ def _component(
         f'    """nbflow step {step.name!r}: notebook cells {", ".join(map(str, step.cells))}."""',
         "    # base64: no KFP placeholder can form in the command",
         f"    program = json.loads(zlib.decompress(base64.b64decode({_b64(program)!r})))",
-        "    # the step runtime, from the pipeline's first task",
-        '    with open(runtime.path, encoding="utf-8") as f:',
-        '        code = compile(f.read(), "<nbflow-runtime>", "exec")',
+        "    # the step runtime, from the pipeline's first task: run only if it is the one this",
+        "    # pipeline was built with (whoever can write the artifact store could swap it)",
+        '    with open(runtime.path, "rb") as f:',
+        "        text = f.read()",
+        f"    if hashlib.sha256(text).hexdigest() != {_runtime_digest()!r}:",
+        "        raise RuntimeError(",
+        '            "the nbflow runtime artifact is not the one this pipeline was built with: "',
+        '            "refusing to run it (docs/security.md)"',
+        "        )",
+        '    code = compile(text.decode("utf-8"), "<nbflow-runtime>", "exec")',
         '    namespace = {"__name__": "nbflow_runtime"}',
         "    exec(code, namespace)",
         '    values = namespace["main"](',
         "        program,",
         "        inputs={" + ", ".join(f"{v!r}: in_{v}.path" for v, _ in sp.inputs) + "},",
+        # how each input was saved, as its producer recorded it in the pipeline's metadata
+        # store, never as the artifact's own files say (docs/security.md)
+        "        records={"
+        + ", ".join(f"{v!r}: dict(in_{v}.metadata)" for v, _ in sp.inputs)
+        + "},",
         "        outputs={" + ", ".join(f"{v!r}: out_{v}.path" for v in sp.outputs) + "},",
         "        parameters={" + ", ".join(f"{p!r}: param_{p}" for p in sp.parameters) + "},",
         "        report_path=report.path,",
         "    )",
     ]
+    body += [f'    out_{v}.metadata.update(values["records"][{v!r}])' for v in sp.outputs]
     if sp.metrics:
         body += [
-            "    for name, value in sorted(values.items()):",
+            '    for name, value in sorted(values["metrics"].items()):',
             "        metrics.log_metric(name, value)",
             "    # a file at the artifact's path, so that caches and launchers can read the values",
             '    with open(metrics.path, "w") as f:',
-            "        json.dump(values, f, sort_keys=True)",
+            '        json.dump(values["metrics"], f, sort_keys=True)',
         ]
     # json is imported inside the body: only the function's body travels into the container
     body.insert(body.index("):") + 2, "    import base64")
-    body.insert(body.index("):") + 3, "    import json")
-    body.insert(body.index("):") + 4, "    import zlib")
+    body.insert(body.index("):") + 3, "    import hashlib")
+    body.insert(body.index("):") + 4, "    import json")
+    body.insert(body.index("):") + 5, "    import zlib")
     install: list[str] = []
     if not local:
         # pip gets the requirements through this script rather than `packages_to_install`

@@ -50,8 +50,16 @@ class StepFailure(Exception):
 
 # --------------------------------------------------------------------------------------------
 # Serializers: one KFP artifact per variable; the artifact path becomes a directory holding the
-# data file and nbflow.json, which says how to load it.
+# data file and nbflow.json, which describes it. How to load it is not taken from those files
+# (whoever can write to the artifact store could name pickle there, or swap the bytes), but
+# from the pipeline's own record: the producing step puts the serializer and a digest of the
+# files in its output artifact's metadata (RECORD_SERIALIZER, RECORD_DIGEST), which KFP keeps
+# in ML Metadata apart from the bytes and hands the consuming step with its input artifact.
+# See docs/security.md.
 # --------------------------------------------------------------------------------------------
+
+RECORD_SERIALIZER = "nbflow.serializer"
+RECORD_DIGEST = "nbflow.sha256"
 
 
 class Serializer(Protocol):
@@ -631,16 +639,13 @@ def save_bundle(values: dict[str, object], paths: dict[str, str]) -> None:
             json.dump(meta, f)
 
 
-def load_input(path: str, bundles: dict[str, dict[str, object]]) -> object:
-    """Load one input; a bundle (see :func:`save_bundle`) is read once into ``bundles``, so
-    that the values it holds arrive sharing what they shared."""
-    try:
-        with open(os.path.join(path, META_FILE), encoding="utf-8") as f:
-            meta = json.load(f)
-    except (OSError, ValueError):
-        meta = None
-    if not isinstance(meta, dict) or meta.get("serializer") != BUNDLE:
-        return load_value(path)
+def load_input(path: str, record: object, bundles: dict[str, dict[str, object]]) -> object:
+    """Load one input as ``record`` says (see :func:`load_value`); a bundle (see
+    :func:`save_bundle`) is read once into ``bundles``, so that the values it holds arrive
+    sharing what they shared."""
+    serializer, meta = _verified(path, record)
+    if serializer != BUNDLE:
+        return _load(path, serializer)
     key = str(meta["bundle"]["id"])
     if key not in bundles:
         with open(os.path.join(path, "bundle.pkl"), "rb") as f:
@@ -693,21 +698,75 @@ def save_value(value: object, path: str, *, variable: str) -> str:
     raise error if error is not None else RuntimeError("no serializer matched")
 
 
-def load_value(path: str) -> object:
-    """Load a value that :func:`save_value` wrote into directory ``path``."""
+def artifact_digest(path: str) -> str:
+    """SHA-256 of an artifact directory: every file's relative name, size and bytes, in order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            rel = os.path.relpath(full, path).replace(os.sep, "/")
+            digest.update(f"{rel}\0{os.path.getsize(full)}\0".encode())
+            with open(full, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+    return digest.hexdigest()
+
+
+def value_record(path: str, serializer: str) -> dict[str, str]:
+    """What the pipeline records of a saved value, in its artifact's metadata."""
+    return {RECORD_SERIALIZER: serializer, RECORD_DIGEST: artifact_digest(path)}
+
+
+def load_value(path: str, record: object) -> object:
+    """Load a value that :func:`save_value` wrote into directory ``path``, as ``record`` says:
+    the :func:`value_record` the pipeline kept when the producing step saved it. An artifact
+    whose files are not the ones recorded, or whose nbflow.json names another serializer, is
+    refused, not loaded."""
+    serializer, _ = _verified(path, record)
+    if serializer == BUNDLE:
+        raise ValueError("a bundle is loaded with the other values of its step (load_input)")
+    return _load(path, serializer)
+
+
+def _verified(path: str, record: object) -> tuple[str, dict[str, Any]]:
+    """The serializer ``record`` names and the artifact's nbflow.json, once the artifact's
+    files are checked against the record; ValueError when they don't match it."""
+    record = record if isinstance(record, dict) else {}
+    serializer = record.get(RECORD_SERIALIZER)
+    known = isinstance(serializer, str) and (serializer in SERIALIZERS or serializer == BUNDLE)
+    if not known or not isinstance(record.get(RECORD_DIGEST), str):
+        raise ValueError(
+            "the pipeline has no record of how this value was saved (no serializer and digest "
+            "in the input artifact's metadata): run the producing step again"
+        )
     meta_path = os.path.join(path, META_FILE)
     if not os.path.isfile(meta_path):
         raise ValueError(f"the artifact is not an nbflow value (no {META_FILE})")
     with open(meta_path, encoding="utf-8") as f:
         meta = json.load(f)
-    serializer = SERIALIZERS.get(meta.get("serializer"))
-    if serializer is None:
-        raise ValueError(f"unknown serializer {meta.get('serializer')!r} in {META_FILE}")
+    if not isinstance(meta, dict) or meta.get("serializer") != serializer:
+        raise ValueError(
+            f"the artifact's files were not written by the step that produced it, which saved "
+            f"it with {serializer}: refusing to load it"
+        )
+    if artifact_digest(path) != record[RECORD_DIGEST]:
+        raise ValueError(
+            "the artifact's files changed after the step that produced it saved them: "
+            "refusing to load it"
+        )
+    return str(serializer), meta
+
+
+def _load(path: str, serializer: str) -> object:
+    chosen = SERIALIZERS[serializer]
     try:
-        return serializer.load(path)
+        return chosen.load(path)
     except ImportError as exc:
         raise ImportError(
-            f"it was saved with {serializer.name}, which needs {exc.name or exc}: "
+            f"it was saved with {chosen.name}, which needs {exc.name or exc}: "
             "install it in the step image"
         ) from exc
 
@@ -1742,6 +1801,7 @@ def _run_step(
     sources: CellSources,
     *,
     inputs: dict[str, str],
+    records: dict[str, object],
     outputs: dict[str, str],
     parameters: dict[str, object],
     saved: dict[str, str],
@@ -1759,7 +1819,7 @@ def _run_step(
         if name not in inputs:
             raise StepFailure(f"step '{step}': no artifact for input variable '{name}'")
         try:
-            loaded[name] = load_input(inputs[name], bundles)
+            loaded[name] = load_input(inputs[name], records.get(name), bundles)
         except Exception as exc:
             raise StepFailure(
                 f"step '{step}': cannot load input variable '{name}': {type(exc).__name__}: {exc}"
@@ -1849,15 +1909,19 @@ def main(
     program: dict[str, Any],
     *,
     inputs: dict[str, str],
+    records: dict[str, object] | None = None,
     outputs: dict[str, str],
     parameters: dict[str, object],
     report_path: str | None,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Run one step: parameters and inputs in, cells run as in a notebook, outputs saved.
 
-    Prints ``name=value`` for each metric on stdout (the line Katib's StdOut collector reads)
-    and returns them. Any failure is printed to stderr (and put in the report) and ends the
-    step with ``SystemExit(1)``.
+    ``records`` holds, per input, what the pipeline recorded when the producing step saved it
+    (its artifact's metadata: :func:`value_record`); an input is loaded only as it says.
+    Prints ``name=value`` for each metric on stdout (the line Katib's StdOut collector reads).
+    Returns ``{"metrics": {name: value}, "records": {output: record}}``, the records for the
+    caller to put in each output artifact's metadata. Any failure is printed to stderr (and
+    put in the report) and ends the step with ``SystemExit(1)``.
     """
     # absolute: a cell may change directory (%cd, os.chdir); it is changed back at the end
     cwd = os.getcwd()
@@ -1881,6 +1945,7 @@ def main(
                 recorder,
                 sources,
                 inputs=inputs,
+                records=dict(records or {}),
                 outputs=outputs,
                 parameters=parameters,
                 saved=saved,
@@ -1925,4 +1990,5 @@ def main(
     emit_event("finished", step=program["step"], metrics=metrics)
     for name, value in metrics.items():
         print(f"{name}={value!r}", flush=True)
-    return metrics
+    records = {name: value_record(outputs[name], serializer) for name, serializer in saved.items()}
+    return {"metrics": metrics, "records": records}

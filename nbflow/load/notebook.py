@@ -7,6 +7,7 @@ survives inserting a cell above it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import warnings
@@ -80,15 +81,28 @@ class NotebookError(Exception):
 
 
 def load_notebook(
-    path: Path, shown: str, referenced_at: Location | None = None, *, text: str | None = None
+    path: Path,
+    shown: str,
+    referenced_at: Location | None = None,
+    *,
+    root: Path | None = None,
+    text: str | None = None,
 ) -> Notebook:
     """Read and validate a notebook; raise NotebookError with a diagnostic on any problem.
+
+    `root`: the repository the notebook must lie in (a manifest's notebook), None for one the
+    operator names; either way it must be a regular file under a size cap (nbflow.load.inputs).
     `text` is the notebook's content where it is not (yet) what the file holds: an editor's
-    unsaved state."""
+    unsaved state (the path is still confined to `root`)."""
+    from nbflow.load.inputs import InputRefused, confined, read_input
+
     where = referenced_at or Location(shown)
     try:
         if text is None:
-            text = path.read_text(encoding="utf-8")
+            text = read_input(path, root=root, kind="notebook").decode("utf-8")
+        elif root is not None:
+            with contextlib.suppress(FileNotFoundError):  # not saved yet
+                confined(path, root)
     except FileNotFoundError:
         raise NotebookError(
             error(
@@ -98,9 +112,20 @@ def load_notebook(
                 hint="`notebook` is relative to the manifest's folder",
             )
         ) from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the path
+    except InputRefused as exc:
+        raise NotebookError(error(codes.FILE_REFUSED, f"notebook {shown} {exc}", where)) from None
+    except UnicodeDecodeError as exc:
         raise NotebookError(
-            error(codes.NOTEBOOK_INVALID, f"cannot read notebook {shown}: {exc}", where)
+            error(
+                codes.NOTEBOOK_INVALID,
+                f"cannot read notebook {shown}: not UTF-8 (byte {exc.start + 1})",
+                where,
+            )
+        ) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = (exc.strerror or type(exc).__name__) if isinstance(exc, OSError) else str(exc)
+        raise NotebookError(
+            error(codes.NOTEBOOK_INVALID, f"cannot read notebook {shown}: {reason}", where)
         ) from None
     try:
         raw = json.loads(text)
@@ -249,29 +274,28 @@ def _plainly_valid_v4(raw: dict[str, Any]) -> bool:
 
 @functools.cache
 def _v4_validator(minor: int) -> Callable[[Any], Any] | None:
-    """fastjsonschema's validator for nbformat's v4.<minor> schema, as nbformat builds it; its
-    code is kept in nbflow's cache (nbflow/load/cache.py), keyed by the schema and fastjsonschema."""
+    """The validator of nbformat's v4.<minor> schema that fastjsonschema generates, as nbformat
+    builds it: nbflow ships it as a module (nbflow/load/nbformat_schemas, generated at
+    development time) and uses it only while the installed nbformat's schema file is the one it
+    was generated from. No code is compiled or loaded from anywhere else (docs/security.md)."""
     import hashlib
+    import importlib
     import importlib.util
 
+    from nbflow.load.nbformat_schemas import MINORS
+
+    if minor not in MINORS:
+        return None
     spec = importlib.util.find_spec("nbformat")  # finds the package; doesn't import it
     if spec is None or not spec.submodule_search_locations:
         return None
     schema = Path(spec.submodule_search_locations[0]) / "v4" / f"nbformat.v4.{minor}.schema.json"
     try:
-        import fastjsonschema
-
-        text = schema.read_text(encoding="utf-8")
-        definition = json.loads(text)
-    except (OSError, ValueError, ImportError):
+        digest = hashlib.sha256(schema.read_bytes()).hexdigest()
+        module = importlib.import_module(f"nbflow.load.nbformat_schemas.v4_{minor}")
+    except (OSError, ImportError):  # no schema file, or fastjsonschema missing
         return None
-    from nbflow.load.cache import compiled
-
-    key = hashlib.sha256(f"{fastjsonschema.VERSION}\n{text}".encode()).hexdigest()[:16]
-    code = compiled(
-        f"nbformat-v4.{minor}-{key}", lambda: fastjsonschema.compile_to_code(definition)
-    )
-    namespace: dict[str, Any] = {}
-    exec(code, namespace)  # defines validate(data): the code fastjsonschema.compile would run
-    validate: Callable[[Any], Any] = namespace["validate"]
+    if digest != module.SCHEMA_SHA256:  # another nbformat: let it check its own schema
+        return None
+    validate: Callable[[Any], Any] = module.validate
     return validate

@@ -18,21 +18,20 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import re
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nbflow import codes
 from nbflow.diagnostics import Diagnostic, Location, error
+from nbflow.load.inputs import LIMITS, InputRefused, InputTooLarge, read_input, repository_root
 
 YamlPath = tuple[str | int, ...]
 
 # ruamel reads ~30,000 values a second: the limits keep a load within seconds, and far above
 # what a real manifest holds (5,000 steps are ~200 kB and ~50,000 values)
-MAX_BYTES = 2**20
+MAX_BYTES = LIMITS["manifest"]  # checked as the file is read (nbflow.load.inputs)
 MAX_DEPTH = 64  # a manifest is ~6 deep; a parameter's default may nest some more
 MAX_VALUES = 100_000  # values in the document, each alias counted as the values it repeats
 INT64 = (-(2**63), 2**63 - 1)  # what KFP, protobuf and Kubernetes integers hold
@@ -246,44 +245,48 @@ def load_text(text: str, path: str) -> YamlDoc:
 
 
 def load_file(path: Path, shown: str | None = None) -> YamlDoc:
+    """Load a manifest: a regular file inside its own repository (nbflow.load.inputs), so that a
+    `nbflow.yaml` that is a symlink to a file elsewhere, or a FIFO, is refused, not read and
+    quoted. Its size is capped there (`MAX_BYTES`, refused as input-too-large); what it holds
+    is then limited by `load_text`."""
     shown = shown or str(path)
     try:
-        with open(path, "rb", opener=_open_nonblocking) as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise YamlLoadError(
-                    error(
-                        codes.MANIFEST_NOT_FOUND, f"{shown} is not a regular file", Location(shown)
-                    )
-                )
-            data = f.read(MAX_BYTES + 1)
+        data = read_input(path, root=repository_root(Path(path).parent), kind="manifest")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise YamlLoadError(
             error(codes.MANIFEST_NOT_FOUND, f"manifest not found: {shown}", Location(shown))
         ) from None
-    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
-        raise YamlLoadError(
-            error(codes.MANIFEST_NOT_FOUND, f"cannot read manifest {shown}: {exc}", Location(shown))
-        ) from None
-    if len(data) > MAX_BYTES:
+    except InputTooLarge:
         raise YamlLoadError(
             error(
                 codes.INPUT_TOO_LARGE,
                 f"{shown} is larger than {MAX_BYTES // 2**20} MiB: too large for a manifest",
                 Location(shown, 1, 1),
             )
-        )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
+        ) from None
+    except InputRefused as exc:
         raise YamlLoadError(
-            error(codes.MANIFEST_NOT_FOUND, f"cannot read manifest {shown}: {exc}", Location(shown))
+            error(codes.FILE_REFUSED, f"manifest {shown} {exc}", Location(shown))
+        ) from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise YamlLoadError(
+            error(
+                codes.MANIFEST_NOT_FOUND,
+                f"cannot read manifest {shown}: {_reason(exc)}",
+                Location(shown),
+            )
         ) from None
     return load_text(text, shown)
 
 
-def _open_nonblocking(path: str, flags: int) -> int:
-    """Open without blocking, so that a FIFO in a manifest's place is refused, not waited on."""
-    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+def _reason(exc: OSError | ValueError) -> str:
+    """Why a file can't be read, without the bytes a decoding error carries."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"it is not UTF-8 text (byte {exc.start + 1})"
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return str(exc)
 
 
 def _plain(node: Any, path: YamlPath, doc: YamlDoc) -> Any:

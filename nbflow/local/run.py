@@ -14,18 +14,25 @@ Everything lives under the project's `.nbflow/` folder:
     .nbflow/artifacts/            every task's outputs (both engines)
     .nbflow/engine-cache/         the nbflow engine's cache entries
     .nbflow/cache/                kfp.local's cache entries
-    .nbflow/build/<hash>/         the compiled local pipeline, reused while the source is unchanged
-    .nbflow/runs/<run id>/        run.json, index.html, logs/<step>.log, reports/<step>.html
+    .nbflow/runs/<run id>/        run.json, index.html, pipeline.yaml (the compiled local pipeline
+                                  that ran), logs/<step>.log, reports/<step>.html
+
+The pipeline is compiled by each process that runs it (once per distinct source, kept in
+memory for `nbflow tune`'s trials), never read back from a folder: code is not loaded from a
+cache (docs/security.md).
+
+Each step runs in a session of its own (`nbflow.local.processes`), with a temporary folder per
+run that is removed when the run ends. Ctrl-C, SIGTERM and SIGHUP stop the running step with
+every process it started, and raise `nbflow.errors.Interrupted` naming the step.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
+import functools
 import json
 import logging
-import os
 import re
 import signal
 import time
@@ -169,25 +176,22 @@ def missing_requirements(project: Project) -> list[str]:
     return missing
 
 
-def compile_local(project: Project, state: Path, *, cache: bool = True) -> Path:
-    """The local pipeline's IR, compiled once per distinct generated source."""
+def compile_local(project: Project, run_dir: Path, *, cache: bool = True) -> Path:
+    """The local pipeline's IR, compiled in this process (once per distinct generated source)
+    and written into the run's folder: `run_dir/pipeline.yaml`."""
+    ir = run_dir / "pipeline.yaml"
+    ir.write_text(_compiled(generate(project, "local", cache=cache)), encoding="utf-8")
+    return ir
+
+
+@functools.lru_cache(maxsize=4)
+def _compiled(source: str) -> str:
+    import tempfile
+
     from nbflow.generate.build import compile_source
 
-    source = generate(project, "local", cache=cache)
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    folder = state / "build" / digest
-    ir = folder / "pipeline.yaml"
-    if not ir.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        text = compile_source(source, folder)
-        for leftover in folder.glob("nbflow_generated_*.py"):
-            leftover.unlink()
-        # whole or not at all: a run stopped while this is written must not leave half an IR
-        # that the next run would take for the compiled pipeline
-        partial = folder / f".pipeline.yaml.{os.getpid()}.tmp"
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, ir)
-    return ir
+    with tempfile.TemporaryDirectory(prefix="nbflow-local-") as tmp:
+        return compile_source(source, Path(tmp))
 
 
 def _load_pipeline(ir: Path) -> Any:
@@ -537,7 +541,7 @@ def run(
     # the steps kills what is left at once
     with interruptible(on_signal=processes.terminate, again=processes.kill):
         try:
-            ir = compile_local(project, state, cache=cache)
+            ir = compile_local(project, run_dir, cache=cache)
             workspace = processes.tmp / "workspace"  # else kfp makes one in $TMPDIR per run
             workspace.mkdir()
             local.init(
@@ -548,11 +552,7 @@ def run(
                 enable_caching=True,  # --no-cache is compiled into the steps: the runtime task stays cached
                 cache_root=str(state / "cache"),
             )
-            try:
-                pipeline = _load_pipeline(ir)
-            except Exception:  # cut short (a run killed while writing it): compiled again
-                ir.unlink(missing_ok=True)
-                pipeline = _load_pipeline(compile_local(project, state, cache=cache))
+            pipeline = _load_pipeline(ir)  # compiled by this run: never an earlier one's
             with processes.installed(), _capture(router), warnings.catch_warnings():
                 # kfp.local warns, per task, that Kubernetes-only settings have no effect here
                 warnings.simplefilter("ignore")
@@ -601,7 +601,7 @@ def _run_native(
     ok, metrics = False, dict[str, float]()
     with interruptible():
         try:
-            ir = compile_local(project, state, cache=cache)
+            ir = compile_local(project, run_dir, cache=cache)
             ok, metrics = run_native(
                 project,
                 ir,
@@ -613,7 +613,7 @@ def _run_native(
                 jobs=jobs,
                 progress=on_step,
                 copy_report=lambda path, step: _copy_report(path, run_dir, step),
-                recompile=lambda: compile_local(project, state, cache=cache),
+                recompile=lambda: compile_local(project, run_dir, cache=cache),
                 echo=echo,
             )
         except KeyboardInterrupt as exc:
