@@ -1,11 +1,13 @@
 """The resolved project: a validated manifest with its notebook, cells resolved to numbers.
 
-Later stages (plan, generation, runs) take a `Project`, never raw YAML.
+Later stages (generation, runs, tuning, deploys) take a `Project`, never raw YAML. A Project is
+made once, by `nbflow.check.validate`, after the data-flow analysis: it always has its plan,
+and nothing changes it afterwards.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +52,7 @@ class Project:
     steps: tuple[StepConfig, ...]
     parameters: tuple[ParameterConfig, ...]
     requirements: tuple[str, ...]
-    plan: Plan | None = field(default=None)
+    plan: Plan  # the data flow between the steps, made before the Project
 
     @property
     def name(self) -> str:

@@ -1,7 +1,7 @@
 """Validation: manifest + notebook -> diagnostics and, when they hold no error, a Project.
 
 load YAML (positions) -> apiVersion -> pydantic model -> notebook -> structural rules
--> data-flow analysis and plan
+-> data-flow analysis and plan -> Project (frozen, made once) -> Katib's rules for `tuning`
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from nbflow.check.dataflow_rules import plan_project
 from nbflow.check.manifest import API_VERSION, Manifest, Resources
 from nbflow.check.project import ParameterConfig, Project, StepConfig
 from nbflow.check.rules import Checker
@@ -69,10 +70,12 @@ def manifest_path(path: str | Path) -> Path:
 
 
 def validate_manifest(
-    path: Path, *, analyse: bool = True, lock: bool = True
+    path: Path, *, katib: bool = True, lock: bool = True
 ) -> tuple[Report, Project | None]:
     """Validate one manifest with its notebook; `lock=False` skips the cell-drift check
-    against nbflow.lock.json (for `nbflow lock`, which rewrites it)."""
+    against nbflow.lock.json (for `nbflow lock`, which rewrites it); `katib=False` skips
+    holding the `tuning` block's Experiment against Katib's rules (for tests of the Experiment
+    itself). The Project is made once, with its data-flow plan, when there is no error."""
     shown = shown_path(path)
     report = Report(manifests=[shown])
     try:
@@ -106,39 +109,46 @@ def validate_manifest(
         return report, None
     r = checker.resolved
     assert r.steps is not None and r.parameter_values is not None
+    setup = tuple(c for c in r.setup if nb.cells[c - 1].type == "code")
+    steps = tuple(
+        _step_config(manifest, name, cells, requirements) for name, cells in r.steps.items()
+    )
+    parameters = tuple(
+        ParameterConfig(
+            name=name,
+            type=p.type or "str",
+            default=p.default if p.default is not None else r.parameter_values.get(name),
+            description=p.description,
+        )
+        for name, p in manifest.parameters.items()
+    )
+    plan, plan_diags = plan_project(
+        manifest,
+        doc,
+        nb,
+        setup=setup,
+        steps=steps,
+        parameters=parameters,
+        parameters_cell=r.parameters_cell,
+    )
+    report.extend(plan_diags)
+    if not report.ok:
+        return report, None
     project = Project(
         manifest_path=path,
         root=path.parent,
         manifest=manifest,
         doc=doc,
         notebook=nb,
-        setup=tuple(c for c in r.setup if nb.cells[c - 1].type == "code"),
+        setup=setup,
         skip=r.skip,
         parameters_cell=r.parameters_cell,
-        steps=tuple(
-            _step_config(manifest, name, cells, requirements) for name, cells in r.steps.items()
-        ),
-        parameters=tuple(
-            ParameterConfig(
-                name=name,
-                type=p.type or "str",
-                default=p.default if p.default is not None else r.parameter_values.get(name),
-                description=p.description,
-            )
-            for name, p in manifest.parameters.items()
-        ),
+        steps=steps,
+        parameters=parameters,
         requirements=requirements,
+        plan=plan,
     )
-    if analyse:
-        from nbflow.check.dataflow_rules import plan_project
-
-        plan, plan_diags = plan_project(project)
-        report.extend(plan_diags)
-        if report.ok:
-            object.__setattr__(project, "plan", plan)
-        else:
-            return report, None
-    if analyse and manifest.tuning is not None:
+    if katib and manifest.tuning is not None:
         report.extend(_katib(project, doc))
         if not report.ok:
             return report, None
@@ -148,7 +158,7 @@ def validate_manifest(
 def _katib(project: Project, doc: YamlDoc) -> list[Diagnostic]:
     """Check the Katib Experiment this manifest generates, as Katib's webhook and suggestion
     services would, so that a bad search is an error here rather than on the cluster."""
-    from nbflow.generate.katib import tuning_warnings, validate_tuning
+    from nbflow.check.experiment import tuning_warnings, validate_tuning
 
     where = doc.locate(("tuning",), key=True)
     hint = "Katib would reject the generated Experiment"
@@ -306,12 +316,12 @@ def _resources(default: Resources | None, step: Resources | None) -> Resources |
     )
 
 
-def validate(paths: Iterable[str | Path], *, analyse: bool = True) -> Report:
+def validate(paths: Iterable[str | Path]) -> Report:
     """Validate every manifest at or below `paths`; one report for all."""
     manifests = find_manifests(paths)
     report = Report()
     for m in manifests:
-        sub, _ = validate_manifest(m, analyse=analyse)
+        sub, _ = validate_manifest(m)
         report.merge(sub)
     return report
 

@@ -351,7 +351,6 @@ def run(
     """Run the project's pipeline here. Raises RunError when it cannot start."""
     from kfp import local
 
-    assert project.plan is not None
     missing = missing_requirements(project)
     if missing:
         raise RunError(
