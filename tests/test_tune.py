@@ -20,7 +20,7 @@ import pytest
 from nbflow.check.manifest import ALGORITHMS
 from nbflow.errors import EnvironmentProblem, UsageError
 from nbflow.local import tune as tune_mod
-from nbflow.local.tune import SAMPLERS, Dimension, TrialResult, judge, plan_search, tune
+from nbflow.local.tune import SAMPLERS, Dimension, TrialResult, judge, resolve_search, tune
 from tests.support.cli import run_cli, run_subprocess
 from tests.support.projects import load, tagged, write_project
 
@@ -172,8 +172,8 @@ def test_grid_points_and_search_space(tmp_path) -> None:
           shift: [a, b]
         """,
     )
-    plan = plan_search(load(root))
-    x, shift = plan.dimensions
+    spec = resolve_search(load(root))
+    x, shift = spec.dimensions
     # the range ends on its last step, so that Optuna need not adjust it (with a warning)
     assert (x.kind, x.low, x.high, x.step) == ("float", 0.0, 0.3, 0.1)
     assert (shift.kind, shift.values) == ("categorical", ("a", "b"))
@@ -191,7 +191,7 @@ def test_log_with_step_is_a_usage_error(tmp_path) -> None:
         """,
     )
     with pytest.raises(UsageError, match="both `log` and `step`"):
-        plan_search(load(root))
+        resolve_search(load(root))
 
 
 def test_grid_trials_capped_at_its_size_and_parallel_at_the_cpus(tmp_path) -> None:
@@ -206,12 +206,12 @@ def test_grid_trials_capped_at_its_size_and_parallel_at_the_cpus(tmp_path) -> No
           x: {min: 1, max: 4, step: 1}
         """,
     )
-    plan = plan_search(load(root), trials=10)
-    assert plan.max_trials == 4
-    assert any("the grid has 4 points" in n for n in plan.notes)
+    spec = resolve_search(load(root), trials=10)
+    assert spec.max_trials == 4
+    assert any("the grid has 4 points" in n for n in spec.notes)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    assert plan.parallel == min(4, cpus or 1)
-    assert plan_search(load(root), parallel=3).parallel == 3
+    assert spec.parallel == min(4, cpus or 1)
+    assert resolve_search(load(root), parallel=3).parallel == 3
 
 
 def test_judge_a_run() -> None:

@@ -1,11 +1,12 @@
 """The `nbflow` command: a thin layer over the library API.
 
-Exit codes (documented in README.md, tested in tests/test_cli.py):
+Exit codes (`nbflow.cli.exit_codes`, documented in README.md, tested in tests/test_cli.py):
   0  success
   1  the input has errors, or a run / tuning / apply failed
   2  bad usage, or an environment problem (missing file or dependency, unreachable cluster)
   130 interrupted (Ctrl-C)
-Exceptions become exit codes here, in `main`, and nowhere else.
+Exceptions become exit codes here, in `main`; the commands in `nbflow.cli.commands` return the
+code of their outcome. No module outside `nbflow.cli` decides an exit code.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from nbflow import __version__
+from nbflow.cli.exit_codes import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from nbflow.errors import CommandFailed, EnvironmentProblem, UsageError
 
 if TYPE_CHECKING:
     from nbflow.check.project import Project
 
-EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+__all__ = ["EXIT_INPUT", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "main", "parser"]
 
 
 def _out() -> TextIO:
@@ -91,7 +93,6 @@ def cmd_graph(args: argparse.Namespace) -> int:
     project = _project(args.path)
     if project is None:
         return EXIT_INPUT
-    assert project.plan is not None
     _out().write(render(project.plan, args.format, pipeline=project.name).rstrip("\n") + "\n")
     return EXIT_OK
 
@@ -155,7 +156,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INPUT
     try:
         params = parse_parameters(project, args.param or [])
-        assert project.plan is not None
         display = StepProgress(project.name, [s.name for s in project.plan.steps], sys.stderr)
         result = run(project, parameters=params, cache=not args.no_cache, progress=display.update)
     except RunError as exc:
@@ -192,25 +192,25 @@ def _color(args: argparse.Namespace) -> bool:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from nbflow.deploy.gitops import cmd_diff as run
+    from nbflow.cli.commands.deploy import cmd_diff as run
 
     return run(args)
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from nbflow.deploy.gitops import cmd_apply as run
+    from nbflow.cli.commands.deploy import cmd_apply as run
 
     return run(args)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from nbflow.local.tune import cmd_tune as run
+    from nbflow.cli.commands.tune import cmd_tune as run
 
     return run(args)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from nbflow.authoring.init import cmd_init as run
+    from nbflow.cli.commands.init import cmd_init as run
 
     return run(args)
 

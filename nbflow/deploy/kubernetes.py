@@ -77,6 +77,15 @@ class ApplyError(Exception):
     def __str__(self) -> str:
         return f"{self.message}\nhint: {self.hint}" if self.hint else self.message
 
+    @property
+    def cluster_unusable(self) -> bool:
+        """True when the cluster can't be reached or used (no configuration, network, 401,
+        403, a missing namespace or CRD); False when it refused the input (a conflict, a
+        webhook, a server error)."""
+        if any(c.action == "conflict" for c in self.changes):
+            return False
+        return self.status is None or self.status in {401, 403, 404}
+
 
 @dataclass(frozen=True)
 class Change:
