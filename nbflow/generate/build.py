@@ -215,7 +215,8 @@ def _kubernetes_yaml(
             if url:
                 spec["codeSourceURL"] = url
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    return yaml.dump_all(docs, Dumper=dumper, sort_keys=False, width=1000)
+    out: str = yaml.dump_all(docs, Dumper=dumper, sort_keys=False, width=1000)
+    return out
 
 
 def _sha256_file(path: Path) -> str:

@@ -41,4 +41,5 @@ def experiment_yaml(
     problems = check_experiment(exp)
     if problems:
         raise KatibError(problems)
-    return yaml.safe_dump(exp, sort_keys=False, width=1000)
+    text: str = yaml.safe_dump(exp, sort_keys=False, width=1000)
+    return text
