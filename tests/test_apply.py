@@ -18,7 +18,13 @@ from typing import Any
 import pytest
 import yaml
 
-from nbflow.deploy.kubernetes import ApplyError, ApplyResult, apply, load_api_client, plan_apply
+from nbflow.deploy.kubernetes import (
+    ApplyError,
+    ApplyResult,
+    apply,
+    diff_resources,
+    load_api_client,
+)
 from tests.support.k8s_server import (
     EXPERIMENT,
     KFP_TYPES,
@@ -221,8 +227,8 @@ def test_changed_pipeline_adds_a_version_and_keeps_the_old_one(
     assert old != new  # the version name carries the content hash
     server.clear_log()
 
-    plan = plan_apply(v2, namespace=None, api_client=client)
-    assert _actions(plan) == [
+    changes = diff_resources(v2, namespace=None, api_client=client)
+    assert _actions(changes) == [
         ("Pipeline", "tiny", "update"),
         ("PipelineVersion", new, "new-version"),
     ]
@@ -370,7 +376,7 @@ def test_spec_owned_by_another_field_manager_is_refused(
     labelled["spec"]["displayName"] = "edited by hand"
     server.put(labelled, manager="kubectl-edit")
 
-    changes = plan_apply(v1, namespace=None, api_client=client)
+    changes = diff_resources(v1, namespace=None, api_client=client)
 
     assert (changes[0].action, changes[0].reason) == ("conflict", "other-manager")
     assert "kubectl-edit" in changes[0].detail
@@ -529,7 +535,9 @@ def test_context_namespace_is_the_fallback(
     assert {c.namespace for c in apply(v1, namespace=None, api_client=client)} == {NS}
 
     plain = make_client(server)  # no namespace in the context: "default"
-    assert {c.namespace for c in plan_apply(v1, namespace=None, api_client=plain)} == {"default"}
+    assert {c.namespace for c in diff_resources(v1, namespace=None, api_client=plain)} == {
+        "default"
+    }
 
 
 def test_kubeconfig_from_the_environment(

@@ -4,7 +4,7 @@ the ``deploy.kfp: api`` upload is :mod:`nbflow.deploy.kfp_api`; both are re-expo
 
 Each project (an ``nbflow.yaml``) goes through:
 
-    validate -> snapshot (git) -> build into the out folder -> plan (diff) or apply
+    validate -> snapshot (git) -> build into the out folder -> changes (diff) or apply
 
 - A project with errors is reported (its result carries the report) and nothing of it is
   applied; the other projects go on.
@@ -178,7 +178,7 @@ def diff(
     """What :func:`apply_projects` would change, reading the cluster only.
 
     Actions per resource: ``create``, ``new-version``, ``update``, ``unchanged``, ``conflict``
-    (see :func:`nbflow.deploy.kubernetes.plan_apply`). ``out_dir`` None builds into a temporary folder.
+    (see :func:`nbflow.deploy.kubernetes.diff_resources`). ``out_dir`` None builds into a temporary folder.
     """
     with _out_folder(out_dir) as out:
         prepared = _prepare(paths, out, allow_dirty=True, host=host)
@@ -387,13 +387,13 @@ def _deploy(
     dry_run: bool,
     force: bool,
 ) -> list[Change]:
-    """The changes of one built project: planned (``write`` False), previewed or applied."""
-    from nbflow.deploy.kubernetes import apply, plan_apply
+    """The changes of one built project: found (``write`` False), previewed or applied."""
+    from nbflow.deploy.kubernetes import apply, diff_resources
 
     changes: list[Change] = []
     if mode == "api":
         assert host, "checked by _prepare"
-        step = "plan" if not write else "dry-run" if dry_run else "apply"
+        step = "diff" if not write else "dry-run" if dry_run else "apply"
         changes += upload_to_kfp(built, host=host, namespace=namespace, step=step)
         resources = experiment  # the Experiment is still a Kubernetes resource
     else:
@@ -402,7 +402,7 @@ def _deploy(
         return changes
     api_client = clients.kubernetes()
     if not write:
-        return changes + plan_apply(resources, namespace=namespace, api_client=api_client)
+        return changes + diff_resources(resources, namespace=namespace, api_client=api_client)
     result = apply(
         resources,
         namespace=namespace,
