@@ -496,8 +496,7 @@ def test_ctrl_c_in_a_terminal_exits_130(tmp_path) -> None:
         env={**os.environ, "NO_COLOR": "1"},
     )
     results = root / ".nbflow" / "tune"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    while proc.poll() is None:  # until two trials are complete (a hang: pytest-timeout)
         files = list(results.glob("*/trials.json"))
         if (
             files
