@@ -1,4 +1,4 @@
-"""Feeds a resolved manifest and notebook to the data-flow plan (nbflow.dataflow.plan), with
+"""Feeds a resolved manifest and notebook to the data-flow plan (nbflow.dataflow.planner), with
 the manifest's positions for its diagnostics. The Project is made from the result."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def plan_project(
     parameters: tuple[ParameterConfig, ...],
     parameters_cell: int | None,
 ) -> tuple[Plan, list[Diagnostic]]:
-    from nbflow.dataflow.plan import StepInput, make_plan
+    from nbflow.dataflow.planner import StepInput, make_plan
 
     cells = {c.number: c.source for c in nb.code_cells}
     inputs = [

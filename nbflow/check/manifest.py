@@ -1,7 +1,7 @@
 """The `nbflow.yaml` v1 model (pydantic v2): every key of the spec, short forms normalised.
 
 This is the manifest as written, checked for shape and types and frozen. Rules that need the
-notebook (cells exist, parameters cell, data flow) live in `nbflow.check.rules` and `nbflow.dataflow.plan`.
+notebook (cells exist, parameters cell, data flow) live in `nbflow.check.rules` and `nbflow.dataflow.planner`.
 The JSON schema in `schemas/nbflow.v1.schema.json` is generated from these classes.
 """
 
