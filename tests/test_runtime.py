@@ -225,6 +225,7 @@ SKLEARN_SETUP = (
 )
 
 
+@pytest.mark.slow
 def test_sklearn_estimator_round_trip_via_joblib(tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
     make = "from sklearn.linear_model import LogisticRegression\nvalue = LogisticRegression().fit(X, y)"
@@ -257,6 +258,7 @@ def test_dict_with_lambda_and_notebook_class_via_cloudpickle(tmp_path: Path) -> 
     assert round_trip(tmp_path, make, check) == "cloudpickle"
 
 
+@pytest.mark.slow
 def test_torch_round_trip(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     make = (
