@@ -3,6 +3,7 @@ cycle, every package is inside the contract, and docs/architecture.md draws the 
 
 from __future__ import annotations
 
+import ast
 import pkgutil
 import subprocess
 import sys
@@ -56,3 +57,22 @@ def test_the_drawing_has_the_layers_and_real_edges() -> None:
     assert "    cli --> check\n" in drawing  # cli/main.py imports check.validate
     assert "    check --> dataflow\n" in drawing
     assert "    dataflow --> check\n" not in drawing and "incluster -->" not in drawing
+
+
+def test_exit_codes_are_decided_in_the_cli_alone() -> None:
+    # library code returns results or raises; `incluster` holds programs of their own (pods)
+    found = []
+    for path in sorted((ROOT / "nbflow").rglob("*.py")):
+        parts = path.relative_to(ROOT / "nbflow").parts
+        if parts[0] in ("cli", "incluster"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef) and (
+                node.name.startswith("cmd_") or node.name == "exit_code"
+            ):
+                found.append(f"{path.name}: def {node.name}")
+            elif isinstance(node, ast.Name) and node.id.startswith("EXIT_"):
+                found.append(f"{path.name}: {node.id}")
+            elif isinstance(node, ast.Attribute) and node.attr == "exit":
+                found.append(f"{path.name}: .exit")
+    assert found == []
