@@ -535,3 +535,31 @@ def test_cli_as_a_subprocess(tmp_path) -> None:
     assert r.code == 0, r.err
     assert r.out == "best: score=0 with x=3\nscore=0.0\n"
     assert "trial 1/1  score=0  x=3" in r.err
+
+
+def test_a_worker_fails_its_trials_when_the_manifest_changed(tmp_path: Path) -> None:
+    """The manifest was edited (here: a step reads a name no cell defines) after the search
+    validated it: the worker answers each trial with the errors, as a list, and goes on."""
+    import subprocess
+    import sys
+
+    root = project_with(tmp_path / "p", "objective: score\nsearch:\n  x: {min: 0, max: 4}")
+    manifest = root / "nbflow.yaml"
+    manifest.write_text(
+        manifest.read_text(encoding="utf-8").replace("score: {cells: 4}", "score: {cells: 2-4}"),
+        encoding="utf-8",
+    )
+    worker = subprocess.run(
+        [sys.executable, "-m", "nbflow.local.tune", "--worker", str(manifest), str(tmp_path)],
+        input='{"parameters": {"x": 1.0}}\n',
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert worker.returncode == 0, worker.stderr
+    (event,) = [json.loads(line) for line in worker.stdout.splitlines()]
+    assert event["event"] == "error"
+    first, *errors = event["error"].splitlines()
+    assert first.startswith("the project has ") and first.endswith(" error(s) now:")
+    assert errors and all("nbflow.yaml:" in e and "[NBF" in e for e in errors)
