@@ -1,8 +1,8 @@
 """Diagnostics as data: every problem nbflow finds in a user's input.
 
-A diagnostic has a stable code (the catalogue below), a severity, a message, where it is
-(file, line, column; for a notebook also the cell and the line inside it) and a hint that says
-how to fix it. Reporters (``nbflow.cli.reporters``) turn a list of them into text, JSON, GitHub
+A diagnostic has a stable code (registered in ``nbflow.codes``), a severity, a message, where
+it is (file, line, column; for a notebook also the cell and the line inside it) and a hint that
+says how to fix it. Reporters (``nbflow.cli.reporters``) turn a list of them into text, JSON, GitHub
 annotations or SARIF; nothing else prints them.
 """
 
@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from enum import StrEnum
 
+from nbflow.codes import REGISTRY, Code, Severity
 
-class Severity(StrEnum):
-    ERROR = "error"
-    WARNING = "warning"
+__all__ = ["Diagnostic", "Location", "Report", "Severity", "error", "warning"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +31,7 @@ class Location:
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
-    code: str
+    code: str  # the id of a registered code, `NBF302`
     severity: Severity
     message: str
     location: Location
@@ -42,7 +40,8 @@ class Diagnostic:
 
     @property
     def title(self) -> str:
-        return CODES.get(self.code, self.code)
+        known = REGISTRY.get(self.code)
+        return known.name if known else self.code
 
     def sort_key(self) -> tuple[str, int, int, str]:
         loc = self.location
@@ -85,80 +84,21 @@ class Report:
         return iter(self.sorted())
 
 
-# The catalogue: code -> short title. Codes are stable: never reuse or renumber one.
-# NBF0xx loading, NBF1xx schema, NBF2xx cells, NBF3xx steps, NBF4xx parameters and metrics,
-# NBF5xx tuning, NBF6xx resources/images/volumes/deploy, NBF7xx data flow, NBF8xx generation.
-CODES: dict[str, str] = {
-    "NBF001": "manifest-not-found",
-    "NBF002": "yaml-syntax",
-    "NBF003": "api-version",
-    "NBF004": "notebook-not-found",
-    "NBF005": "notebook-invalid",
-    "NBF006": "notebook-version",
-    "NBF007": "manifest-not-a-mapping",
-    "NBF008": "duplicate-key",
-    "NBF009": "requirements-file",
-    "NBF101": "unknown-key",
-    "NBF102": "wrong-type",
-    "NBF103": "missing-key",
-    "NBF104": "invalid-value",
-    "NBF105": "invalid-name",
-    "NBF201": "bad-cell-range",
-    "NBF202": "cell-out-of-range",
-    "NBF203": "cell-id-not-found",
-    "NBF204": "cell-owned-twice",
-    "NBF205": "forgotten-cell",
-    "NBF206": "not-a-code-cell",
-    "NBF207": "empty-step",
-    "NBF208": "cell-drift",
-    "NBF301": "after-unknown-step",
-    "NBF302": "cycle",
-    "NBF303": "after-self",
-    "NBF401": "parameters-cell-missing",
-    "NBF402": "parameter-not-assigned",
-    "NBF403": "parameter-not-literal",
-    "NBF404": "parameter-type-mismatch",
-    "NBF405": "parameter-not-declared",
-    "NBF406": "parameter-unused",
-    "NBF407": "parameters-cell-syntax",
-    "NBF408": "metric-not-assigned",
-    "NBF409": "parameter-default-type",
-    "NBF501": "objective-not-metric",
-    "NBF502": "search-not-parameter",
-    "NBF503": "search-range-order",
-    "NBF504": "search-type",
-    "NBF505": "algorithm-settings",
-    "NBF506": "trial-counts",
-    "NBF507": "experiment-name",
-    "NBF508": "grid-too-small",
-    "NBF509": "search-empty",
-    "NBF510": "goal-direction",
-    "NBF511": "katib-rejects",
-    "NBF601": "bad-quantity",
-    "NBF602": "bad-gpu",
-    "NBF603": "image-tag",
-    "NBF604": "volume",
-    "NBF605": "timeout",
-    "NBF606": "env-name",
-    "NBF607": "label",
-    "NBF608": "requirement-invalid",
-    "NBF701": "undefined-name",
-    "NBF702": "ambiguous-definition",
-    "NBF703": "parameter-reassigned",
-    "NBF704": "star-import",
-    "NBF705": "unmovable-value",
-    "NBF706": "cell-syntax",
-    "NBF707": "setup-reads-step-value",
-}
-
-
 def error(
-    code: str, message: str, location: Location, hint: str | None = None, **kw: object
+    code: Code,
+    message: str,
+    location: Location,
+    hint: str | None = None,
+    related: tuple[Location, ...] = (),
 ) -> Diagnostic:
-    return Diagnostic(code, Severity.ERROR, message, location, hint, **kw)  # type: ignore[arg-type]
+    return Diagnostic(code.id, Severity.ERROR, message, location, hint, related)
 
 
 def warning(
-    code: str, message: str, location: Location, hint: str | None = None, **kw: object
+    code: Code,
+    message: str,
+    location: Location,
+    hint: str | None = None,
+    related: tuple[Location, ...] = (),
 ) -> Diagnostic:
-    return Diagnostic(code, Severity.WARNING, message, location, hint, **kw)  # type: ignore[arg-type]
+    return Diagnostic(code.id, Severity.WARNING, message, location, hint, related)

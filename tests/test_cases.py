@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from nbflow.check.validate import validate_manifest
+from nbflow.codes import REGISTRY
 from tests.support.cases import case_dirs, expected
 
 
@@ -37,6 +38,7 @@ def test_invalid(case: Path) -> None:
     assert (project is None) == (not report.ok)
     for d in report.diagnostics:
         assert d.message and d.location.file
+        assert d.severity in REGISTRY[d.code].severities, (d.code, d.severity)
 
 
 def test_enough_invalid_cases() -> None:

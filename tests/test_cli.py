@@ -26,6 +26,7 @@ def test_validate_ok(capsys):
     r = run_cli(capsys, "validate", str(VALID))
     assert r.code == EXIT_OK, r.out
     assert "ok: checked 1 manifest, 0 errors, 0 warnings" in r.out
+    assert "nbflow explain" not in r.out  # nothing to explain
 
 
 def test_validate_error_text_has_code_frame(capsys):
@@ -34,6 +35,7 @@ def test_validate_error_text_has_code_frame(capsys):
     assert "error[NBF101]: unknown key `paralelTrials` in `tuning`" in r.out
     assert "  paralelTrials: 3" in r.out and "^^^^^^^^^^^^^" in r.out
     assert "did you mean `parallelTrials`?" in r.out
+    assert "more on a code: `nbflow explain NBF101`" in r.out
 
 
 def test_validate_monorepo_finds_every_manifest(capsys, tmp_path):
@@ -83,11 +85,12 @@ def test_validate_formats(capsys, fmt):
 
 
 def test_github_escapes_newlines_and_commas(capsys, tmp_path):
+    from nbflow import codes
     from nbflow.cli.reporters import render_github
     from nbflow.diagnostics import Location, Report, error
 
     report = Report(manifests=["a,b.yaml"])
-    report.extend([error("NBF101", "50% bad\nsecond line", Location("a,b.yaml", 1, 2))])
+    report.extend([error(codes.UNKNOWN_KEY, "50% bad\nsecond line", Location("a,b.yaml", 1, 2))])
     line = render_github(report).splitlines()[0]
     assert (
         line
@@ -214,3 +217,148 @@ def test_command_reference_in_sync():
     assert committed == commands(), (
         "regenerate with: python -m nbflow.cli.reference commands > docs/commands.md"
     )
+
+
+# -- what the user wrote, escaped for the medium it reaches (issue 12, item 8) ------------------
+
+HOSTILE_KEY = "bad\n::error file=x::pwned \x1b[31mred\r[l](https://e.x) <details>"
+
+
+def hostile_manifest(folder: Path) -> Path:
+    """The minimal valid project, plus an unknown key holding a line break, a workflow command,
+    an escape sequence, a carriage return, a Markdown link and an HTML tag."""
+    folder.mkdir(parents=True)
+    text = (VALID / "nbflow.yaml").read_text(encoding="utf-8")
+    text = text.replace("../../notebooks/", str(CASES / "notebooks") + "/")
+    (folder / "nbflow.yaml").write_text(text + f"{json.dumps(HOSTILE_KEY)}: 1\n", encoding="utf-8")
+    return folder
+
+
+def test_text_output_keeps_a_name_on_its_line_and_out_of_the_terminal(capsys, tmp_path):
+    r = run_cli(capsys, "validate", str(hostile_manifest(tmp_path / "p")))
+    assert r.code == EXIT_INPUT
+    assert not [line for line in r.out.splitlines() if line.startswith("::")]  # no command
+    assert "\x1b" not in r.out and "\r" not in r.out
+    assert "unknown key `bad\\n::error file=x::pwned \\x1b[31mred\\r[l](https" in r.out
+
+
+def test_github_output_escapes_a_name_and_its_control_characters(capsys, tmp_path):
+    r = run_cli(capsys, "validate", "--format", "github", str(hostile_manifest(tmp_path / "p")))
+    (line, summary) = r.out.splitlines()
+    assert line.startswith("::error file=") and summary.startswith("failed:")
+    assert "\x1b" not in r.out and "\r" not in r.out
+    assert "unknown key `bad%0A::error file=x%3A%3Apwned" not in line  # data is not a property
+    assert "unknown key `bad%0A::error file=x::pwned \\x1b[31mred\\r" in line
+
+
+def test_a_raw_escape_in_a_manifest_line_is_shown_escaped_with_the_caret_under_it(tmp_path):
+    from nbflow import codes
+    from nbflow.cli.reporters import render_text
+    from nbflow.diagnostics import Location, Report, error
+
+    report = Report(manifests=["m.yaml"], sources={"m.yaml": "a: \x1b[2Jb\n"})
+    report.extend([error(codes.UNKNOWN_KEY, "bad", Location("m.yaml", 1, 8, end_column=9))])
+    lines = render_text(report).splitlines()
+    assert lines[3] == " 1 | a: \\x1b[2Jb"
+    assert lines[4] == "   | " + " " * len("a: \\x1b[2J") + "^"  # under the `b`
+
+
+def test_sarif_uri_is_percent_encoded(capsys, tmp_path):
+    folder = hostile_manifest(tmp_path / "a b#1%x?")
+    r = run_cli(capsys, "validate", "--format", "sarif", str(folder))
+    (result,) = json.loads(r.out)["runs"][0]["results"]
+    uri = result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri.endswith("/a%20b%231%25x%3F/nbflow.yaml"), uri
+
+
+def test_cells_shows_escape_sequences_of_a_first_line_escaped(capsys, tmp_path):
+    from tests.support.projects import write_project
+
+    root = write_project(
+        tmp_path / "p",
+        ["import os", "print('\x1b[2J\x1b[31mred')\r\nx = 1", "\x9b31mc1"],
+        "name: esc\nsetup: 1\nsteps:\n  one: {cells: 2-3}\n",
+    )
+    r = run_cli(capsys, "cells", str(root / "nb.ipynb"))
+    assert r.code == EXIT_OK
+    assert "\x1b" not in r.out and "\r" not in r.out and "\x9b" not in r.out
+    assert "print('\\x1b[2J\\x1b[31mred')" in r.out and "\\x9b31mc1" in r.out
+
+
+def test_run_progress_shows_a_failed_steps_output_without_its_control_characters():
+    import io
+
+    from nbflow.cli.progress import StepProgress
+    from nbflow.local.run import StepResult
+
+    stream = io.StringIO()
+    shown = StepProgress("p", ["one"], stream)
+    error = "step 'one' failed in cell 2\n\x1b]0;title\x07\x1b[2Jprinted\r::error::forged"
+    shown.update(StepResult("one", status="failed", seconds=1.0, error=error))
+    out = stream.getvalue()
+    assert "\x1b" not in out and "\r" not in out and "\x07" not in out
+    assert "      \\x1b]0;title\\x07\\x1b[2Jprinted\\r::error::forged" in out.splitlines()
+    assert not [line for line in out.splitlines() if line.lstrip().startswith("::")]
+    error = "boom\n::error file=x::forged\n  ::warning::too"
+    shown.update(StepResult("one", status="failed", seconds=1.0, error=error))
+    lines = stream.getvalue().splitlines()
+    assert lines[-2:] == ["      \\x3a:error file=x::forged", "        \\x3a:warning::too"]
+
+
+def test_explain_prints_the_explanation(capsys):
+    r = run_cli(capsys, "explain", "NBF302")
+    assert r.code == EXIT_OK, r.err
+    lines = r.out.splitlines()
+    assert lines[0] == "NBF302 cycle (error)"
+    assert lines[1] == "Steps wait for each other in a cycle."
+    assert "Wrong:" in lines and "Right:" in lines
+    assert "      train: {cells: 7, after: [evaluate]}" in lines  # the wrong example, indented
+    assert lines[-1].endswith("docs/diagnostics.md#nbf302-cycle")
+    assert run_cli(capsys, "explain", "cycle").out == r.out
+    assert run_cli(capsys, "explain", "nbf302").out == r.out
+
+
+def test_explain_without_a_code_lists_every_code(capsys):
+    from nbflow.codes import REGISTRY
+
+    r = run_cli(capsys, "explain")
+    assert r.code == EXIT_OK
+    listed = [line.split()[0] for line in r.out.splitlines() if line.startswith("NBF")]
+    assert listed == list(REGISTRY)
+    row = next(line for line in r.out.splitlines() if line.startswith("NBF704"))
+    assert row.split()[1:3] == ["star-import", "warning"]
+
+
+def test_explain_unknown_code_exits_2_with_a_suggestion(capsys):
+    r = run_cli(capsys, "explain", "NBF3O2")
+    assert r.code == EXIT_USAGE and r.out == ""
+    assert "no diagnostic code `NBF3O2`: did you mean NBF302 (cycle)?" in r.err
+    r = run_cli(capsys, "explain", "NBF510")  # retired: never reported
+    assert r.code == EXIT_USAGE
+    r = run_cli(capsys, "explain", "xyzzy")
+    assert r.code == EXIT_USAGE and "`nbflow explain` lists them" in r.err
+
+
+def test_explain_as_a_subprocess():
+    ok = run_subprocess("explain", "NBF701")
+    assert ok.code == EXIT_OK and ok.out.startswith("NBF701 undefined-name (error)\n"), ok.err
+    bad = run_subprocess("explain", "NBF7O1")
+    assert bad.code == EXIT_USAGE and "did you mean NBF701 (undefined-name)?" in bad.err
+    for r in (ok, bad):
+        assert "Traceback" not in r.out + r.err
+
+
+def test_sarif_rules_carry_descriptions_and_help(capsys):
+    from nbflow.codes import UNKNOWN_KEY
+
+    r = run_cli(capsys, "validate", "--format", "sarif", str(INVALID))
+    rule = json.loads(r.out)["runs"][0]["tool"]["driver"]["rules"][0]
+    assert rule["id"] == "NBF101" and rule["name"] == "unknown-key"
+    assert rule["shortDescription"] == {"text": UNKNOWN_KEY.summary}
+    assert rule["fullDescription"] == {"text": UNKNOWN_KEY.explanation}
+    assert UNKNOWN_KEY.explanation in rule["help"]["text"]
+    assert "paralelTrials" in rule["help"]["markdown"]  # the wrong example
+    assert rule["helpUri"] == (
+        "https://github.com/nbflow/nbflow/blob/main/docs/diagnostics.md#nbf101-unknown-key"
+    )
+    assert rule["defaultConfiguration"] == {"level": "error"}

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 import yaml
 
-from nbflow.cli.commands.deploy import exit_code, result_json
+from nbflow.cli.commands.deploy import exit_code, render_markdown, result_json
 from nbflow.cli.commands.init import cmd_init_ci
 from nbflow.deploy import gitops
 from nbflow.deploy.kubernetes import ApplyError, Change
@@ -747,3 +747,21 @@ def test_cmd_init_ci(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None
     assert (
         f"@{SHA_40} # v" in (tmp_path / ".github" / "workflows" / "nbflow-deploy.yml").read_text()
     )
+
+
+def test_diff_markdown_shows_names_and_messages_as_text() -> None:
+    from markdown_it import MarkdownIt
+
+    hostile = "[l](https://evil.example) ![i](https://e.x/i.png) <details>\x1b[31m | x"
+    result = gitops.ProjectDiff(
+        manifest="a <b>/nbflow.yaml",
+        version="p-1",
+        snapshot="abc",
+        namespace="team-a",
+        changes=(Change("Pipeline", "p", "team-a", "conflict", detail=hostile),),
+        error=hostile,
+    )
+    html = MarkdownIt("commonmark").enable("table").render(render_markdown([result]))
+    assert "<a " not in html and "<img" not in html and "<details" not in html
+    assert "<b>" not in html and "\x1b" not in html
+    assert html.count("<td>") == 5  # the `|` of the detail did not split its cell

@@ -4,6 +4,7 @@ platform spec), never by the generated Python text."""
 from __future__ import annotations
 
 import ast
+import base64
 import dataclasses
 import json
 from pathlib import Path
@@ -115,7 +116,8 @@ class Compiled:
         return self.container(task)["command"][-1]
 
     def program(self, task: str) -> dict[str, Any]:
-        """The step program embedded in the component (`program = json.loads('...')`)."""
+        """The step program embedded in the component
+        (`program = json.loads(base64.b64decode('...'))`)."""
         for node in ast.walk(ast.parse(self.code(task))):
             if (
                 isinstance(node, ast.Assign)
@@ -123,8 +125,10 @@ class Compiled:
                 and node.targets[0].id == "program"
             ):
                 call = node.value
-                assert isinstance(call, ast.Call) and isinstance(call.args[0], ast.Constant)
-                return json.loads(call.args[0].value)
+                assert isinstance(call, ast.Call) and isinstance(call.args[0], ast.Call)
+                encoded = call.args[0].args[0]
+                assert isinstance(encoded, ast.Constant)
+                return json.loads(base64.b64decode(encoded.value))
         raise AssertionError(f"no program in {task}")
 
 
@@ -381,3 +385,83 @@ tuning:
     executors = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert executors["exec-step-score"]["podMetadata"]["labels"] == {"nbflow.dev/metrics": "true"}
     assert "exec-step-prepare" not in executors
+
+
+# Valid PEP 508 requirements that sh would read as code or split were they not quoted for sh
+# (kfp quotes `packages_to_install` with repr(): `'` made it double-quote, `$(...)` then ran).
+SHELL_REQUIREMENTS = [
+    "numpy; python_version >= '3' and os_name != \"x\"",
+    'pandas; os_name == "$(touch MARKER)"',
+    'attrs; os_name == "`touch MARKER`;{{$}}{{{x"',
+    "six; os_name != 'a\tb' and os_name != \"it's\"",
+    "idna @ https://example.com/idna.whl#sha256=0;rm",
+]
+FAKE_TOOL = """#!{python}
+import json, os, sys
+with open(os.environ["NBF_ARGV_LOG"], "a", encoding="utf-8") as f:
+    f.write(json.dumps([os.path.basename(sys.argv[0]), *sys.argv[1:]]) + "\\n")
+"""
+
+
+def test_requirements_reach_pip_word_for_word_through_a_real_sh(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    manifest = "name: shelly\nsetup: 1\nrequirements: " + json.dumps(SHELL_REQUIREMENTS)
+    manifest += "\nsteps:\n  one: {cells: 2}\n"
+    root = write_project(tmp_path / "p", ["import os", "x = 1"], manifest)
+    compiled = compile_project(load(root), "cluster", tmp_path / "out")
+    container = compiled.container("step-one")
+    assert "{{" not in "".join(container["command"])  # no placeholder for KFP to expand
+    # run the container's command under sh, with pip and python3 recording their arguments
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("pip", "python3"):
+        (bin_dir / tool).write_text(FAKE_TOOL.format(python=sys.executable), encoding="utf-8")
+        (bin_dir / tool).chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    log = tmp_path / "argv.jsonl"
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "NBF_ARGV_LOG": str(log)}
+    subprocess.run(
+        [*container["command"], *container["args"]], cwd=work, env=env, check=True, timeout=60
+    )
+    calls = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    assert calls[0] == [
+        "python3",
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-warn-script-location",
+        "--",
+        "ipython",
+        "cloudpickle",
+        *SHELL_REQUIREMENTS,
+    ]
+    assert calls[1][:4] == ["python3", "-m", "pip", "install"] and "--no-deps" in calls[1]
+    assert calls[2][:3] == ["python3", "-m", "kfp.dsl.executor_main"]  # then the step runs
+    assert list(work.iterdir()) == []  # and nothing in a requirement ran
+
+
+def test_a_user_who_lists_kfp_keeps_their_pin(tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path / "p",
+        ["import os", "x = 1"],
+        'name: pinned\nsetup: 1\nrequirements: ["kfp==2.14.0"]\nsteps:\n  one: {cells: 2}\n',
+    )
+    command = compile_project(load(root), "cluster", tmp_path / "out").container("step-one")
+    text = " ".join(command["command"])
+    assert "'kfp==2.14.0'" in text and "--no-deps" not in text
+
+
+def test_no_placeholder_from_cells_or_names_reaches_a_command(tmp_path: Path) -> None:
+    cell = 'print("{{$}}", "{{$.outputs.artifacts[\'report\'].path}}", "/kfp-workspace")'
+    root = write_project(
+        tmp_path / "p", ["import os", cell], "name: ph\nsetup: 1\nsteps:\n  one: {cells: 2}\n"
+    )
+    for target in ("cluster", "local"):
+        compiled = compile_project(load(root), target, tmp_path / target)
+        command = "".join(compiled.container("step-one")["command"])
+        assert "{{" not in command and "/kfp-workspace" not in command
+        assert compiled.program("step-one")["cells"][1]["source"] == cell

@@ -379,3 +379,35 @@ def test_names_that_shadow_generated_code_and_an_int_default_for_a_float(
     assert result.metrics == {"total": 28.0}
     with pytest.raises(RunError, match="not parameters of names: nope"):
         run(project, state_dir=state, parameters={"nope": 1})
+
+
+def test_cell_code_holding_kfp_placeholders_reaches_the_step_byte_for_byte(
+    tmp_path: Path, state: Path
+) -> None:
+    # kfp.local, like the cluster's launcher, substitutes `{{$...}}` and `/kfp-workspace` in the
+    # container's command, where the component's source goes: the cells' code must not be there
+    # as text (`{{$}}` used to crash the step, the artifact path silently became `null`)
+    texts = [
+        "{{$}}",
+        "{{$.outputs.artifacts['report'].path}}",
+        "/kfp-workspace",
+        "{{workflow.name}}",
+    ]
+    out = tmp_path / "seen.json"
+    root = write_project(
+        tmp_path / "placeholders",
+        [
+            "import json",
+            "texts = [" + ", ".join(json.dumps(t) for t in texts) + "]\n"
+            "for t in texts:\n"
+            "    print('seen:', t)\n"
+            f"open({str(out)!r}, 'w').write(json.dumps(texts))",
+        ],
+        "name: placeholders\nsetup: 1\nsteps:\n  show: {cells: 2}\n",
+    )
+    result = run(load(root), state_dir=state)
+    assert result.ok, result.steps[0].error
+    assert json.loads(out.read_text(encoding="utf-8")) == texts
+    log = Path(result.steps[0].log or "").read_text(encoding="utf-8")
+    for t in texts:
+        assert f"seen: {t}\n" in log

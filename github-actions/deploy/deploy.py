@@ -9,7 +9,8 @@
    one line per resource on the log, the JSON under RUNNER_TEMP (output `result`).
 3. What was applied, per project, to the job summary ($GITHUB_STEP_SUMMARY).
 
-Standard library only; nbflow runs as `python -m nbflow` with this Python. Exit status: that of
+Standard library and nbflow (its kubeconfig parsing and escaping); nbflow runs as
+`python -m nbflow` with this Python, paths after `--`. Exit status: that of
 `nbflow apply` (0 applied, 1 a project has errors or the cluster refused it, 2 the cluster can't
 be reached or used).
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -26,21 +26,21 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-# kubeconfig keys whose values are credentials
-_SECRET_KEY = re.compile(
-    r"^\s*-?\s*(token|client-key-data|client-certificate-data|password|id-token|refresh-token|"
-    r"access-token|client-secret|secret)\s*:\s*(.+?)\s*$"
-)
-
 
 def mask_secrets(kubeconfig: str) -> None:
-    """Ask the runner to hide every credential of the kubeconfig in the log."""
-    for line in kubeconfig.splitlines():
-        match = _SECRET_KEY.match(line)
-        if match:
-            value = match.group(2).strip().strip("'\"")
-            if value:
-                print(f"::add-mask::{value}", flush=True)
+    """Ask the runner to hide every credential of the kubeconfig in the log.
+
+    The kubeconfig is parsed as YAML (so JSON and flow style too) by nbflow's
+    `kubeconfig_secrets`: tokens, client keys and certificates, passwords, exec plugin `env`
+    values, auth-provider secrets; a multi-line value line by line (a command is one line:
+    the rest of a multi-line value would be printed, not masked), each escaped as the runner
+    unescapes a command's data."""
+    from nbflow.deploy.redact import read_kubeconfig_secrets
+    from nbflow.escape import workflow_data
+
+    for value in read_kubeconfig_secrets(kubeconfig):
+        if "\n" not in value and "\r" not in value:
+            print(f"::add-mask::{workflow_data(value)}", flush=True)
 
 
 def write_kubeconfig(data: str, temp: Path) -> Path:
@@ -60,7 +60,8 @@ def apply(env: dict[str, str], out: Path) -> tuple[int, list[dict[str, Any]]]:
         args += ["--host", os.environ["NBFLOW_KFP_HOST"].strip()]
     if os.environ.get("NBFLOW_DRY_RUN", "").strip().lower() == "true":
         args.append("--dry-run")
-    args += os.environ.get("NBFLOW_PATHS", "").split() or ["."]
+    # paths after `--`: a folder may be called `-weird`
+    args += ["--", *(os.environ.get("NBFLOW_PATHS", "").split() or ["."])]
     sys.stdout.flush()
     proc = subprocess.run(
         [sys.executable, "-m", "nbflow", *args],
@@ -89,7 +90,17 @@ def log_lines(results: list[dict[str, Any]]) -> list[str]:
 
 
 def cell(value: object) -> str:
-    return " ".join(str(value or "").split()).replace("|", "\\|")
+    """Literal Markdown text on one line (names and messages come from manifests and the
+    cluster): no link, image, HTML or table break can form."""
+    from nbflow.escape import markdown
+
+    return markdown(" ".join(str(value or "").split()))
+
+
+def code_span(value: object, *, table: bool = False) -> str:
+    from nbflow.escape import markdown_code
+
+    return markdown_code(str(value or ""), table=table)
 
 
 def summary(results: list[dict[str, Any]], code: int, dry_run: bool) -> str:
@@ -99,12 +110,12 @@ def summary(results: list[dict[str, Any]], code: int, dry_run: bool) -> str:
             "Nothing was applied: see the job's log for why." if code else "No project found."
         )
     for project in results:
-        head = f"### `{cell(project.get('manifest'))}`"
+        head = f"### {code_span(project.get('manifest'))}"
         if project.get("version"):
             head += f": {cell(project['version'])}"
         out += [head, ""]
         facts = [
-            f"{name} `{cell(project[key])}`"
+            f"{name} {code_span(project[key])}"
             for name, key in (
                 ("snapshot", "snapshot"),
                 ("namespace", "namespace"),
@@ -154,8 +165,10 @@ def main() -> int:
     finally:
         if config is not None:
             shutil.rmtree(config.parent, ignore_errors=True)
+    from nbflow.escape import terminal
+
     for line in log_lines(results):
-        print(line)
+        print(terminal(line))  # a name cannot start a workflow command or recolour the log
     result_file = temp / "nbflow-apply.json"
     result_file.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     if os.environ.get("GITHUB_OUTPUT"):

@@ -9,7 +9,11 @@
 Environment: GITHUB_WORKSPACE (the checkout; the working directory), NBFLOW_PATHS (files or
 folders, separated by whitespace; default "."), NBFLOW_STRICT ("true" fails on warnings),
 NBFLOW_KUBECONFIG (a kubeconfig path, optional), KUBECONFIG, GITHUB_STEP_SUMMARY,
-GITHUB_EVENT_NAME. Standard library only; nbflow runs as `python -m nbflow` with this Python.
+GITHUB_EVENT_NAME. Standard library and nbflow only; nbflow runs as `python -m nbflow` with this
+Python, paths always after `--` (a folder may be called `-weird`).
+
+Everything a user wrote (paths, names, messages quoting keys) reaches the summary through
+`nbflow.escape`: as literal Markdown text or as a code span, never as a link, image or HTML.
 
 Exit status: that of `nbflow validate` (0 ok, 1 errors, 2 usage); 0 when no nbflow.yaml is
 found under the paths (a pull request may touch notebooks that no pipeline uses).
@@ -22,6 +26,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+from nbflow.escape import markdown, markdown_code
 
 NO_CREDENTIALS = "cluster diff skipped: no credentials on pull requests"
 NO_KUBECONFIG = "cluster diff skipped: no kubeconfig given"
@@ -55,18 +61,13 @@ def first_line(text: str) -> str:
     return said[0] if said else lines[-1] if lines else "(no message)"
 
 
-def inline(text: str) -> str:
-    """Text for one Markdown line: no line breaks, no table or code breakers."""
-    return " ".join(str(text).split()).replace("|", "\\|").replace("`", "'")
-
-
 def manifest_section(manifest: str, cluster: str | None, event: str) -> tuple[str, list[str]]:
     """(result word, Markdown lines) for one manifest."""
-    checked = nbflow("validate", "--format", "json", manifest)
+    checked = nbflow("validate", "--format", "json", "--", manifest)
     try:
         doc = json.loads(checked.stdout)
     except ValueError:
-        return "failed", [f"nbflow validate failed: {inline(first_line(checked.stderr))}", ""]
+        return "failed", [f"nbflow validate failed: {markdown(first_line(checked.stderr))}", ""]
     errors, warnings = int(doc.get("errors", 0)), int(doc.get("warnings", 0))
     result = "ok" if doc.get("ok") else "failed"
     lines = [
@@ -78,7 +79,8 @@ def manifest_section(manifest: str, cluster: str | None, event: str) -> tuple[st
         loc = d.get("location", {})
         where = ":".join(str(loc[k]) for k in ("file", "line", "column") if k in loc)
         lines.append(
-            f"- **{d.get('severity')}** `{inline(where)}` {d.get('code')}: {inline(d.get('message', ''))}"
+            f"- **{markdown(str(d.get('severity')))}** {markdown_code(where)} "
+            f"{markdown(str(d.get('code')))}: {markdown(str(d.get('message', '')))}"
         )
     if len(diagnostics) > MAX_DIAGNOSTICS:
         lines.append(f"- ... and {len(diagnostics) - MAX_DIAGNOSTICS} more (see the annotations)")
@@ -86,19 +88,19 @@ def manifest_section(manifest: str, cluster: str | None, event: str) -> tuple[st
         lines.append("")
     if not doc.get("ok"):
         return result, lines
-    graph = nbflow("graph", "--format", "mermaid", manifest)
+    graph = nbflow("graph", "--format", "mermaid", "--", manifest)
     if graph.returncode == 0 and graph.stdout.strip():
         lines += ["```mermaid", graph.stdout.strip().replace("```", "'''"), "```", ""]
     else:
-        lines += [f"graph unavailable: {inline(first_line(graph.stderr))}", ""]
+        lines += [f"graph unavailable: {markdown(first_line(graph.stderr))}", ""]
     if cluster is None:
         lines += [NO_CREDENTIALS if event.startswith("pull_request") else NO_KUBECONFIG, ""]
     else:
-        changes = nbflow("diff", "--format", "markdown", "--kubeconfig", cluster, manifest)
+        changes = nbflow("diff", "--format", "markdown", f"--kubeconfig={cluster}", "--", manifest)
         if changes.stdout.strip():
             lines += ["**On the cluster:**", "", changes.stdout.strip(), ""]
         if changes.returncode != 0:
-            lines += [f"cluster diff failed: {inline(first_line(changes.stderr))}", ""]
+            lines += [f"cluster diff failed: {markdown(first_line(changes.stderr))}", ""]
     return result, lines
 
 
@@ -116,6 +118,7 @@ def main() -> int:
         "--format",
         "github",
         *(["--strict"] if strict else []),
+        "--",
         *paths,
         stdout_to_log=True,
     )
@@ -124,11 +127,14 @@ def main() -> int:
     if code == 2:
         message = first_line(annotated.stderr)
         if "no nbflow.yaml found" in message:
-            out += [f"No nbflow.yaml under `{inline(' '.join(paths))}`: nothing to validate.", ""]
+            out += [
+                f"No nbflow.yaml under {markdown_code(' '.join(paths))}: nothing to validate.",
+                "",
+            ]
             code = 0
         else:
             sys.stderr.write(annotated.stderr)
-            out += [f"nbflow could not validate: {inline(message)}", ""]
+            out += [f"nbflow could not validate: {markdown(message)}", ""]
         return write_summary(out, code)
 
     from nbflow.check.validate import find_manifests
@@ -140,8 +146,8 @@ def main() -> int:
     for manifest in manifests:
         result, lines = manifest_section(manifest, cluster, event)
         mark = "✅" if result == "ok" else "❌"
-        table.append(f"| `{inline(manifest)}` | {mark} {result} |")
-        sections += [f"### `{inline(manifest)}`: {result}", "", *lines]
+        table.append(f"| {markdown_code(manifest, table=True)} | {mark} {result} |")
+        sections += [f"### {markdown_code(manifest)}: {result}", "", *lines]
     out += [*table, "", *sections]
     return write_summary(out, code)
 

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from nbflow import codes
 from nbflow.check.manifest import Manifest
 from nbflow.check.project import Project
 from nbflow.diagnostics import Diagnostic, Location, error
@@ -94,7 +95,7 @@ def check_lock(
     except (OSError, ValueError, KeyError, TypeError, AssertionError):
         return [
             error(
-                "NBF208",
+                codes.CELL_DRIFT,
                 f"{shown} is not a lock nbflow can read",
                 Location(shown, 1, 1),
                 hint="rewrite it with `nbflow lock`",
@@ -103,7 +104,7 @@ def check_lock(
     if locked.get("notebook") != manifest.notebook:
         return [
             error(
-                "NBF208",
+                codes.CELL_DRIFT,
                 f"{shown} locks {locked.get('notebook')}, but the manifest's notebook is {manifest.notebook}",
                 doc.locate(("notebook",)),
                 hint="run `nbflow lock` to record the new notebook's cells",
@@ -136,7 +137,7 @@ def check_lock(
         ]
         out.append(
             error(
-                "NBF208",
+                codes.CELL_DRIFT,
                 f"{what} no longer holds the cells recorded in {LOCK_NAME}"
                 + (": " + "; ".join(detail) if detail else ""),
                 doc.locate(where),

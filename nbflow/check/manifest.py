@@ -27,7 +27,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from nbflow import codes
 from nbflow.check.quantities import duration_seconds, is_quantity
+from nbflow.codes import Code
 
 API_VERSION = "nbflow/v1"
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -46,14 +48,15 @@ ALGORITHMS = (
 ParamType = Literal["int", "float", "str", "bool", "list", "dict"]
 
 
-def _fail(code: str, message: str, **ctx: Any) -> PydanticCustomError:
-    return PydanticCustomError(code, message, ctx or None)
+def _fail(code: Code, message: str, **ctx: Any) -> PydanticCustomError:
+    # the error's type is the code's id: `schema_errors` turns it back into that diagnostic
+    return PydanticCustomError(code.id, message, ctx or None)
 
 
 def _dns_label(value: str, what: str) -> str:
     if len(value) > 63 or not DNS_LABEL.match(value):
         raise _fail(
-            "NBF105",
+            codes.INVALID_NAME,
             f"{what} `{value}` is not a DNS-1123 label: lowercase letters, digits and `-`, "
             "starting and ending with a letter or digit, at most 63 characters",
         )
@@ -62,7 +65,7 @@ def _dns_label(value: str, what: str) -> str:
 
 def _identifier(value: str, what: str) -> str:
     if not IDENTIFIER.match(value) or keyword.iskeyword(value):
-        raise _fail("NBF105", f"{what} `{value}` is not a Python identifier")
+        raise _fail(codes.INVALID_NAME, f"{what} `{value}` is not a Python identifier")
     return value
 
 
@@ -72,7 +75,7 @@ def _cells_shape(value: Any) -> Any:
     for item in items:
         if isinstance(item, bool) or not isinstance(item, int | str):
             raise _fail(
-                "NBF102",
+                codes.WRONG_TYPE,
                 "cells are a number, a range like `4-5`, `id:<cell id>`, or a list of those; "
                 f"got {type(item).__name__} `{item}`",
             )
@@ -105,12 +108,12 @@ Cells = Annotated[
 
 def _quantity(value: Any) -> str:
     if isinstance(value, bool):
-        raise _fail("NBF601", f"`{value}` is not a Kubernetes quantity")
+        raise _fail(codes.BAD_QUANTITY, f"`{value}` is not a Kubernetes quantity")
     if isinstance(value, int | float):
         value = repr(value) if isinstance(value, float) else str(value)
     if not isinstance(value, str) or not is_quantity(value):
         raise _fail(
-            "NBF601",
+            codes.BAD_QUANTITY,
             f"`{value}` is not a Kubernetes quantity (e.g. `500m`, `2`, `4Gi`, `512Mi`)",
         )
     return value
@@ -127,11 +130,12 @@ Quantity = Annotated[
 
 def _duration(value: Any) -> int:
     if isinstance(value, bool):
-        raise _fail("NBF605", f"`{value}` is not a duration")
+        raise _fail(codes.TIMEOUT, f"`{value}` is not a duration")
     seconds = duration_seconds(value)
     if seconds is None or seconds <= 0:
         raise _fail(
-            "NBF605", f"`{value}` is not a positive duration (e.g. `90s`, `30m`, `2h`, `1h30m`)"
+            codes.TIMEOUT,
+            f"`{value}` is not a positive duration (e.g. `90s`, `30m`, `2h`, `1h30m`)",
         )
     return seconds
 
@@ -155,7 +159,7 @@ EnvValue = StrictStr | StrictInt | StrictFloat | StrictBool
 
 def _env_name(v: str) -> str:
     if not ENV_NAME.match(v):
-        raise _fail("NBF606", f"`{v}` is not a valid environment variable name")
+        raise _fail(codes.ENV_NAME, f"`{v}` is not a valid environment variable name")
     return v
 
 
@@ -167,6 +171,38 @@ EnvMap = Annotated[
     dict[Annotated[StrictStr, AfterValidator(_env_name)], EnvValue],
     AfterValidator(_env_values),
 ]
+LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def _label_key(v: str) -> str:
+    """A Kubernetes label key: `[prefix/]name`, as the API server checks a nodeSelector."""
+    prefix, _, name = v.rpartition("/")
+    if (
+        len(name) > 63
+        or not LABEL_NAME.fullmatch(name)
+        or ("/" in v and (len(prefix) > 253 or not DNS_SUBDOMAIN.fullmatch(prefix)))
+    ):
+        raise _fail(
+            codes.BAD_LABEL,
+            f"`{v}` is not a Kubernetes label key: an optional DNS subdomain and `/`, then at "
+            "most 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit",
+        )
+    return v
+
+
+def _label_value(v: str) -> str:
+    if v and (len(v) > 63 or not LABEL_NAME.fullmatch(v)):
+        raise _fail(
+            codes.BAD_LABEL,
+            f"`{v}` is not a Kubernetes label value: at most 63 letters, digits, `-`, `_` or `.`, "
+            "starting and ending with a letter or digit",
+        )
+    return v
+
+
+LabelKey = Annotated[StrictStr, AfterValidator(_label_key)]
+LabelValue = Annotated[StrictStr, AfterValidator(_label_value)]
 StepName = Annotated[StrictStr, AfterValidator(lambda v: _dns_label(v, "step name"))]
 
 
@@ -174,7 +210,7 @@ def _parameter_name(v: str) -> str:
     _identifier(v, "parameter name")
     if v.startswith("_"):
         # generated code keeps `_`-names for itself, so no parameter can shadow them
-        raise _fail("NBF105", f"parameter name `{v}` must not start with `_`")
+        raise _fail(codes.INVALID_NAME, f"parameter name `{v}` must not start with `_`")
     return v
 
 
@@ -204,14 +240,14 @@ class Resources(Model):
     @classmethod
     def _gpu(cls, v: int | None) -> int | None:
         if v is not None and v < 1:
-            raise _fail("NBF602", f"gpu must be a positive integer, got {v}")
+            raise _fail(codes.BAD_GPU, f"gpu must be a positive integer, got {v}")
         return v
 
     @field_validator("gpuType")
     @classmethod
     def _gpu_type(cls, v: str) -> str:
         if not re.match(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*)$", v):
-            raise _fail("NBF602", f"gpuType `{v}` is not an extended resource name")
+            raise _fail(codes.BAD_GPU, f"gpuType `{v}` is not an extended resource name")
         return v
 
 
@@ -253,7 +289,7 @@ class Step(Model):
     volumes: tuple[StrictStr, ...] | None = Field(
         None, description="names of pipeline volumes to mount (default: all)"
     )
-    nodeSelector: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    nodeSelector: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     """node labels the step's pod must run on"""
     tolerations: tuple[Toleration, ...] = ()
     """taints the step's pod tolerates"""
@@ -300,11 +336,13 @@ class Parameter(Model):
     def _typed(self) -> Parameter:
         if self.type is None:
             if self.default is None:
-                raise _fail("NBF409", "a parameter needs a default value or a `type`")
+                raise _fail(
+                    codes.PARAMETER_DEFAULT_TYPE, "a parameter needs a default value or a `type`"
+                )
             object.__setattr__(self, "type", infer_type(self.default))
         elif self.default is not None and not fits(self.default, self.type):
             raise _fail(
-                "NBF409",
+                codes.PARAMETER_DEFAULT_TYPE,
                 f"default `{self.default!r}` is not of type {self.type}",
             )
         return self
@@ -364,18 +402,22 @@ class SearchSpace(Model):
                 any(x is not None for x in (self.min, self.max, self.step, self.distribution))
                 or self.log
             ):
-                raise _fail("NBF504", "a search space has either `values` or `min`/`max`, not both")
+                raise _fail(
+                    codes.SEARCH_TYPE, "a search space has either `values` or `min`/`max`, not both"
+                )
             if not self.values:
-                raise _fail("NBF509", "`values` is empty")
+                raise _fail(codes.SEARCH_EMPTY, "`values` is empty")
             return self
         if self.min is None or self.max is None:
-            raise _fail("NBF504", "a numeric search space needs both `min` and `max` (or `values`)")
+            raise _fail(
+                codes.SEARCH_TYPE, "a numeric search space needs both `min` and `max` (or `values`)"
+            )
         if self.min > self.max:
-            raise _fail("NBF503", f"min {self.min} is greater than max {self.max}")
+            raise _fail(codes.SEARCH_RANGE_ORDER, f"min {self.min} is greater than max {self.max}")
         if self.step is not None and self.step <= 0:
-            raise _fail("NBF503", f"step must be positive, got {self.step}")
+            raise _fail(codes.SEARCH_RANGE_ORDER, f"step must be positive, got {self.step}")
         if self.log and self.min <= 0:
-            raise _fail("NBF503", "a log scale needs min > 0")
+            raise _fail(codes.SEARCH_RANGE_ORDER, "a log scale needs min > 0")
         return self
 
 
@@ -433,14 +475,14 @@ class Volume(Model):
     @classmethod
     def _path(cls, v: str) -> str:
         if not v.startswith("/"):
-            raise _fail("NBF604", f"mountPath `{v}` must be an absolute path")
+            raise _fail(codes.VOLUME, f"mountPath `{v}` must be an absolute path")
         return v
 
     @model_validator(mode="after")
     def _one_source(self) -> Volume:
         if (self.claim is None) == (self.size is None):
             raise _fail(
-                "NBF604",
+                codes.VOLUME,
                 f"volume `{self.name}` needs exactly one of `claim` (an existing claim) "
                 "or `size` (a claim created per run)",
             )

@@ -13,8 +13,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from nbflow import codes
 from nbflow.check.manifest import Manifest, Resources, fits, infer_type
 from nbflow.check.quantities import quantity_value
+from nbflow.codes import Code
 from nbflow.diagnostics import Diagnostic, Location, error, warning
 from nbflow.load.notebook import Notebook
 from nbflow.load.yaml_positions import YamlDoc, YamlPath
@@ -78,6 +80,11 @@ class Checker:
     def cell_at(self, number: int, line: int | None = None) -> Location:
         return Location(self.nb.path, cell=number, cell_line=line)
 
+    def found(self, *which: Code) -> bool:
+        """Whether any of these codes was reported already (later rules then keep quiet)."""
+        ids = {c.id for c in which}
+        return any(d.code in ids for d in self.diags)
+
     # -- cells -------------------------------------------------------------------------------
 
     def cells(self, spec: tuple[int | str, ...], path: YamlPath) -> list[int]:
@@ -106,7 +113,7 @@ class Checker:
                         )
                     self.diags.append(
                         error(
-                            "NBF203",
+                            codes.CELL_ID_NOT_FOUND,
                             f"no cell with id `{cid}` in {self.nb.path}",
                             self.at(ipath),
                             hint,
@@ -122,7 +129,7 @@ class Checker:
                 if not m:
                     self.diags.append(
                         error(
-                            "NBF201",
+                            codes.BAD_CELL_RANGE,
                             f"`{item}` is not a cell number, a range like `4-7` or `id:<cell id>`",
                             self.at(ipath),
                         )
@@ -133,7 +140,7 @@ class Checker:
             if lo > hi or lo < 1:
                 self.diags.append(
                     error(
-                        "NBF201",
+                        codes.BAD_CELL_RANGE,
                         f"range `{item}` is empty: cells are numbered from 1 and ranges go up",
                         self.at(ipath),
                     )
@@ -142,7 +149,7 @@ class Checker:
             if hi > n:
                 self.diags.append(
                     error(
-                        "NBF202",
+                        codes.CELL_OUT_OF_RANGE,
                         f"cell {hi} does not exist: {self.nb.path} has {n} cells",
                         self.at(ipath),
                         hint="`nbflow cells " + self.nb.path + "` lists them with their numbers",
@@ -165,7 +172,7 @@ class Checker:
                         continue  # listed twice in one place: harmless
                     self.diags.append(
                         error(
-                            "NBF204",
+                            codes.CELL_OWNED_TWICE,
                             f"cell {c} belongs to {first} and to {who}",
                             self.at(path),
                             hint="a cell may be in one step, setup, skip or the parameters cell",
@@ -194,7 +201,7 @@ class Checker:
             if cells and not code:
                 self.diags.append(
                     error(
-                        "NBF207",
+                        codes.EMPTY_STEP,
                         f"step `{name}` has no code cells",
                         self.at(("steps", name, "cells")),
                     )
@@ -204,19 +211,19 @@ class Checker:
             if cell is not None and cell.type != "code":
                 self.diags.append(
                     warning(
-                        "NBF206",
+                        codes.NOT_A_CODE_CELL,
                         f"setup lists cell {cell.number}, a {cell.type} cell",
                         self.at(("setup",)),
                     )
                 )
-        if any(d.code in ("NBF201", "NBF202", "NBF203") for d in self.diags):
+        if self.found(codes.BAD_CELL_RANGE, codes.CELL_OUT_OF_RANGE, codes.CELL_ID_NOT_FOUND):
             return  # cells could not all be resolved: "forgotten" would be noise
         for cell in self.nb.code_cells:
             if cell.number not in owner and cell.source.strip() and "parameters" not in cell.tags:
                 anchor = ("skip",) if m.skip else ("steps",)
                 self.diags.append(
                     warning(
-                        "NBF205",
+                        codes.FORGOTTEN_CELL,
                         f"code cell {cell.number} is in no step, setup or skip: `{_short(cell.first_line)}`",
                         self.at(anchor, key=True),
                         hint=f"add {cell.number} to a step's cells, or to `skip` if it is not part of the pipeline",
@@ -236,7 +243,7 @@ class Checker:
             if number is not None and self.nb.cells[number - 1].type != "code":
                 self.diags.append(
                     error(
-                        "NBF206",
+                        codes.NOT_A_CODE_CELL,
                         f"parametersCell {number} is a {self.nb.cells[number - 1].type} cell",
                         self.at(("parametersCell",)),
                     )
@@ -249,7 +256,7 @@ class Checker:
             if len(tagged) > 1:
                 self.diags.append(
                     error(
-                        "NBF401",
+                        codes.PARAMETERS_CELL_MISSING,
                         f"cells {', '.join(map(str, tagged))} are all tagged `parameters`",
                         self.at(("parameters",), key=True),
                         hint="tag one cell, or name it with `parametersCell`",
@@ -269,19 +276,23 @@ class Checker:
             if pcell is not None and m.parametersCell is not None:
                 self.diags.append(
                     warning(
-                        "NBF405",
+                        codes.PARAMETER_NOT_DECLARED,
                         "parametersCell is set but no parameters are declared",
                         self.at(("parametersCell",), key=True),
                     )
                 )
             return
         if pcell is None:
-            if not any(
-                d.code in ("NBF401", "NBF201", "NBF202", "NBF203", "NBF206") for d in self.diags
+            if not self.found(
+                codes.PARAMETERS_CELL_MISSING,
+                codes.BAD_CELL_RANGE,
+                codes.CELL_OUT_OF_RANGE,
+                codes.CELL_ID_NOT_FOUND,
+                codes.NOT_A_CODE_CELL,
             ):
                 self.diags.append(
                     error(
-                        "NBF401",
+                        codes.PARAMETERS_CELL_MISSING,
                         "parameters are declared but the notebook has no parameters cell",
                         self.at(("parameters",), key=True),
                         hint="tag the cell that assigns them `parameters` (papermill's convention) or set `parametersCell`",
@@ -294,7 +305,7 @@ class Checker:
         except SyntaxError as exc:
             self.diags.append(
                 error(
-                    "NBF407",
+                    codes.PARAMETERS_CELL_SYNTAX,
                     f"the parameters cell {pcell} is not plain Python: {exc.msg}",
                     self.at(("parameters",), key=True),
                     related=(self.cell_at(pcell, exc.lineno),),
@@ -309,7 +320,7 @@ class Checker:
             if assigned is None:
                 self.diags.append(
                     error(
-                        "NBF403",
+                        codes.PARAMETER_NOT_LITERAL,
                         f"the parameters cell {pcell} may only assign literals to names; line {stmt.lineno} does something else",
                         self.at(("parameters",), key=True),
                         hint="move other code to setup or a step: this cell is replaced by the run's parameter values",
@@ -323,7 +334,7 @@ class Checker:
             except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
                 self.diags.append(
                     error(
-                        "NBF403",
+                        codes.PARAMETER_NOT_LITERAL,
                         f"parameter `{name}` is not assigned a literal in cell {pcell}, line {stmt.lineno}",
                         self.at(("parameters", name), key=True)
                         if name in m.parameters
@@ -339,7 +350,7 @@ class Checker:
             if name not in m.parameters:
                 self.diags.append(
                     error(
-                        "NBF405",
+                        codes.PARAMETER_NOT_DECLARED,
                         f"`{name}` is assigned in the parameters cell {pcell} but not declared under `parameters`",
                         self.at(("parameters",), key=True),
                         hint=f"declare it (`{name}: {values[name]!r}`) or move it out of the parameters cell",
@@ -348,10 +359,13 @@ class Checker:
                 )
         for name, p in m.parameters.items():
             if name not in values:
-                if not any(d.code == "NBF403" and f"`{name}`" in d.message for d in self.diags):
+                if not any(
+                    d.code == codes.PARAMETER_NOT_LITERAL.id and f"`{name}`" in d.message
+                    for d in self.diags
+                ):
                     self.diags.append(
                         error(
-                            "NBF402",
+                            codes.PARAMETER_NOT_ASSIGNED,
                             f"parameter `{name}` is not assigned in the parameters cell {pcell}",
                             self.at(("parameters", name), key=True),
                             hint="the notebook must run top to bottom on its own: assign its default there",
@@ -364,7 +378,7 @@ class Checker:
             if not fits(v, p.type):
                 self.diags.append(
                     error(
-                        "NBF404",
+                        codes.PARAMETER_TYPE_MISMATCH,
                         f"parameter `{name}` is declared {p.type} but cell {pcell} assigns {infer_type(v) or type(v).__name__} `{v!r}`",
                         self.at(("parameters", name)),
                         related=(self.cell_at(pcell, lines[name]),),
@@ -382,13 +396,17 @@ class Checker:
                 path = ("steps", name, "after", i)
                 if dep == name:
                     self.diags.append(
-                        error("NBF303", f"step `{name}` cannot run after itself", self.at(path))
+                        error(
+                            codes.AFTER_SELF,
+                            f"step `{name}` cannot run after itself",
+                            self.at(path),
+                        )
                     )
                 elif dep not in self.m.steps:
                     close = difflib.get_close_matches(dep, names, n=1)
                     self.diags.append(
                         error(
-                            "NBF301",
+                            codes.AFTER_UNKNOWN_STEP,
                             f"step `{name}` runs after `{dep}`, which is not a step",
                             self.at(path),
                             hint=f"did you mean `{close[0]}`?"
@@ -403,7 +421,7 @@ class Checker:
         if cycle:
             self.diags.append(
                 error(
-                    "NBF302",
+                    codes.CYCLE,
                     "steps form a cycle through `after`: " + " -> ".join(cycle),
                     self.at(("steps", cycle[0], "after")),
                 )
@@ -415,7 +433,7 @@ class Checker:
                     if vol not in known:
                         self.diags.append(
                             error(
-                                "NBF604",
+                                codes.VOLUME,
                                 f"step `{name}` mounts volume `{vol}`, which is not declared under `volumes`",
                                 self.at(("steps", name, "volumes", i)),
                             )
@@ -432,7 +450,7 @@ class Checker:
             close = difflib.get_close_matches(t.objective, metrics, n=1)
             self.diags.append(
                 error(
-                    "NBF501",
+                    codes.OBJECTIVE_NOT_METRIC,
                     f"the tuning objective `{t.objective}` is not a declared metric",
                     self.at(("tuning", "objective")),
                     hint=f"did you mean `{close[0]}`?" if close else "declare it under `metrics`",
@@ -442,7 +460,7 @@ class Checker:
             if extra not in self.m.metrics:
                 self.diags.append(
                     error(
-                        "NBF501",
+                        codes.OBJECTIVE_NOT_METRIC,
                         f"additional metric `{extra}` is not a declared metric",
                         self.at(("tuning", "additionalMetrics", i)),
                     )
@@ -450,7 +468,7 @@ class Checker:
         if t.parallelTrials > t.maxTrials:
             self.diags.append(
                 error(
-                    "NBF506",
+                    codes.TRIAL_COUNTS,
                     f"parallelTrials ({t.parallelTrials}) is more than maxTrials ({t.maxTrials})",
                     self.at(("tuning", "parallelTrials")),
                 )
@@ -458,7 +476,7 @@ class Checker:
         if t.maxFailedTrials is not None and t.maxFailedTrials > t.maxTrials:
             self.diags.append(
                 error(
-                    "NBF506",
+                    codes.TRIAL_COUNTS,
                     f"maxFailedTrials ({t.maxFailedTrials}) is more than maxTrials ({t.maxTrials})",
                     self.at(("tuning", "maxFailedTrials")),
                 )
@@ -466,7 +484,7 @@ class Checker:
         if len(self.m.name) + 1 + CONTENT_HASH_LEN > EXPERIMENT_NAME_MAX:
             self.diags.append(
                 error(
-                    "NBF507",
+                    codes.EXPERIMENT_NAME,
                     f"the Katib Experiment name `{self.m.name}-<hash>` would exceed {EXPERIMENT_NAME_MAX} characters",
                     self.at(("name",)),
                     hint=f"with `tuning`, the pipeline name may have at most {EXPERIMENT_NAME_MAX - 1 - CONTENT_HASH_LEN} characters",
@@ -481,7 +499,7 @@ class Checker:
                 close = difflib.get_close_matches(name, list(self.m.parameters), n=1)
                 self.diags.append(
                     error(
-                        "NBF502",
+                        codes.SEARCH_NOT_PARAMETER,
                         f"`{name}` is searched but is not a declared parameter",
                         self.at(path, key=True),
                         hint=f"did you mean `{close[0]}`?"
@@ -495,21 +513,25 @@ class Checker:
                 if bad:
                     self.diags.append(
                         error(
-                            "NBF504",
+                            codes.SEARCH_TYPE,
                             f"`{name}` is a {p.type} parameter; values {bad!r} do not fit",
                             self.at((*path, "values")),
                         )
                     )
                 if len(set(map(repr, space.values))) != len(space.values):
                     self.diags.append(
-                        error("NBF504", f"`{name}` lists a value twice", self.at((*path, "values")))
+                        error(
+                            codes.SEARCH_TYPE,
+                            f"`{name}` lists a value twice",
+                            self.at((*path, "values")),
+                        )
                     )
                 combinations *= len(space.values)
                 continue
             if p.type not in ("int", "float"):
                 self.diags.append(
                     error(
-                        "NBF504",
+                        codes.SEARCH_TYPE,
                         f"`{name}` is a {p.type} parameter: search it with `values`, not min/max",
                         self.at(path, key=True),
                     )
@@ -522,7 +544,7 @@ class Checker:
                     if v is not None and not (isinstance(v, int) and not isinstance(v, bool)):
                         self.diags.append(
                             error(
-                                "NBF504",
+                                codes.SEARCH_TYPE,
                                 f"`{name}` is an int parameter; {k} {v!r} is not an integer",
                                 self.at((*path, k)),
                             )
@@ -534,7 +556,7 @@ class Checker:
                 if t.algorithm == "grid":
                     self.diags.append(
                         error(
-                            "NBF505",
+                            codes.ALGORITHM_SETTINGS,
                             f"grid search needs a `step` for the float parameter `{name}`",
                             self.at(path, key=True),
                             hint="Katib's grid algorithm rejects double parameters without a step",
@@ -546,7 +568,7 @@ class Checker:
         if t.algorithm == "grid" and math.isfinite(combinations) and t.maxTrials > combinations:
             self.diags.append(
                 error(
-                    "NBF508",
+                    codes.GRID_TOO_SMALL,
                     f"grid search has {int(combinations)} combinations but maxTrials is {t.maxTrials}",
                     self.at(("tuning", "maxTrials")),
                     hint=f"Katib requires maxTrials <= the number of combinations: set it to at most {int(combinations)}",
@@ -555,7 +577,7 @@ class Checker:
         if t.algorithm == "cmaes" and numeric < 2:
             self.diags.append(
                 error(
-                    "NBF505",
+                    codes.ALGORITHM_SETTINGS,
                     "cmaes needs two or more int or float parameters in `search`",
                     self.at(("tuning", "algorithm")),
                 )
@@ -566,7 +588,7 @@ class Checker:
                 close = difflib.get_close_matches(key, list(allowed), n=1)
                 self.diags.append(
                     error(
-                        "NBF505",
+                        codes.ALGORITHM_SETTINGS,
                         f"`{key}` is not a setting of the {t.algorithm} algorithm",
                         self.at(("tuning", "settings", key), key=True),
                         hint=f"did you mean `{close[0]}`?"
@@ -598,7 +620,7 @@ class Checker:
             if not ok:
                 self.diags.append(
                     error(
-                        "NBF505",
+                        codes.ALGORITHM_SETTINGS,
                         f"setting `{key}` of {t.algorithm} must be {kind.replace('|', ' or ')}, not `{value}`",
                         self.at(("tuning", "settings", key)),
                     )
@@ -607,7 +629,7 @@ class Checker:
             if key not in t.settings:
                 self.diags.append(
                     error(
-                        "NBF505",
+                        codes.ALGORITHM_SETTINGS,
                         f"the {t.algorithm} algorithm needs the setting `{key}`",
                         self.at(("tuning", "algorithm")),
                     )
@@ -619,7 +641,7 @@ class Checker:
         ):
             self.diags.append(
                 error(
-                    "NBF505",
+                    codes.ALGORITHM_SETTINGS,
                     f"hyperband's resource_name `{t.settings['resource_name']}` is not a searched parameter",
                     self.at(("tuning", "settings", "resource_name")),
                 )
@@ -636,12 +658,12 @@ class Checker:
             problem = image_problem(ref)
             if problem == "invalid":
                 self.diags.append(
-                    error("NBF603", f"`{ref}` is not an image reference", self.at(path))
+                    error(codes.IMAGE_TAG, f"`{ref}` is not an image reference", self.at(path))
                 )
             elif problem:
                 self.diags.append(
                     warning(
-                        "NBF603",
+                        codes.IMAGE_TAG,
                         f"image `{ref}` {problem}: a rebuild may run different code",
                         self.at(path),
                         hint="pin a tag (`python:3.11-slim`) or a digest (`@sha256:...`)",
@@ -661,7 +683,7 @@ class Checker:
                     if rv is not None and lv is not None and lv < rv:
                         self.diags.append(
                             error(
-                                "NBF601",
+                                codes.BAD_QUANTITY,
                                 f"{lim} {l_} is below the request {req} {r}",
                                 self.at((*path, lim)),
                             )
@@ -672,7 +694,7 @@ class Checker:
             if names.count(v.name) > 1 and names.index(v.name) != i:
                 self.diags.append(
                     error(
-                        "NBF604",
+                        codes.VOLUME,
                         f"volume `{v.name}` is declared twice",
                         self.at(("volumes", i, "name")),
                     )
@@ -680,7 +702,7 @@ class Checker:
             if paths.count(v.mountPath) > 1 and paths.index(v.mountPath) != i:
                 self.diags.append(
                     error(
-                        "NBF604",
+                        codes.VOLUME,
                         f"two volumes mount at `{v.mountPath}`",
                         self.at(("volumes", i, "mountPath")),
                     )

@@ -9,7 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from nbflow.diagnostics import CODES, Diagnostic, error
+from nbflow import codes
+from nbflow.diagnostics import Diagnostic, error
 from nbflow.load.yaml_positions import YamlDoc, YamlPath
 
 _TYPE_NAMES = {
@@ -51,7 +52,7 @@ def diagnostics_from(exc: ValidationError, doc: YamlDoc, root: type[BaseModel]) 
             )
             out.append(
                 error(
-                    "NBF101",
+                    codes.UNKNOWN_KEY,
                     f"unknown key `{key}`{_in(path[:-1])}",
                     doc.locate(path, key=True),
                     hint,
@@ -60,18 +61,18 @@ def diagnostics_from(exc: ValidationError, doc: YamlDoc, root: type[BaseModel]) 
         elif kind == "missing":
             out.append(
                 error(
-                    "NBF103",
+                    codes.MISSING_KEY,
                     f"missing required key `{path[-1]}`{_in(path[:-1])}",
                     doc.locate(path[:-1], key=True),
                 )
             )
-        elif kind in CODES:  # our own PydanticCustomError codes
-            out.append(error(kind, err["msg"], doc.locate(path, key=is_key)))
+        elif kind in codes.REGISTRY:  # our own PydanticCustomError codes (`manifest._fail`)
+            out.append(error(codes.REGISTRY[kind], err["msg"], doc.locate(path, key=is_key)))
         elif kind == "literal_error":
             got = err.get("input")
             out.append(
                 error(
-                    "NBF104",
+                    codes.INVALID_VALUE,
                     f"{where}: `{got}` is not allowed; {err['msg'].replace('Input should be', 'expected')}",
                     doc.locate(path),
                 )
@@ -83,7 +84,9 @@ def diagnostics_from(exc: ValidationError, doc: YamlDoc, root: type[BaseModel]) 
             "less_than",
             "too_short",
         ):
-            out.append(error("NBF104", f"{where}: {err['msg'].lower()}", doc.locate(path)))
+            out.append(
+                error(codes.INVALID_VALUE, f"{where}: {err['msg'].lower()}", doc.locate(path))
+            )
         else:
             expected = _TYPE_NAMES.get(kind)
             got = err.get("input")
@@ -93,7 +96,7 @@ def diagnostics_from(exc: ValidationError, doc: YamlDoc, root: type[BaseModel]) 
                     message += f" `{got}`"
             else:
                 message = f"{where}: {err['msg']}"
-            out.append(error("NBF102", message, doc.locate(path, key=is_key)))
+            out.append(error(codes.WRONG_TYPE, message, doc.locate(path, key=is_key)))
     return out
 
 

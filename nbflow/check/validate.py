@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from nbflow import codes
 from nbflow.check.dataflow_rules import plan_project
 from nbflow.check.manifest import API_VERSION, Manifest, Resources
 from nbflow.check.project import ParameterConfig, Project, StepConfig
@@ -162,8 +163,11 @@ def _katib(project: Project, doc: YamlDoc) -> list[Diagnostic]:
 
     where = doc.locate(("tuning",), key=True)
     hint = "Katib would reject the generated Experiment"
-    out = [error("NBF511", problem, where, hint=hint) for problem in validate_tuning(project)]
-    out += [warning("NBF511", problem, where) for problem in tuning_warnings(project)]
+    out = [
+        error(codes.KATIB_REJECTS, problem, where, hint=hint)
+        for problem in validate_tuning(project)
+    ]
+    out += [warning(codes.KATIB_REJECTS, problem, where) for problem in tuning_warnings(project)]
     return out
 
 
@@ -176,7 +180,7 @@ def _model(doc: YamlDoc) -> tuple[list[Diagnostic], Manifest | None]:
     if not isinstance(data, dict):
         return [
             error(
-                "NBF007",
+                codes.MANIFEST_NOT_A_MAPPING,
                 "the manifest must be a mapping of keys (apiVersion, name, notebook, steps, ...)",
                 Location(doc.path, 1, 1),
             )
@@ -186,7 +190,12 @@ def _model(doc: YamlDoc) -> tuple[list[Diagnostic], Manifest | None]:
         where = doc.locate(("apiVersion",)) if "apiVersion" in data else Location(doc.path, 1, 1)
         message = f"unsupported apiVersion `{api}`" if api is not None else "missing `apiVersion`"
         return [
-            error("NBF003", message, where, hint=f"this nbflow reads `apiVersion: {API_VERSION}`")
+            error(
+                codes.API_VERSION,
+                message,
+                where,
+                hint=f"this nbflow reads `apiVersion: {API_VERSION}`",
+            )
         ], None
     try:
         return [], Manifest.model_validate(data)
@@ -237,7 +246,7 @@ def _requirements(
     except OSError:
         return (), [
             error(
-                "NBF009",
+                codes.REQUIREMENTS_FILE,
                 f"requirements file not found: {shown_path(path)}",
                 doc.locate(("requirements",)),
             )
@@ -248,7 +257,7 @@ def _requirements(
     if bad:
         return (), [
             error(
-                "NBF009",
+                codes.REQUIREMENTS_FILE,
                 f"requirements file {shown_path(path)} uses pip options ({bad[0]}), which a step cannot pass on",
                 doc.locate(("requirements",)),
             )
@@ -276,7 +285,7 @@ def _invalid_requirements(entries: Sequence[tuple[str, Location]]) -> list[Diagn
             reason = str(exc).splitlines()[0]
             out.append(
                 error(
-                    "NBF608",
+                    codes.REQUIREMENT_INVALID,
                     f"`{text}` is not a valid requirement: {reason}",
                     where,
                     hint="write it as pip reads a requirement (PEP 508): `name`, `name==1.2`, "

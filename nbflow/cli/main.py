@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, TextIO
 from nbflow import __version__
 from nbflow.cli.exit_codes import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from nbflow.errors import CommandFailed, EnvironmentProblem, UsageError
+from nbflow.escape import terminal_lines
 
 if TYPE_CHECKING:
     from nbflow.check.project import Project
@@ -61,6 +62,10 @@ def cmd_cells(args: argparse.Namespace) -> int:
     if args.format == "json":
         _out().write(json.dumps(rows, indent=2) + "\n")
     else:
+        from nbflow.escape import terminal
+
+        # ids come from the notebook's JSON: shown escaped, as the cells' first lines are
+        rows = [{**r, "id": terminal(r["id"]) if r["id"] else r["id"]} for r in rows]
         width = {
             k: max([len(k)] + [len(str(r[k] or "")) for r in rows])
             for k in ("number", "id", "type", "owner")
@@ -70,7 +75,7 @@ def cmd_cells(args: argparse.Namespace) -> int:
         for r in rows:
             lines.append(
                 f"{r['number']:>{width['number']}}  {r['id'] or '':<{width['id']}}  {r['type']:<{width['type']}}  "
-                f"{r['owner'] or '':<{width['owner']}}  {r['first_line']}"
+                f"{r['owner'] or '':<{width['owner']}}  {terminal(r['first_line'])}"
             )
         _out().write("\n".join(lines) + "\n")
     if report is not None and report.diagnostics:
@@ -191,6 +196,13 @@ def _color(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "color", False)) or sys.stdout.isatty()
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from nbflow.cli.explain import explain
+
+    _out().write(explain(args.code))
+    return EXIT_OK
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     from nbflow.cli.commands.deploy import cmd_diff as run
 
@@ -219,6 +231,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": cmd_validate,
     "cells": cmd_cells,
     "schema": cmd_schema,
+    "explain": cmd_explain,
     "graph": cmd_graph,
     "build": cmd_build,
     "lock": cmd_lock,
@@ -258,6 +271,12 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--format", choices=["text", "json"], default="text")
 
     sub.add_parser("schema", help="print the JSON schema of nbflow.yaml")
+
+    e = sub.add_parser(
+        "explain",
+        help="explain a diagnostic code, with a wrong and a right example; with none, list them",
+    )
+    e.add_argument("code", nargs="?", help="a code (`NBF302`, `302`) or its name (`cycle`)")
 
     g = sub.add_parser("graph", help="print the pipeline's DAG with the variables on each edge")
     g.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
@@ -371,13 +390,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except UsageError as exc:
-        print(f"nbflow: {exc}", file=sys.stderr)
+        print(f"nbflow: {terminal_lines(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except EnvironmentProblem as exc:
-        print(f"nbflow: {exc}", file=sys.stderr)
+        print(f"nbflow: {terminal_lines(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except CommandFailed as exc:
-        print(f"nbflow: {exc}", file=sys.stderr)
+        print(f"nbflow: {terminal_lines(str(exc))}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("nbflow: interrupted", file=sys.stderr)

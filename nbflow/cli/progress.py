@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, TextIO
 
+from nbflow.escape import terminal_lines
+
 if TYPE_CHECKING:
     from nbflow.local.run import RunResult, StepResult
 
@@ -56,7 +58,8 @@ class StepProgress:
             detail = step.status
         self._print(f"  {self._mark(step.status)} {name}  {detail}")
         if step.status == "failed" and step.error:
-            for line in step.error.splitlines():
+            # the error quotes the user's code and what it printed: no control character of it
+            for line in terminal_lines(step.error).split("\n"):
                 self._print(f"      {line}")
 
     def finish(self, result: RunResult) -> None:

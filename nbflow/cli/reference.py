@@ -1,8 +1,9 @@
 """The generated references: docs/manifest.md from the model's JSON schema, docs/commands.md
-from the command line's help.
+from the command line's help, docs/diagnostics.md from the registry of diagnostic codes.
 
     python -m nbflow.cli.reference > docs/manifest.md
     python -m nbflow.cli.reference commands > docs/commands.md
+    python -m nbflow.cli.reference diagnostics > docs/diagnostics.md
 
 A test keeps the committed file equal to this output, so the reference can't drift from the
 schema that validation and editors use.
@@ -127,7 +128,35 @@ def commands() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+DIAGNOSTICS_INTRO = """# Diagnostic codes
+
+Generated from the registry of codes (`nbflow/codes/`) by `python -m nbflow.cli.reference
+diagnostics > docs/diagnostics.md`. `nbflow explain CODE` prints the same explanation in a
+terminal, and `nbflow validate --format sarif` links each result here. Codes are stable: a code
+is never reused or renumbered (NBF510, never reported, is retired).
+"""
+
+
+def diagnostics() -> str:
+    from nbflow.codes import REGISTRY
+
+    out = [DIAGNOSTICS_INTRO, "| code | name | severity | summary |", "|---|---|---|---|"]
+    for c in REGISTRY.values():
+        summary = c.summary.replace("|", "\\|")
+        out.append(f"| [{c.id}](#{c.anchor}) | `{c.name}` | {c.severity_text} | {summary} |")
+    out.append("")
+    for c in REGISTRY.values():
+        out.append(f"## {c.id} {c.name}\n")
+        out.append(f"*{c.severity_text}*: {c.summary}\n")
+        out.append(f"{c.explanation}\n")
+        for title, example in (("Wrong", c.wrong), ("Right", c.right)):
+            out.append(f"{title}:\n")
+            out.append(f"```{example.lang}\n{example.text}\n```\n")
+    return "\n".join(out).rstrip() + "\n"
+
+
 if __name__ == "__main__":
     import sys
 
-    print(commands() if sys.argv[1:] == ["commands"] else render(), end="")
+    which = {"commands": commands, "diagnostics": diagnostics}
+    print(which.get(sys.argv[1] if sys.argv[1:] else "", render)(), end="")

@@ -1,4 +1,7 @@
-"""Render a Report as text (with a code frame), json, GitHub annotations or SARIF."""
+"""Render a Report as text (with a code frame), json, GitHub annotations or SARIF.
+
+Messages, hints, paths and source lines hold what the user wrote (keys, names, file names):
+each reporter escapes them for its medium with `nbflow.escape` (JSON needs nothing more)."""
 
 from __future__ import annotations
 
@@ -7,11 +10,13 @@ from collections.abc import Callable
 from typing import Any
 
 from nbflow import __version__
-from nbflow.diagnostics import CODES, Diagnostic, Location, Report, Severity
+from nbflow.codes import REGISTRY, REPOSITORY_URL
+from nbflow.diagnostics import Diagnostic, Location, Report, Severity
+from nbflow.escape import terminal, uri, workflow_data, workflow_property
 
 
 def _where(loc: Location) -> str:
-    out = loc.file
+    out = terminal(loc.file)
     if loc.line is not None:
         out += f":{loc.line}"
         if loc.column is not None:
@@ -27,16 +32,22 @@ def _frame(source: str | None, loc: Location) -> list[str]:
     lines = source.splitlines()
     if not 0 < loc.line <= len(lines):
         return []
-    text = lines[loc.line - 1].rstrip()
+    raw = lines[loc.line - 1].rstrip()
     gutter = " " * len(str(loc.line))
-    col = loc.column or 1
+    col = min(loc.column or 1, len(raw) + 1)
+    end = min(loc.end_column, len(raw) + 1) if loc.end_column else len(raw) + 1
+    # the line as the terminal shows it: the caret moves by the width of the escapes before it
+    text = terminal(raw)
+    start = len(terminal(raw[: col - 1]))
     width = (
-        max(1, (loc.end_column or col + 1) - col) if loc.end_column else max(1, len(text) - col + 1)
+        max(1, len(terminal(raw[col - 1 : end - 1])))
+        if loc.end_column
+        else max(1, len(text) - start)
     )
     return [
         f" {gutter} |",
         f" {loc.line} | {text}",
-        f" {gutter} | {' ' * (col - 1)}{'^' * width}",
+        f" {gutter} | {' ' * start}{'^' * width}",
     ]
 
 
@@ -47,14 +58,16 @@ def render_text(report: Report, *, color: bool = False) -> str:
     out: list[str] = []
     for d in report.sorted():
         sev = paint(d.severity.value, "1;31" if d.severity is Severity.ERROR else "1;33")
-        out.append(f"{sev}[{d.code}]: {d.message}")
+        out.append(f"{sev}[{d.code}]: {terminal(d.message)}")
         out.append(f"  --> {_where(d.location)}")
         out.extend(_frame(report.sources.get(d.location.file), d.location))
         for rel in d.related:
             out.append(f"   = see {_where(rel)}")
         if d.hint:
-            out.append(f"   = hint: {d.hint}")
+            out.append(f"   = hint: {terminal(d.hint)}")
         out.append("")
+    if report.diagnostics:
+        out.append(f"more on a code: `nbflow explain {report.sorted()[0].code}`")
     out.append(summary(report))
     return "\n".join(out) + "\n"
 
@@ -115,43 +128,52 @@ def render_json(report: Report) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
-def _gh_escape_data(s: str) -> str:
-    return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _gh_escape_prop(s: str) -> str:
-    return _gh_escape_data(s).replace(":", "%3A").replace(",", "%2C")
-
-
 def render_github(report: Report) -> str:
     """GitHub workflow commands: one annotation per diagnostic, on the exact line."""
     out = []
     for d in report.sorted():
         level = "error" if d.severity is Severity.ERROR else "warning"
-        props = [f"file={_gh_escape_prop(d.location.file)}"]
+        props = [f"file={workflow_property(terminal(d.location.file))}"]
         if d.location.line is not None:
             props.append(f"line={d.location.line}")
         if d.location.column is not None:
             props.append(f"col={d.location.column}")
         if d.location.end_column is not None and d.location.line is not None:
             props.append(f"endColumn={d.location.end_column}")
-        props.append(f"title={_gh_escape_prop(f'{d.code} {d.title}')}")
-        message = d.message + (f"\n{d.hint}" if d.hint else "")
-        out.append(f"::{level} {','.join(props)}::{_gh_escape_data(message)}")
+        props.append(f"title={workflow_property(f'{d.code} {d.title}')}")
+        # line breaks travel as `%0A` (the annotation shows them); other control characters,
+        # ESC and CR among them, as visible escapes
+        text = d.message + (f"\n{d.hint}" if d.hint else "")
+        message = "\n".join(terminal(line) for line in text.split("\n"))
+        out.append(f"::{level} {','.join(props)}::{workflow_data(message)}")
     out.append(summary(report))
     return "\n".join(out) + "\n"
 
 
+def _sarif_rule(code: str) -> dict[str, Any]:
+    """A SARIF reportingDescriptor from the registry: what code scanning shows beside a result."""
+    known = REGISTRY.get(code)
+    if known is None:  # not registered: still a valid rule, only without descriptions
+        return {"id": code, "name": code, "shortDescription": {"text": code}}
+    wrong, right = known.wrong, known.right
+    markdown = (
+        f"{known.explanation}\n\nWrong:\n\n```{wrong.lang}\n{wrong.text}\n```\n\n"
+        f"Right:\n\n```{right.lang}\n{right.text}\n```\n"
+    )
+    return {
+        "id": known.id,
+        "name": known.name,
+        "shortDescription": {"text": known.summary},
+        "fullDescription": {"text": known.explanation},
+        "help": {"text": f"{known.explanation} See {known.help_uri}", "markdown": markdown},
+        "helpUri": known.help_uri,
+        "defaultConfiguration": {"level": known.severities[0].value},
+    }
+
+
 def render_sarif(report: Report) -> str:
     used = sorted({d.code for d in report.diagnostics})
-    rules = [
-        {
-            "id": code,
-            "name": CODES.get(code, code),
-            "shortDescription": {"text": CODES.get(code, code)},
-        }
-        for code in used
-    ]
+    rules = [_sarif_rule(code) for code in used]
     results = []
     for d in report.sorted():
         region: dict[str, Any] = {}
@@ -161,7 +183,7 @@ def render_sarif(report: Report) -> str:
             region["startColumn"] = d.location.column
         if d.location.end_column is not None:
             region["endColumn"] = d.location.end_column
-        physical: dict[str, Any] = {"artifactLocation": {"uri": d.location.file}}
+        physical: dict[str, Any] = {"artifactLocation": {"uri": uri(d.location.file)}}
         if region:
             physical["region"] = region
         results.append(
@@ -182,7 +204,7 @@ def render_sarif(report: Report) -> str:
                     "driver": {
                         "name": "nbflow",
                         "version": __version__,
-                        "informationUri": "https://github.com/nbflow/nbflow",
+                        "informationUri": REPOSITORY_URL,
                         "rules": rules,
                     }
                 },

@@ -68,6 +68,7 @@ import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from nbflow import codes
 from nbflow.dataflow.cell_flow import CellFlow, analyse_cell
 from nbflow.dataflow.plan import Edge, Plan, StepPlan
 from nbflow.diagnostics import Diagnostic, Location, error, warning
@@ -337,7 +338,9 @@ class _Planner:
                 self._hints += 1
                 if close:
                     hint = f"did you mean `{close}`? Else {hint}"
-        self.diags.append(error("NBF701", message, self.where(owner), hint, related=tuple(related)))
+        self.diags.append(
+            error(codes.UNDEFINED_NAME, message, self.where(owner), hint, related=tuple(related))
+        )
 
     def known(self) -> dict[int, list[str]]:
         """The names the notebook binds, by length, for "did you mean" hints."""
@@ -370,7 +373,7 @@ class _Planner:
                 )[:2]
                 self.diags.append(
                     error(
-                        "NBF702",
+                        codes.AMBIGUOUS_DEFINITION,
                         f"step `{reader}` reads `{var}` from step `{first}` in cell {c1} "
                         f"and from step `{second}` in cell {c2}: a step gets one value of a variable",
                         st.inp.location,
@@ -453,7 +456,7 @@ class _Planner:
                 o = between[-1]
                 self.diags.append(
                     error(
-                        "NBF702",
+                        codes.AMBIGUOUS_DEFINITION,
                         f"step `{name}` reads `{var}` (cell {cell}, line {line}), which it assigns in "
                         f"cell {b.cell}, but {self.who(o.owner, o.cell)} assigns it in between: "
                         f"the notebook sees step `{o.owner}`'s value, the step its own",
@@ -473,7 +476,7 @@ class _Planner:
                 msg, line = flow.syntax_error
                 self.diags.append(
                     error(
-                        "NBF706",
+                        codes.CELL_SYNTAX,
                         f"{self.who(owner)}: cell {c} is not Python, even as IPython (line {line}: {msg})",
                         self.where(owner),
                         "fix the cell so that it runs in Jupyter",
@@ -490,7 +493,7 @@ class _Planner:
                     hint = f"import the names you use: `from {module} import a, b`"
                 self.diags.append(
                     warning(
-                        "NBF704",
+                        codes.STAR_IMPORT,
                         f"{self.who(owner)} {what} (cell {c}, line {at}): the names it binds "
                         "are unknown, so reads after it can't be checked",
                         self.where(owner),
@@ -520,7 +523,7 @@ class _Planner:
                     b = stepdef[0]
                     self.diags.append(
                         error(
-                            "NBF707",
+                            codes.SETUP_READS_STEP_VALUE,
                             f"setup cell {c} reads `{var}` (line {line}), which step `{b.owner}` "
                             f"defines (cell {b.cell}): setup runs at the start of every step, "
                             "before any step's values are there",
@@ -541,7 +544,7 @@ class _Planner:
         line = flow.define_lines.get(var) or self.extra_defines.get(cell, {}).get(var)
         self.diags.append(
             error(
-                "NBF703",
+                codes.PARAMETER_REASSIGNED,
                 f"{self.who(owner)} assigns parameter `{var}` (cell {cell}, line {line}): "
                 "a run injects its value into every step that reads it, so no cell may change it",
                 self.where(owner),
@@ -562,7 +565,7 @@ class _Planner:
             where = f" (only in {self.who(others[0].owner, others[0].cell)})" if others else ""
             self.diags.append(
                 error(
-                    "NBF408",
+                    codes.METRIC_NOT_ASSIGNED,
                     f"metric `{m}` is assigned by no step{where}",
                     self.metric_locations.get(m, Location(file=self.manifest_path)),
                     f"assign `{m}` in a cell of the step that computes it",
@@ -577,7 +580,7 @@ class _Planner:
             if p not in used:
                 self.diags.append(
                     warning(
-                        "NBF406",
+                        codes.PARAMETER_UNUSED,
                         f"parameter `{p}` is read by no step",
                         self.parameter_locations.get(p, Location(file=self.manifest_path)),
                         f"use `{p}` in a step, or remove it from `parameters`",
@@ -616,7 +619,7 @@ class _Planner:
         ]
         self.diags.append(
             error(
-                "NBF302",
+                codes.CYCLE,
                 f"steps {', '.join(f'`{n}`' for n in rest)} wait for each other through their data "
                 f"and `after`: {'; '.join(links)}",
                 self.steps[rest[0]].inp.location,
@@ -663,7 +666,7 @@ class _Planner:
             other, ocell = rivals[-1]
             self.diags.append(
                 error(
-                    "NBF702",
+                    codes.AMBIGUOUS_DEFINITION,
                     f"step `{reader}` reads `{var}` (cell {cell}, line {line}), which steps `{other}` "
                     f"(cell {ocell}) and `{src}` (cell {bcell}) both assign with no order between them; "
                     f"like the notebook run top to bottom, it would get `{src}`'s",
@@ -688,7 +691,7 @@ class _Planner:
                 what, line, fix = hint
                 self.diags.append(
                     warning(
-                        "NBF705",
+                        codes.UNMOVABLE_VALUE,
                         f"step `{src}` passes `{var}` to step `{name}`, but `{var}` is {what} "
                         f"(cell {cell}, line {line}), which can't be saved and loaded in another step",
                         self.steps[src].inp.location,

@@ -11,6 +11,13 @@ metrics and variables are Python identifiers; step names are DNS labels, mapped 
 `step_<name with - as _>`). Generated locals start with `_nbf_`, a prefix that validation
 forbids for parameters, so nothing a user names can shadow them.
 
+The component's function source ends up in the container's command, where KFP (the cluster's
+launcher and kfp.local alike) substitutes placeholders such as `{{$}}` before the step runs.
+So the step program (the cells' code, names, the notebook's file name) travels base64-encoded:
+no text a user wrote is in the command as text. Requirements reach pip through `sh -c`, quoted
+for sh by `sh_quote` (kfp's own `packages_to_install` quotes with `repr()`, which sh reads
+differently), with `{{` broken up so that no placeholder can form.
+
 Two targets share one generator:
 - `cluster`: components pip-install kfp, IPython, cloudpickle and the manifest's requirements
   at start, as KFP lightweight components do; Kubernetes settings (timeouts, node selectors,
@@ -22,7 +29,10 @@ Two targets share one generator:
 
 from __future__ import annotations
 
+import base64
 import json
+import re
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -69,6 +79,39 @@ def packages(project: Project, step: StepConfig) -> list[str]:
     listed = {_requirement_name(r) for r in step.requirements}
     extra = [p for p in RUNTIME_PACKAGES if p not in listed]
     return [*extra, *step.requirements]
+
+
+def sh_quote(text: str) -> str:
+    """`text` as one word for POSIX sh, taken literally, and with no `{{` in it.
+
+    Single quotes keep everything literal (`$`, backticks, `;`, `"`, newlines); a `'` closes the
+    quote, is written escaped and the quote reopens. `''` (an empty quoted word, which sh joins
+    away) goes between two braces, so the command holds no `{{` for KFP or Argo to expand.
+    """
+    return "'" + re.sub(r"\{(?=\{)", "{''", text.replace("'", "'\\''")) + "'"
+
+
+PIP_INSTALL = (
+    "PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip install --quiet --no-warn-script-location"
+)
+
+
+def install_script(requirements: Sequence[str]) -> str:
+    """The `sh -c` script that pip-installs `requirements`, each one argument to pip, then runs
+    the rest of the container's command (`"$0" "$@"`), as kfp's own install script does."""
+    words = " ".join(sh_quote(r) for r in requirements)
+    return (
+        'if ! [ -x "$(command -v pip)" ]; then\n'
+        "    python3 -m ensurepip || python3 -m ensurepip --user || apt-get install python3-pip\n"
+        "fi\n"
+        f'{PIP_INSTALL} -- {words} && "$0" "$@"\n'
+    )
+
+
+def brings_kfp(requirements: Sequence[str]) -> bool:
+    """Whether the user lists kfp (or a kfp-* package) themselves: then, as kfp decides for
+    `packages_to_install`, kfp is not installed over their pin."""
+    return any(_requirement_name(r).startswith("kfp") for r in requirements)
 
 
 KFP_KUBERNETES_IMPORT = "from kfp import kubernetes as _nbf_k8s"
@@ -124,17 +167,16 @@ def _component(
         "@dsl.component(",
         f"    base_image={step.image!r},",
     ]
-    if local:
+    if local or brings_kfp(step.requirements):
         decorator.append("    install_kfp_package=False,")
-    else:
-        decorator.append(f"    packages_to_install={packages(project, step)!r},")
     decorator.append(")")
     body = [
         f"def {func_name(step.name)}(",
         *args,
         "):",
         f'    """nbflow step {step.name!r}: notebook cells {", ".join(map(str, step.cells))}."""',
-        f"    program = json.loads({json.dumps(program, sort_keys=True)!r})",
+        "    # base64: KFP substitutes its placeholders in the command, where this source goes",
+        f"    program = json.loads(base64.b64decode({_b64(program)!r}))",
         f"    runtime = {_runtime()!r}",
         '    namespace = {"__name__": "nbflow_runtime"}',
         '    exec(compile(runtime, "<nbflow-runtime>", "exec"), namespace)',
@@ -155,9 +197,25 @@ def _component(
             "        json.dump(values, f, sort_keys=True)",
         ]
     # json is imported inside the body: only the function's body travels into the container
-    body.insert(body.index("):") + 2, "    import json")
+    body.insert(body.index("):") + 2, "    import base64")
+    body.insert(body.index("):") + 3, "    import json")
+    install: list[str] = []
+    if not local:
+        # pip gets the requirements through this script rather than `packages_to_install`
+        script = install_script(packages(project, step))
+        install = [
+            "",
+            "# requirements quoted for sh by nbflow, not by kfp's repr(): see `sh_quote`",
+            f"{func_name(step.name)}.component_spec.implementation.container.command[:0] = "
+            f"['sh', '-c', {script!r}]",
+        ]
     # the pipeline body calls the component through an `_nbf_` alias that no parameter can shadow
-    return [*decorator, *body, "", f"_nbf_{func_name(step.name)} = {func_name(step.name)}", "", ""]
+    alias = f"_nbf_{func_name(step.name)} = {func_name(step.name)}"
+    return [*decorator, *body, *install, "", alias, "", ""]
+
+
+def _b64(program: Mapping[str, object]) -> str:
+    return base64.b64encode(json.dumps(program, sort_keys=True).encode("utf-8")).decode("ascii")
 
 
 def _k8s_settings(step: StepConfig) -> bool:

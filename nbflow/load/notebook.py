@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nbflow import codes
 from nbflow.diagnostics import Diagnostic, Location, error
 
 
@@ -86,7 +87,7 @@ def load_notebook(path: Path, shown: str, referenced_at: Location | None = None)
     except FileNotFoundError:
         raise NotebookError(
             error(
-                "NBF004",
+                codes.NOTEBOOK_NOT_FOUND,
                 f"notebook not found: {shown}",
                 where,
                 hint="`notebook` is relative to the manifest's folder",
@@ -94,14 +95,14 @@ def load_notebook(path: Path, shown: str, referenced_at: Location | None = None)
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise NotebookError(
-            error("NBF005", f"cannot read notebook {shown}: {exc}", where)
+            error(codes.NOTEBOOK_INVALID, f"cannot read notebook {shown}: {exc}", where)
         ) from None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise NotebookError(
             error(
-                "NBF005",
+                codes.NOTEBOOK_INVALID,
                 f"notebook is not valid JSON: {exc.msg}",
                 Location(shown, exc.lineno, exc.colno),
                 hint="the file may be corrupt or have an unresolved merge conflict",
@@ -110,7 +111,7 @@ def load_notebook(path: Path, shown: str, referenced_at: Location | None = None)
     if not isinstance(raw, dict) or not isinstance(raw.get("nbformat"), int):
         raise NotebookError(
             error(
-                "NBF005",
+                codes.NOTEBOOK_INVALID,
                 f"{shown} is not a Jupyter notebook (no `nbformat` field)",
                 Location(shown, 1, 1),
             )
@@ -119,7 +120,7 @@ def load_notebook(path: Path, shown: str, referenced_at: Location | None = None)
     if major > 4:
         raise NotebookError(
             error(
-                "NBF006",
+                codes.NOTEBOOK_VERSION,
                 f"notebook format v{major} is newer than this nbflow understands (v4)",
                 Location(shown, 1, 1),
                 hint="upgrade nbflow, or save the notebook as nbformat 4",
@@ -143,7 +144,7 @@ def load_notebook(path: Path, shown: str, referenced_at: Location | None = None)
             )
     except Exception as exc:  # nbformat raises bare exceptions for structurally broken files
         raise NotebookError(
-            error("NBF005", f"invalid notebook: {exc}", Location(shown, 1, 1))
+            error(codes.NOTEBOOK_INVALID, f"invalid notebook: {exc}", Location(shown, 1, 1))
         ) from None
     if "ValidationError" in captured:
         invalid = captured["ValidationError"]
@@ -151,7 +152,7 @@ def load_notebook(path: Path, shown: str, referenced_at: Location | None = None)
         message = str(getattr(invalid, "message", invalid)).splitlines()[0]
         raise NotebookError(
             error(
-                "NBF005",
+                codes.NOTEBOOK_INVALID,
                 f"notebook does not follow the nbformat v4 schema: {message}"
                 + (f" (at {where_in})" if where_in else ""),
                 Location(shown, 1, 1),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nbflow import codes
 from nbflow.diagnostics import Diagnostic, Location, error
 
 YamlPath = tuple[str | int, ...]
@@ -105,14 +106,16 @@ def load_text(text: str, path: str) -> YamlDoc:
             )
         raise YamlLoadError(
             error(
-                "NBF008" if duplicate else "NBF002",
+                codes.DUPLICATE_KEY if duplicate else codes.YAML_SYNTAX,
                 f"YAML syntax: {problem}" if not duplicate else problem,
                 Location(path, line, col),
                 hint="each key may appear once in a mapping" if duplicate else None,
             )
         ) from None
     except YAMLError as exc:
-        raise YamlLoadError(error("NBF002", f"YAML syntax: {exc}", Location(path, 1, 1))) from None
+        raise YamlLoadError(
+            error(codes.YAML_SYNTAX, f"YAML syntax: {exc}", Location(path, 1, 1))
+        ) from None
     doc = YamlDoc(path=path, text=text, data=None)
     doc.data = _plain(raw, (), doc)
     return doc
@@ -124,11 +127,11 @@ def load_file(path: Path, shown: str | None = None) -> YamlDoc:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise YamlLoadError(
-            error("NBF001", f"manifest not found: {shown}", Location(shown))
+            error(codes.MANIFEST_NOT_FOUND, f"manifest not found: {shown}", Location(shown))
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise YamlLoadError(
-            error("NBF001", f"cannot read manifest {shown}: {exc}", Location(shown))
+            error(codes.MANIFEST_NOT_FOUND, f"cannot read manifest {shown}: {exc}", Location(shown))
         ) from None
     return load_text(text, shown)
 

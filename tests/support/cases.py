@@ -3,7 +3,8 @@
 Expected diagnostics of an invalid case are written inline, as a comment on the offending line
 of its manifest (`retires: 2  # expect: NBF101`, several codes separated by spaces), and, for
 places a comment can't mark (another file, a line a comment would change), in expected.json
-beside it: [{"file": "nbflow.yaml", "line": 4, "code": "NBF002"}].
+beside it: [{"file": "nbflow.yaml", "line": 4, "code": "NBF002"}] (`"line": null` for a
+diagnostic that has no line, such as a manifest that can't be read).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ def case_dirs(kind: str) -> list[Path]:
 
 def expected(case: Path) -> list[tuple[str, int, str]]:
     out: list[tuple[str, int, str]] = []
-    text = (case / "nbflow.yaml").read_text(encoding="utf-8")
+    # errors="replace": a case may hold a manifest that is not UTF-8 (NBF001)
+    text = (case / "nbflow.yaml").read_text(encoding="utf-8", errors="replace")
     for lineno, line in enumerate(text.splitlines(), start=1):
         m = _EXPECT.search(line)
         if m:

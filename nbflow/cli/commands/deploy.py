@@ -7,17 +7,26 @@ network, 401, 403, a missing namespace or CRD).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from nbflow.cli.exit_codes import EXIT_INPUT, EXIT_OK, EXIT_USAGE
 from nbflow.cli.reporters import render_json, render_text
-from nbflow.deploy.gitops import DeployError, ProjectApply, ProjectDiff, apply_projects, diff
+from nbflow.deploy.gitops import (
+    KFP_TOKEN_ENV,
+    DeployError,
+    ProjectApply,
+    ProjectDiff,
+    apply_projects,
+    diff,
+)
 from nbflow.deploy.kubernetes import ApplyError
 from nbflow.diagnostics import Report
+from nbflow.escape import markdown, markdown_code, terminal
 
 JSON = dict[str, Any]
 
@@ -28,6 +37,11 @@ def exit_code(error: ApplyError) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    with _library_logs_redacted(args.kubeconfig):
+        return _cmd_diff(args)
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
     error: ApplyError | None = None
     try:
         results: list[ProjectDiff] = diff(
@@ -47,11 +61,31 @@ def cmd_diff(args: argparse.Namespace) -> int:
     elif args.format == "markdown":
         sys.stdout.write(render_markdown(results))
     else:
-        sys.stdout.write("".join(line + "\n" for line in text_lines(results)))
+        sys.stdout.write("".join(terminal(line) + "\n" for line in text_lines(results)))
     return _finish(results, error)
 
 
+@contextlib.contextmanager
+def _library_logs_redacted(kubeconfig: str | None) -> Iterator[None]:
+    """Library log lines (the kubernetes client logs an exec plugin's stderr) printed with
+    every credential of the kubeconfig in use, the KFP token and bearer tokens as `***`."""
+    import os
+
+    from nbflow.deploy.redact import Redactor, read_kubeconfig_secrets, redacted_library_logs
+
+    source = kubeconfig or os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
+    redactor = Redactor(read_kubeconfig_secrets(Path(p) for p in source.split(os.pathsep) if p))
+    redactor.add([os.environ.get(KFP_TOKEN_ENV, "")])
+    with redacted_library_logs(redactor):
+        yield
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
+    with _library_logs_redacted(args.kubeconfig):
+        return _cmd_apply(args)
+
+
+def _cmd_apply(args: argparse.Namespace) -> int:
     error: ApplyError | None = None
     try:
         results: list[ProjectDiff] = list(
@@ -75,7 +109,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps([result_json(r) for r in results], indent=2) + "\n")
     else:
-        sys.stdout.write("".join(line + "\n" for line in text_lines(results)))
+        sys.stdout.write("".join(terminal(line) + "\n" for line in text_lines(results)))
     return _finish(results, error)
 
 
@@ -83,9 +117,9 @@ def _finish(results: list[ProjectDiff], error: ApplyError | None) -> int:
     if error is not None:
         failed = [r.manifest for r in results if r.error is not None]
         where = f" ({', '.join(failed)})" if failed else ""
-        print(f"nbflow: {error.message}{where}", file=sys.stderr)
+        print(f"nbflow: {terminal(error.message + where)}", file=sys.stderr)
         if error.hint:
-            print(f"hint: {error.hint}", file=sys.stderr)
+            print(f"hint: {terminal(error.hint)}", file=sys.stderr)
         return exit_code(error)
     return EXIT_OK if all(r.ok for r in results) else EXIT_INPUT
 
@@ -95,7 +129,10 @@ def _report_invalid(results: Iterable[ProjectDiff]) -> None:
         if r.report is not None and r.report.diagnostics:
             sys.stderr.write(render_text(r.report, color=sys.stderr.isatty()))
         if not r.valid:
-            print(f"nbflow: {r.manifest} has errors: nothing of it was applied", file=sys.stderr)
+            print(
+                f"nbflow: {terminal(r.manifest)} has errors: nothing of it was applied",
+                file=sys.stderr,
+            )
 
 
 def result_json(result: ProjectDiff) -> JSON:
@@ -147,10 +184,10 @@ def render_markdown(results: Iterable[ProjectDiff]) -> str:
     """The diff as Markdown, for a pull request's job summary."""
     out: list[str] = []
     for r in results:
-        title = f"`{r.manifest}`"
+        title = markdown_code(r.manifest)
         if r.version:
-            title += f": {r.version} (snapshot {r.snapshot}"
-            title += f", namespace {r.namespace})" if r.namespace else ")"
+            title += f": {markdown(r.version)} (snapshot {markdown(str(r.snapshot))}"
+            title += f", namespace {markdown(r.namespace)})" if r.namespace else ")"
         out.append(f"#### {title}\n")
         if not r.valid:
             out.append(
@@ -170,5 +207,5 @@ def render_markdown(results: Iterable[ProjectDiff]) -> str:
 
 
 def _cell(value: object) -> str:
-    text = " ".join(str(value or "").split())
-    return text.replace("|", "\\|")
+    # names and messages come from manifests and from the cluster: literal text, one line
+    return markdown(" ".join(str(value or "").split()))

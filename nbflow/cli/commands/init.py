@@ -14,6 +14,7 @@ from nbflow.cli.exit_codes import EXIT_INPUT, EXIT_OK
 from nbflow.cli.reporters import render_text
 from nbflow.deploy.workflows import init_ci, shown
 from nbflow.errors import UsageError
+from nbflow.escape import terminal
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -49,7 +50,7 @@ def cmd_init_ci(args: argparse.Namespace) -> int:
 
 def _print_result(result: InitResult, shown: str) -> int:
     for note in result.notes:
-        print(f"nbflow: warning: {note}", file=sys.stderr)
+        print(f"nbflow: warning: {terminal(str(note))}", file=sys.stderr)  # notes quote cells
     if result.report.diagnostics:
         sys.stderr.write(
             render_text(result.report, color=sys.stderr.isatty() and not os.environ.get("NO_COLOR"))
@@ -69,10 +70,10 @@ def _print_result(result: InitResult, shown: str) -> int:
         + (f"; {todos} TODO{'s' * (todos != 1)} to review" if todos else "")
     )
     if result.stripped:
-        print(f"removed Kale's tags and metadata from {result.draft.notebook}")
+        print(f"removed Kale's tags and metadata from {terminal(result.draft.notebook)}")
     elif result.stripped is False:
         why = "it has no Kale tags" if not result.kale else f"{shown} has errors"
-        print(f"left {result.draft.notebook} unchanged: {why}", file=sys.stderr)
+        print(f"left {terminal(result.draft.notebook)} unchanged: {why}", file=sys.stderr)
     if not result.report.ok:
         print(
             f"{shown} was written but does not validate yet: fix the errors above", file=sys.stderr

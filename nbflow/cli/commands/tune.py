@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from nbflow.check.validate import load_project
 from nbflow.cli.exit_codes import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK
 from nbflow.cli.reporters import render_text
+from nbflow.escape import terminal
 from nbflow.local.tune.display import display, fmt
 from nbflow.local.tune.search import tune
 from nbflow.local.tune.spec import resolve_search
@@ -40,7 +41,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         f"{spec.parallel} at a time; {spec.direction} {spec.objective}{goal}\n"
     )
     for note in spec.notes:
-        sys.stderr.write(f"  note: {note}\n")
+        sys.stderr.write(f"  note: {terminal(note)}\n")
     shown = display(sys.stderr, spec)
     try:
         result = tune(project, trials=args.trials, parallel=args.parallel, progress=shown.update)

@@ -63,6 +63,8 @@ def load_api_client(kubeconfig: str | None = None, context: str | None = None) -
         raise
     except Exception as exc:  # a broken kubeconfig: ConfigException, YAML, auth plugins, files
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # an exec plugin's stderr is in the message, and may hold a token
+        detail = _redactor(source)(detail)
         raise ApplyError(
             f"cannot use the Kubernetes configuration {source or '(in-cluster)'}: {detail}",
             "check the file with `kubectl config view`, or pass another one with --kubeconfig",
@@ -76,6 +78,13 @@ def load_api_client(kubeconfig: str | None = None, context: str | None = None) -
     api_client.nbflow_namespace = namespace
     api_client.nbflow_source = where + (f", context {context}" if context else "")
     return api_client
+
+
+def _redactor(source: str | None) -> Any:
+    from nbflow.deploy.redact import Redactor, read_kubeconfig_secrets
+
+    paths = [Path(p) for p in (source or "").split(os.pathsep) if p]
+    return Redactor(read_kubeconfig_secrets(paths))
 
 
 def _kubeconfig_source(explicit: str | None) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, TextIO
 
+from nbflow.escape import terminal_lines
 from nbflow.local.tune.results import FINISHED, TrialResult, best_trial
 
 if TYPE_CHECKING:
@@ -48,7 +49,8 @@ class TrialLog:
             f"{trial.seconds:.1f} s  ({_steps_text(trial)})  {tail}"
         )
         if trial.state == "failed" and trial.error:
-            for line in trial.error.strip().splitlines()[:8]:
+            # the user's traceback: no ESC, CR or workflow command of it
+            for line in terminal_lines(trial.error.strip()).split("\n")[:8]:
                 self._print(f"    {line}")
 
     def close(self) -> None:
