@@ -53,7 +53,7 @@ def check_flow(flow: CellFlow, case: dict[str, Any]) -> None:
     for key in ("deletes", "imports", "star_imports", "mutations", "optional_reads"):
         if key in case:
             assert list(getattr(flow, key)) == case[key], key
-    for key in ("functions", "function_writes"):
+    for key in ("functions", "function_writes", "aliases"):
         if key in case:
             got = {k: sorted(v) for k, v in getattr(flow, key).items()}
             assert got == {k: sorted(v) for k, v in case[key].items()}, key

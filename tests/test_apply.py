@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -217,6 +218,24 @@ def test_second_apply_is_unchanged_and_writes_nothing(
     assert server.writes() == []
     assert server.get(PIPELINE_VERSION, NS, v1[1]["metadata"]["name"]) == before
     assert result.changes[1].uid == before["metadata"]["uid"]  # type: ignore[index]
+
+
+def test_the_same_version_compiled_by_another_kfp_release_is_unchanged(
+    server: K8sServer, client: Any, v1: list[JSON]
+) -> None:
+    """A kfp patch release changes the IR's banner and the kfp its executor installs, not the
+    version (issue 14, item 9): applying its build is a no-op, not a conflict."""
+    apply(v1, namespace=None, api_client=client)
+    server.clear_log()
+    rebuilt = json.loads(re.sub(r"kfp==[0-9][^'\\\" ]*", "kfp==2.99.0", json.dumps(v1)))
+    spec = rebuilt[1]["spec"]["pipelineSpec"]
+    assert "kfp==2.99.0" in json.dumps(spec)
+    spec["sdkVersion"] = "kfp-2.99.0"
+
+    result = apply(rebuilt, namespace=None, api_client=client)
+
+    assert [c.action for c in result] == ["unchanged", "unchanged"]
+    assert server.writes() == []
 
 
 def test_changed_pipeline_adds_a_version_and_keeps_the_old_one(

@@ -8,10 +8,12 @@ the runtime or kfp, regenerate them with this one command and review the diff:
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import difflib
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -74,9 +76,12 @@ def test_build_writes_the_versioned_folder(tmp_path: Path) -> None:
         result.folder / n for n in ("kubernetes.yaml", "nbflow.json", "pipeline.yaml")
     )
     ir = (result.folder / "pipeline.yaml").read_text(encoding="utf-8")
-    # the hash of the IR's documents, canonical JSON: independent of the YAML emitter's folding
+    # the hash of the IR's documents, canonical JSON: independent of the YAML emitter's folding,
+    # and of the kfp SDK's release (its banner and the kfp pin of the executor are left out)
     documents = list(yaml.safe_load_all(ir))
+    assert documents[0].pop("sdkVersion").startswith("kfp-")
     canonical = json.dumps(documents, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = re.sub(r"'kfp==[^']*'", "'kfp'", canonical)
     assert result.content_hash == hashlib.sha256(canonical.encode()).hexdigest()
     assert result.version == result.content_hash[:8]
     assert result.version_name == f"versions-{result.version}"
@@ -161,6 +166,39 @@ def test_version_follows_the_manifest_settings_that_run(tmp_path: Path, base_ver
     manifest = BASE_MANIFEST.replace("two: {cells: 6,", "two: {cells: 6, image: python:3.12-slim,")
     _, record = render(base(tmp_path, manifest=manifest), snapshot=SNAPSHOT)
     assert record["version"] != base_version
+
+
+def test_version_does_not_follow_the_kfp_sdk(
+    tmp_path: Path, base_version: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kfp patch release changes the IR's banner and the kfp its executor installs, not what
+    the steps compute: the version stays (issue 14, item 9)."""
+    import kfp
+
+    monkeypatch.setattr(kfp, "__version__", "2.17.99")
+    files, record = render(base(tmp_path), snapshot=SNAPSHOT)
+    assert "sdkVersion: kfp-2.17.99" in files["pipeline.yaml"]
+    assert "kfp==2.17.99" in files["pipeline.yaml"]
+    assert record["version"] == base_version
+
+
+def test_version_follows_the_data_files_a_step_reads(tmp_path: Path) -> None:
+    """A file beside the notebook that a step reads by a relative path is an input of the
+    version (issue 14, item 4)."""
+    cells = [*BASE_CELLS[:3], "a = np.loadtxt('data.csv') * k", *BASE_CELLS[4:]]
+    (tmp_path / "data.csv").write_text("1\n2\n")
+    _, first = render(base(tmp_path, cells), snapshot=SNAPSHOT)
+    (tmp_path / "data.csv").write_text("1\n3\n")
+    files, second = render(base(tmp_path, cells), snapshot=SNAPSHOT)
+    assert first["version"] != second["version"]
+    # the file's digest is in the step's program (which travels base64-encoded)
+    digest = hashlib.sha256(b"1\n3\n").hexdigest()
+    ir = next(yaml.safe_load_all(files["pipeline.yaml"]))
+    executors = ir["deploymentSpec"]["executors"]
+    code = "\n".join(e["container"]["command"][-1] for e in executors.values())
+    encoded = re.findall(r"b64decode\('([A-Za-z0-9+/=]+)'\)", code)
+    programs = [json.loads(base64.b64decode(e)) for e in encoded]
+    assert [p["files"] for p in programs if p["step"] == "one"] == [{"data.csv": digest}]
 
 
 def test_kubernetes_yaml_pipeline_then_version_labelled(tmp_path: Path) -> None:

@@ -52,7 +52,15 @@ def test_after_only_is_dashed() -> None:
     plan, _, _ = build(load_yaml(CASES / "after.yaml"))
     assert "n1 -.-> n2" in render(plan, "mermaid", pipeline="p")
     assert "n1 -> n2 [style=dashed];" in render(plan, "dot", pipeline="p")
-    assert "<- first: after" in render(plan, "text", pipeline="p")
+    text = render(plan, "text", pipeline="p")
+    assert "<- first (after: order only, no data)" in text and "<- first: after" not in text
+
+
+def test_text_shows_cells_as_ranges() -> None:
+    plan, _, _ = build(
+        {"cells": {n: f"x{n} = {n}" for n in range(1, 13)}, "steps": {"all": [*range(1, 10), 12]}}
+    )
+    assert "  all (cells 1-9, 12)\n" in render(plan, "text", pipeline="p")
 
 
 def test_unknown_format() -> None:

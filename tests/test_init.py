@@ -79,7 +79,10 @@ def test_expected_validates(case, tmp_path):
     nb = copy_case(case, tmp_path)
     shutil.copy(KALE_CASES / case / "expected.yaml", nb.parent / "nbflow.yaml")
     report, project = validate_manifest(nb.parent / "nbflow.yaml")
-    assert report.ok and not report.warnings, [d.message for d in report.diagnostics]
+    assert report.ok, [d.message for d in report.diagnostics]
+    if not case.startswith("kale-upstream-"):
+        # Kale's own test notebook assigns parameters no step reads (NBF406): warnings allowed
+        assert not report.warnings, [d.message for d in report.diagnostics]
     assert project is not None and project.plan is not None
 
 
@@ -289,7 +292,8 @@ def test_cell_spec_folds_markdown_between_cells():
     ("name", "goal"),
     [("accuracy", "maximize"), ("val_acc", "maximize"), ("f1", "maximize"), ("roc_auc", "maximize"),
      ("test_loss", "minimize"), ("rmse", "minimize"), ("error_rate", "minimize"), ("r2", "maximize"),
-     ("scores", None), ("model", None), ("accumulate", None)],
+     ("scores", None), ("model", None), ("accumulate", None), ("negative_mse", "maximize"),
+     ("neg_log_loss", "maximize"), ("mse", "minimize"), ("negative_accuracy", "minimize")],
 )  # fmt: skip
 def test_metric_goal(name, goal):
     assert metric_goal(name) == goal
@@ -324,3 +328,65 @@ def test_written_yaml_loads_as_the_draft(tmp_path, capsys):
             "accessMode": "ReadWriteMany",
         }
     )
+
+
+def test_no_headings_gives_at_most_eight_steps_that_validate(capsys, tmp_path):
+    # 51 cells, each making a value the next ones read, with peeks in between: init's data-flow
+    # split alone would make a step of nearly every cell
+    cells: list[str | Cell] = ["import math\n%matplotlib inline", "def half(v):\n    return v / 2"]
+    for i in range(1, 50):
+        cells.append(f"v{i} = half(v{i - 1}) + math.pi" if i > 1 else "v1 = 1.0")
+        if i % 7 == 0:
+            cells.append(f"v{i}")  # a peek
+    cells.append("loss = v49 - v48\nprint(loss)")
+    nb = write_notebook(tmp_path / "long.ipynb", cells)
+    r = run_init(capsys, str(nb))
+    assert r.code == 0, r.err
+    report, project = validate_manifest(tmp_path / "nbflow.yaml")
+    assert report.ok and project is not None
+    assert 2 <= len(project.steps) <= 8
+    assert project.setup == (1, 2)
+    assert project.manifest.metrics["loss"].goal == "minimize"
+
+
+def test_kaggle_style_notebook_proposal(capsys, tmp_path):
+    nb = copy_case("plain-kaggle", tmp_path)
+    assert run_init(capsys, str(nb)).code == 0
+    report, project = validate_manifest(nb.parent / "nbflow.yaml")
+    assert report.ok and not report.warnings and project is not None
+    assert len(project.steps) == 8 and project.setup == (1, 2)
+    # the untagged cell of constants is proposed as the parameters cell: not artifacts
+    assert project.parameters_cell == 3
+    assert [p.name for p in project.parameters] == ["test_size", "alpha", "n_trees", "seed"]
+    assert project.manifest.metrics["negative_mse"].goal == "maximize"
+    assert not any(d.code == "NBF702" for d in report.diagnostics)
+
+
+def test_title_constants_and_setup_heading(capsys, tmp_path):
+    nb = copy_case("plain-title-constants", tmp_path)
+    assert run_init(capsys, str(nb)).code == 0
+    report, project = validate_manifest(nb.parent / "nbflow.yaml")
+    assert report.ok and project is not None
+    # the title's constants are parameters, the "Setup" cell is setup, not steps of those names
+    assert [s.name for s in project.steps] == ["data", "model", "evaluate"]
+    assert project.setup == (4,) and project.parameters_cell == 2
+    text = (nb.parent / "nbflow.yaml").read_text()
+    for heading in ("Data", "Model", "Evaluate"):
+        assert f'# from the heading "{heading}"' in text
+    assert 'heading "iris-classifier"' not in text
+
+
+def test_a_cell_of_constants_that_are_no_parameter_type_is_not_the_parameters_cell(
+    capsys, tmp_path
+):
+    nb = write_notebook(
+        tmp_path / "t.ipynb",
+        [
+            "classes = ('cat', 'dog')\nbatch = 4",
+            "import math",
+            "n = math.ceil(len(classes) / batch)",
+        ],
+    )
+    assert run_init(capsys, str(nb)).code == 0
+    report, project = validate_manifest(tmp_path / "nbflow.yaml")
+    assert report.ok and project is not None and project.parameters_cell is None

@@ -99,8 +99,10 @@ def test_strip_is_refused_while_the_manifest_has_errors(tmp_path, capsys):
     path = _kale_notebook(
         tmp_path / "bad.ipynb",
         [("x = 1", ["pipeline-parameters"]), ("y = x + 1", ["step:work"])],
-        {"pipeline_name": "bad", "katib_metadata": {"parameters": [
-            {"name": "nope", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}]}},
+        {"pipeline_name": "bad", "katib_metadata": {
+            "objective": {"objectiveMetricName": "acc"},
+            "parameters": [
+                {"name": "x", "parameterType": "int", "feasibleSpace": {"min": "0", "max": "3"}}]}},
     )  # fmt: skip
     before = path.read_bytes()
     r = run_init(capsys, str(path), "--strip-kale-tags")
@@ -108,7 +110,7 @@ def test_strip_is_refused_while_the_manifest_has_errors(tmp_path, capsys):
     assert path.read_bytes() == before
     assert "left bad.ipynb unchanged" in r.err
     assert (
-        "TODO: not assigned in the pipeline-parameters cell"
+        "TODO: Katib's objective, not printed in Kale's pipeline-metrics cell"
         in (tmp_path / "nbflow.yaml").read_text()
     )
 
@@ -269,3 +271,28 @@ def test_a_bare_skip_tag_is_not_kale(tmp_path):
     assert not uses_kale(load_notebook(path, path.name))
     path = _kale_notebook(tmp_path / "s.ipynb", [("x = 1", ["skip"]), ("y = 2", [])], {})
     assert uses_kale(load_notebook(path, path.name))
+
+
+def test_katib_panel_leftovers_make_a_draft_that_validates(tmp_path, capsys):
+    nb = copy_case("kale-katib-grid", tmp_path)
+    r = run_init(capsys, str(nb))
+    assert r.code == 0, r.err
+    report, project = validate_manifest(nb.parent / "nbflow.yaml")
+    assert report.ok and not report.warnings and project is not None
+    m = project.manifest
+    # parameters printed by the metrics cell are not metrics; a negated metric is maximized
+    assert {k: v.goal for k, v in m.metrics.items()} == {
+        "mse": "minimize",
+        "negative_mse": "maximize",
+    }
+    t = m.tuning
+    assert t is not None and t.algorithm == "grid"
+    assert t.settings == {"random_state": 7}  # Bayesian optimisation's settings left out
+    assert t.search["lr"].values == (0.0001, 0.001, 0.01, 0.1)  # numbers, not strings
+    assert {p.name: p.type for p in project.parameters}["lr"] == "float"
+    assert t.search["batch_size"].values == (16, 32)  # Katib's `bs`
+    assert "dropout" not in t.search
+    assert t.maxTrials == 4 * 3 * 2 * 2  # capped at the grid's combinations
+    assert "Katib parameter `dropout` assigned in no pipeline-parameters cell" in r.err
+    text = (nb.parent / "nbflow.yaml").read_text()
+    assert "# TODO: check: Kale's Katib parameter `bs` is not a pipeline parameter" in text

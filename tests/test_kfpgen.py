@@ -89,7 +89,11 @@ class Compiled:
 
     @property
     def tasks(self) -> dict[str, Any]:
-        return self.ir["root"]["dag"]["tasks"]
+        """The tasks of every DAG: the root's and those of groups (the exit handler's)."""
+        out = dict(self.ir["root"]["dag"]["tasks"])
+        for component in self.ir["components"].values():
+            out.update(component.get("dag", {}).get("tasks", {}))
+        return out
 
     def component(self, task: str) -> dict[str, Any]:
         return self.ir["components"][self.tasks[task]["componentRef"]["name"]]
@@ -132,6 +136,11 @@ class Compiled:
         raise AssertionError(f"no program in {task}")
 
 
+def _encoded(program: dict[str, Any]) -> str:
+    """The program as the component's source carries it."""
+    return base64.b64encode(json.dumps(program, sort_keys=True).encode("utf-8")).decode("ascii")
+
+
 def compile_project(project: Any, target: str, tmp: Path) -> Compiled:
     tmp.mkdir(parents=True, exist_ok=True)
     return Compiled(compile_source(generate(project, target), tmp))  # type: ignore[arg-type]
@@ -160,8 +169,8 @@ def test_one_task_per_step_named_as_the_step(cluster: Compiled) -> None:
     steps = {t: v for t, v in cluster.tasks.items() if t.startswith("step-")}
     assert sorted(steps) == sorted(f"step-{s}" for s in STEPS)
     assert {v["taskInfo"]["name"] for v in steps.values()} == set(STEPS)
-    # plus the claim created for this run and its deletion
-    assert set(cluster.tasks) - set(steps) == {"createpvc", "deletepvc"}
+    # plus the claim created for this run, its deletion and the exit handler that runs it
+    assert set(cluster.tasks) - set(steps) == {"createpvc", "deletepvc", "exit-handler-1"}
 
 
 def test_one_artifact_per_variable_on_an_edge(cluster: Compiled) -> None:
@@ -206,7 +215,8 @@ def test_each_step_receives_only_the_parameters_it_reads(cluster: Compiled) -> N
     assert cluster.parameters("step-join") == {}
     for task, param in (("step-load", "n"), ("step-left", "C"), ("step-right", "name")):
         wired = cluster.tasks[task]["inputs"]["parameters"][f"param_{param}"]
-        assert wired == {"componentInputParameter": param}
+        # inside the exit handler's group, a pipeline parameter reaches a task as a channel
+        assert wired == {"componentInputParameter": f"pipelinechannel--{param}"}
     root = cluster.ir["root"]["inputDefinitions"]["parameters"]
     assert {k: (v["parameterType"], v["defaultValue"]) for k, v in root.items()} == {
         "C": ("NUMBER_DOUBLE", 1.0),
@@ -277,19 +287,49 @@ def test_volumes_existing_claim_and_claim_per_run(cluster: Compiled) -> None:
     }
     for task in ("step-right", "step-join"):  # `volumes: []`
         assert "pvcMount" not in cluster.k8s(task)
+    assert mount["subPath"] == "scratch"
     create = cluster.tasks["createpvc"]["inputs"]["parameters"]
     assert {k: v["runtimeValue"]["constant"] for k, v in create.items()} == {
         "access_modes": ["ReadWriteMany"],
-        "pvc_name_suffix": "-scratch",
+        "pvc_name": "{{$.pipeline_job_uuid}}",
         "size": "5Gi",
         "storage_class_name": "fast",
     }
-    delete = cluster.tasks["deletepvc"]
-    assert delete["dependentTasks"] == ["createpvc", "step-left"]  # after every step using it
-    assert delete["inputs"]["parameters"]["pvc_name"]["taskOutputParameter"] == {
-        "outputParameterKey": "name",
-        "producerTask": "createpvc",
-    }
+
+
+def test_claim_per_run_is_deleted_by_an_exit_handler(cluster: Compiled) -> None:
+    """The run's claim is deleted when the run ends, failed or not (issue 14)."""
+    root = cluster.ir["root"]["dag"]["tasks"]
+    assert set(root) == {"exit-handler-1", "deletepvc"}  # every step runs inside the handler
+    delete = root["deletepvc"]
+    assert delete["triggerPolicy"] == {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
+    assert delete["dependentTasks"] == ["exit-handler-1"]
+    # an exit task may depend on no task: the claim is named by the run's id, which KFP
+    # resolves in both tasks
+    pvc_name = delete["inputs"]["parameters"]["pvc_name"]["runtimeValue"]["constant"]
+    assert pvc_name == "{{$.pipeline_job_uuid}}"
+
+
+def test_volumes_created_per_run_share_one_claim(tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path,
+        ["x = 1", "y = x"],
+        """
+        name: vols
+        volumes:
+          - {name: a, mountPath: /a, size: 1Gi}
+          - {name: b, mountPath: /b, size: 512Mi}
+        steps:
+          one: {cells: 1, volumes: [a, b]}
+          two: {cells: 2, volumes: [b]}
+        """,
+    )
+    ir = compile_project(load(root), "cluster", tmp_path / "c")
+    create = ir.tasks["createpvc"]["inputs"]["parameters"]
+    assert create["size"]["runtimeValue"]["constant"] == "1536Mi"
+    mounts = {m["mountPath"]: m["subPath"] for m in ir.k8s("step-one")["pvcMount"]}
+    assert mounts == {"/a": "a", "/b": "b"}
+    assert [m["subPath"] for m in ir.k8s("step-two")["pvcMount"]] == ["b"]
 
 
 def test_names_and_text_round_trip_exactly(cluster: Compiled, kitchen: Any) -> None:
@@ -317,12 +357,16 @@ def test_an_image_with_quotes_and_newlines_compiles_and_round_trips(
 
 
 def test_the_local_target_runs_the_same_code_without_installing(
-    cluster: Compiled, local: Compiled
+    cluster: Compiled, local: Compiled, kitchen: Any
 ) -> None:
     assert local.platform == {}  # no Kubernetes-only settings
     for step in STEPS:
         task = f"step-{step}"
-        assert local.code(task) == cluster.code(task)
+        # the same code; the program adds the notebook's folder to run in (Jupyter's cwd)
+        workdir = str(kitchen.notebook_dir.resolve())
+        assert local.program(task) == {**cluster.program(task), "workdir": workdir}
+        program, same = (_encoded(c.program(task)) for c in (local, cluster))
+        assert local.code(task).replace(program, same) == cluster.code(task)
         command = " ".join(local.container(task)["command"])
         assert "pip install" not in command
         assert "pip install" in " ".join(cluster.container(task)["command"])

@@ -339,6 +339,233 @@ def test_unsavable_value_names_variable_step_and_type(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("source", "what"),
+    [
+        ("f = (i for i in range(3))", "is (or holds) a generator"),
+        ("import threading\nf = {'lock': threading.Lock()}", "a lock, thread or process pool"),
+        ("f = open(__import__('os').devnull)\nf.close()", "an open file or stream"),
+    ],
+)
+def test_unsavable_value_hint_names_what_it_is(
+    tmp_path: Path, capsys: Any, source: str, what: str
+) -> None:
+    err = fail_step(tmp_path, [source], step="prep", outputs=["f"], capsys=capsys)
+    [hint] = [line for line in err.splitlines() if line.startswith("hint: ")]
+    assert what in hint
+
+
+def test_unsavable_value_of_another_kind_does_not_blame_files(tmp_path: Path, capsys: Any) -> None:
+    source = "import ctypes\nf = ctypes.pointer(ctypes.c_int(1))"
+    err = fail_step(tmp_path, [source], step="prep", outputs=["f"], capsys=capsys)
+    [hint] = [line for line in err.splitlines() if line.startswith("hint: ")]
+    assert "no serializer of nbflow can store" in hint and "open files" not in hint
+
+
+# --- values that cross steps as the notebook has them (issue 14) -----------------------------
+
+
+def test_notebook_function_sees_the_loading_steps_globals(tmp_path: Path) -> None:
+    """A function (or method) from another step looks its globals up in the step that calls
+    it: parameters given to that step, names it defines, later changes of them."""
+    make = (
+        "def size():\n    return IMG_SIZE * 2\n"
+        "class Box:\n    def area(self):\n        return IMG_SIZE * WIDTH\n"
+        "def make(k):\n    def scaled(v):\n        return v * k + IMG_SIZE\n    return scaled\n"
+        "WIDTH = 3\nscaled = make(10)"
+    )
+    first = run_step(tmp_path, [make], step="make", outputs=["size", "Box", "scaled", "WIDTH"])
+    use = (
+        "assert size() == 256\nassert Box().area() == 128 * 3\nassert scaled(1) == 138\n"
+        "IMG_SIZE = 1\nassert size() == 2\n"  # the step's own, later, value
+        "WIDTH = 5\nassert Box().area() == 5"
+    )
+    run_step(tmp_path, [use], step="use", inputs=first.outputs, parameters={"IMG_SIZE": 128})
+
+
+def test_captured_globals_fill_only_names_the_step_lacks(tmp_path: Path) -> None:
+    make = "helper = lambda: 7\ndef f():\n    return helper() + OFFSET\nOFFSET = 1"
+    first = run_step(tmp_path, [make], step="make", outputs=["f"])
+    # `helper` comes with `f` (the step does not have it); OFFSET is the step's own
+    run_step(
+        tmp_path, ["assert f() == 107"], step="use", inputs=first.outputs, setup=["OFFSET = 100"]
+    )
+
+
+def test_values_sharing_objects_are_saved_and_loaded_together(tmp_path: Path) -> None:
+    make = (
+        "a = {'w': 0}\nb = [1]\nboth = [a, b]\nby_name = {'a': a}\n"
+        "alone = {'w': 0}\nimport numpy as np\narr = np.zeros(2)\nview = arr"
+    )
+    first = run_step(
+        tmp_path,
+        [make],
+        step="make",
+        outputs=["a", "b", "both", "by_name", "alone", "arr", "view"],
+    )
+    metas = {n: first.meta(n) for n in first.outputs}
+    groups = {n: tuple(m["bundle"]["names"]) for n, m in metas.items() if "bundle" in m}
+    assert groups == {
+        "a": ("a", "b", "both", "by_name"),
+        "b": ("a", "b", "both", "by_name"),
+        "both": ("a", "b", "both", "by_name"),
+        "by_name": ("a", "b", "both", "by_name"),
+        "arr": ("arr", "view"),
+        "view": ("arr", "view"),
+    }
+    assert metas["alone"]["serializer"] == "cloudpickle"
+    use = (
+        "for x in both:\n    x.append(1) if isinstance(x, list) else x.update(w=1)\n"
+        "assert a['w'] == 1 and b == [1, 1] and by_name['a'] is a\n"
+        "assert view is arr and alone == {'w': 0}"
+    )
+    run_step(tmp_path, [use], step="use", inputs=first.outputs)
+
+
+def test_shared_values_without_cloudpickle_are_bundled_with_pickle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "cloudpickle", None)  # an image without cloudpickle
+    first = run_step(tmp_path, ["a = [1]\nboth = {'a': a}"], step="make", outputs=["a", "both"])
+    assert first.meta("a")["serializer"] == "bundle"
+    run_step(
+        tmp_path, ["a.append(2)\nassert both['a'] == [1, 2]"], step="use", inputs=first.outputs
+    )
+
+
+def test_shared_groups_ignore_classes_modules_and_immutables(tmp_path: Path) -> None:
+    ns = load_runtime()
+
+    class Model:
+        pass
+
+    empty = ()
+    values = {"m1": Model(), "m2": Model(), "t1": (1, empty), "t2": (2, empty), "s": "text"}
+    assert ns["shared_groups"](values) == []
+    shared = [1]
+    assert ns["shared_groups"]({"x": {"k": shared}, "y": (shared,), "z": []}) == [["x", "y"]]
+    numbers = list(range(1000))  # long lists of atoms are not looked into, but count themselves
+    assert ns["shared_groups"]({"n": numbers, "m": {"n": numbers}, "o": list(range(1000))}) == [
+        ["n", "m"]
+    ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "!pip install xgboost",
+        "%pip install -q scikit-learn==1.5",
+        "  !pip3 install --user -r requirements.txt",
+        "!python -m pip install torch",
+        "!conda install -y numpy",
+        "%conda install numpy",
+        "!uv pip install polars",
+    ],
+)
+def test_install_lines_are_skipped(tmp_path: Path, capsys: Any, line: str) -> None:
+    cell = f"import sys\nif True:\n{line if line.startswith(' ') else '    ' + line}\nx = 2"
+    run = run_step(
+        tmp_path, ["before = set(sys.modules)", (2, cell)], outputs=["x"], setup=["import sys"]
+    )
+    err = capsys.readouterr().err
+    assert f"cell 2, line 3: skipped `{line.strip()}`" in err
+    assert "requirements:" in err
+    assert load_runtime()["load_value"](str(run.outputs["x"])) == 2
+    # the report shows the cell as written
+    assert "install" in run.report
+
+
+def test_install_pattern_is_the_validators(tmp_path: Path) -> None:
+    from nbflow.dataflow.files import INSTALL_LINE
+
+    assert load_runtime()["_INSTALL_LINE"].pattern == INSTALL_LINE.pattern
+
+
+def test_keras_model_round_trip(tmp_path: Path) -> None:
+    pytest.importorskip(
+        "tensorflow",
+        reason="tensorflow is not installed here (too large for this project's machines): "
+        "the keras serializer is tested where it is",
+    )
+    make = (
+        "from tensorflow import keras\nimport numpy as np\n"
+        "value = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])\n"
+        "expected = value.predict(np.ones((1, 2)), verbose=0).tolist()"
+    )
+    first = run_step(tmp_path, [make], step="make", outputs=["value", "expected"])
+    assert first.meta("value")["serializer"] == "keras"
+    check = (
+        "import numpy as np\nassert value.predict(np.ones((1, 2)), verbose=0).tolist() == expected"
+    )
+    run_step(tmp_path, [check], step="use", inputs=first.outputs)
+
+
+def test_xgboost_dmatrix_and_booster_round_trip(tmp_path: Path) -> None:
+    pytest.importorskip("xgboost")
+    setup = [
+        "import numpy as np\nimport xgboost as xgb\nX = np.arange(20.0).reshape(10, 2)\ny = X[:, 0] > 9"
+    ]
+    make = (
+        "value = xgb.DMatrix(X, label=y)\nbooster = xgb.train({'max_depth': 1}, value, 2)\n"
+        "expected = booster.predict(value).tolist()"
+    )
+    first = run_step(
+        tmp_path, [make], step="make", outputs=["value", "booster", "expected"], setup=setup
+    )
+    assert first.meta("value")["serializer"] == first.meta("booster")["serializer"] == "xgboost"
+    check = "assert value.num_row() == 10\nassert booster.predict(value).tolist() == expected"
+    run_step(tmp_path, [check], step="use", inputs=first.outputs, setup=setup)
+
+
+def test_lightgbm_dataset_and_booster_round_trip(tmp_path: Path) -> None:
+    pytest.importorskip("lightgbm")
+    setup = [
+        "import numpy as np\nimport lightgbm as lgb\nX = np.arange(200.0).reshape(100, 2)\ny = (X[:, 0] > 90).astype(int)"
+    ]
+    make = (
+        "value = lgb.Dataset(X, label=y, params={'verbose': -1}).construct()\n"
+        "booster = lgb.train({'verbose': -1, 'num_leaves': 3}, value, 2)\n"
+        "expected = booster.predict(X).tolist()"
+    )
+    first = run_step(
+        tmp_path, [make], step="make", outputs=["value", "booster", "expected"], setup=setup
+    )
+    assert first.meta("value")["serializer"] == first.meta("booster")["serializer"] == "lightgbm"
+    check = "assert value.num_data() == 100\nassert booster.predict(X).tolist() == expected"
+    run_step(tmp_path, [check], step="use", inputs=first.outputs, setup=setup)
+
+
+def test_step_runs_in_the_programs_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "notebook-folder"
+    folder.mkdir()
+    (folder / "data.txt").write_text("41")
+    (folder / "nbflow_helper_mod.py").write_text("def inc(v):\n    return v + 1\n")
+    monkeypatch.chdir(tmp_path)
+    ns = load_runtime()
+    out = tmp_path / "out"
+    program = {
+        "pipeline": "p",
+        "step": "s",
+        "notebook": "nb.ipynb",
+        "workdir": str(folder),
+        "cells": [
+            {
+                "number": 1,
+                "source": "from nbflow_helper_mod import inc\nfrom pathlib import Path\nv = inc(int(Path('data.txt').read_text()))",
+                "setup": False,
+            }
+        ],
+        "outputs": ["v"],
+    }
+    try:
+        ns["main"](program, inputs={}, outputs={"v": "out"}, parameters={}, report_path="r.html")
+    finally:
+        sys.modules.pop("nbflow_helper_mod", None)
+    assert ns["load_value"](str(out)) == 42  # relative output paths are the caller's
+    assert (tmp_path / "r.html").is_file()
+    assert Path.cwd() == tmp_path and str(folder) not in sys.path
+
+
 def test_missing_output_variable(tmp_path: Path, capsys: Any) -> None:
     err = fail_step(tmp_path, ["a = 1"], outputs=["model"], capsys=capsys)
     assert "step 'train': output variable 'model' was never assigned" in err

@@ -103,3 +103,90 @@ def test_a_requirements_file_is_checked_line_by_line(tmp_path: Path) -> None:
     report, project = validate_manifest(_write(tmp_path, text))
     assert project is not None, [d.message for d in report.diagnostics]
     assert project.requirements == ("numpy==2.1", "foo[bar]>=1,<2 ; python_version >= '3.9'")
+
+
+def test_relative_paths_and_package_installs_are_named_at_their_cells(tmp_path: Path) -> None:
+    from nbflow.check.validate import load_project
+    from tests.support.projects import write_project
+
+    root = write_project(
+        tmp_path,
+        [
+            "%pip install -q pandas\nimport pandas as pd",  # 1 setup
+            "df = pd.read_csv('data.csv')\nextra = pd.read_csv('missing/extra.csv')",  # 2
+            "df.to_csv('out.csv')\nurl = pd.read_csv('https://example.com/x.csv')",  # 3
+            "import logging\nlog = logging.getLogger('sklearn.base')",  # 4
+            "pd.read_csv('skipped.csv')",  # 5 skipped
+        ],
+        """
+        name: files
+        setup: 1
+        steps:
+          load: {cells: [2, 4]}
+          save: {cells: 3}
+        skip: [5]
+        """,
+    )
+    (root / "data.csv").write_text("a\n1\n")
+    report, project = load_project(root)
+    assert project is not None and report.ok
+    found = sorted(
+        (d.code, d.location.cell, d.location.cell_line, d.message)
+        for d in report.diagnostics
+        if d.code in ("NBF708", "NBF709")
+    )
+    assert [(code, cell, line) for code, cell, line, _ in found] == [
+        ("NBF708", 1, 1),
+        ("NBF709", 2, 1),
+        ("NBF709", 2, 2),
+        ("NBF709", 3, 1),
+    ]
+    messages = [m for *_, m in found]
+    assert "cell 1 (setup) installs packages (`%pip install -q pandas`)" in messages[0]
+    assert "reads `data.csv`" in messages[1] and "re-runs it when the file changes" in messages[1]
+    assert "reads `missing/extra.csv`" in messages[2] and "not beside the notebook" in messages[2]
+    assert "writes `out.csv`" in messages[3] and "no other step sees it" in messages[3]
+
+
+def test_forgotten_cells_are_one_diagnostic_with_their_ranges(tmp_path: Path) -> None:
+    # a manifest that covers part of the notebook: steps load and split only, no skip
+    text = BASE.replace("  train:\n    cells: 7\n  evaluate:\n    cells: 8\n", "")
+    text = text.replace("skip: [9]\n", "").replace("metrics:\n  accuracy: maximize\n", "")
+    report, _ = validate_manifest(_write(tmp_path, text))
+    forgotten = [d for d in report.diagnostics if d.code == "NBF205"]
+    assert len(forgotten) == 1, [d.message for d in report.diagnostics]
+    assert forgotten[0].message == "3 code cells are in no step, setup or skip: cells 7-9"
+    assert "`skip: [7-9]`" in (forgotten[0].hint or "")
+    assert [r.cell for r in forgotten[0].related] == [7, 8, 9]
+
+
+def test_cells_addressed_by_tag_follow_the_notebook(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.cli import run_cli
+    from tests.support.projects import md, tagged, write_notebook
+
+    cells = [
+        tagged("import math", "setup"),
+        tagged("x = 2.0", "load"),
+        tagged("y = math.sqrt(x)", "fit"),
+        tagged("z = y * 2", "fit"),
+    ]
+    nb = write_notebook(tmp_path / "nb.ipynb", cells)
+    (tmp_path / "nbflow.yaml").write_text(
+        "apiVersion: nbflow/v1\nname: p\nnotebook: nb.ipynb\nsetup: tag:setup\n"
+        "steps:\n  load:\n    cells: tag:load\n  fit:\n    cells: [tag:fit]\n"
+    )
+    report, project = validate_manifest(tmp_path / "nbflow.yaml")
+    assert project is not None, [d.message for d in report.diagnostics]
+    assert project.step("fit").cells == (3, 4) and project.setup == (1,)
+    # inserting cells anywhere changes nothing: no numbers to go stale, no lock drift
+    assert run_cli(capsys, "lock", str(tmp_path)).code == 0
+    write_notebook(nb, [md("# Title"), *cells[:2], tagged("w = 1", "fit"), *cells[2:]])
+    report, project = validate_manifest(tmp_path / "nbflow.yaml")  # the lock agrees
+    assert project is not None and project.step("fit").cells == (4, 5, 6), report.diagnostics
+    # a tag no cell has is an error with a suggestion
+    (tmp_path / "nbflow.yaml").write_text(
+        (tmp_path / "nbflow.yaml").read_text().replace("tag:load", "tag:laod")
+    )
+    report, _ = validate_manifest(tmp_path / "nbflow.yaml", lock=False)
+    (d,) = [d for d in report.diagnostics if d.code == "NBF203"]
+    assert "is tagged `laod`" in d.message and d.hint == "did you mean `tag:load`?"

@@ -47,12 +47,14 @@ _METRIC_MIN = {"loss", "rmse", "mse", "mae", "mape", "error", "err", "logloss", 
 
 
 def metric_goal(name: str) -> str | None:
-    """`maximize` or `minimize` when the variable's name looks like a metric, else None."""
+    """`maximize` or `minimize` when the variable's name looks like a metric, else None. A
+    negated metric (`negative_mse`, `neg_log_loss`, scikit-learn's scorers) goes the other way."""
     tokens = set(re.split(r"[_\d]+", name.lower())) | {name.lower()}
+    negated = bool(tokens & {"neg", "negative", "minus"})
     if tokens & _METRIC_MIN:
-        return "minimize"
+        return "maximize" if negated else "minimize"
     if tokens & _METRIC_MAX:
-        return "maximize"
+        return "minimize" if negated else "maximize"
     return None
 
 

@@ -8,7 +8,9 @@ any other notebook gets a proposal made from its structure:
   configuration functions of imported modules (`warnings.filterwarnings(...)`) or run
   `%matplotlib`-style magics.
 - **parameters**: the literals assigned in the cell tagged `parameters` (papermill's
-  convention), in the short form (`C: 1.0`).
+  convention), in the short form (`C: 1.0`). Without a tagged cell, the first cell, before any
+  work, that only assigns literals (of a parameter type) to names later cells read and never
+  reassign is proposed as `parametersCell`, marked TODO.
 - **steps**, from markdown headings when the notebook has any after setup: each heading of
   the shallowest level that occurs more than once (or of the only level there) starts a step
   named after its text (a DNS label, de-duplicated). Without headings, from data flow: a code
@@ -16,11 +18,14 @@ any other notebook gets a proposal made from its structure:
   does not define yet, and it neither reassigns nor mutates a name of the current step
   (`df = df.dropna()` stays with the cell that made `df`); cells that define nothing read
   later (plots, prints) join the current step. Such steps are named after the first new name.
+  While there are more than 8, the smallest joins the neighbour it exchanges more values with,
+  so that the steps left are cut where few values cross.
 - **skip**: `pip install` cells, and empty or scratch cells after the last step's work (a
   scratch cell defines nothing and is one expression without calls, like `X.shape`, or says
   `scratch`/`debug` in a comment).
-- **metrics**: names assigned in the last step that look like one (`accuracy`, `val_loss`,
-  `f1`, `rmse`...), with the goal their name suggests.
+- **metrics**: names assigned in the last step (else in any step) that look like one
+  (`accuracy`, `val_loss`, `f1`, `rmse`...), with the goal their name suggests (reversed for a
+  negated one: `negative_mse` is maximized).
 - **requirements**: the distributions of the modules the pipeline's cells import.
 
 Guesses carry `# TODO: check`; what init could not decide carries `# TODO: ...`. The manifest is
@@ -143,6 +148,8 @@ def _setup_like(
             continue  # a docstring
         if isinstance(stmt, ast.Assign | ast.AnnAssign):
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            if all(_module_setting(t, cell_modules) for t in targets):
+                continue  # plt.rcParams["figure.figsize"] = ..., pd.options.display.x = ...
             names = [n for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
             if not names or not all(isinstance(t, ast.Name | ast.Tuple) for t in targets):
                 return False
@@ -161,6 +168,17 @@ def _setup_like(
                 continue  # warnings.filterwarnings(...), np.random.seed(0), plt.style.use(...)
         return False
     return True
+
+
+def _module_setting(target: ast.expr, modules: set[str]) -> bool:
+    """Whether an assignment target is an attribute or item of an imported module: a setting
+    of that module (`plt.rcParams[...]`, `pd.options.display.max_rows`), not data."""
+    node = target
+    if not isinstance(node, ast.Attribute | ast.Subscript):
+        return False
+    while isinstance(node, ast.Attribute | ast.Subscript):
+        node = node.value
+    return isinstance(node, ast.Name) and node.id in modules
 
 
 def _is_scratch(cell: Cell, flow: CellFlow | None) -> bool:
@@ -188,7 +206,7 @@ def propose(nb: Notebook, *, name: str, folder: Path) -> Draft:
 
     draft = Draft(name=name, notebook=Path(nb.path).name, origin="structure")
     flows = {c.number: analyse_cell(c.number, c.source) for c in nb.code_cells if c.source.strip()}
-    pcell = _parameters(nb, draft)
+    pcell = _parameters(nb, draft, flows)
     pip_cells = {
         c.number: got for c in nb.code_cells if (got := pip_installs(c.source)) is not None
     }
@@ -215,11 +233,55 @@ def propose(nb: Notebook, *, name: str, folder: Path) -> Draft:
     return draft
 
 
-def _parameters(nb: Notebook, draft: Draft) -> int | None:
-    """The literals of the cell tagged `parameters`; returns that cell's number."""
+def _literal_cell(nb: Notebook, flows: dict[int, CellFlow]) -> Cell | None:
+    """The first code cell, before any cell that does work, that only assigns literals to
+    names later cells read and none reassigns (`test_size = 0.2`, `C = 1.0`): the run's
+    settings, though not tagged `parameters`."""
+    from nbflow.check.manifest import infer_type
+
+    for c in nb.code_cells:
+        flow = flows.get(c.number)
+        if flow is None or pip_installs(c.source) is not None:
+            continue
+        values, other = literal_assignments(c.source)
+        if other or not values:
+            if flow.defines and not flow.imports and not flow.functions:
+                return None  # work has started: later literals are that work's
+            continue
+        names = set(values)
+        later = [f for n, f in flows.items() if n > c.number]
+        read = (
+            set().union(*(set(f.reads) | set(f.optional_reads) for f in later)) if later else set()
+        )
+        again = set().union(*(set(f.defines) for f in later)) if later else set()
+        if (
+            names & read
+            and not names & again
+            # a parameter is one of the manifest's types: a tuple of labels is not a setting
+            and all(infer_type(v) and not k.startswith("_") for k, v in values.items())
+        ):
+            return c
+        return None
+    return None
+
+
+def _parameters(nb: Notebook, draft: Draft, flows: dict[int, CellFlow]) -> int | None:
+    """The literals of the cell tagged `parameters` (else of the cell `_literal_cell` finds);
+    returns that cell's number."""
     tagged = [c for c in nb.code_cells if "parameters" in c.tags]
     if not tagged:
-        return None
+        found = _literal_cell(nb, flows)
+        if found is None:
+            return None
+        draft.parameters_cell = found.number
+        draft.todo(
+            ("parametersCell",),
+            f"check: cell {found.number} only assigns constants, so it is proposed as the "
+            "parameters cell (a run can set them); tag it `parameters` and drop this line, "
+            "or remove it to keep them fixed",
+        )
+        draft.parameters.update(literal_assignments(found.source)[0])
+        return found.number
     pcell = tagged[0].number
     values, other = literal_assignments(tagged[0].source)
     if len(tagged) > 1:
@@ -284,10 +346,13 @@ def _skip(
 
 
 def _metrics(draft: Draft, flows: dict[int, CellFlow]) -> None:
-    """Names assigned in the last step that look like a metric."""
+    """Names assigned in the steps that look like a metric (the last step's, else any step's)."""
     last = draft.steps[-1] if draft.steps else None
-    functions = {f for n in last.cells if n in flows for f in flows[n].functions} if last else set()
-    for n in last.cells if last else ():
+    cells = list(last.cells) if last else []
+    if not any(metric_goal(v) for n in cells if n in flows for v in flows[n].defines):
+        cells = [n for s in draft.steps for n in s.cells]
+    functions = {f for n in cells if n in flows for f in flows[n].functions}
+    for n in cells:
         for var in flows[n].defines if n in flows else ():
             goal = metric_goal(var)
             if (
@@ -344,7 +409,7 @@ def _steps_from_headings(nb: Notebook, draft: Draft, body: list[Cell]) -> bool:
         if c.type == "markdown" and c.number < body[0].number
         for _, t in _headings(c.source)
     ]
-    text = before[-1] if before else draft.name
+    text: str | None = before[-1] if before else None
     taken: set[str] = set()
     current: DraftStep | None = None
     in_body = {c.number for c in body}
@@ -353,10 +418,13 @@ def _steps_from_headings(nb: Notebook, draft: Draft, body: list[Cell]) -> bool:
             current, text = None, starts[c.number]
         elif c.number in in_body:
             if current is None:
-                title = _heading_name(text)
-                current = DraftStep(name=unique(slug(title), taken), cells=[])
+                title = _heading_name(text) if text is not None else ""
+                current = DraftStep(name=unique(slug(title or draft.name), taken), cells=[])
                 draft.steps.append(current)
-                draft.comment(("steps", current.name), f'from the heading "{title}"')
+                if title:
+                    draft.comment(("steps", current.name), f'from the heading "{title}"')
+                else:  # the cells before the first heading: no heading names them
+                    draft.todo(("steps", current.name), "name this step: no heading above it")
             current.cells.append(c.number)
     return True
 
@@ -387,6 +455,40 @@ def _steps_from_data_flow(draft: Draft, body: list[Cell], flows: dict[int, CellF
             defined = set()
         current.cells.append(c.number)
         defined |= set(f.defines)
+    _at_most(draft, flows, MAX_STEPS)
+
+
+MAX_STEPS = 8
+
+
+def _at_most(draft: Draft, flows: dict[int, CellFlow], limit: int) -> None:
+    """Join data-flow steps until there are at most `limit`: each time the smallest step (in
+    cells; the first of equals) joins the neighbour it exchanges more values with, so that
+    the steps left are cut where few values cross."""
+
+    def reads(n: int) -> set[str]:
+        f = flows[n]
+        return set(f.reads) | set(f.optional_reads) | set().union(*f.functions.values())
+
+    def crossing(i: int) -> int:
+        """Values made at or before step i and read after it."""
+        before = {v for s in draft.steps[: i + 1] for n in s.cells for v in flows[n].defines}
+        after = set().union(*(reads(n) for s in draft.steps[i + 1 :] for n in s.cells))
+        return len(before & after)
+
+    while len(draft.steps) > limit:
+        i = min(range(len(draft.steps)), key=lambda k: (len(draft.steps[k].cells), k))
+        if i == 0:
+            j = 1
+        elif i == len(draft.steps) - 1:
+            j = i - 1
+        else:
+            j = i - 1 if crossing(i - 1) >= crossing(i) else i + 1
+        first, second = sorted((i, j))
+        keep, gone = draft.steps[first], draft.steps[second]
+        keep.cells.extend(gone.cells)
+        del draft.steps[second]
+        draft.comments.pop(("steps", gone.name), None)
 
 
 # -- the command ----------------------------------------------------------------------------------

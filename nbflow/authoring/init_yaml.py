@@ -206,6 +206,13 @@ def render(draft: Draft, nb: Notebook, schema: str) -> str:
         f"# Written by `nbflow init` from the {draft.origin} of {draft.notebook}."
         + (" Review the lines marked TODO." if todos else "")
     )
+    # numbers read best and go stale when cells move: say so, and what keeps them right
+    lines.append(
+        "# Cells are written by number; `nbflow lock` records them, and after inserting, deleting"
+    )
+    lines.append(
+        "# or moving cells `nbflow lock --fix` renumbers them (or name cells `id:...`, `tag:...`)."
+    )
     lines.append("apiVersion: nbflow/v1")
     put(0, "name", scalar(draft.name), ("name",))
     if draft.description:

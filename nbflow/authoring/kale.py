@@ -46,7 +46,8 @@ from nbflow.authoring.guesses import (
     unique,
 )
 from nbflow.authoring.init_yaml import Draft, DraftStep
-from nbflow.check.manifest import ALGORITHMS
+from nbflow.check.manifest import ALGORITHMS, fits, infer_type
+from nbflow.check.rules import ALGORITHM_REQUIRED, ALGORITHM_SETTINGS
 
 if TYPE_CHECKING:
     from nbflow.load.notebook import Notebook
@@ -363,6 +364,14 @@ def import_kale(
         )
 
     objective = _objective(meta, metric_names)
+    for m in [m for m in metric_names if m in draft.parameters]:
+        # Kale prints parameters in its metrics cell too; a parameter is an input of the run
+        metric_names.remove(m)
+        note(
+            f"`{m}` printed in the pipeline-metrics cell is a pipeline parameter, not a metric: "
+            "left out of `metrics`",
+            blocks["pipeline-metrics"][0],
+        )
     for m in metric_names:
         if objective and m == objective[0]:
             draft.metrics[m] = objective[1]
@@ -496,6 +505,27 @@ def _number(text: Any, integer: bool) -> int | float | None:
     return value
 
 
+def _typed_list(items: list[Any], like: Any) -> list[Any]:
+    """Katib's list items (strings) as values of the parameter's type: the default's type when
+    the pipeline-parameters cell assigns one, else what every item reads as (ints, numbers,
+    booleans), else strings."""
+    if like is not None:
+        if isinstance(like, int) and not isinstance(like, bool):
+            numbers = [_number(v, False) for v in items]
+            if any(isinstance(n, float) and not n.is_integer() for n in numbers):
+                return [n if n is not None else str(v) for n, v in zip(numbers, items, strict=True)]
+        return [_typed(v, like) for v in items]
+    texts = [str(v).strip() for v in items]
+    if texts and all(t.lower() in ("true", "false") for t in texts):
+        return [t.lower() == "true" for t in texts]
+    numbers = [_number(t, False) for t in texts]
+    if texts and all(n is not None for n in numbers):
+        if all(isinstance(n, int) for n in numbers):
+            return numbers
+        return [float(n) for n in numbers if n is not None]
+    return texts
+
+
 def _typed(text: Any, like: Any) -> Any:
     """A Katib list item (a string) as the type of the parameter's default."""
     if isinstance(like, bool):
@@ -539,14 +569,22 @@ def _tuning(
         note(
             f"Katib algorithm `{name}` not translated: nbflow tunes with {', '.join(sorted(ALGORITHMS))}"
         )
-    settings = {}
-    for s in algo.get("algorithmSettings") or []:
-        if isinstance(s, dict) and s.get("name"):
-            raw = s.get("value")
-            number = _number(raw, False)
-            settings[str(s["name"])] = number if number is not None else str(raw)
+    settings, dropped = _settings(tuning["algorithm"], algo.get("algorithmSettings") or [])
+    if dropped:
+        # Kale's panel keeps the settings of an algorithm chosen before: Katib would reject them
+        draft.comment(
+            (*path, "algorithm"),
+            f"Kale's settings {', '.join(dropped)} are not {tuning['algorithm']}'s: left out",
+        )
+        note(
+            f"Katib settings {', '.join(dropped)} do not apply to the {tuning['algorithm']} "
+            "algorithm: not translated"
+        )
     if settings:
         tuning["settings"] = settings
+    for key in ALGORITHM_REQUIRED.get(tuning["algorithm"], ()):
+        if key not in settings:
+            draft.todo((*path, "algorithm"), f"{tuning['algorithm']} needs the setting `{key}`")
     if algo.get("earlyStopping") or katib.get("earlyStopping"):
         note("Katib early stopping not translated")
     tuning["maxTrials"] = int(katib.get("maxTrialCount") or 12)  # Kale's defaults
@@ -559,15 +597,27 @@ def _tuning(
     if extra:
         tuning["additionalMetrics"] = [_metric_variable(str(m), list(draft.metrics)) for m in extra]
     search: dict[str, Any] = {}
+    unknown: list[str] = []
     for p in katib["parameters"]:
         if not isinstance(p, dict) or not p.get("name"):
             continue
         pname = str(p["name"])
         kind = p.get("parameterType")
         space = p.get("feasibleSpace") or {}
-        default = draft.parameters.get(pname)
         if pname not in draft.parameters:
-            draft.todo((*path, "search", pname), "not assigned in the pipeline-parameters cell")
+            # Kale does not check that Katib's parameters are the notebook's: a search over a
+            # name no cell assigns changes nothing, and Katib's count of trials goes wrong
+            match = _parameter_like(pname, list(draft.parameters))
+            if match is None or match in search:
+                unknown.append(pname)
+                continue
+            draft.todo(
+                (*path, "search", match),
+                f"check: Kale's Katib parameter `{pname}` is not a pipeline parameter; "
+                f"taken as `{match}`",
+            )
+            pname = match
+        default = draft.parameters.get(pname)
         if kind in ("int", "double"):
             integer = kind == "int"
             entry: dict[str, Any] = {
@@ -579,13 +629,120 @@ def _tuning(
                 entry["distribution"] = str(space["distribution"])
             search[pname] = entry
         elif kind in ("categorical", "discrete"):
-            items = space.get("list") or []
-            like = default if default is not None else (0.0 if kind == "discrete" else "")
-            search[pname] = [_typed(v, like) for v in items]
+            items = [v for v in space.get("list") or [] if v is not None]
+            values = _typed_list(items, default)
+            numeric = all(fits(v, "float") for v in values)
+            if (
+                isinstance(default, int)
+                and fits(default, "int")
+                and numeric
+                and not all(fits(v, "int") for v in values)
+            ):
+                # `lr = 0` with values 0.001, 0.01: the parameter is a float
+                draft.parameters[pname] = float(default)
+                draft.comment(("parameters", pname), "a float: Katib searches fractions")
+            elif default is not None and not all(
+                fits(v, infer_type(default) or "") for v in values
+            ):
+                draft.todo(
+                    (*path, "search", pname),
+                    f"Katib's values {items!r} do not all fit the {infer_type(default)} default "
+                    f"`{default!r}` of the pipeline-parameters cell: change one of them",
+                )
+            search[pname] = list(dict.fromkeys(values))
         else:
             note(f"Katib parameter `{pname}` has type `{kind}`: not translated")
+    if unknown:
+        names = ", ".join(f"`{u}`" for u in unknown)
+        note(
+            f"Katib parameter{'s' * (len(unknown) > 1)} {names} assigned in no "
+            "pipeline-parameters cell: not searched"
+        )
+        draft.todo(
+            (*path, "search"),
+            f"Kale's Katib searched {names} too, which the pipeline-parameters cell does not "
+            "assign: left out",
+        )
+    if not search:
+        note("no Katib parameter is a pipeline parameter: no tuning written")
+        draft.comments = {k: v for k, v in draft.comments.items() if k[:1] != ("tuning",)}
+        return
     tuning["search"] = search
+    if tuning["algorithm"] == "grid":
+        _grid_trials(tuning, draft)
     draft.tuning = tuning
+
+
+def _parameter_like(name: str, parameters: list[str]) -> str | None:
+    """The one pipeline parameter a Katib parameter's name most likely means: the same name
+    in another case or with `-` for `_`, the initials of its words (`lr`, `learning_rate`),
+    or a close spelling."""
+    import difflib
+
+    def norm(n: str) -> str:
+        return n.lower().replace("-", "_")
+
+    same = [p for p in parameters if norm(p) == norm(name)]
+    if len(same) == 1:
+        return same[0]
+    initials = [
+        p
+        for p in parameters
+        if "_" in p and "".join(w[:1] for w in norm(p).split("_") if w) == norm(name)
+    ]
+    if len(initials) == 1:
+        return initials[0]
+    close = difflib.get_close_matches(norm(name), [norm(p) for p in parameters], n=2, cutoff=0.8)
+    if len(close) == 1:
+        return next(p for p in parameters if norm(p) == close[0])
+    return None
+
+
+def _settings(algorithm: str, raw: list[Any]) -> tuple[dict[str, Any], list[str]]:
+    """Kale's algorithmSettings that `algorithm` takes, typed; and the names of the others."""
+    allowed = ALGORITHM_SETTINGS.get(algorithm, {})
+    settings: dict[str, Any] = {}
+    dropped: list[str] = []
+    for s in raw:
+        if not isinstance(s, dict) or not s.get("name"):
+            continue
+        key, value = str(s["name"]), s.get("value")
+        if key not in allowed:
+            dropped.append(key)
+            continue
+        kind = allowed[key]
+        number = _number(value, kind == "int") if kind in ("int", "float") else None
+        settings[key] = number if number is not None else str(value)
+    return settings, dropped
+
+
+def _grid_trials(tuning: dict[str, Any], draft: Draft) -> None:
+    """Katib's grid runs each combination once and rejects more trials than combinations:
+    maxTrials (and parallelTrials) come down to their number, with a comment."""
+    combinations = 1
+    for name, space in tuning["search"].items():
+        if isinstance(space, list):
+            combinations *= max(len(space), 1)
+        elif space.get("step") and isinstance(space.get("min"), int | float):
+            lo, hi, step = space["min"], space["max"], space["step"]
+            combinations *= int((hi - lo) / step + 1e-9) + 1
+        else:
+            draft.todo(
+                ("tuning", "search", name),
+                "grid search needs a `step` here: add one, or choose another algorithm",
+            )
+            return
+    if tuning["maxTrials"] > combinations:
+        draft.comment(
+            ("tuning", "maxTrials"),
+            f"Kale's maxTrialCount was {tuning['maxTrials']}; the grid has {combinations} "
+            "combinations",
+        )
+        tuning["maxTrials"] = combinations
+    if tuning["parallelTrials"] > tuning["maxTrials"]:
+        tuning["parallelTrials"] = tuning["maxTrials"]
+    if tuning["maxFailedTrials"] > tuning["maxTrials"]:
+        tuning["maxFailedTrials"] = tuning["maxTrials"]
 
 
 def _volumes(meta: dict[str, Any], draft: Draft, note: Any) -> None:

@@ -70,13 +70,15 @@ def _identifier(value: str, what: str) -> str:
 
 
 def _cells_shape(value: Any) -> Any:
-    """Accept `4`, `"4-5"`, `"id:abc"` or a list of those; ranges are parsed in `rules`."""
+    """Accept `4`, `"4-5"`, `"id:abc"`, `"tag:train"` or a list of those; ranges are parsed in
+    `rules`."""
     items = value if isinstance(value, list) else [value]
     for item in items:
         if isinstance(item, bool) or not isinstance(item, int | str):
             raise _fail(
                 codes.WRONG_TYPE,
-                "cells are a number, a range like `4-5`, `id:<cell id>`, or a list of those; "
+                "cells are a number, a range like `4-5`, `id:<cell id>`, `tag:<cell tag>`, "
+                "or a list of those; "
                 f"got {type(item).__name__} `{item}`",
             )
     return tuple(items)
@@ -84,16 +86,16 @@ def _cells_shape(value: Any) -> Any:
 
 _CELLS_SCHEMA: dict[str, Any] = {
     "description": "1-based cell numbers counting every cell, ranges `4-5`, `id:<cell id>`, "
-    "or a list of those",
+    "`tag:<cell tag>` (every cell with that tag), or a list of those",
     "anyOf": [
         {"type": "integer", "minimum": 1},
-        {"type": "string", "pattern": r"^\s*(\d+\s*(-\s*\d+)?|id:\S+)\s*$"},
+        {"type": "string", "pattern": r"^\s*(\d+\s*(-\s*\d+)?|id:\S+|tag:\S+)\s*$"},
         {
             "type": "array",
             "items": {
                 "anyOf": [
                     {"type": "integer", "minimum": 1},
-                    {"type": "string", "pattern": r"^\s*(\d+\s*(-\s*\d+)?|id:\S+)\s*$"},
+                    {"type": "string", "pattern": r"^\s*(\d+\s*(-\s*\d+)?|id:\S+|tag:\S+)\s*$"},
                 ]
             },
         },
@@ -268,7 +270,8 @@ class Step(Model):
     description: StrictStr | None = None
     """what the step does, for people"""
     cells: Cells
-    """the step's cells: `4-5`, `[6-7, 9]`, `id:<cell id>`; markdown cells in a range are ignored"""
+    """the step's cells: `4-5`, `[6-7, 9]`, `id:<cell id>`, `tag:<cell tag>`; markdown cells in a
+    range are ignored"""
     after: tuple[StrictStr, ...] = ()
     """steps this one runs after, beyond those its data flow already orders"""
     image: StrictStr | None = None

@@ -58,6 +58,11 @@ class Project:
     def name(self) -> str:
         return self.manifest.name
 
+    @property
+    def notebook_dir(self) -> Path:
+        """The notebook's folder: where Jupyter runs it, so where relative paths start."""
+        return (self.root / self.manifest.notebook).parent
+
     def step(self, name: str) -> StepConfig:
         for s in self.steps:
             if s.name == name:

@@ -122,6 +122,25 @@ class Checker:
                     continue
                 out.append(cell.number)
                 continue
+            if isinstance(item, str) and item.strip().startswith("tag:"):
+                tag = item.strip()[4:]
+                tagged = [c.number for c in self.nb.cells if tag in c.tags]
+                if not tagged:
+                    tags = sorted({t for c in self.nb.cells for t in c.tags})
+                    close = difflib.get_close_matches(tag, tags, n=1)
+                    self.diags.append(
+                        error(
+                            codes.CELL_ID_NOT_FOUND,
+                            f"no cell of {self.nb.path} is tagged `{tag}`",
+                            self.at(ipath),
+                            f"did you mean `tag:{close[0]}`?"
+                            if close
+                            else "tag the cells in Jupyter (View > Cell toolbar > Tags, or the "
+                            "property inspector)",
+                        )
+                    )
+                out.extend(tagged)
+                continue
             if isinstance(item, int):
                 lo = hi = item
             else:
@@ -130,7 +149,8 @@ class Checker:
                     self.diags.append(
                         error(
                             codes.BAD_CELL_RANGE,
-                            f"`{item}` is not a cell number, a range like `4-7` or `id:<cell id>`",
+                            f"`{item}` is not a cell number, a range like `4-7`, `id:<cell id>` "
+                            "or `tag:<cell tag>`",
                             self.at(ipath),
                         )
                     )
@@ -218,18 +238,37 @@ class Checker:
                 )
         if self.found(codes.BAD_CELL_RANGE, codes.CELL_OUT_OF_RANGE, codes.CELL_ID_NOT_FOUND):
             return  # cells could not all be resolved: "forgotten" would be noise
-        for cell in self.nb.code_cells:
-            if cell.number not in owner and cell.source.strip() and "parameters" not in cell.tags:
-                anchor = ("skip",) if m.skip else ("steps",)
-                self.diags.append(
-                    warning(
-                        codes.FORGOTTEN_CELL,
-                        f"code cell {cell.number} is in no step, setup or skip: `{_short(cell.first_line)}`",
-                        self.at(anchor, key=True),
-                        hint=f"add {cell.number} to a step's cells, or to `skip` if it is not part of the pipeline",
-                        related=(self.cell_at(cell.number, 1),),
-                    )
+        forgotten = [
+            cell
+            for cell in self.nb.code_cells
+            if cell.number not in owner and cell.source.strip() and "parameters" not in cell.tags
+        ]
+        anchor = self.at(("skip",) if m.skip else ("steps",), key=True)
+        if len(forgotten) == 1:
+            (cell,) = forgotten
+            self.diags.append(
+                warning(
+                    codes.FORGOTTEN_CELL,
+                    f"code cell {cell.number} is in no step, setup or skip: `{_short(cell.first_line)}`",
+                    anchor,
+                    hint=f"add {cell.number} to a step's cells, or to `skip` if it is not part of the pipeline",
+                    related=(self.cell_at(cell.number, 1),),
                 )
+            )
+        elif forgotten:
+            # one diagnostic for all of them: a manifest that covers part of a notebook would
+            # otherwise print one for each of a hundred cells
+            ranges = cell_ranges([c.number for c in forgotten])
+            self.diags.append(
+                warning(
+                    codes.FORGOTTEN_CELL,
+                    f"{len(forgotten)} code cells are in no step, setup or skip: cells {ranges}",
+                    anchor,
+                    hint="add them to steps' cells, or to `skip` if they are not part of the "
+                    f"pipeline (`skip: [{ranges}]`); `nbflow cells` lists them",
+                    related=tuple(self.cell_at(c.number, 1) for c in forgotten[:3]),
+                )
+            )
 
     # -- parameters ----------------------------------------------------------------------------
 
@@ -423,7 +462,10 @@ class Checker:
                 error(
                     codes.CYCLE,
                     "steps form a cycle through `after`: " + " -> ".join(cycle),
-                    self.at(("steps", cycle[0], "after")),
+                    # the entry that closes it: the edge a user wrote, and can remove
+                    self.at(
+                        ("steps", cycle[0], "after", self.m.steps[cycle[0]].after.index(cycle[1]))
+                    ),
                 )
             )
         for name, step in self.m.steps.items():
@@ -707,6 +749,21 @@ class Checker:
                         self.at(("volumes", i, "mountPath")),
                     )
                 )
+        per_run = [(i, v) for i, v in enumerate(self.m.volumes) if v.size is not None]
+        for i, v in per_run[1:]:
+            first = per_run[0][1]
+            if (v.storageClass, v.accessMode) != (first.storageClass, first.accessMode):
+                self.diags.append(
+                    error(
+                        codes.VOLUME,
+                        f"volume `{v.name}` is created per run with another storageClass or "
+                        f"accessMode than volume `{first.name}`: a run's volumes are one claim "
+                        "(deleted when the run ends, failed or not), a folder each",
+                        self.at(("volumes", i)),
+                        "give the volumes created per run the same storageClass and accessMode, "
+                        "or use an existing claim (`claim:`) for one of them",
+                    )
+                )
 
     def run(self) -> list[Diagnostic]:
         self.ownership()
@@ -785,6 +842,17 @@ def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
             if found:
                 return found
     return None
+
+
+def cell_ranges(numbers: list[int]) -> str:
+    """`[3, 4, 5, 9]` as `3-5, 9`."""
+    runs: list[list[int]] = []
+    for n in sorted(set(numbers)):
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
 
 
 def _short(text: str, n: int = 60) -> str:

@@ -6,68 +6,19 @@ load YAML (positions) -> apiVersion -> pydantic model -> notebook -> structural 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 from nbflow import codes
-from nbflow.check.dataflow_rules import plan_project
-from nbflow.check.manifest import API_VERSION, Manifest, Resources
+from nbflow.check.dataflow_rules import file_rules, plan_project
+from nbflow.check.manifest import Manifest, Resources
+from nbflow.check.parse import manifest_model
+from nbflow.check.paths import MANIFEST_NAME, find_manifests, manifest_path, shown_path
 from nbflow.check.project import ParameterConfig, Project, StepConfig
 from nbflow.check.rules import Checker
 from nbflow.diagnostics import Diagnostic, Location, Report, error, warning
-from nbflow.errors import UsageError
 from nbflow.load.notebook import NotebookError, load_notebook
 from nbflow.load.yaml_positions import YamlDoc, YamlLoadError, load_file
-
-MANIFEST_NAME = "nbflow.yaml"
-_SKIP_DIRS = {
-    ".git",
-    ".venv",
-    "venv",
-    "node_modules",
-    "__pycache__",
-    ".ipynb_checkpoints",
-    "dist",
-    ".tox",
-    ".nox",
-}
-
-
-def shown_path(path: Path) -> str:
-    """The path as a user would write it: relative to the working directory when inside it."""
-    try:
-        return os.path.relpath(path)
-    except ValueError:  # another drive on Windows
-        return str(path)
-
-
-def find_manifests(paths: Iterable[str | Path]) -> list[Path]:
-    """Every nbflow.yaml at or below the given paths (a file is taken as it is)."""
-    found: list[Path] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_file():
-            found.append(p)
-        elif p.is_dir():
-            for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
-                if MANIFEST_NAME in files:
-                    found.append(Path(root) / MANIFEST_NAME)
-        else:
-            raise UsageError(f"no such file or directory: {raw}")
-    return sorted(dict.fromkeys(found))
-
-
-def manifest_path(path: str | Path) -> Path:
-    """A project path (its folder or its manifest) to the manifest file."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / MANIFEST_NAME
-    if not p.exists():
-        raise UsageError(f"no manifest at {shown_path(p)}")
-    return p
 
 
 def validate_manifest(
@@ -85,7 +36,7 @@ def validate_manifest(
         report.extend([exc.diagnostic])
         return report, None
     report.sources[shown] = doc.text
-    diags, manifest = _model(doc)
+    diags, manifest = manifest_model(doc)
     report.extend(diags)
     if manifest is None:
         return report, None
@@ -97,13 +48,18 @@ def validate_manifest(
         report.extend([exc.diagnostic])
         return report, None
     checker = Checker(manifest, nb, doc)
-    report.extend(checker.run())
+    structural = checker.run()
     if lock:
         from nbflow.check.lock import check_lock, groups
 
         r = checker.resolved
         current = groups(nb, r.setup, r.skip, r.parameters_cell, r.steps or {})
-        report.extend(check_lock(path.parent, manifest, doc, nb, current))
+        drift, explained = check_lock(path.parent, manifest, doc, nb, current)
+        # stale numbers make the cell rules fire on cells nobody meant: the drift
+        # diagnostics say what moved and how to fix it, once per part
+        structural = [d for d in structural if d.code not in explained]
+        structural += drift
+    report.extend(structural)
     requirements, req_diags = _requirements(manifest, path.parent, doc, report.sources)
     report.extend(req_diags)
     if not report.ok:
@@ -133,8 +89,7 @@ def validate_manifest(
         parameters_cell=r.parameters_cell,
     )
     report.extend(plan_diags)
-    if not report.ok:
-        return report, None
+    # made once, with its plan; returned only when nothing below finds an error
     project = Project(
         manifest_path=path,
         root=path.parent,
@@ -149,6 +104,9 @@ def validate_manifest(
         requirements=requirements,
         plan=plan,
     )
+    report.extend(file_rules(project))  # in the same pass as the plan's diagnostics
+    if not report.ok:
+        return report, None
     if katib and manifest.tuning is not None:
         report.extend(_katib(project, doc))
         if not report.ok:
@@ -169,59 +127,6 @@ def _katib(project: Project, doc: YamlDoc) -> list[Diagnostic]:
     ]
     out += [warning(codes.KATIB_REJECTS, problem, where) for problem in tuning_warnings(project)]
     return out
-
-
-def _model(doc: YamlDoc) -> tuple[list[Diagnostic], Manifest | None]:
-    from pydantic import ValidationError
-
-    from nbflow.check.schema_errors import diagnostics_from
-
-    data = doc.data
-    if not isinstance(data, dict):
-        return [
-            error(
-                codes.MANIFEST_NOT_A_MAPPING,
-                "the manifest must be a mapping of keys (apiVersion, name, notebook, steps, ...)",
-                Location(doc.path, 1, 1),
-            )
-        ], None
-    api = data.get("apiVersion")
-    if api != API_VERSION:
-        where = doc.locate(("apiVersion",)) if "apiVersion" in data else Location(doc.path, 1, 1)
-        message = f"unsupported apiVersion `{api}`" if api is not None else "missing `apiVersion`"
-        return [
-            error(
-                codes.API_VERSION,
-                message,
-                where,
-                hint=f"this nbflow reads `apiVersion: {API_VERSION}`",
-            )
-        ], None
-    try:
-        return [], Manifest.model_validate(data)
-    except ValidationError as exc:
-        diags = diagnostics_from(exc, doc, Manifest)
-        unknown = [tuple(e["loc"]) for e in exc.errors() if e["type"] == "extra_forbidden"]
-        if len(unknown) < exc.error_count():
-            return diags, None
-    # Only unknown keys: check the rest as if they were not there, so that one pass reports
-    # the typo and every semantic problem behind it.
-    try:
-        return diags, Manifest.model_validate(_without(data, unknown))
-    except ValidationError:
-        return diags, None
-
-
-def _without(data: dict[str, Any], paths: Sequence[tuple[int | str, ...]]) -> dict[str, Any]:
-    import copy
-
-    data = copy.deepcopy(data)
-    for path in paths:
-        node: Any = data
-        for p in path[:-1]:
-            node = node[p]
-        node.pop(path[-1], None)
-    return data
 
 
 def _requirements(
@@ -338,3 +243,17 @@ def validate(paths: Iterable[str | Path]) -> Report:
 def load_project(path: str | Path) -> tuple[Report, Project | None]:
     """Validate the manifest of one project (its folder or its nbflow.yaml)."""
     return validate_manifest(manifest_path(path))
+
+
+# found and shown by `nbflow.check.paths`, made into the model by `nbflow.check.parse`; named
+# here too, where callers have always found them
+__all__ = [
+    "MANIFEST_NAME",
+    "find_manifests",
+    "load_project",
+    "manifest_model",
+    "manifest_path",
+    "shown_path",
+    "validate",
+    "validate_manifest",
+]

@@ -1,7 +1,8 @@
 """The plan's DAG as text: Mermaid, Graphviz DOT, or plain text.
 
 Every format shows each step with the parameters it reads and the metrics it computes, and each
-edge with the variables it carries (an edge that is only an ``after`` is dashed). Output is a
+edge with the variables it carries (an edge that is only an ``after`` is dashed, or says so in
+text); text shows a step's cells as ranges (``cells 5-9, 12``). Output is a
 function of the plan alone, so the same plan renders to the same bytes. Names are escaped for
 each format, whatever characters they hold: node ids are generated (``n1``, ``n2``...), and
 step, variable, parameter and pipeline names only ever appear inside escaped labels.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 
+from nbflow.check.rules import cell_ranges
 from nbflow.dataflow.plan import Plan, StepPlan
 
 __all__ = ["FORMATS", "render"]
@@ -115,11 +117,13 @@ def _text(plan: Plan, pipeline: str) -> str:
     out = [f"pipeline {_plain(pipeline)}: {len(plan.steps)} step(s)"]
     incoming: dict[str, list[str]] = {s.name: [] for s in plan.steps}
     for e in plan.edges:
-        what = "after" if e.after_only else _join(_plain(v) for v in e.variables)
-        incoming[e.dst].append(f"<- {_plain(e.src)}: {what}")
+        if e.after_only:  # order, not a variable that happens to be called `after`
+            incoming[e.dst].append(f"<- {_plain(e.src)} (after: order only, no data)")
+        else:
+            incoming[e.dst].append(f"<- {_plain(e.src)}: {_join(_plain(v) for v in e.variables)}")
     for s in plan.steps:
-        cells = ", ".join(str(c) for c in s.cells)
-        out.append(f"  {_plain(s.name)} (cells {cells})" if cells else f"  {_plain(s.name)}")
+        cells = f" (cell{'s' * (len(s.cells) > 1)} {cell_ranges(list(s.cells))})" if s.cells else ""
+        out.append(f"  {_plain(s.name)}{cells}")
         out.extend(f"      {line}" for line in incoming[s.name])
         if s.parameters:
             out.append("      params: " + _join(_plain(p) for p in s.parameters))

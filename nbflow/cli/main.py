@@ -119,12 +119,26 @@ def _each_project(paths: list[str], *, lock: bool = True) -> Iterator[Project | 
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    from nbflow.check.lock import write_lock
-    from nbflow.check.validate import shown_path
+    from nbflow.check.lock import fix_manifest, prepare_notebook, write_lock
+    from nbflow.check.validate import find_manifests, shown_path
 
     failed = 0
+    unfixed: set[str] = set()
+    for manifest in find_manifests(args.paths or ["."]):
+        for line in prepare_notebook(manifest):
+            print(line)
+        for d in fix_manifest(manifest) if args.fix else ():
+            if d.spec is None:  # locking now would record the drift as if it were meant
+                unfixed.add(shown_path(manifest))
+                print(
+                    f"nbflow: {shown_path(manifest)}: {d.what}: choose its cells by hand, "
+                    "then lock",
+                    file=sys.stderr,
+                )
+            else:
+                print(f"fixed: {shown_path(manifest)}: {d.fix}")
     for project in _each_project(args.paths, lock=False):  # the lock is what is rewritten
-        if project is None:
+        if project is None or shown_path(project.manifest_path) in unfixed:
             failed += 1
             continue
         print(f"locked: {shown_path(write_lock(project))}")
@@ -286,6 +300,12 @@ def parser() -> argparse.ArgumentParser:
     )
     lk.add_argument(
         "paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: ."
+    )
+    lk.add_argument(
+        "--fix",
+        action="store_true",
+        help="first rewrite the manifest's cell numbers to follow the locked cells "
+        "(inserted, deleted, moved cells), keeping its comments and layout",
     )
 
     b = sub.add_parser("build", help="generate the versioned KFP (and Katib) artifacts")

@@ -25,8 +25,12 @@ manifest for completion and hover help in editors that use yaml-language-server:
 ```
 
 Cell numbers are 1-based and count every cell, markdown too, in notebook order (`nbflow cells
-NOTEBOOK` lists them); `id:<cell id>` names a cell by its nbformat id, which survives inserting
-cells above it. Every key not listed here is an error that names the closest valid key.
+NOTEBOOK` lists them). Numbers are the easiest to read and shift when a cell is inserted above
+them: `nbflow lock` records which cells each part holds and `nbflow lock --fix` rewrites the
+numbers after such an edit. Where you prefer stability over readability, `id:<cell id>` names a
+cell by its nbformat id and `tag:<cell tag>` takes every cell with that tag, in notebook order:
+both survive any edit, but the manifest no longer shows where a step is, and a tag must be set
+on each cell in Jupyter. Every key not listed here is an error that names the closest valid key.
 """
 
 _SECTIONS = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nbflow.codes.model import ERROR, WARNING, Code, python
+from nbflow.codes.model import EITHER, ERROR, WARNING, Code, python
 
 UNDEFINED_NAME = Code(
     "NBF701",
@@ -29,19 +29,20 @@ UNDEFINED_NAME = Code(
 AMBIGUOUS_DEFINITION = Code(
     "NBF702",
     "ambiguous-definition",
-    ERROR,
+    EITHER,
     "A step would get a variable from one of several steps, and which one is unclear.",
-    "Two steps with no order between them both assign a variable a later step reads; or a "
-    "step reads a variable from two different steps; or another step assigns a variable "
-    "between a step's own assignment and its read. The notebook (top to bottom) and the "
-    "pipeline (in parallel) would then disagree. Rename one of them, or order the steps with "
-    "`after`.",
+    "A warning when two steps with no order between them both assign a variable a later step "
+    "reads: the step gets the value the notebook run top to bottom gives it (the later "
+    "assignment), and the two steps stay parallel; rename one if the other value was meant. "
+    "An error when a step reads a variable from two different steps, or another step assigns "
+    "a variable between a step's own assignment and its read: the notebook and the pipeline "
+    "would disagree. Rename one of them, or move the cells.",
     python("""
         # cell 5 (step clean-a)
         df = raw_a.dropna()
         # cell 6 (step clean-b)
         df = raw_b.dropna()
-        # cell 7 (step report) reads df: clean-a's or clean-b's?
+        # cell 7 (step report) reads df: clean-b's, as the notebook gives it (a warning)
         summary = df.describe()
     """),
     python("""
@@ -147,5 +148,48 @@ SETUP_READS_STEP_VALUE = Code(
         N_CLASSES = 10
         # cell 4 (step load)
         X, y = load_digits(return_X_y=True)
+    """),
+)
+PACKAGE_INSTALL_IN_CELL = Code(
+    "NBF708",
+    "package-install-in-cell",
+    WARNING,
+    "A pipeline cell installs packages (`!pip install`, `%pip install`, `!conda install`).",
+    "In a notebook such a line installs into the kernel's environment; in a local run it "
+    "would install into your own Python, and on a cluster into a pod that is gone after the "
+    "step. Steps skip these lines (their log says so): a step's packages come from its image "
+    "and the manifest's `requirements:`.",
+    python("""
+        # cell 3 (step train)
+        !pip install xgboost
+        import xgboost as xgb
+    """),
+    python("""
+        # nbflow.yaml
+        #   requirements: [xgboost]
+        # cell 3 (step train)
+        import xgboost as xgb
+    """),
+)
+RELATIVE_PATH = Code(
+    "NBF709",
+    "relative-path",
+    WARNING,
+    "A step reads or writes a file by a path relative to the notebook's folder.",
+    "`nbflow run` runs each step in the notebook's folder, as Jupyter does, and a file a step "
+    "reads there is part of its cache key and of the pipeline version. On a cluster the step "
+    "runs in its image's working directory, where the file is not, and a file a step writes "
+    "stays in its pod. Put data on a volume (`volumes:`) and use its absolute path, put it in "
+    "the image, or read it from a URL; pass values between steps as variables.",
+    python("""
+        # cell 4 (step load)
+        df = pd.read_csv("data.csv")
+    """),
+    python("""
+        # nbflow.yaml
+        #   volumes: [{name: data, mountPath: /data, claim: datasets}]
+        #   steps: {load: {cells: 4, volumes: [data]}}
+        # cell 4 (step load)
+        df = pd.read_csv("/data/data.csv")
     """),
 )

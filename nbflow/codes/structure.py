@@ -45,10 +45,11 @@ CELL_ID_NOT_FOUND = Code(
     "NBF203",
     "cell-id-not-found",
     ERROR,
-    "No cell has the id given with `id:`.",
+    "No cell has the id given with `id:`, or the tag given with `tag:`.",
     "`id:<cell id>` names a cell by its nbformat id (nbformat 4.5 and later), which survives "
     "inserting cells above it. The id is not in the notebook, or the notebook is older than "
-    "4.5 and has no ids (save it with a recent Jupyter to add them). `nbflow cells` lists ids.",
+    "4.5 and has no ids (`nbflow lock` adds them, as Jupyter does). `nbflow cells` lists ids. "
+    "`tag:<cell tag>` takes every cell with that tag: no cell has it.",
     yaml("""
         steps:
           train: {cells: "id:trian-model"}
@@ -83,7 +84,8 @@ FORGOTTEN_CELL = Code(
     "A code cell is in no step, setup or skip.",
     "A non-empty code cell that the manifest does not mention would not run in the pipeline, "
     "which is usually a mistake (a cell added to the notebook later). Add it to a step, or "
-    "list it under `skip` to say it is deliberately left out.",
+    "list it under `skip` to say it is deliberately left out. Several such cells are one "
+    "diagnostic that counts them and lists their ranges.",
     yaml("""
         # cell 9 plots the results
         steps:
@@ -136,18 +138,20 @@ CELL_DRIFT = Code(
     "cell-drift",
     ERROR,
     "A step no longer holds the cells recorded in nbflow.lock.json.",
-    "`nbflow lock` records the ids of the cells each step, setup, skip and the parameters cell "
-    "hold. A cell inserted, deleted or moved above shifts the numbers, so a step silently "
-    "runs other code; this reports it on the change that caused it. Fix the numbers (or use "
-    "`id:`), then run `nbflow lock` again. An unreadable lock, or one for another notebook, "
-    "is reported too.",
+    "`nbflow lock` records the ids (and source hashes) of the cells each step, setup, skip and "
+    "the parameters cell hold. A cell inserted, deleted or moved above shifts the numbers, so "
+    "a step silently runs other code; this reports it on the change that caused it, once per "
+    "part, with the numbers that take its cells again (the cell rules it would set off are "
+    "left out). `nbflow lock --fix` writes them into the manifest, comments kept, and locks "
+    "again; or name cells with `id:` or `tag:`, which do not drift. An unreadable lock, or one "
+    "for another notebook, is reported too.",
     yaml("""
         # a cell was inserted above cell 7; the lock says train is `cell-7`
         steps:
           train: {cells: 7}
     """),
     yaml("""
-        # fixed, then `nbflow lock` rerun
+        # after `nbflow lock --fix`
         steps:
           train: {cells: 8}
     """),
@@ -179,8 +183,9 @@ CYCLE = Code(
     "Steps wait for each other in a cycle.",
     "A pipeline is a DAG: no step can run after itself, even through other steps. The cycle "
     "comes from `after` alone, or from `after` pointing against the data flow (a step reading "
-    "a variable from a later step's cells). Remove an `after`, or move cells so that each step "
-    "reads only from steps before it.",
+    "a variable from a later step's cells). It is reported at an `after` entry that closes the "
+    "cycle, when there is one: the edge you wrote and can remove. Remove an `after`, or move "
+    "cells so that each step reads only from steps before it.",
     yaml("""
         steps:
           train: {cells: 7, after: [evaluate]}

@@ -136,6 +136,12 @@ class CellFlow:
     unmovable: tuple[Unmovable, ...] = ()
     syntax_error: tuple[str, int] | None = None  # (message, line in the cell)
     ipython: bool = False  # whether IPython syntax had to be turned into Python
+    # names bound at the end of the cell to a display of other names (`ms = [m1, m2]`, `d =
+    # {"a": m1}`) or to another name (`y = x`): the objects they may share
+    aliases: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # names bound before the cell whose elements it changes through a loop variable
+    # (`for f in frames: f["w"] = 1`): the plan finds what they hold where they were bound
+    element_mutations: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,6 +205,34 @@ def _catches_name_error(h: ast.ExceptHandler) -> bool:
     )
 
 
+# methods that put their arguments into the object
+_INSERTERS = frozenset({"append", "extend", "insert", "add", "update", "setdefault"})
+# calls that iterate over the elements of their arguments
+_ELEMENT_WISE = frozenset({"enumerate", "zip", "reversed", "sorted", "list", "tuple", "iter"})
+
+
+def _displayed_names(value: ast.expr) -> set[str]:
+    """Names whose objects ``value`` holds as it is written: `[a, b]`, `{"k": a}`, `(a, [b])`,
+    or `a` itself."""
+    if isinstance(value, ast.Name):
+        return {value.id}
+    out: set[str] = set()
+    if isinstance(value, ast.List | ast.Tuple | ast.Set):
+        parts: list[ast.expr | None] = list(value.elts)
+    elif isinstance(value, ast.Dict):
+        parts = list(value.values)
+    else:
+        return out
+    for part in parts:
+        if isinstance(part, ast.Starred):
+            part = part.value
+        if isinstance(part, ast.Name):
+            out.add(part.id)
+        elif isinstance(part, ast.List | ast.Tuple | ast.Set | ast.Dict):
+            out |= _displayed_names(part)
+    return out
+
+
 def _root(node: ast.expr) -> ast.Name | None:
     while isinstance(node, ast.Attribute | ast.Subscript | ast.Starred):
         node = node.value
@@ -225,6 +259,9 @@ class _Cell:
         self.unmovable: dict[str, Unmovable] = {}
         self.ipython = False
         self.soft = 0  # inside a `try` whose handler catches NameError
+        self.members: dict[str, set[str]] = {}  # name -> names whose objects it may hold
+        self.element_of: dict[str, set[str]] = {}  # loop variable -> the containers it runs over
+        self.element_mutations: dict[str, int] = {}
 
     # -- names ------------------------------------------------------------------------------
 
@@ -244,6 +281,9 @@ class _Cell:
                 self.store(w, line)
 
     def store(self, name: str, line: int, kind: str = "data") -> None:
+        if kind != "mutated":  # a new object: what the name held before is no longer shared
+            self.members.pop(name, None)
+            self.element_of.pop(name, None)
         if kind == "mutated" and self.bound.get(name) in ("data", "function"):
             kind = self.bound[name]
         self.bound[name] = kind
@@ -264,6 +304,23 @@ class _Cell:
         if root is not None and self.bound.get(root.id) != "import":
             self.load(root.id, root.lineno)
             self.store(root.id, root.lineno, "mutated")
+            self.mutate_shared(root.id, root.lineno, {root.id})
+
+    def mutate_shared(self, name: str, line: int, seen: set[str]) -> None:
+        """Changing ``name``'s object changes the names it may be (an element of a container,
+        another name for the same object) and the containers that hold it."""
+        for other in sorted(self.members.get(name, ())):
+            if other not in seen and self.bound.get(other) not in ("import", "function"):
+                seen.add(other)
+                self.load(other, line)
+                self.store(other, line, "mutated")
+                self.mutate_shared(other, line, seen)
+        for container in sorted(self.element_of.get(name, ())):
+            if container not in seen:
+                seen.add(container)
+                if container not in self.members:  # what it holds was bound in another cell
+                    self.element_mutations.setdefault(container, line)
+                self.store(container, line, "mutated")
 
     def delete(self, name: str, line: int) -> None:
         self.load(name, line)
@@ -301,6 +358,9 @@ class _Cell:
                 self.load(g.target.id, g.target.lineno)
                 self.expr(g.value)
                 self.store(g.target.id, g.target.lineno, "mutated")
+                held = _displayed_names(g.value) - {g.target.id}
+                if held and not isinstance(g.value, ast.Name):  # `models += [model]`
+                    self.members.setdefault(g.target.id, set()).update(held)
             else:
                 self.expr(g.target.value)
                 if isinstance(g.target, ast.Subscript):
@@ -325,6 +385,7 @@ class _Cell:
             f: ast.For = s  # type: ignore[assignment]
             self.expr(f.iter)
             self.target(f.target)
+            self.note_loop(f.target, f.iter)
             self.body(f.body)
             self.body(f.orelse)
         elif t is ast.While:
@@ -455,10 +516,45 @@ class _Cell:
             if p.name:
                 self.store(p.name, p.lineno)
 
+    def note_loop(self, target: ast.expr, it: ast.expr) -> None:
+        """`for x in xs`: ``x`` is each element of ``xs`` in turn (also `xs.items()`,
+        `enumerate(xs)`, `zip(xs, ys)`, a display `[a, b]`)."""
+        containers: set[str] = set()
+        held: set[str] = set()
+        todo = [it]
+        while todo:
+            node = todo.pop()
+            if isinstance(node, ast.Name):
+                if node.id in self.members:
+                    held |= self.members[node.id]
+                containers.add(node.id)
+            elif isinstance(node, ast.Call):
+                f = node.func
+                if isinstance(f, ast.Attribute) and f.attr in ("items", "values", "keys"):
+                    todo.append(f.value)
+                elif isinstance(f, ast.Name) and f.id in _ELEMENT_WISE:
+                    todo.extend(node.args)
+            elif isinstance(node, ast.List | ast.Tuple | ast.Set):
+                held |= {e.id for e in node.elts if isinstance(e, ast.Name)}
+        names = [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+        for name in names:
+            if containers:
+                self.element_of[name] = set(containers)
+            if held:
+                self.members[name] = set(held)
+
     def note_value(self, targets: list[ast.expr], value: ast.expr) -> None:
+        shared = _displayed_names(value)
+        for t in targets:  # `models["lr"] = model`: `models` holds `model` now
+            root = _root(t) if isinstance(t, ast.Subscript | ast.Attribute) else None
+            if root is not None and shared - {root.id}:
+                self.members.setdefault(root.id, set()).update(shared - {root.id})
         names = [t.id for t in targets if isinstance(t, ast.Name)]
         if not names:
             return
+        if shared:
+            for name in names:
+                self.members[name] = shared - {name}
         hint = unmovable_value(value, self.generators)
         for name in names:
             if hint is not None:
@@ -562,6 +658,13 @@ class _Cell:
             )
         ):
             self.mutate(f.value)
+            root = _root(f.value)
+            if root is not None and f.attr in _INSERTERS:  # `models.append(model)`
+                held: set[str] = set()
+                for a in (*node.args, *(k.value for k in node.keywords)):
+                    held |= _displayed_names(a)
+                if held - {root.id}:
+                    self.members.setdefault(root.id, set()).update(held - {root.id})
         elif node.args and dotted(f) in _SHUFFLERS:
             self.mutate(node.args[0])
 
@@ -725,6 +828,12 @@ class _Cell:
             define_lines=define_lines,
             unmovable=tuple(u for n, u in self.unmovable.items() if n in defines),
             ipython=self.ipython,
+            aliases={
+                n: frozenset(m)
+                for n, m in self.members.items()
+                if m and self.bound.get(n) in ("data", "mutated")
+            },
+            element_mutations=tuple(self.element_mutations),
         )
 
 

@@ -49,13 +49,14 @@ a step reads, where its value comes from. The rules, exactly:
   ``f`` assigns through ``global``.
 - **Ambiguity**: if the latest binding comes from ``T`` but another step ``U`` also binds
   ``X`` before the reading cell, and neither of ``T`` and ``U`` is upstream of the other, the
-  reader gets ``T``'s value (notebook order) but that is rarely what a pipeline with parallel
-  branches means: NBF702, an error. A step reading ``X`` in two cells from two different steps
-  is NBF702 too.
+  reader gets ``T``'s value (notebook order), which is what the notebook run top to bottom
+  gives it: NBF702 as a warning, naming the other value. A step reading ``X`` in two cells from
+  two different steps is NBF702, an error.
 - **Metrics**: the step that binds a metric last, in notebook order, provides it (it is one of
   the step's outputs and ``metrics``). A metric no step binds is NBF408.
 - **Edges** are the data edges plus ``after``; steps with neither between them stay parallel.
-  A cycle (possible when ``after`` points forward or the steps' cells interleave) is NBF302.
+  A cycle (possible when ``after`` points forward or the steps' cells interleave) is NBF302,
+  located at an ``after`` entry that closes it when there is one.
   Steps are ordered topologically; ties go to the step with the lower first cell, then name.
 - Values that can't cross a step boundary by their construction (open files, generators,
   sockets, connections, locks, threads) are NBF705 warnings when an edge carries them. A cell
@@ -88,6 +89,7 @@ class StepInput:
     cells: tuple[int, ...]
     after: tuple[str, ...]
     location: Location
+    after_locations: tuple[Location, ...] = ()  # where each `after` entry is written
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +193,7 @@ class _Planner:
                 self.bindings.setdefault(name, []).append(_Binding(n, self.owner[n], kind))
         for found in self.bindings.values():
             found.sort(key=lambda b: b.cell)
+        self.element_mutations()
         # what each pipeline cell reads, with the globals of the functions it calls, and the
         # globals those functions assign (`global X`), which then are bindings of the cell
         self.extra_defines: dict[int, dict[str, int]] = {}
@@ -203,6 +206,86 @@ class _Planner:
                 if name not in flow.defines:
                     self.bindings.setdefault(name, []).append(_Binding(c, self.owner[c], "data"))
                     self.bindings[name].sort(key=lambda b: b.cell)
+
+    def element_mutations(self) -> None:
+        """Changes of objects that other names share. `for f in frames: f["w"] = 1` changes
+        what `frames` holds: where `frames` was bound as `[a, b]`, the cell changes `a` and `b`
+        too. And a change of `m` changes the containers bound as holding it (`models = {"lr":
+        m}`). Such names are bindings (and reads) of the changing cell."""
+        holders: dict[str, list[tuple[int, str]]] = {}  # name -> (cell, container holding it)
+        for c in self.executed:
+            for container, held in self.flows[c].aliases.items():
+                for name in held - self.param_set:  # a parameter is a value, never changed
+                    holders.setdefault(name, []).append((c, container))
+        added: list[tuple[str, _Binding]] = []
+        self.extra_reads: dict[int, list[tuple[str, int]]] = {}
+        for n in self.executed:
+            owner = self.owner[n]
+            flow = self.flows[n]
+            if owner == SETUP:
+                continue
+            changed: dict[str, int] = {}  # name -> line
+            for container in flow.element_mutations:
+                b = self.resolve(container, n, owner).binding
+                if b is None:
+                    continue
+                for name in sorted(self.flows[b.cell].aliases.get(container, ())):
+                    changed.setdefault(name, flow.read_lines.get(container, 1))
+            todo = [*changed, *flow.mutations]
+            while todo:
+                name = todo.pop()
+                line = changed.get(name) or flow.define_lines.get(name, 1)
+                for c, container in holders.get(name, ()):
+                    if c >= n or container in changed or container in flow.defines:
+                        continue
+                    if self.still_holds(container, c, n):
+                        changed[container] = line
+                        todo.append(container)
+            for name, line in changed.items():
+                src = self.resolve(name, n, owner)
+                if name in flow.defines or src.kind not in ("step", "local", "setup"):
+                    continue
+                kind = "function" if name in flow.functions else "data"
+                added.append((name, _Binding(n, owner, kind)))
+                # the step changes the object it has from before: it needs the name
+                self.extra_reads.setdefault(n, []).append((name, line))
+        for name, binding in added:
+            found = self.bindings.setdefault(name, [])
+            found.append(binding)
+            found.sort(key=lambda b: b.cell)
+
+    def still_holds(self, container: str, cell: int, before: int) -> bool:
+        """Whether `container`, bound in `cell`, is still that object in cell `before`: no
+        cell in between assigns it (changing it in place keeps it)."""
+        return all(
+            container in self.flows[b.cell].mutations
+            for b in self.bindings.get(container, ())
+            if cell < b.cell < before and b.owner not in ("", PARAMS)
+        )
+
+    def share_inputs(
+        self, reads_from: dict[tuple[str, str], dict[str, tuple[int, int, int]]]
+    ) -> None:
+        """A step that reads a container from step S (`models = [m1, m2]` in S) and one of the
+        names in it from another step takes that name from S as well: S saves the two
+        together, so that they arrive sharing their objects as in the notebook."""
+        for st in self.steps.values():
+            for container, src in list(st.inputs.items()):
+                held = self.flows[st.input_cells[container]].aliases.get(container, ())
+                source = self.steps[src]
+                for name in sorted(held):
+                    if st.inputs.get(name) in (None, src) or name in self.param_set:
+                        continue
+                    if name in source.inputs or any(
+                        name in self.flows[c].defines for c in source.cells
+                    ):
+                        st.inputs[name] = src
+                        st.input_cells[name] = st.input_cells[container]
+                        entry = reads_from.get((st.inp.name, name))
+                        if entry:
+                            first = next(iter(entry.values()))
+                            entry.clear()
+                            entry[src] = first
 
     # -- resolution -------------------------------------------------------------------------
 
@@ -248,6 +331,7 @@ class _Planner:
             (n, flow.read_lines.get(n, 1), False) for n in flow.reads
         ]
         todo += [(n, flow.read_lines.get(n, 1), True) for n in flow.optional_reads]
+        todo += [(n, line, False) for n, line in self.extra_reads.get(cell, ())]
         todo.reverse()
         while todo:
             name, line, optional = todo.pop()
@@ -382,6 +466,7 @@ class _Planner:
                     )
                 )
         self.assign_metrics()
+        self.share_inputs(reads_from)
 
         edges: dict[tuple[str, str], set[str]] = {}
         for name, st in self.steps.items():
@@ -617,12 +702,22 @@ class _Planner:
             for (s, d), v in sorted(edges.items())
             if s in inside and d in inside
         ]
+        # an `after` a user wrote is the edge they can remove: point at it, not at the step
+        where = self.steps[rest[0]].inp.location
+        for name in rest:
+            inp = self.steps[name].inp
+            closing = [
+                i for i, a in enumerate(inp.after) if a in inside and i < len(inp.after_locations)
+            ]
+            if closing:
+                where = inp.after_locations[closing[0]]
+                break
         self.diags.append(
             error(
                 codes.CYCLE,
                 f"steps {', '.join(f'`{n}`' for n in rest)} wait for each other through their data "
                 f"and `after`: {'; '.join(links)}",
-                self.steps[rest[0]].inp.location,
+                where,
                 "remove an `after`, or move cells so that each step reads only from steps before it",
             )
         )
@@ -664,14 +759,18 @@ class _Planner:
             if not rivals:
                 continue
             other, ocell = rivals[-1]
+            # notebook order answers which value is meant: the later assignment, as a run top
+            # to bottom gives it. Follow it, and say so: serialising the two branches with
+            # `after` would only slow the pipeline down.
             self.diags.append(
-                error(
+                warning(
                     codes.AMBIGUOUS_DEFINITION,
                     f"step `{reader}` reads `{var}` (cell {cell}, line {line}), which steps `{other}` "
                     f"(cell {ocell}) and `{src}` (cell {bcell}) both assign with no order between them; "
-                    f"like the notebook run top to bottom, it would get `{src}`'s",
+                    f"it gets `{src}`'s, as the notebook run top to bottom does",
                     self.steps[reader].inp.location,
-                    f"rename one of them, or order them (`after: [{other}]` on step `{src}`)",
+                    f"if step `{reader}` should read `{other}`'s `{var}`, rename one of the two "
+                    f"(e.g. `{var}_{other.replace('-', '_')}`)",
                     related=(self.cell_at(cell, line), self.cell_at(ocell), self.cell_at(bcell)),
                 )
             )

@@ -6,10 +6,11 @@
       experiment.yaml   the Katib Experiment, when the manifest has `tuning`
       nbflow.json       the record: content hash, snapshot, nbflow and kfp versions, input hashes
 
-`<version>` is the first 8 hex digits of the SHA-256 of the cluster IR, so it changes when and
-only when something that affects the run changes (a step's cells, the setup cells, images,
-requirements, resources, parameters, the kfp or nbflow runtime), and the same inputs give the
-same folder, byte for byte.
+`<version>` is the first 8 hex digits of the SHA-256 of the cluster IR without the kfp SDK's
+version (see :func:`ir_hash`), so it changes when and only when something that affects the run
+changes (a step's cells, the setup cells, the data files they read, images, requirements,
+resources, parameters, the nbflow step runtime), and the same inputs give the same folder,
+byte for byte.
 """
 
 from __future__ import annotations
@@ -157,13 +158,31 @@ class _YamlWithDumper:
 
 def ir_hash(ir: str) -> str:
     """SHA-256 of the IR's documents, not of its bytes: the version must not depend on how a
-    YAML emitter folds long strings (libyaml's and PyYAML's differ), only on what runs."""
+    YAML emitter folds long strings (libyaml's and PyYAML's differ), only on what runs. Nor on
+    the kfp SDK that compiled it: its banner (`sdkVersion`) and the kfp release its executor
+    installs are left out, so that a kfp patch release does not make every pipeline a new
+    version; what the steps run (cells, manifest settings, data files, the step runtime,
+    requirements) is all in."""
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    documents = list(yaml.load_all(ir, Loader=loader))
+    documents = [without_sdk(d) for d in yaml.load_all(ir, Loader=loader)]
     canonical = json.dumps(documents, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+_KFP_PIN = re.compile(r"'kfp==[^']*'")
+
+
+def without_sdk(node: Any) -> Any:
+    """The IR (or a resource holding it) without what depends on the kfp SDK's release only."""
+    if isinstance(node, dict):
+        return {k: without_sdk(v) for k, v in node.items() if k != "sdkVersion"}
+    if isinstance(node, list):
+        return [without_sdk(v) for v in node]
+    if isinstance(node, str) and "'kfp==" in node:
+        return _KFP_PIN.sub("'kfp'", node)
+    return node
 
 
 def compile_source(source: str, workdir: Path) -> str:

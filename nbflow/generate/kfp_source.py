@@ -33,11 +33,13 @@ import base64
 import json
 import re
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from nbflow import __version__
+from nbflow.check.manifest import Volume
 from nbflow.check.project import Project, StepConfig
 from nbflow.generate.runtime import runtime_source
 
@@ -117,6 +119,29 @@ def brings_kfp(requirements: Sequence[str]) -> bool:
 KFP_KUBERNETES_IMPORT = "from kfp import kubernetes as _nbf_k8s"
 
 
+def data_files(project: Project, step: StepConfig) -> dict[str, str]:
+    """SHA-256 of each file beside the notebook that the step's (or setup's) cells read by a
+    literal relative path and no pipeline cell writes, by path as written."""
+    import hashlib
+
+    from nbflow.dataflow.files import literal_paths
+
+    pipeline_cells = [*project.setup, *(c for s in project.steps for c in s.cells)]
+    written = {u.path for c in pipeline_cells for u in literal_paths(project.source(c)) if u.writes}
+    out: dict[str, str] = {}
+    for cell in (*project.setup, *step.cells):
+        for use in literal_paths(project.source(cell)):
+            path = project.notebook_dir / use.path
+            if use.writes or use.path in written or use.path in out or not path.is_file():
+                continue
+            digest = hashlib.sha256()
+            with path.open("rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+            out[use.path] = digest.hexdigest()
+    return dict(sorted(out.items()))
+
+
 def generate(project: Project, target: Target) -> str:
     plan = project.plan
     local = target == "local"
@@ -146,7 +171,7 @@ def _component(
     nb = project.notebook
     cells = [{"number": c, "source": nb.cells[c - 1].source, "setup": True} for c in project.setup]
     cells += [{"number": c, "source": nb.cells[c - 1].source, "setup": False} for c in step.cells]
-    program = {
+    program: dict[str, object] = {
         "pipeline": project.name,
         "step": step.name,
         "notebook": Path(project.notebook.path).name,
@@ -157,6 +182,14 @@ def _component(
         "metrics": list(sp.metrics),
         "imports": list(sp.imports),
     }
+    files = data_files(project, step)
+    if files:
+        # their content is in the component: a changed file is a new cache key and version
+        program["files"] = files
+    if local:
+        # Jupyter runs a notebook in its folder: so does a local run (relative paths, modules
+        # beside the notebook); on a cluster the step runs in its image's working directory
+        program["workdir"] = str(project.notebook_dir.resolve())
     args = [f"    in_{v}: dsl.Input[dsl.Artifact]," for v, _ in sp.inputs]
     args += [f"    param_{p}: {param_types[p]}," for p in sp.parameters]
     args += [f"    out_{v}: dsl.Output[dsl.Artifact]," for v in sp.outputs]
@@ -248,15 +281,23 @@ def _pipeline(project: Project, param_types: dict[str, str], local: bool) -> lis
     out.append(f"def pipeline({sig})" + (" -> _nbf_Outputs:" if local else ":"))
     body: list[str] = []
     per_run_volumes = [v for v in m.volumes if v.size is not None] if not local else []
-    for v in per_run_volumes:
+    if per_run_volumes:
+        # One claim per run, named by the run's id, a folder (subPath) per volume: the exit
+        # handler deletes it when the run ends, failed or not. An exit task may depend on no
+        # task, so it cannot take the claim's name from CreatePVC's output; KFP resolves a
+        # placeholder that is a whole input value, so both take the run id.
+        first = per_run_volumes[0]
         args = [
-            f"pvc_name_suffix={'-' + v.name!r}",
-            f"access_modes=[{v.accessMode!r}]",
-            f"size={v.size!r}",
+            "pvc_name=dsl.PIPELINE_JOB_ID_PLACEHOLDER",
+            f"access_modes=[{first.accessMode!r}]",
+            f"size={_total_size(per_run_volumes)!r}",
         ]
-        if v.storageClass:
-            args.append(f"storage_class_name={v.storageClass!r}")
-        body.append(f"_nbf_pvc_{v.name.replace('-', '_')} = _nbf_k8s.CreatePVC({', '.join(args)})")
+        if first.storageClass:
+            args.append(f"storage_class_name={first.storageClass!r}")
+        body.append("_nbf_cleanup = _nbf_k8s.DeletePVC(pvc_name=dsl.PIPELINE_JOB_ID_PLACEHOLDER)")
+        body.append("with dsl.ExitHandler(_nbf_cleanup, name='nbflow-run'):")
+        body.append(f"    _nbf_run_pvc = _nbf_k8s.CreatePVC({', '.join(args)})")
+    start = len(body)
     for sp in plan.steps:
         step = project.step(sp.name)
         var = _var(sp.name)
@@ -277,12 +318,8 @@ def _pipeline(project: Project, param_types: dict[str, str], local: bool) -> lis
             body.append(f"_nbf_k8s.add_pod_label({var}, 'nbflow.dev/metrics', 'true')")
             if m.tuning is not None and step.spec.cache:
                 body.append(f"{var}.set_caching_options(False)")
-    for v in per_run_volumes:
-        users = [_var(s.name) for s in project.steps if v in s.volumes]
-        pvc = f"_nbf_pvc_{v.name.replace('-', '_')}"
-        body.append(
-            f"_nbf_k8s.DeletePVC(pvc_name={pvc}.outputs['name']).after({', '.join(users) or pvc})"
-        )
+    if per_run_volumes:
+        body[start:] = ["    " + line for line in body[start:]]
     if local:
         body.append("return _nbf_Outputs(" + ", ".join(f"{n}={e}" for n, _, e in outputs) + ")")
     out += ["    " + line for line in body]
@@ -331,6 +368,24 @@ def _task_settings(step: StepConfig, var: str, local: bool) -> list[str]:
         ]
         lines.append(f"_nbf_k8s.add_toleration({var}, {', '.join(args)})")
     for v in step.volumes:
-        pvc = repr(v.claim) if v.claim else f"_nbf_pvc_{v.name.replace('-', '_')}.outputs['name']"
-        lines.append(f"_nbf_k8s.mount_pvc({var}, pvc_name={pvc}, mount_path={v.mountPath!r})")
+        if v.claim:
+            lines.append(
+                f"_nbf_k8s.mount_pvc({var}, pvc_name={v.claim!r}, mount_path={v.mountPath!r})"
+            )
+        else:
+            lines.append(
+                f"_nbf_k8s.mount_pvc({var}, pvc_name=_nbf_run_pvc.outputs['name'], "
+                f"mount_path={v.mountPath!r}, sub_path={v.name!r})"
+            )
     return lines
+
+
+def _total_size(volumes: list[Volume]) -> str:
+    """The sizes of the volumes a run creates, added up, as a Kubernetes quantity."""
+    from nbflow.check.quantities import quantity_value
+
+    total = sum((quantity_value(v.size or "0") or Decimal(0) for v in volumes), Decimal(0))
+    for suffix, unit in (("Gi", 2**30), ("Mi", 2**20)):
+        if total % unit == 0:
+            return f"{total // unit}{suffix}"
+    return str(int(total.to_integral_value(rounding="ROUND_CEILING")))

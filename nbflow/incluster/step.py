@@ -2,8 +2,8 @@
 
 This file is embedded as source text into every generated KFP component and exec'd there, so
 that a step image needs no nbflow install. Hence: standard library only at import time;
-numpy, pandas, pyarrow, joblib, torch, cloudpickle and IPython are imported inside the functions
-that need them, and each of them is optional. No relative or ``nbflow`` imports, no ``__file__``,
+numpy, pandas, pyarrow, joblib, torch, xgboost, lightgbm, keras, cloudpickle and IPython are
+imported inside the functions that need them, and each of them is optional. No relative or ``nbflow`` imports, no ``__file__``,
 no dataclasses (they look the class's module up in ``sys.modules``, which an exec'd namespace
 is not in).
 
@@ -226,6 +226,89 @@ def _defined_in_main(obj: object) -> bool:
     return isinstance(obj, type | types.FunctionType) and obj.__module__ == "__main__"
 
 
+class XGBoostSerializer:
+    """xgboost's DMatrix (which holds a C pointer pickle cannot save) and Booster, in xgboost's
+    own formats."""
+
+    name = "xgboost"
+
+    def matches(self, value: object) -> bool:
+        xgb = sys.modules.get("xgboost")
+        return xgb is not None and type(value) in (xgb.DMatrix, xgb.Booster)
+
+    def save(self, value: Any, dirpath: str) -> dict[str, Any] | None:
+        import xgboost as xgb
+
+        if type(value) is xgb.Booster:
+            value.save_model(os.path.join(dirpath, "model.ubj"))
+            return {"kind": "booster"}
+        value.save_binary(os.path.join(dirpath, "data.buffer"))
+        return {"kind": "dmatrix"}
+
+    def load(self, dirpath: str) -> object:
+        import xgboost as xgb
+
+        if _options(dirpath).get("kind") == "booster":
+            return xgb.Booster(model_file=os.path.join(dirpath, "model.ubj"))
+        return xgb.DMatrix(os.path.join(dirpath, "data.buffer"))
+
+
+class LightGBMSerializer:
+    """lightgbm's Booster as its model text, and a constructed Dataset as its binary file."""
+
+    name = "lightgbm"
+
+    def matches(self, value: object) -> bool:
+        lgb = sys.modules.get("lightgbm")
+        return lgb is not None and type(value) in (lgb.Booster, lgb.Dataset)
+
+    def save(self, value: Any, dirpath: str) -> dict[str, Any] | None:
+        import lightgbm as lgb
+
+        if type(value) is lgb.Booster:
+            value.save_model(os.path.join(dirpath, "model.txt"))
+            return {"kind": "booster"}
+        if getattr(value, "_handle", None) is None:
+            raise Unsuitable("the Dataset is not constructed yet")  # then it pickles as data
+        value.save_binary(os.path.join(dirpath, "data.bin"))
+        return {"kind": "dataset"}
+
+    def load(self, dirpath: str) -> object:
+        import lightgbm as lgb
+
+        if _options(dirpath).get("kind") == "booster":
+            return lgb.Booster(model_file=os.path.join(dirpath, "model.txt"))
+        return lgb.Dataset(os.path.join(dirpath, "data.bin")).construct()
+
+
+class KerasSerializer:
+    """Keras (and tf.keras) models in the .keras format."""
+
+    name = "keras"
+    file = "model.keras"
+
+    def matches(self, value: object) -> bool:
+        return any(
+            c.__module__.partition(".")[0] in ("keras", "tf_keras", "tensorflow")
+            and c.__name__ in ("Model", "Sequential", "Functional")
+            for c in type(value).__mro__
+        )
+
+    def save(self, value: Any, dirpath: str) -> dict[str, Any] | None:
+        try:
+            value.save(os.path.join(dirpath, self.file))
+        except Exception as exc:  # a subclassed model without get_config: cloudpickle's turn
+            raise Unsuitable(f"{type(exc).__name__}: {exc}") from exc
+        return {"module": type(value).__module__.partition(".")[0]}
+
+    def load(self, dirpath: str) -> object:
+        if _options(dirpath).get("module") == "tensorflow" or not _importable("keras"):
+            from tensorflow import keras
+        else:
+            import keras
+        return keras.models.load_model(os.path.join(dirpath, self.file))
+
+
 class JoblibSerializer:
     """scikit-learn style estimators (and xgboost, lightgbm, ...) with joblib."""
 
@@ -290,7 +373,10 @@ class TorchSerializer:
         import torch
 
         try:
-            import cloudpickle as pickle_module  # classes defined in the notebook, by value
+            # classes defined in the notebook, by value, their functions' globals the loader's
+            pickle_module: Any = types.SimpleNamespace(
+                Pickler=_step_pickler(), __name__="cloudpickle"
+            )
         except ImportError:
             pickle_module = pickle
         try:
@@ -315,10 +401,8 @@ class CloudpickleSerializer:
         return _importable("cloudpickle")
 
     def save(self, value: object, dirpath: str) -> dict[str, Any] | None:
-        import cloudpickle
-
         with open(os.path.join(dirpath, self.file), "wb") as f:
-            cloudpickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+            _step_pickler()(f, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
         return None
 
     def load(self, dirpath: str) -> object:
@@ -351,12 +435,214 @@ SERIALIZERS: dict[str, Serializer] = {
     for s in (
         NumpySerializer(),
         ParquetSerializer(),
+        XGBoostSerializer(),
+        LightGBMSerializer(),
+        KerasSerializer(),
         JoblibSerializer(),
         TorchSerializer(),
         CloudpickleSerializer(),
         PickleSerializer(),
     )
 }
+
+
+# --------------------------------------------------------------------------------------------
+# Functions and classes defined in the notebook travel by value (cloudpickle); in the notebook
+# their globals are the notebook's namespace, so in the step that loads them they are that
+# step's namespace (its parameters and setup names included), not a copy of the globals the
+# saving step happened to have.
+# --------------------------------------------------------------------------------------------
+
+
+class _MainModule:
+    """Pickles as a reference to the loading process's ``__main__``: the step's namespace."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (importlib.import_module, ("__main__",))
+
+
+class _MainNamespace:
+    """Pickles as ``__main__.__dict__`` of the process that loads it."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (getattr, (_MainModule(), "__dict__"))
+
+
+def _set_function_state(func: Any, state: Any) -> None:
+    # cloudpickle's function state setter, except that the globals captured when the function
+    # was saved only fill names the loading namespace lacks: the step's own values win
+    attrs, slots = state
+    func.__dict__.update(attrs)
+    slots = dict(slots)
+    captured = slots.pop("__globals__", None) or {}
+    closure = slots.pop("__closure__", None)
+    slots.pop("_cloudpickle_submodules", None)
+    namespace = func.__globals__
+    for key, value in captured.items():
+        if key not in namespace:
+            namespace[key] = value
+    for cell, saved in zip(func.__closure__ or (), closure or (), strict=False):
+        try:
+            value = saved.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        cell.cell_contents = value
+    for key, value in slots.items():
+        setattr(func, key, value)
+
+
+def _step_pickler() -> Any:
+    """cloudpickle's Pickler, with notebook functions bound to the loading step's namespace."""
+    import cloudpickle
+
+    class StepPickler(cloudpickle.Pickler):
+        def reducer_override(self, obj: object) -> Any:
+            if obj is _set_function_state:  # by value: a step image has no nbflow to import
+                return super()._dynamic_function_reduce(obj)
+            return super().reducer_override(obj)
+
+        def _dynamic_function_reduce(self, func: Any) -> Any:
+            reduced = super()._dynamic_function_reduce(func)
+            if getattr(func, "__module__", None) != "__main__" or len(reduced) != 6:
+                return reduced
+            code, _, *rest = reduced[1]
+            return (
+                reduced[0],
+                (code, _MainNamespace(), *rest),
+                reduced[2],
+                None,
+                None,
+                _set_function_state,
+            )
+
+    if not hasattr(cloudpickle.Pickler, "_dynamic_function_reduce"):
+        return cloudpickle.Pickler  # a cloudpickle we do not know: its own behaviour
+    return StepPickler
+
+
+# --------------------------------------------------------------------------------------------
+# Values that share objects (`models = [m1, m2]` and `m2`) are saved together, as one object
+# graph, into each of their artifacts; the loading step loads such a bundle once, so that they
+# arrive sharing what they shared.
+# --------------------------------------------------------------------------------------------
+
+BUNDLE = "bundle"
+# Not looked into: their identity counts, their insides are data (and can be large)
+_LEAF_ROOTS = frozenset(
+    {
+        "numpy",
+        "pandas",
+        "pyarrow",
+        "polars",
+        "scipy",
+        "torch",
+        "tensorflow",
+        "keras",
+        "jax",
+        "xgboost",
+        "lightgbm",
+    }
+)
+_ATOMS = (int, float, complex, str, bytes, bool, type(None), range, slice)
+_ATOM_TYPES = frozenset(_ATOMS)
+_NOT_DATA = (
+    type,
+    types.ModuleType,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.CodeType,
+    types.MethodType,
+)
+# objects looked at per value: past that, a huge container is taken as sharing nothing more
+SHARED_SCAN_LIMIT = 200_000
+
+
+def _reachable(value: object) -> set[int]:
+    """Ids of the mutable objects ``value`` holds (itself included)."""
+    import gc
+
+    seen: set[int] = set()
+    todo = [value]
+    while todo and len(seen) < SHARED_SCAN_LIMIT:
+        obj = todo.pop()
+        if isinstance(obj, _ATOMS + _NOT_DATA) or id(obj) in seen:
+            continue
+        if not isinstance(obj, tuple | frozenset):  # immutable: sharing one changes nothing
+            seen.add(id(obj))
+        if type(obj).__module__.partition(".")[0] in _LEAF_ROOTS:
+            continue
+        refs = gc.get_referents(obj)
+        if len(refs) > 64 and set(map(type, refs)) <= _ATOM_TYPES:
+            continue  # a long list of numbers or strings: nothing in it to share
+        todo.extend(refs)
+    return seen
+
+
+def shared_groups(values: dict[str, object]) -> list[list[str]]:
+    """Groups (two or more names, in the given order) of values that share some object."""
+    owner: dict[int, str] = {}
+    parent = {name: name for name in values}
+
+    def find(name: str) -> str:
+        while parent[name] != name:
+            name = parent[name]
+        return name
+
+    for name, value in values.items():
+        for key in _reachable(value):
+            other = owner.setdefault(key, name)
+            if other != name:
+                parent[find(name)] = find(other)
+    groups: dict[str, list[str]] = {}
+    for name in values:
+        groups.setdefault(find(name), []).append(name)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def save_bundle(values: dict[str, object], paths: dict[str, str]) -> None:
+    """Save ``values`` as one object graph into each of ``paths`` (one per name)."""
+    import uuid
+
+    bundle_id = uuid.uuid4().hex
+    first: str | None = None
+    for name, path in paths.items():
+        _fresh_dir(path)
+        data = os.path.join(path, "bundle.pkl")
+        if first is None:
+            try:
+                pickler = _step_pickler()
+            except ImportError:  # no cloudpickle in the image: what the standard library can
+                pickler = pickle.Pickler
+            with open(data, "wb") as f:
+                pickler(f, protocol=pickle.HIGHEST_PROTOCOL).dump(values)
+            first = data
+        else:
+            shutil.copyfile(first, data)
+        meta = {
+            "serializer": BUNDLE,
+            "type": _type_name(values[name]),
+            "variable": name,
+            "bundle": {"id": bundle_id, "names": list(values)},
+        }
+        with open(os.path.join(path, META_FILE), "w", encoding="utf-8") as f:
+            json.dump(meta, f)
+
+
+def load_input(path: str, bundles: dict[str, dict[str, object]]) -> object:
+    """Load one input; a bundle (see :func:`save_bundle`) is read once into ``bundles``, so
+    that the values it holds arrive sharing what they shared."""
+    try:
+        with open(os.path.join(path, META_FILE), encoding="utf-8") as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        meta = None
+    if not isinstance(meta, dict) or meta.get("serializer") != BUNDLE:
+        return load_value(path)
+    key = str(meta["bundle"]["id"])
+    if key not in bundles:
+        with open(os.path.join(path, "bundle.pkl"), "rb") as f:
+            bundles[key] = pickle.load(f)
+    return bundles[key][meta["variable"]]
 
 
 def _fresh_dir(path: str) -> None:
@@ -1201,6 +1487,55 @@ def render_report(
 # --------------------------------------------------------------------------------------------
 
 
+# What cannot cross a step boundary, by type: (module root or type names, what it is, fix)
+_UNSAVABLE = (
+    (("_io", "io"), "an open file or stream", "open it again in the step that reads it"),
+    (
+        ("generator", "coroutine", "async_generator"),
+        "a generator",
+        "make a list of what it yields, or create it in the step that uses it",
+    ),
+    (
+        ("_thread", "threading", "multiprocessing", "concurrent"),
+        "a lock, thread or process pool",
+        "create it in the step that uses it",
+    ),
+    (
+        (
+            "socket",
+            "ssl",
+            "sqlite3",
+            "psycopg2",
+            "pymysql",
+            "sqlalchemy",
+            "requests",
+            "urllib3",
+            "http",
+        ),
+        "a connection or session",
+        "connect again in the step that uses it",
+    ),
+)
+
+
+def save_hint(value: object, exc: BaseException, group: list[str]) -> str:
+    """The hint under a failed save: what the value (or what it holds) is, and what to do."""
+    cls = type(value)
+    names = {cls.__name__, cls.__module__.partition(".")[0]}
+    text = f"{type(exc).__name__}: {exc}"
+    for markers, what, fix in _UNSAVABLE:
+        if names & set(markers) or any(m in text for m in markers if len(m) > 3):
+            return f"hint: {_short_type_name(value)} is (or holds) {what}, which cannot cross steps: {fix}"
+    shared = (
+        f" (saved together with {', '.join(group)}, which share objects with it)" if group else ""
+    )
+    return (
+        f"hint: no serializer of nbflow can store {_short_type_name(value)}{shared}: "
+        "compute it in the step that uses it, or keep in the step's outputs only what can be "
+        "pickled (e.g. the model's parameters, not the object holding a live resource)"
+    )
+
+
 def _metric(value: object, name: str, step: str) -> float:
     import numbers
 
@@ -1229,6 +1564,29 @@ def _short_repr(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+# Package installs (`!pip`, `%pip`, `!conda`, `!python -m pip`, each with `install`): in a notebook
+# they install into the kernel's environment; a step's packages come from its image and the
+# manifest's `requirements:`, and a local run must not install into the user's Python.
+_INSTALL_LINE = re.compile(
+    r"^(?P<indent>[ \t]*)[!%]+[ \t]*(?:sudo[ \t]+)?"
+    r"(?:pip3?|conda|mamba|micromamba|uv[ \t]+pip|python3?(?:\.\d+)?[ \t]+-m[ \t]+pip)"
+    r"[ \t]+install\b"
+)
+
+
+def skip_installs(source: str) -> tuple[str, list[tuple[int, str]]]:
+    """The cell without its package-install lines (each left as `pass`, so line numbers hold),
+    and the (line, text) of those skipped."""
+    lines = source.split("\n")
+    skipped: list[tuple[int, str]] = []
+    for i, line in enumerate(lines):
+        match = _INSTALL_LINE.match(line)
+        if match and not line.rstrip().endswith("\\"):
+            skipped.append((i + 1, line.strip()))
+            lines[i] = match.group("indent") + "pass"
+    return ("\n".join(lines), skipped) if skipped else (source, [])
+
+
 def _run_cell(
     cell: dict[str, Any],
     session: Session,
@@ -1246,6 +1604,12 @@ def _run_cell(
     sources.add(number, source)
     recorder.out.flush()
     sys.stderr.write(f"[nbflow] step '{step}': cell {number}\n")
+    source, skipped = skip_installs(source)
+    for lineno, text in skipped:
+        sys.stderr.write(
+            f"[nbflow] step '{step}': cell {number}, line {lineno}: skipped `{text}`: a step's "
+            "packages come from its image and the manifest's `requirements:`\n"
+        )
     started = time.perf_counter()
     try:
         with _teed(recorder):
@@ -1278,11 +1642,12 @@ def _run_step(
     session.push(dict(parameters))
 
     loaded: dict[str, object] = {}
+    bundles: dict[str, dict[str, object]] = {}
     for name in program.get("inputs", []) or list(inputs):
         if name not in inputs:
             raise StepFailure(f"step '{step}': no artifact for input variable '{name}'")
         try:
-            loaded[name] = load_value(inputs[name])
+            loaded[name] = load_input(inputs[name], bundles)
         except Exception as exc:
             raise StepFailure(
                 f"step '{step}': cannot load input variable '{name}': {type(exc).__name__}: {exc}"
@@ -1301,6 +1666,7 @@ def _run_step(
     for cell in own:
         _run_cell(cell, session, recorder, sources, step=step, notebook=notebook)
 
+    values: dict[str, object] = {}
     for name in program.get("outputs", []) or list(outputs):
         if name not in outputs:
             raise StepFailure(f"step '{step}': no artifact path for output variable '{name}'")
@@ -1310,14 +1676,23 @@ def _run_step(
                 f"step '{step}': output variable '{name}' was never assigned "
                 f"(the step's cells of {notebook} ran without defining it)"
             )
+        values[name] = value
+    bundled: dict[str, list[str]] = {n: g for g in shared_groups(values) for n in g}
+    for name, value in values.items():
+        group = bundled.get(name)
+        if group is not None and name != group[0]:
+            continue  # saved with the first of its group
         try:
-            saved[name] = save_value(value, outputs[name], variable=name)
+            if group is None:
+                saved[name] = save_value(value, outputs[name], variable=name)
+                continue
+            save_bundle({n: values[n] for n in group}, {n: outputs[n] for n in group})
+            saved.update(dict.fromkeys(group, BUNDLE))
         except Exception as exc:
             raise StepFailure(
                 f"step '{step}': cannot save variable '{name}' of type "
                 f"{_short_type_name(value)}: {exc}\n"
-                "hint: open files, generators, locks and connections cannot cross steps: "
-                "create them in the step that uses them"
+                + save_hint(value, exc, [n for n in (group or ()) if n != name])
             ) from exc
 
     metrics: dict[str, float] = {}
@@ -1327,6 +1702,16 @@ def _run_step(
             raise StepFailure(f"step '{step}': metric variable '{name}' was never assigned")
         metrics[name] = _metric(value, name, step)
     return metrics
+
+
+def _enter_workdir(program: dict[str, Any]) -> None:
+    """Run in the notebook's folder, as Jupyter does (relative paths, modules beside it), when
+    the program names one that exists here (a local run); on a cluster it stays in the image's
+    working directory."""
+    workdir = program.get("workdir")
+    if isinstance(workdir, str) and os.path.isdir(workdir):
+        os.chdir(workdir)
+        sys.path.insert(0, workdir)
 
 
 def main(
@@ -1347,6 +1732,9 @@ def main(
     cwd = os.getcwd()
     inputs = {k: os.path.abspath(v) for k, v in inputs.items()}
     outputs = {k: os.path.abspath(v) for k, v in outputs.items()}
+    report_path = os.path.abspath(report_path) if report_path else None
+    saved_path = list(sys.path)
+    _enter_workdir(program)
     recorder = Recorder(sys.stdout)
     sources = CellSources()
     saved: dict[str, str] = {}
@@ -1369,6 +1757,7 @@ def main(
     finally:
         session.close()
         os.chdir(cwd)
+        sys.path[:] = saved_path
     if error is not None:
         sys.stderr.write(error + "\n")
         sys.stderr.flush()

@@ -399,6 +399,167 @@ CASES["plain-dataflow"] = (
     ),
 )
 
+# Kale's Katib panel as users leave it: grid search chosen after Bayesian optimisation (whose
+# settings stay in the metadata), categorical values as strings, an int default searched over
+# fractions, more trials than the grid has combinations, a metrics cell printing parameters, and
+# Katib parameters that are not the notebook's (`bs` for `batch_size`, `dropout` for nothing).
+CASES["kale-katib-grid"] = (
+    "sgd.ipynb",
+    notebook(
+        [
+            code("import numpy as np", "imports"),
+            code(
+                "def loss_of(w, lr, momentum):\n    return float(np.mean((w - lr * momentum) ** 2))",
+                "functions",
+            ),
+            code(
+                "lr = 0\nmomentum = 0.9\noptimizer = 'sgd'\nbatch_size = 32", "pipeline-parameters"
+            ),
+            code("w = np.ones(batch_size)", "block:init"),
+            code(
+                "mse = loss_of(w, lr, momentum) if optimizer == 'sgd' else 1.0",
+                "step:fit",
+                "prev:init",
+            ),
+            code("negative_mse = -mse"),
+            code("print(lr)\nprint(momentum)\nprint(mse)\nprint(negative_mse)", "pipeline-metrics"),
+        ],
+        {
+            "pipeline_name": "sgd",
+            "katib_run": True,
+            "katib_metadata": {
+                "parameters": [
+                    {
+                        "name": "lr",
+                        "parameterType": "categorical",
+                        "feasibleSpace": {"list": ["0.0001", "0.001", "0.01", "0.1"]},
+                    },
+                    {
+                        "name": "momentum",
+                        "parameterType": "double",
+                        "feasibleSpace": {"min": "0.5", "max": "0.9", "step": "0.2"},
+                    },
+                    {
+                        "name": "optimizer",
+                        "parameterType": "categorical",
+                        "feasibleSpace": {"list": ["sgd", "adam"]},
+                    },
+                    {
+                        "name": "bs",
+                        "parameterType": "discrete",
+                        "feasibleSpace": {"list": ["16", "32"]},
+                    },
+                    {
+                        "name": "dropout",
+                        "parameterType": "double",
+                        "feasibleSpace": {"min": "0.1", "max": "0.5", "step": "0.1"},
+                    },
+                ],
+                "objective": {"type": "minimize", "objectiveMetricName": "mse"},
+                "algorithm": {
+                    "algorithmName": "grid",
+                    "algorithmSettings": [
+                        {"name": "acq_optimizer", "value": "auto"},
+                        {"name": "acq_func", "value": "gp_hedge"},
+                        {"name": "base_estimator", "value": "GP"},
+                        {"name": "random_state", "value": "7"},
+                    ],
+                },
+                "maxTrialCount": 128,
+                "parallelTrialCount": 3,
+                "maxFailedTrialCount": 3,
+            },
+        },
+    ),
+)
+
+# A Kaggle-style notebook: no headings, no tags, one thing per cell, plots and peeks between
+# the work. init groups it into a few steps by where values are made and used.
+CASES["plain-kaggle"] = (
+    "house-prices.ipynb",
+    notebook(
+        [
+            code(
+                "%matplotlib inline\nimport numpy as np\nimport pandas as pd\n"
+                "import matplotlib.pyplot as plt\nfrom sklearn.model_selection import train_test_split\n"
+                "from sklearn.linear_model import Ridge\nfrom sklearn.ensemble import RandomForestRegressor\n"
+                "from sklearn.metrics import mean_squared_error"
+            ),
+            code("def rmse_of(y, p):\n    return float(np.sqrt(mean_squared_error(y, p)))"),
+            code("test_size = 0.2\nalpha = 1.0\nn_trees = 50\nseed = 42"),
+            code(
+                "rng = np.random.default_rng(seed)\n"
+                "train = pd.DataFrame(rng.normal(size=(300, 4)), columns=['area', 'rooms', 'age', 'noise'])\n"
+                "train['price'] = 3 * train['area'] + train['rooms'] - 0.5 * train['age'] + rng.normal(size=300)"
+            ),
+            code("train.head()"),
+            code("train.shape"),
+            code("train.describe()"),
+            code("train.isnull().sum()"),
+            code("plt.hist(train['price'], bins=30)\nplt.show()"),
+            code("corr = train.corr()\ncorr['price'].sort_values()"),
+            code("plt.imshow(corr)\nplt.colorbar()\nplt.show()"),
+            code("train = train.drop(columns=['noise'])"),
+            code("train['area_per_room'] = train['area'] / (train['rooms'].abs() + 1)"),
+            code("train['old'] = (train['age'] > 0).astype(int)"),
+            code("features = [c for c in train.columns if c != 'price']\nfeatures"),
+            code("X = train[features].to_numpy()\ny = train['price'].to_numpy()"),
+            code("X.shape, y.shape"),
+            code(
+                "X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=test_size, random_state=seed)"
+            ),
+            code("ridge = Ridge(alpha=alpha).fit(X_train, y_train)"),
+            code("ridge_pred = ridge.predict(X_val)"),
+            code("ridge_rmse = rmse_of(y_val, ridge_pred)\nprint(ridge_rmse)"),
+            code("plt.scatter(y_val, ridge_pred)\nplt.show()"),
+            code(
+                "forest = RandomForestRegressor(n_estimators=n_trees, random_state=seed).fit(X_train, y_train)"
+            ),
+            code("forest_pred = forest.predict(X_val)"),
+            code("forest_rmse = rmse_of(y_val, forest_pred)\nprint(forest_rmse)"),
+            code("importances = pd.Series(forest.feature_importances_, index=features)"),
+            code("importances.sort_values().plot.barh()\nplt.show()"),
+            code("blend = 0.5 * ridge_pred + 0.5 * forest_pred"),
+            code("rmse = rmse_of(y_val, blend)\nnegative_mse = -rmse ** 2\nprint(rmse)"),
+            code(
+                "results = pd.DataFrame({'model': ['ridge', 'forest', 'blend'], 'rmse': [ridge_rmse, forest_rmse, rmse]})"
+            ),
+            code("results"),
+            code("plt.bar(results['model'], results['rmse'])\nplt.show()"),
+        ]
+    ),
+)
+
+# A title, then a cell of constants (the run's settings, though not tagged), then a "Setup"
+# heading over the imports: the constants are the parameters, the imports setup.
+CASES["plain-title-constants"] = (
+    "iris classifier.ipynb",
+    notebook(
+        [
+            md("# Iris classifier\nA small logistic regression."),
+            code("test_size = 0.3\nC = 1.0\nmax_iter = 200"),
+            md("## Setup"),
+            code(
+                "%matplotlib inline\nimport matplotlib.pyplot as plt\nimport numpy as np\n"
+                "from sklearn.datasets import load_iris\n"
+                "from sklearn.linear_model import LogisticRegression\n"
+                "from sklearn.model_selection import train_test_split\n\n"
+                'plt.rcParams["figure.figsize"] = (6, 4)\nnp.set_printoptions(precision=3)'
+            ),
+            md("## Data"),
+            code("X, y = load_iris(return_X_y=True)"),
+            code(
+                "X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=test_size, random_state=0)"
+            ),
+            md("## Model"),
+            code("model = LogisticRegression(C=C, max_iter=max_iter).fit(X_train, y_train)"),
+            md("## Evaluate"),
+            code("accuracy = float(np.mean(model.predict(X_test) == y_test))\nprint(accuracy)"),
+            code("plt.bar(['accuracy'], [accuracy])\nplt.show()"),
+        ]
+    ),
+)
+
 # Nothing to go on: no parameters cell, no metric, two headings with the same text.
 CASES["plain-bare"] = (
     "bare.ipynb",
@@ -416,11 +577,18 @@ def write_notebooks() -> None:
         nbformat.write(nb, str(folder / name))
 
 
+def upstream_cases() -> dict[str, str]:
+    """Kale 2.3.0's own test notebooks (kale/tests/assets/notebooks of the kubeflow-kale wheel,
+    Apache-2.0, see KALE-LICENSE), copied as they are into kale-upstream-* folders."""
+    return {p.name: next(p.glob("*.ipynb")).name for p in sorted(HERE.glob("kale-upstream-*"))}
+
+
 def write_golden() -> None:
     """Run `nbflow init` on a copy of each notebook outside the repository; keep what it wrote."""
     from nbflow.authoring.init import init
 
-    for case, (name, _) in CASES.items():
+    names = {case: name for case, (name, _) in CASES.items()} | upstream_cases()
+    for case, name in names.items():
         with tempfile.TemporaryDirectory() as tmp:
             copy = Path(tmp) / name
             shutil.copy(HERE / case / name, copy)

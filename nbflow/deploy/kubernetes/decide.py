@@ -95,11 +95,17 @@ def _difference(target: Target, *, compare_hash: bool) -> str | None:
     for key, value in desired.items():
         if key in {"apiVersion", "kind", "metadata", "status"}:
             continue
+        found = live.get(key, _ABSENT)
         if key == "spec" and target.immutable and compare_hash and isinstance(value, dict):
             # provenance, not content: the commit that first built this content stays recorded,
             # and the same content built from a later commit applies as a no-op
             value = {k: v for k, v in value.items() if k not in _PROVENANCE}
-        path = _first_difference(value, live.get(key, _ABSENT))
+            # nor is what the version leaves out: the same content compiled by another kfp
+            # release (its banner, the kfp its executor installs) is the same version
+            from nbflow.generate.build import without_sdk
+
+            value, found = without_sdk(value), without_sdk(found)
+        path = _first_difference(value, found)
         if path is not None:
             return f"{key}{path}"
     return None
