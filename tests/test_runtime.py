@@ -233,6 +233,7 @@ def test_sklearn_estimator_round_trip_via_joblib(tmp_path: Path) -> None:
     assert round_trip(tmp_path, make, check, setup=[SKLEARN_SETUP]) == "joblib"
 
 
+@pytest.mark.slow
 def test_sklearn_pipeline_with_notebook_function_falls_back_to_cloudpickle(
     tmp_path: Path,
 ) -> None:
@@ -500,6 +501,7 @@ def test_keras_model_round_trip(tmp_path: Path) -> None:
     run_step(tmp_path, [check], step="use", inputs=first.outputs)
 
 
+@pytest.mark.slow
 def test_xgboost_dmatrix_and_booster_round_trip(tmp_path: Path) -> None:
     pytest.importorskip("xgboost")
     setup = [
