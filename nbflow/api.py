@@ -67,7 +67,11 @@ def run(
     parameters: Mapping[str, Any] | None = None,
     cache: bool = True,
 ) -> RunResult:
-    """Run the pipeline on this machine with kfp.local; `parameters` override the defaults."""
+    """Run the pipeline on this machine with kfp.local; `parameters` override the defaults.
+
+    Ctrl-C, SIGTERM or SIGHUP (in the main thread) stop the running step with every process
+    it started, then raise `nbflow.errors.Interrupted`, a KeyboardInterrupt naming the step.
+    """
     from nbflow.local.run import run as run_locally
 
     return run_locally(load(path), parameters=dict(parameters or {}), cache=cache)

@@ -11,3 +11,17 @@ class EnvironmentProblem(Exception):
 
 class CommandFailed(Exception):
     """A run, tuning or apply failed after it started (exit 1); the message says why."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, SIGTERM or SIGHUP stopped a command (exit 130); the message says what it stopped.
+
+    A KeyboardInterrupt, so that what cleans up after Ctrl-C cleans up after the others too.
+    """
+
+    def __init__(self, signum: int, message: str = "") -> None:
+        import signal
+
+        self.signum = signum
+        self.signal = signal.Signals(signum).name
+        super().__init__(message or f"interrupted by {self.signal}")

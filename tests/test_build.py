@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import shutil
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -191,13 +192,13 @@ def test_version_follows_the_data_files_a_step_reads(tmp_path: Path) -> None:
     (tmp_path / "data.csv").write_text("1\n3\n")
     files, second = render(base(tmp_path, cells), snapshot=SNAPSHOT)
     assert first["version"] != second["version"]
-    # the file's digest is in the step's program (which travels base64-encoded)
+    # the file's digest is in the step's program (which travels compressed, base64-encoded)
     digest = hashlib.sha256(b"1\n3\n").hexdigest()
     ir = next(yaml.safe_load_all(files["pipeline.yaml"]))
     executors = ir["deploymentSpec"]["executors"]
     code = "\n".join(e["container"]["command"][-1] for e in executors.values())
-    encoded = re.findall(r"b64decode\('([A-Za-z0-9+/=]+)'\)", code)
-    programs = [json.loads(base64.b64decode(e)) for e in encoded]
+    pattern = r"json\.loads\(zlib\.decompress\(base64\.b64decode\('([A-Za-z0-9+/=]+)'\)"
+    programs = [json.loads(zlib.decompress(base64.b64decode(e))) for e in re.findall(pattern, code)]
     assert [p["files"] for p in programs if p["step"] == "one"] == [{"data.csv": digest}]
 
 
@@ -328,3 +329,77 @@ def test_oversized_resources_are_reported() -> None:
     [problem] = oversized(small + "---\n" + big)
     assert problem.startswith("PipelineVersion p-1 is 1.50 MiB, over the 1.5 MiB")
     assert "deploy: {kfp: api}" in problem
+
+
+# -- the step runtime, carried once per pipeline (issue 14, item 7) ---------------------------
+
+STEP_CODE_LIMIT = 3_000  # bytes of a one-cell step's component code; the runtime alone is ~68 KB
+
+
+@pytest.fixture(scope="module")
+def hundred_steps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    from tests.support.projects import chain
+
+    cells, manifest = chain(100)
+    root = write_project(tmp_path_factory.mktemp("chain"), cells, manifest)
+    files, _ = render(load(root), snapshot=SNAPSHOT)
+    return files
+
+
+def test_a_hundred_step_pipeline_fits_in_one_kubernetes_object(
+    hundred_steps: dict[str, str],
+) -> None:
+    from nbflow.generate.build import oversized
+
+    assert len(hundred_steps["kubernetes.yaml"].encode()) <= 2**20
+    assert oversized(hundred_steps["kubernetes.yaml"]) == []
+
+
+def test_the_runtime_is_carried_once_and_every_step_loads_it(
+    hundred_steps: dict[str, str],
+) -> None:
+    from nbflow.generate.runtime import packed_runtime
+
+    ir = next(yaml.safe_load_all(hundred_steps["pipeline.yaml"]))
+    executors = ir["deploymentSpec"]["executors"]
+    code = {name: e["container"]["command"][-1] for name, e in executors.items()}
+    packed = packed_runtime()
+    assert [name for name, c in code.items() if packed in c] == ["exec-nbflow-runtime"]
+    steps = {name: c for name, c in code.items() if name.startswith("exec-s")}
+    assert len(steps) == 100
+    for name, c in steps.items():
+        assert len(c.encode()) <= STEP_CODE_LIMIT, name
+        assert "def step_" in c and 'compile(f.read(), "<nbflow-runtime>", "exec")' in c
+    tasks = ir["root"]["dag"]["tasks"]
+    for name, task in tasks.items():
+        if name.startswith("s"):
+            source = task["inputs"]["artifacts"]["runtime"]["taskOutputArtifact"]
+            assert source == {"outputArtifactKey": "runtime", "producerTask": "nbflow-runtime"}
+    # no inputs: one cache key for every run, so KFP runs it once and serves it after
+    runtime = tasks["nbflow-runtime"]
+    assert "inputs" not in runtime and runtime["cachingOptions"] == {"enableCache": True}
+
+
+def test_the_packed_runtime_is_the_runtime_line_for_line() -> None:
+    import ast
+
+    from nbflow.generate.runtime import packed_runtime, runtime_source
+
+    source = runtime_source()
+    code = zlib.decompress(base64.b64decode(packed_runtime())).decode("utf-8")
+    assert len(code) < len(source) * 0.85 and "# " not in code
+    assert code.count("\n") == source.count("\n")
+
+    def program(text: str) -> tuple[str, list[int]]:
+        """The code with every docstring emptied, and each statement's line."""
+        tree = ast.parse(text)
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+                value = body[0].value
+                if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                    value.value = ""
+        lines = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.stmt)]
+        return ast.dump(tree), lines
+
+    assert program(code) == program(source)

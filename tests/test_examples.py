@@ -77,9 +77,12 @@ def documents(pipeline: Path) -> list[dict[str, Any]]:
 
 
 def executors_by_step(ir: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each step's container spec, found through its task, its component and its executor."""
+    """Each step's container spec, found through its task, its component and its executor
+    (not the runtime task's, which every pipeline begins with)."""
     out = {}
-    for task in ir["root"]["dag"]["tasks"].values():
+    for name, task in ir["root"]["dag"]["tasks"].items():
+        if name == "nbflow-runtime":
+            continue
         component = ir["components"][task["componentRef"]["name"]]
         executor = ir["deploymentSpec"]["executors"][component["executorLabel"]]
         out[task["taskInfo"]["name"]] = executor["container"]
@@ -161,9 +164,11 @@ def test_sales_pipeline_runs_the_branches_side_by_side_on_the_cluster(
 ) -> None:
     ir = documents(built(EXAMPLES_DIR / "sales"))[0]
     tasks = ir["root"]["dag"]["tasks"]
-    assert tasks["step-clean-customers"]["dependentTasks"] == ["step-load"]
-    assert tasks["step-clean-orders"]["dependentTasks"] == ["step-load"]
+    # each also reads the step runtime from the first task
+    assert tasks["step-clean-customers"]["dependentTasks"] == ["nbflow-runtime", "step-load"]
+    assert tasks["step-clean-orders"]["dependentTasks"] == ["nbflow-runtime", "step-load"]
     assert sorted(tasks["step-join"]["dependentTasks"]) == [
+        "nbflow-runtime",
         "step-clean-customers",
         "step-clean-orders",
     ]
@@ -218,8 +223,27 @@ def notebook_metric(notebook: Path, metric: str) -> float:
         resources={"metadata": {"path": str(notebook.parent)}},
     )
     client.execute()
-    [out] = [o for o in nb.cells[-1].outputs if o.get("name") == "stdout"]
-    return float(out["text"].strip())
+    return float(printed(nb.cells[-1].outputs).strip())
+
+
+def printed(outputs: list[dict[str, Any]], stream: str = "stdout") -> str:
+    """All a cell printed on `stream`: a kernel splits one print into as many stream outputs as
+    it happens to flush (more of them on a loaded machine), so they are joined, never unpacked."""
+    parts = []
+    for o in outputs:
+        if o.get("output_type") == "stream" and o.get("name") == stream:
+            text = o.get("text", "")
+            parts.append("".join(text) if isinstance(text, list) else text)
+    return "".join(parts)
+
+
+@pytest.mark.parametrize(
+    "chunks", [["0.9733\n"], ["0.97", "33\n"], ["0", ".", "9733", "\n"]], ids=["1", "2", "4"]
+)
+def test_the_printed_metric_is_read_however_the_kernel_splits_it(chunks: list[str]) -> None:
+    outputs = [nbformat.v4.new_output("stream", name="stdout", text=c) for c in chunks]
+    outputs.insert(1, nbformat.v4.new_output("stream", name="stderr", text="a warning\n"))
+    assert float(printed(outputs).strip()) == 0.9733
 
 
 @pytest.mark.slow

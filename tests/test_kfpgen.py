@@ -7,6 +7,7 @@ import ast
 import base64
 import dataclasses
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -121,24 +122,27 @@ class Compiled:
 
     def program(self, task: str) -> dict[str, Any]:
         """The step program embedded in the component
-        (`program = json.loads(base64.b64decode('...'))`)."""
+        (`program = json.loads(zlib.decompress(base64.b64decode('...')))`)."""
         for node in ast.walk(ast.parse(self.code(task))):
             if (
                 isinstance(node, ast.Assign)
                 and isinstance(node.targets[0], ast.Name)
                 and node.targets[0].id == "program"
             ):
-                call = node.value
-                assert isinstance(call, ast.Call) and isinstance(call.args[0], ast.Call)
-                encoded = call.args[0].args[0]
-                assert isinstance(encoded, ast.Constant)
-                return json.loads(base64.b64decode(encoded.value))
+                [encoded] = [
+                    n
+                    for n in ast.walk(node.value)
+                    if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                ]
+                return json.loads(zlib.decompress(base64.b64decode(encoded.value)))
         raise AssertionError(f"no program in {task}")
 
 
 def _encoded(program: dict[str, Any]) -> str:
     """The program as the component's source carries it."""
-    return base64.b64encode(json.dumps(program, sort_keys=True).encode("utf-8")).decode("ascii")
+    text = json.dumps(program, sort_keys=True, separators=(",", ":"))
+    data = zlib.compress(text.encode("utf-8"), 9)
+    return base64.b64encode(data).decode("ascii")
 
 
 def compile_project(project: Any, target: str, tmp: Path) -> Compiled:
@@ -169,8 +173,14 @@ def test_one_task_per_step_named_as_the_step(cluster: Compiled) -> None:
     steps = {t: v for t, v in cluster.tasks.items() if t.startswith("step-")}
     assert sorted(steps) == sorted(f"step-{s}" for s in STEPS)
     assert {v["taskInfo"]["name"] for v in steps.values()} == set(STEPS)
-    # plus the claim created for this run, its deletion and the exit handler that runs it
-    assert set(cluster.tasks) - set(steps) == {"createpvc", "deletepvc", "exit-handler-1"}
+    # plus the task that provides the step runtime, the claim created for this run, its
+    # deletion and the exit handler that runs it
+    assert set(cluster.tasks) - set(steps) == {
+        "nbflow-runtime",
+        "createpvc",
+        "deletepvc",
+        "exit-handler-1",
+    }
 
 
 def test_one_artifact_per_variable_on_an_edge(cluster: Compiled) -> None:
@@ -183,12 +193,17 @@ def test_one_artifact_per_variable_on_an_edge(cluster: Compiled) -> None:
     for reader in ("step-left", "step-right"):
         src = cluster.tasks[reader]["inputs"]["artifacts"]["in_a"]["taskOutputArtifact"]
         assert src == {"outputArtifactKey": "out_a", "producerTask": "step-load"}
-    assert cluster.artifacts("step-left", "input") == {"in_a": "system.Artifact"}
+    assert cluster.artifacts("step-left", "input") == {
+        "runtime": "system.Artifact",
+        "in_a": "system.Artifact",
+    }
     assert cluster.artifacts("step-right", "input") == {
+        "runtime": "system.Artifact",
         "in_a": "system.Artifact",
         "in_text": "system.Artifact",
     }
     assert cluster.artifacts("step-join", "input") == {
+        "runtime": "system.Artifact",
         "in_b": "system.Artifact",
         "in_c": "system.Artifact",
         "in_label": "system.Artifact",
@@ -202,10 +217,12 @@ def test_one_artifact_per_variable_on_an_edge(cluster: Compiled) -> None:
 
 
 def test_parallel_branches_depend_only_on_their_data(cluster: Compiled) -> None:
-    assert cluster.tasks["step-load"].get("dependentTasks", []) == []
-    assert cluster.tasks["step-left"]["dependentTasks"] == ["createpvc", "step-load"]
-    assert cluster.tasks["step-right"]["dependentTasks"] == ["step-load"]
-    assert cluster.tasks["step-join"]["dependentTasks"] == ["step-left", "step-right"]
+    # every step also reads the step runtime, written by the first task
+    runtime = "nbflow-runtime"
+    assert cluster.tasks["step-load"]["dependentTasks"] == [runtime]
+    assert cluster.tasks["step-left"]["dependentTasks"] == ["createpvc", runtime, "step-load"]
+    assert cluster.tasks["step-right"]["dependentTasks"] == [runtime, "step-load"]
+    assert cluster.tasks["step-join"]["dependentTasks"] == [runtime, "step-left", "step-right"]
 
 
 def test_each_step_receives_only_the_parameters_it_reads(cluster: Compiled) -> None:
@@ -509,3 +526,30 @@ def test_no_placeholder_from_cells_or_names_reaches_a_command(tmp_path: Path) ->
         command = "".join(compiled.container("step-one")["command"])
         assert "{{" not in command and "/kfp-workspace" not in command
         assert compiled.program("step-one")["cells"][1]["source"] == cell
+
+
+def test_the_runtime_task_writes_the_runtime_with_python_alone(
+    cluster: Compiled, local: Compiled, kitchen: Any, tmp_path: Path
+) -> None:
+    """On a cluster the runtime task is `python3 -c SCRIPT PATH`: run as the pod would (an
+    isolated interpreter, no site-packages, the artifact's folder not there yet), it writes
+    the runtime that every step then loads."""
+    import subprocess
+    import sys
+
+    from nbflow.generate.runtime import runtime_code, runtime_source
+
+    container = cluster.container("nbflow-runtime")
+    assert container["image"] == kitchen.step(kitchen.plan.steps[0].name).image
+    assert container["command"][:2] == ["python3", "-c"]
+    assert container["args"] == ["{{$.outputs.artifacts['runtime'].path}}"]
+    path = tmp_path / "minio" / "runtime"
+    subprocess.run([sys.executable, "-I", "-c", container["command"][2], str(path)], check=True)
+    code = path.read_text(encoding="utf-8")
+    assert code == runtime_code(runtime_source())
+    namespace: dict[str, Any] = {"__name__": "nbflow_runtime"}
+    exec(compile(code, "<nbflow-runtime>", "exec"), namespace)
+    assert callable(namespace["main"])
+    # kfp.local runs lightweight components only: there it is one, installing nothing
+    assert "pip" not in " ".join(local.container("nbflow-runtime")["command"])
+    assert "inputs" not in local.tasks["nbflow-runtime"]

@@ -3,16 +3,25 @@ library (`nbflow.local.run.run`) and through the CLI in-process, as a user runs 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from nbflow.cli.main import EXIT_INPUT, EXIT_OK, EXIT_USAGE
+from nbflow.cli.main import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from nbflow.local.run import RunError, RunResult, parse_parameters, run
 from tests.support.cli import Result, run_cli
+from tests.support.processes import alive, wait_for
 from tests.support.projects import load, md, tagged, write_project
 
 pytestmark = pytest.mark.slow
@@ -160,10 +169,15 @@ def test_cache_and_parameters_through_the_cli(
     assert "run succeeded" in r.err and "3 succeeded" in r.err
 
     # the same run again: everything from the cache, the metric still reported
+    runs = root / ".nbflow" / "runs"
+    before = set(runs.iterdir())
     r = run_cli(capsys, "run", path)
     assert r.code == EXIT_OK, r.err
     assert r.out == "total=12.0\n"
     assert "3 cached" in r.err
+    # the task that provides the step runtime too: it ran once, in the first run
+    [second] = set(runs.iterdir()) - before
+    assert "Task nbflow-runtime cache hit" in (second / "logs" / "kfp-local.log").read_text()
 
     # a parameter read only by `two`: `one` stays cached, `two` and what follows run again
     r = run_cli(capsys, "run", path, "-p", "scale=3", "--json")
@@ -173,10 +187,13 @@ def test_cache_and_parameters_through_the_cli(
     assert doc["parameters"] == {"scale": 3, "label": "x"}  # typed: an int
     assert doc["metrics"] == {"total": 18.0}
 
-    # --no-cache runs every step
+    # --no-cache runs every step; the runtime, which depends on nothing, still comes from the cache
+    before = set(runs.iterdir())
     r = run_cli(capsys, "run", path, "-p", "scale=3", "--no-cache", "--json")
     assert r.code == EXIT_OK, r.err
     assert set(json_statuses(cli_json(r)).values()) == {"succeeded"}
+    [no_cache] = set(runs.iterdir()) - before
+    assert "Task nbflow-runtime cache hit" in (no_cache / "logs" / "kfp-local.log").read_text()
 
     # a string parameter read by the last step only
     r = run_cli(capsys, "run", path, "-p", "scale=3", "-p", "label=hello world", "--json")
@@ -353,8 +370,10 @@ def test_names_that_shadow_generated_code_and_an_int_default_for_a_float(
     tmp_path: Path, state: Path
 ) -> None:
     # parameters named like the generated module's globals and the components' own arguments;
-    # `C: {type: float, default: 1}`: kfp refuses an int for a float input unless nbflow converts it
+    # `C: {type: float, default: 1}`: kfp refuses an int for a float input unless nbflow converts it;
+    # a step and parameters named like the runtime task, its function and its output
     names = {"dsl": 1, "pipeline": 2, "json": 3, "NamedTuple": 4, "report": 5, "metrics": 6}
+    names |= {"runtime": 7, "nbflow_runtime": 8, "zlib": 9}
     root = write_project(
         tmp_path / "names",
         [
@@ -366,17 +385,17 @@ def test_names_that_shadow_generated_code_and_an_int_default_for_a_float(
         name: names
         steps:
           first-step: {cells: 2}
-          second: {cells: 3}
-        parameters: {dsl: 1, pipeline: 2, json: 3, NamedTuple: 4, report: 5, metrics: 6, C: {type: float, default: 1}}
+          runtime: {cells: 3}
+        parameters: {dsl: 1, pipeline: 2, json: 3, NamedTuple: 4, report: 5, metrics: 6, runtime: 7, nbflow_runtime: 8, zlib: 9, C: {type: float, default: 1}}
         metrics: {total: maximize}
         """,
     )
     project = load(root)
     result = run(project, state_dir=state)
     assert result.ok, [s.error for s in result.steps]
-    assert result.metrics == {"total": 22.0} and result.parameters["C"] == 1.0
+    assert result.metrics == {"total": 46.0} and result.parameters["C"] == 1.0
     result = run(project, state_dir=state, parameters={"C": 2, "report": 10})
-    assert result.metrics == {"total": 28.0}
+    assert result.metrics == {"total": 52.0}
     with pytest.raises(RunError, match="not parameters of names: nope"):
         run(project, state_dir=state, parameters={"nope": 1})
 
@@ -411,3 +430,246 @@ def test_cell_code_holding_kfp_placeholders_reaches_the_step_byte_for_byte(
     log = Path(result.steps[0].log or "").read_text(encoding="utf-8")
     for t in texts:
         assert f"seen: {t}\n" in log
+
+
+# -- stopping a run, and the processes and files a run leaves -----------------------------------
+
+
+def sleepy_project(folder: Path) -> tuple[Path, Path, Path]:
+    """A project whose step `nap` starts a child process, writes the pids of its shell, itself
+    and the child into `pids`, and waits until the file `go` exists; then `after` runs."""
+    pids, go = folder / "pids", folder / "go"
+    root = write_project(
+        folder / "sleepy",
+        [
+            "import os, pathlib, subprocess, sys, time",
+            "child = subprocess.Popen([sys.executable, '-c', "
+            "'import time\\nwhile True: time.sleep(0.05)'])\n"
+            f"pathlib.Path({str(pids)!r}).write_text("
+            "f'{os.getppid()} {os.getpid()} {child.pid}\\n')\n"
+            f"while not pathlib.Path({str(go)!r}).exists():\n"
+            "    time.sleep(0.05)\n"
+            "x = 1",
+            "y = x + 1",
+        ],
+        "name: sleepy\nsetup: 1\nsteps:\n  nap: {cells: 2}\n  after: {cells: 3}\n",
+    )
+    return root, pids, go
+
+
+def started_pids(pids: Path) -> list[int]:
+    text = pids.read_text() if pids.exists() else ""
+    return [int(p) for p in text.split()] if text.endswith("\n") else []
+
+
+def nbflow_run(
+    root: Path, tmp: Path, preexec: Callable[[], object] | None = None
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "nbflow", "run", str(root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1", "TMPDIR": str(tmp)},
+        preexec_fn=preexec,
+    )
+
+
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen[str], pids: Path) -> Any:
+    """Whatever the test finds, no process of it outlives it."""
+    try:
+        yield
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        for pid in started_pids(pids):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT", "SIGHUP"])
+def test_a_signal_to_nbflow_alone_stops_the_step_and_every_process_it_started(
+    sig: str, tmp_path: Path
+) -> None:
+    """`kill -TERM <nbflow's pid>` (a CI job cancelled, a container stopped), SIGINT to that pid
+    alone, SIGHUP (the terminal closed): as Ctrl-C, the step and its children end with the run."""
+    root, pids_file, _ = sleepy_project(tmp_path)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = nbflow_run(root, tmp)
+    with reaped(proc, pids_file):
+        pids = wait_for(lambda: started_pids(pids_file), what="the step to start its child")
+        proc.send_signal(getattr(signal, sig))
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == EXIT_INTERRUPTED, err
+        assert f"nbflow: interrupted by {sig}: stopped step `nap` and the processes it started" in (
+            err
+        )
+        assert "nap    stopped after" in err
+        assert "Traceback" not in err
+        wait_for(lambda: not any(alive(p) for p in pids), timeout=60, what=f"{pids} to end")
+    # the step's temporary files went with the run: kfp's ephemeral_component.py, the
+    # runtime's nbflow-ipython-* folder
+    assert sorted(tmp.iterdir()) == []
+    doc = json.loads((root / ".nbflow" / "runs" / "latest" / "run.json").read_text())
+    assert doc["interrupted"] == sig and doc["ok"] is False
+    assert json_statuses(doc) == {"nap": "stopped", "after": "not-run"}
+
+
+def test_an_ignored_sighup_stays_ignored_and_a_step_s_leftover_children_end_with_it(
+    tmp_path: Path,
+) -> None:
+    """`nohup nbflow run`: SIGHUP is ignored, the run goes on. The child the step left running
+    (holding the step's output pipe) ends when the step ends, as in a pod, and the run does
+    not wait for it."""
+    root, pids_file, go = sleepy_project(tmp_path)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = nbflow_run(root, tmp, lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    with reaped(proc, pids_file):
+        pids = wait_for(lambda: started_pids(pids_file), what="the step to start its child")
+        proc.send_signal(signal.SIGHUP)
+        go.touch()
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == EXIT_OK, err
+        wait_for(lambda: not alive(pids[2]), timeout=60, what="the step's child to end")
+    assert sorted(tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("sig", "meaning"),
+    [
+        ("SIGKILL", "often the out-of-memory killer, when the step needed more memory"),
+        ("SIGTERM", "another process or the system asked it to stop"),
+    ],
+)
+def test_a_step_killed_by_a_signal_names_it_and_what_it_usually_means(
+    sig: str, meaning: str, tmp_path: Path, state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads $TMPDIR again
+    root = write_project(
+        tmp_path / "killed",
+        ["import os, signal", f"x = 1\nos.kill(os.getpid(), signal.{sig})", "y = x"],
+        "name: killed\nsetup: 1\nsteps:\n  first: {cells: 2}\n  second: {cells: 3}\n",
+    )
+    result = run(load(root), state_dir=state)
+    assert statuses(result) == {"first": "failed", "second": "not-run"}
+    number = int(getattr(signal, sig))
+    assert (result.steps[0].error or "").startswith(
+        f"step 'first' was killed by {sig} (signal {number}) in cell 2: {meaning}"
+    )
+    # nothing of the step is left in $TMPDIR, though its process had no time to clean up
+    assert sorted(tmp.iterdir()) == []
+
+
+def test_a_step_s_output_is_written_once(tmp_path: Path, state: Path) -> None:
+    root = write_project(
+        tmp_path / "chatty",
+        ["for i in range(2000):\n    print(f'line {i} of the step')\nx = 1"],
+        "name: chatty\nsteps:\n  talk: {cells: 1}\n",
+    )
+    result = run(load(root), state_dir=state)
+    assert result.ok
+    logs = result.run_dir / "logs"
+    assert (logs / "talk.log").read_text().count("line 1999 of the step\n") == 1
+    kfp_log = (logs / "kfp-local.log").read_text()
+    assert "of the step" not in kfp_log
+    assert "Executing task 'step-talk'" in kfp_log  # kfp's own lines stay there
+
+
+def _file_size_limit(size: int) -> Callable[[], None]:
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+
+def test_an_output_too_large_to_write_says_so_not_open_files(tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path / "big",
+        ["blob = b'x' * (4 << 20)", "n = len(blob)"],
+        "name: big\nsteps:\n  make: {cells: 1}\n  use: {cells: 2}\n",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbflow", "run", str(root), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_COLOR": "1"},
+        preexec_fn=_file_size_limit(1 << 20),
+    )
+    assert proc.returncode == EXIT_INPUT, proc.stderr
+    doc = json.loads(proc.stdout)
+    error = doc["steps"][0]["error"]
+    assert error.startswith("step 'make': cannot save variable 'blob' of type bytes: ")
+    assert "File too large" in error
+    assert "hint: the file is larger than allowed here (`ulimit -f`" in error
+    assert "open files" not in error
+
+
+def test_logs_that_cannot_be_written_end_the_run_with_a_message(tmp_path: Path) -> None:
+    """The step prints more than the file size limit lets nbflow write into its log."""
+    root = write_project(
+        tmp_path / "loud",
+        ["for i in range(13000):\n    print('z' * 99)"],
+        "name: loud\nsteps:\n  shout: {cells: 1}\n",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbflow", "run", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_COLOR": "1"},
+        preexec_fn=_file_size_limit(1 << 20),
+    )
+    assert proc.returncode == EXIT_USAGE, proc.stderr
+    assert "nbflow: cannot write the run's logs in " in proc.stderr
+    assert "File too large; a file grew past the size limit (`ulimit -f`" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_compiled_pipeline_cut_short_is_compiled_again(tmp_path: Path) -> None:
+    """A run killed while it wrote its compiled pipeline (before the write was made atomic)
+    left half a pipeline.yaml, which every later run took for the pipeline."""
+    state = tmp_path / "state"
+    root = write_project(tmp_path / "cut", ["x = 1", "y = x + 1"], CUT_MANIFEST)
+    first = run(load(root), state_dir=state, cache=False)  # the same IR as the run below
+    assert first.ok
+    [ir] = state.glob("build/*/pipeline.yaml")
+    text = ir.read_text(encoding="utf-8")
+    ir.write_text(text[: len(text) // 2], encoding="utf-8")
+    again = run(load(root), state_dir=state, cache=False)
+    assert again.ok and statuses(again) == {"one": "succeeded", "two": "succeeded"}
+    assert ir.read_text(encoding="utf-8") == text
+    assert not list(ir.parent.glob(".*.tmp"))
+
+
+CUT_MANIFEST = "name: cut\nsteps:\n  one: {cells: 1}\n  two: {cells: 2}\n"
+
+
+def test_step_output_that_is_not_utf8_is_logged_with_replacement_characters(
+    tmp_path: Path,
+) -> None:
+    root = write_project(
+        tmp_path / "bytes",
+        ["import os\nos.write(1, b'caf\\xe9 \\xff\\n')\nx = 1"],
+        "name: bytes\nsteps:\n  raw: {cells: 1}\n",
+    )
+    result = run(load(root), state_dir=tmp_path / "state")
+    assert result.ok, result.steps[0].error
+    assert "caf\ufffd \ufffd\n" in Path(result.steps[0].log or "").read_text(encoding="utf-8")
+
+
+def test_a_state_folder_that_cannot_be_written_is_an_environment_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_project(
+        tmp_path / "blocked", ["x = 1"], "name: blocked\nsteps: {one: {cells: 1}}\n"
+    )
+    (root / ".nbflow").write_text("a file where the run's folder should be\n")
+    r = run_cli(capsys, "run", str(root))
+    assert r.code == EXIT_USAGE
+    assert "nbflow: cannot write the run's folder " in r.err
+    assert "Traceback" not in r.err

@@ -7,6 +7,7 @@ first trial and hits the cache after), `score` computes `-(x - 3) ** 2` (minus 1
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib.util
 import json
@@ -22,6 +23,7 @@ from nbflow.errors import EnvironmentProblem, UsageError
 from nbflow.local import tune as tune_mod
 from nbflow.local.tune import SAMPLERS, Dimension, TrialResult, judge, resolve_search, tune
 from tests.support.cli import run_cli, run_subprocess
+from tests.support.processes import alive, processes_mentioning, wait_for
 from tests.support.projects import load, tagged, write_project
 
 CELLS = [
@@ -469,9 +471,11 @@ def test_cli_interrupted_exits_130(tmp_path, capsys, monkeypatch) -> None:
 
 
 @pytest.mark.slow
-def test_ctrl_c_in_a_terminal_exits_130(tmp_path) -> None:
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_in_a_terminal_or_sigterm_exits_130(tmp_path, sig) -> None:
     """A real SIGINT to `nbflow tune` (its workers have their own session, as a terminal's
-    Ctrl-C reaches the search only): exit 130, the running trials interrupted, no worker left."""
+    Ctrl-C reaches the search only), or a SIGTERM: exit 130, the running trials interrupted,
+    no worker left, nor any step process of a worker."""
     import signal
     import subprocess
     import sys
@@ -505,8 +509,8 @@ def test_ctrl_c_in_a_terminal_exits_130(tmp_path) -> None:
         ):
             break
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    proc.send_signal(getattr(signal, sig))
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert out.startswith("best: score=")
     data, _ = assert_consistent(
@@ -517,6 +521,9 @@ def test_ctrl_c_in_a_terminal_exits_130(tmp_path) -> None:
     assert "interrupted" in [t["state"] for t in data["trials"]]
     assert all(t["state"] in ("complete", "interrupted") for t in data["trials"])
     assert _workers_of(root / "nbflow.yaml") == []
+    # the steps: their command lines hold their artifacts' paths, under the project
+    wait_for(lambda: processes_mentioning(str(root)) == [], timeout=60, what="the steps to end")
+    assert f"(interrupted by {sig})" in err
 
 
 @pytest.mark.slow
@@ -563,3 +570,62 @@ def test_a_worker_fails_its_trials_when_the_manifest_changed(tmp_path: Path) -> 
     first, *errors = event["error"].splitlines()
     assert first.startswith("the project has ") and first.endswith(" error(s) now:")
     assert errors and all("nbflow.yaml:" in e and "[NBF" in e for e in errors)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_steps_running_in_the_search_and_in_its_workers(tmp_path) -> None:
+    """Trials whose step waits: the first one, in the search's own process, returns; those in
+    the two workers wait. SIGTERM to `nbflow tune` alone ends every one of their processes."""
+    import signal
+    import subprocess
+    import sys
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    root = write_project(
+        tmp_path / "waits",
+        [
+            "import os, pathlib, time",
+            tagged("x = 1.0", "parameters"),
+            f"marks = pathlib.Path({str(marks)!r})\n"
+            "first = not (marks / 'seen').exists()\n"
+            "(marks / 'seen').touch()\n"
+            "(marks / str(os.getpid())).touch()\n"
+            "while not first and not (marks / 'go').exists():\n"
+            "    time.sleep(0.05)\n"
+            "score = -x * x",
+        ],
+        "name: waits\nsetup: 1\nsteps:\n  score: {cells: 3}\nparameters: {x: 1.0}\n"
+        "metrics: {score: maximize}\ntuning:\n  objective: score\n  algorithm: random\n"
+        "  maxTrials: 6\n  parallelTrials: 2\n  search:\n    x: {min: 0, max: 4}\n",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbflow", "tune", str(root), "--parallel", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    steps: list[int] = []
+    try:
+        steps = wait_for(
+            lambda: (
+                (p := [int(m.name) for m in marks.iterdir() if m.name.isdigit()])
+                and len(p) >= 3
+                and p
+            ),
+            what="a step in each worker",
+        )
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "(interrupted by SIGTERM)" in err
+        wait_for(lambda: not any(alive(p) for p in steps), timeout=60, what=f"{steps} to end")
+        assert _workers_of(root / "nbflow.yaml") == []
+    finally:  # whatever the test finds, no process of it outlives it
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        for pid in steps:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)

@@ -190,3 +190,28 @@ def test_cells_addressed_by_tag_follow_the_notebook(tmp_path: Path, capsys) -> N
     report, _ = validate_manifest(tmp_path / "nbflow.yaml", lock=False)
     (d,) = [d for d in report.diagnostics if d.code == "NBF203"]
     assert "is tagged `laod`" in d.message and d.hint == "did you mean `tag:load`?"
+
+
+def test_unsaved_manifest_and_notebook_text_are_validated_instead_of_the_files(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from tests.support.projects import notebook_json, write_project
+
+    root = write_project(
+        tmp_path, ["x = 1", "y = x + 1"], "name: demo\nsteps:\n  a: {cells: 1-2}\n"
+    )
+    manifest = root / "nbflow.yaml"
+    assert validate_manifest(manifest)[0].ok
+    # on screen, the notebook lost its second cell and the manifest names a third
+    report, _ = validate_manifest(
+        manifest,
+        notebook_text=json.dumps(notebook_json(["x = 1"])),
+        manifest_text=manifest.read_text().replace("1-2", "1-3"),
+    )
+    from nbflow import codes
+
+    assert [d.code for d in report.errors] == [codes.CELL_OUT_OF_RANGE.id]
+    assert "has 1 cells" in report.errors[0].message
+    assert validate_manifest(manifest)[0].ok  # the files themselves are untouched

@@ -538,6 +538,20 @@ def init(
     except NotebookError as exc:
         raise UsageError(exc.diagnostic.message) from None
 
+    draft, notes, is_kale = _draft(path, nb, name)
+    target.write_text(render(draft, nb, schema_ref(path.parent)), encoding="utf-8")
+    report, _ = validate_manifest(target)
+    stripped: bool | None = None
+    if strip_kale_tags:
+        # keep the tags while the manifest has errors: they are what it was made from
+        stripped = kale.strip_kale(path) if is_kale and report.ok else False
+    return InitResult(target, draft, report, is_kale, notes, stripped)
+
+
+def _draft(path: Path, nb: Notebook, name: str | None) -> tuple[Draft, list[KaleNote], bool]:
+    """The draft manifest of the notebook at `path`: from its Kale tags when it has them."""
+    from nbflow.authoring import kale
+
     notes: list[KaleNote] = []
     is_kale = kale.uses_kale(nb)
     if is_kale:
@@ -546,10 +560,20 @@ def init(
         draft = propose(nb, name=name or slug(path.stem, fallback="pipeline"), folder=path.parent)
     if name is not None:
         draft.name = name
-    target.write_text(render(draft, nb, schema_ref(path.parent)), encoding="utf-8")
-    report, _ = validate_manifest(target)
-    stripped: bool | None = None
-    if strip_kale_tags:
-        # keep the tags while the manifest has errors: they are what it was made from
-        stripped = kale.strip_kale(path) if is_kale and report.ok else False
-    return InitResult(target, draft, report, is_kale, notes, stripped)
+    return draft, notes, is_kale
+
+
+def draft_text(notebook: str | Path, *, notebook_text: str | None = None) -> str:
+    """The manifest `init` would write beside `notebook`, as text, without writing it (the
+    JupyterLab extension shows it before the user creates the pipeline). `notebook_text` is
+    the notebook's unsaved content. Raises UsageError when the notebook can't be read."""
+    from nbflow.check.validate import shown_path
+    from nbflow.load.notebook import NotebookError, load_notebook
+
+    path = Path(notebook)
+    try:
+        nb = load_notebook(path, shown_path(path), text=notebook_text)
+    except NotebookError as exc:
+        raise UsageError(exc.diagnostic.message) from None
+    draft, _, _ = _draft(path, nb, None)
+    return render(draft, nb, schema_ref(path.parent))

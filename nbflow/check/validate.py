@@ -18,20 +18,27 @@ from nbflow.check.project import ParameterConfig, Project, StepConfig
 from nbflow.check.rules import Checker
 from nbflow.diagnostics import Diagnostic, Location, Report, error, warning
 from nbflow.load.notebook import NotebookError, load_notebook
-from nbflow.load.yaml_positions import YamlDoc, YamlLoadError, load_file
+from nbflow.load.yaml_positions import YamlDoc, YamlLoadError, load_file, load_text
 
 
 def validate_manifest(
-    path: Path, *, katib: bool = True, lock: bool = True
+    path: Path,
+    *,
+    katib: bool = True,
+    lock: bool = True,
+    manifest_text: str | None = None,
+    notebook_text: str | None = None,
 ) -> tuple[Report, Project | None]:
     """Validate one manifest with its notebook; `lock=False` skips the cell-drift check
     against nbflow.lock.json (for `nbflow lock`, which rewrites it); `katib=False` skips
     holding the `tuning` block's Experiment against Katib's rules (for tests of the Experiment
-    itself). The Project is made once, with its data-flow plan, when there is no error."""
+    itself). `manifest_text` and `notebook_text` stand for the files' content where an editor
+    holds unsaved changes. The Project is made once, with its data-flow plan, when there is no
+    error."""
     shown = shown_path(path)
     report = Report(manifests=[shown])
     try:
-        doc = load_file(path, shown)
+        doc = load_file(path, shown) if manifest_text is None else load_text(manifest_text, shown)
     except YamlLoadError as exc:
         report.extend([exc.diagnostic])
         return report, None
@@ -43,7 +50,9 @@ def validate_manifest(
     nb_location = doc.locate(("notebook",))
     nb_path = path.parent / manifest.notebook
     try:
-        nb = load_notebook(nb_path, shown_path(nb_path), referenced_at=nb_location)
+        nb = load_notebook(
+            nb_path, shown_path(nb_path), referenced_at=nb_location, text=notebook_text
+        )
     except NotebookError as exc:
         report.extend([exc.diagnostic])
         return report, None

@@ -4,7 +4,7 @@ Exit codes (`nbflow.cli.exit_codes`, documented in README.md, tested in tests/te
   0  success
   1  the input has errors, or a run / tuning / apply failed
   2  bad usage, or an environment problem (missing file or dependency, unreachable cluster)
-  130 interrupted (Ctrl-C)
+  130 interrupted (Ctrl-C, SIGTERM, SIGHUP)
 Exceptions become exit codes here, in `main`; the commands in `nbflow.cli.commands` return the
 code of their outcome. No module outside `nbflow.cli` decides an exit code.
 """
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from nbflow import __version__
 from nbflow.cli.exit_codes import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from nbflow.errors import CommandFailed, EnvironmentProblem, UsageError
+from nbflow.errors import CommandFailed, EnvironmentProblem, Interrupted, UsageError
 from nbflow.escape import terminal_lines
 
 if TYPE_CHECKING:
@@ -261,7 +261,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nbflow",
         description="Jupyter notebooks to Kubeflow Pipelines and Katib, declaratively and through git.",
-        epilog="Exit codes: 0 ok, 1 errors in the input or a failed run, 2 bad usage or environment, 130 interrupted.",
+        epilog="Exit codes: 0 ok, 1 errors in the input or a failed run, 2 bad usage or environment, "
+        "130 interrupted (Ctrl-C, SIGTERM, SIGHUP).",
     )
     p.add_argument("--version", action="version", version=f"nbflow {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -314,7 +315,15 @@ def parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--out", default="dist", help="output folder (default: dist)")
 
-    r = sub.add_parser("run", help="run the pipeline on this machine (kfp.local)")
+    r = sub.add_parser(
+        "run",
+        help="run the pipeline on this machine (kfp.local)",
+        description="Run the pipeline on this machine with kfp.local, one step at a time, each "
+        "in a session of its own. Ctrl-C, SIGTERM or SIGHUP stop the running step with every "
+        "process it started, say which step was stopped and exit 130; the run's temporary files "
+        "go with it. A step killed by a signal is reported with the signal's name and what it "
+        "usually means (SIGKILL: often the out-of-memory killer).",
+    )
     r.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
     r.add_argument(
         "-p", "--param", action="append", metavar="NAME=VALUE", help="override a parameter"
@@ -325,7 +334,11 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print the run's result as JSON")
 
     t = sub.add_parser(
-        "tune", help="run the manifest's hyperparameter search on this machine (Optuna)"
+        "tune",
+        help="run the manifest's hyperparameter search on this machine (Optuna)",
+        description="Run the manifest's hyperparameter search on this machine with Optuna. "
+        "Ctrl-C, SIGTERM or SIGHUP stop the running trials, their workers and steps, write the "
+        "results so far and exit 130.",
     )
     t.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
     t.add_argument(
@@ -418,8 +431,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandFailed as exc:
         print(f"nbflow: {terminal_lines(str(exc))}", file=sys.stderr)
         return EXIT_INPUT
-    except KeyboardInterrupt:
-        print("nbflow: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # Ctrl-C; SIGTERM and SIGHUP too, as Interrupted
+        message = str(exc) if isinstance(exc, Interrupted) else "interrupted"
+        print(f"nbflow: {terminal_lines(message)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `nbflow cells x | head`
         return EXIT_OK

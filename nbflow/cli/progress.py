@@ -17,6 +17,7 @@ _MARK = {
     "failed": "✗",
     "retrying": "↻",
     "not-run": "·",
+    "stopped": "■",
 }
 
 
@@ -39,6 +40,7 @@ class StepProgress:
                 "cached": "=",
                 "failed": "x",
                 "retrying": "~",
+                "stopped": "#",
             }.get(status, ".")
         return _MARK.get(status, "·")
 
@@ -54,6 +56,8 @@ class StepProgress:
             detail = "failed, retrying"
         elif step.status == "failed":
             detail = f"failed after {step.seconds:.2f} s"
+        elif step.status == "stopped":
+            detail = f"stopped after {step.seconds:.2f} s"
         else:
             detail = step.status
         self._print(f"  {self._mark(step.status)} {name}  {detail}")

@@ -102,8 +102,8 @@ COMMANDS_INTRO = """# Command reference
 Generated from the command line's own help by `python -m nbflow.cli.reference commands >
 docs/commands.md`. Every command exits `0` on success, `1` when the input has errors or a run,
 tuning or apply failed, `2` on bad usage or an environment problem (a missing file or
-requirement, an unreachable cluster, missing credentials), and `130` when interrupted. No
-command prints a traceback for a mistake in its input.
+requirement, an unreachable cluster, missing credentials), and `130` when interrupted (Ctrl-C,
+SIGTERM or SIGHUP). No command prints a traceback for a mistake in its input.
 """
 
 

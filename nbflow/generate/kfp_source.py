@@ -13,14 +13,21 @@ forbids for parameters, so nothing a user names can shadow them.
 
 The component's function source ends up in the container's command, where KFP (the cluster's
 launcher and kfp.local alike) substitutes placeholders such as `{{$}}` before the step runs.
-So the step program (the cells' code, names, the notebook's file name) travels base64-encoded:
+So the step program (the cells' code, names, the notebook's file name) travels compressed and
+base64-encoded:
 no text a user wrote is in the command as text. Requirements reach pip through `sh -c`, quoted
 for sh by `sh_quote` (kfp's own `packages_to_install` quotes with `repr()`, which sh reads
 differently), with `{{` broken up so that no placeholder can form.
 
+The step runtime (`nbflow/incluster/step.py`) is carried once: the pipeline's first task,
+`nbflow-runtime` (no inputs, so cached after its first run), writes it, packed by
+`nbflow.generate.runtime`, to an artifact that every step takes as its input `runtime` and
+exec's. Each step's component holds only its own program and the few lines that run it.
+
 Two targets share one generator:
-- `cluster`: components pip-install kfp, IPython, cloudpickle and the manifest's requirements
-  at start, as KFP lightweight components do; Kubernetes settings (timeouts, node selectors,
+- `cluster`: step components pip-install kfp, IPython, cloudpickle and the manifest's
+  requirements at start, as KFP lightweight components do; the runtime task is a container
+  component (`python3 -c`) that installs nothing; Kubernetes settings (timeouts, node selectors,
   tolerations, volumes) are applied with kfp-kubernetes.
 - `local`: for kfp.local in this interpreter: nothing is installed, Kubernetes-only settings
   are left out (kfp.local ignores them), and the pipeline returns each step's report and
@@ -32,6 +39,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import zlib
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from functools import cache
@@ -41,7 +49,7 @@ from typing import TYPE_CHECKING, Literal
 from nbflow import __version__
 from nbflow.check.manifest import Volume
 from nbflow.check.project import Project, StepConfig
-from nbflow.generate.runtime import runtime_source
+from nbflow.generate.runtime import packed_runtime
 
 if TYPE_CHECKING:
     from nbflow.dataflow.plan import StepPlan
@@ -51,8 +59,15 @@ RUNTIME_PACKAGES = ("ipython", "cloudpickle")
 
 
 @cache
-def _runtime() -> str:
-    return runtime_source()  # read once per process: every component embeds it
+def _packed_runtime() -> str:
+    return packed_runtime()  # packed once per process
+
+
+# The runtime task: its component function, the alias the pipeline calls it by and its task's
+# variable. Step names are DNS labels (no `_`), so `_nbf__...` names can't be a step's.
+RUNTIME_FUNC = "nbflow_runtime"
+RUNTIME_TASK = RUNTIME_FUNC.replace("_", "-")
+_RUNTIME_VAR = "_nbf__runtime"
 
 
 def func_name(step: str) -> str:
@@ -119,15 +134,26 @@ def brings_kfp(requirements: Sequence[str]) -> bool:
 KFP_KUBERNETES_IMPORT = "from kfp import kubernetes as _nbf_k8s"
 
 
-def data_files(project: Project, step: StepConfig) -> dict[str, str]:
+def written_paths(project: Project) -> set[str]:
+    """The literal relative paths that a pipeline cell (setup or step) writes."""
+    from nbflow.dataflow.files import literal_paths
+
+    pipeline_cells = [*project.setup, *(c for s in project.steps for c in s.cells)]
+    return {u.path for c in pipeline_cells for u in literal_paths(project.source(c)) if u.writes}
+
+
+def data_files(
+    project: Project, step: StepConfig, written: set[str] | None = None
+) -> dict[str, str]:
     """SHA-256 of each file beside the notebook that the step's (or setup's) cells read by a
-    literal relative path and no pipeline cell writes, by path as written."""
+    literal relative path and no pipeline cell writes, by path as written. `written` is
+    `written_paths(project)`, computed once for all steps (else per step: quadratic)."""
     import hashlib
 
     from nbflow.dataflow.files import literal_paths
 
-    pipeline_cells = [*project.setup, *(c for s in project.steps for c in s.cells)]
-    written = {u.path for c in pipeline_cells for u in literal_paths(project.source(c)) if u.writes}
+    if written is None:
+        written = written_paths(project)
     out: dict[str, str] = {}
     for cell in (*project.setup, *step.cells):
         for use in literal_paths(project.source(cell)):
@@ -142,7 +168,10 @@ def data_files(project: Project, step: StepConfig) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
-def generate(project: Project, target: Target) -> str:
+def generate(project: Project, target: Target, *, cache: bool = True) -> str:
+    """The generated module's source. `cache=False` turns the cache off for every step (not for
+    the runtime task, whose output depends on nothing but its own code): `nbflow run
+    --no-cache`."""
     plan = project.plan
     local = target == "local"
     out: list[str] = [
@@ -158,15 +187,68 @@ def generate(project: Project, target: Target) -> str:
         out.append(KFP_KUBERNETES_IMPORT)
     out.append("")
     param_types = {p.name: p.type for p in project.parameters}
+    out += _runtime_component(project, local)
+    written = written_paths(project)
     for sp in plan.steps:
         step = project.step(sp.name)
-        out += _component(project, step, sp, param_types, local)
-    out += _pipeline(project, param_types, local)
+        out += _component(project, step, sp, param_types, local, written)
+    out += _pipeline(project, param_types, local, cache)
     return "\n".join(out) + "\n"
 
 
+def _runtime_component(project: Project, local: bool) -> list[str]:
+    """The component of the pipeline's first task: it writes the step runtime, carried here
+    once, packed, into an artifact that every step loads. It has no inputs, so KFP serves it
+    from the cache after its first run. It runs in the first step's image.
+
+    On a cluster it is a container component, `python3 -c` and the artifact's path: it needs
+    nothing but Python, neither pip nor kfp. kfp.local runs lightweight components only, so
+    locally it is one, installing nothing either."""
+    plan = project.plan
+    assert plan is not None
+    image = project.step(plan.steps[0].name).image
+    doc = '    """The nbflow step runtime (nbflow/incluster/step.py) for every step to load."""'
+    if local:
+        lines = [
+            "@dsl.component(",
+            f"    base_image={image!r},",
+            "    install_kfp_package=False,",
+            ")",
+            f"def {RUNTIME_FUNC}(runtime: dsl.Output[dsl.Artifact]):",
+            doc,
+            "    import base64",
+            "    import zlib",
+            "",
+            '    with open(runtime.path, "wb") as f:',
+            f"        f.write(zlib.decompress(base64.b64decode({_packed_runtime()!r})))",
+        ]
+    else:
+        script = (
+            "import base64, os, sys, zlib\n"
+            "os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)\n"
+            'with open(sys.argv[1], "wb") as f:\n'
+            f"    f.write(zlib.decompress(base64.b64decode({_packed_runtime()!r})))\n"
+        )
+        lines = [
+            "@dsl.container_component",
+            f"def {RUNTIME_FUNC}(runtime: dsl.Output[dsl.Artifact]):",
+            doc,
+            "    return dsl.ContainerSpec(",
+            f"        image={image!r},",
+            f"        command=['python3', '-c', {script!r}],",
+            "        args=[runtime.path],",
+            "    )",
+        ]
+    return [*lines, "", "", f"_nbf__{RUNTIME_FUNC} = {RUNTIME_FUNC}", "", ""]
+
+
 def _component(
-    project: Project, step: StepConfig, sp: StepPlan, param_types: dict[str, str], local: bool
+    project: Project,
+    step: StepConfig,
+    sp: StepPlan,
+    param_types: dict[str, str],
+    local: bool,
+    written: set[str],
 ) -> list[str]:
     nb = project.notebook
     cells = [{"number": c, "source": nb.cells[c - 1].source, "setup": True} for c in project.setup]
@@ -182,7 +264,7 @@ def _component(
         "metrics": list(sp.metrics),
         "imports": list(sp.imports),
     }
-    files = data_files(project, step)
+    files = data_files(project, step, written)
     if files:
         # their content is in the component: a changed file is a new cache key and version
         program["files"] = files
@@ -190,7 +272,8 @@ def _component(
         # Jupyter runs a notebook in its folder: so does a local run (relative paths, modules
         # beside the notebook); on a cluster the step runs in its image's working directory
         program["workdir"] = str(project.notebook_dir.resolve())
-    args = [f"    in_{v}: dsl.Input[dsl.Artifact]," for v, _ in sp.inputs]
+    args = ["    runtime: dsl.Input[dsl.Artifact],"]
+    args += [f"    in_{v}: dsl.Input[dsl.Artifact]," for v, _ in sp.inputs]
     args += [f"    param_{p}: {param_types[p]}," for p in sp.parameters]
     args += [f"    out_{v}: dsl.Output[dsl.Artifact]," for v in sp.outputs]
     args.append("    report: dsl.Output[dsl.HTML],")
@@ -208,11 +291,13 @@ def _component(
         *args,
         "):",
         f'    """nbflow step {step.name!r}: notebook cells {", ".join(map(str, step.cells))}."""',
-        "    # base64: KFP substitutes its placeholders in the command, where this source goes",
-        f"    program = json.loads(base64.b64decode({_b64(program)!r}))",
-        f"    runtime = {_runtime()!r}",
+        "    # base64: no KFP placeholder can form in the command",
+        f"    program = json.loads(zlib.decompress(base64.b64decode({_b64(program)!r})))",
+        "    # the step runtime, from the pipeline's first task",
+        '    with open(runtime.path, encoding="utf-8") as f:',
+        '        code = compile(f.read(), "<nbflow-runtime>", "exec")',
         '    namespace = {"__name__": "nbflow_runtime"}',
-        '    exec(compile(runtime, "<nbflow-runtime>", "exec"), namespace)',
+        "    exec(code, namespace)",
         '    values = namespace["main"](',
         "        program,",
         "        inputs={" + ", ".join(f"{v!r}: in_{v}.path" for v, _ in sp.inputs) + "},",
@@ -232,6 +317,7 @@ def _component(
     # json is imported inside the body: only the function's body travels into the container
     body.insert(body.index("):") + 2, "    import base64")
     body.insert(body.index("):") + 3, "    import json")
+    body.insert(body.index("):") + 4, "    import zlib")
     install: list[str] = []
     if not local:
         # pip gets the requirements through this script rather than `packages_to_install`
@@ -248,7 +334,10 @@ def _component(
 
 
 def _b64(program: Mapping[str, object]) -> str:
-    return base64.b64encode(json.dumps(program, sort_keys=True).encode("utf-8")).decode("ascii")
+    """The program as JSON, zlib-compressed (the setup cells repeat in every step's), base64."""
+    text = json.dumps(program, sort_keys=True, separators=(",", ":"))
+    data = zlib.compress(text.encode("utf-8"), 9)
+    return base64.b64encode(data).decode("ascii")
 
 
 def _k8s_settings(step: StepConfig) -> bool:
@@ -256,7 +345,9 @@ def _k8s_settings(step: StepConfig) -> bool:
     return bool(s.timeout or s.nodeSelector or s.tolerations or step.volumes)
 
 
-def _pipeline(project: Project, param_types: dict[str, str], local: bool) -> list[str]:
+def _pipeline(
+    project: Project, param_types: dict[str, str], local: bool, cache: bool = True
+) -> list[str]:
     plan = project.plan
     m = project.manifest
     out: list[str] = []
@@ -298,10 +389,14 @@ def _pipeline(project: Project, param_types: dict[str, str], local: bool) -> lis
         body.append("with dsl.ExitHandler(_nbf_cleanup, name='nbflow-run'):")
         body.append(f"    _nbf_run_pvc = _nbf_k8s.CreatePVC({', '.join(args)})")
     start = len(body)
+    body.append(f"{_RUNTIME_VAR} = _nbf__{RUNTIME_FUNC}()")
+    if not local:
+        body.append(f"{_RUNTIME_VAR}.set_display_name('nbflow runtime')")
     for sp in plan.steps:
         step = project.step(sp.name)
         var = _var(sp.name)
-        call_args = [f"in_{v}={_var(src)}.outputs['out_{v}']" for v, src in sp.inputs]
+        call_args = [f"runtime={_RUNTIME_VAR}.outputs['runtime']"]
+        call_args += [f"in_{v}={_var(src)}.outputs['out_{v}']" for v, src in sp.inputs]
         call_args += [f"param_{p}={p}" for p in sp.parameters]
         body.append(f"{var} = _nbf_{func_name(sp.name)}({', '.join(call_args)})")
         if not local:  # kfp.local ignores display names and resources, and warns about them
@@ -310,7 +405,7 @@ def _pipeline(project: Project, param_types: dict[str, str], local: bool) -> lis
         for up in sp.upstream:
             if up not in data_upstream:
                 body.append(f"{var}.after({_var(up)})")
-        body += _task_settings(step, var, local)
+        body += _task_settings(step, var, local, cache)
         if sp.metrics and not local:
             # the Katib trial launcher reads the metric lines from this pod's log
             # (docs/launcher.md): label the pod, and when the pipeline is tuned never let the
@@ -326,10 +421,10 @@ def _pipeline(project: Project, param_types: dict[str, str], local: bool) -> lis
     return out
 
 
-def _task_settings(step: StepConfig, var: str, local: bool) -> list[str]:
+def _task_settings(step: StepConfig, var: str, local: bool, cache: bool = True) -> list[str]:
     s = step.spec
     lines: list[str] = []
-    if not s.cache:
+    if not s.cache or not cache:
         lines.append(f"{var}.set_caching_options(False)")
     if s.retries:
         lines.append(f"{var}.set_retry(num_retries={s.retries})")

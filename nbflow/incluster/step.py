@@ -1,11 +1,12 @@
 """The code that runs inside one pipeline step: load inputs, run cells, save outputs.
 
-This file is embedded as source text into every generated KFP component and exec'd there, so
-that a step image needs no nbflow install. Hence: standard library only at import time;
+A generated pipeline carries this file once, packed into its first task (``nbflow-runtime``),
+which writes it to an artifact; every step reads that artifact and exec's it, so that a step
+image needs no nbflow install (docs/runtime.md). Hence: standard library only at import time;
 numpy, pandas, pyarrow, joblib, torch, xgboost, lightgbm, keras, cloudpickle and IPython are
-imported inside the functions that need them, and each of them is optional. No relative or ``nbflow`` imports, no ``__file__``,
-no dataclasses (they look the class's module up in ``sys.modules``, which an exec'd namespace
-is not in).
+imported inside the functions that need them, and each of them is optional. No relative or
+``nbflow`` imports, no ``__file__``, no dataclasses (they look the class's module up in
+``sys.modules``, which an exec'd namespace is not in).
 
 The generator calls :func:`main` exactly once per step.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import base64
 import codecs
 import contextlib
+import errno
 import html
 import importlib.util
 import io
@@ -1487,6 +1489,19 @@ def render_report(
 # --------------------------------------------------------------------------------------------
 
 
+def _disk_hint(exc: BaseException) -> str | None:
+    """What to do when a write failed for want of room, else None."""
+    if not isinstance(exc, OSError):
+        return None
+    if exc.errno == errno.ENOSPC:
+        return "the disk is full: free some space (or give the step a larger volume)"
+    if exc.errno == errno.EFBIG:
+        return "the file is larger than allowed here (`ulimit -f`, or the file system's limit)"
+    if exc.errno == getattr(errno, "EDQUOT", None):
+        return "the disk quota is used up: free some space"
+    return None
+
+
 # What cannot cross a step boundary, by type: (module root or type names, what it is, fix)
 _UNSAVABLE = (
     (("_io", "io"), "an open file or stream", "open it again in the step that reads it"),
@@ -1520,6 +1535,9 @@ _UNSAVABLE = (
 
 def save_hint(value: object, exc: BaseException, group: list[str]) -> str:
     """The hint under a failed save: what the value (or what it holds) is, and what to do."""
+    disk = _disk_hint(exc)  # a full disk, not the value, is what stopped it
+    if disk is not None:
+        return f"hint: {disk}"
     cls = type(value)
     names = {cls.__name__, cls.__module__.partition(".")[0]}
     text = f"{type(exc).__name__}: {exc}"
@@ -1618,7 +1636,9 @@ def _run_cell(
         log.seconds = time.perf_counter() - started
         recorder.current = None
     if error is not None:
-        message = describe_failure(error, step=step, notebook=notebook, cell=number, sources=sources)
+        message = describe_failure(
+            error, step=step, notebook=notebook, cell=number, sources=sources
+        )
         log.error = message
         raise StepFailure(message)
 
@@ -1661,7 +1681,14 @@ def _run_step(
         _run_cell(cell, session, recorder, sources, step=step, notebook=notebook)
     replayed = "\n".join(program.get("imports", []))
     if replayed:
-        _run_cell({"number": 0, "source": replayed, "setup": True}, session, recorder, sources, step=step, notebook=notebook)
+        _run_cell(
+            {"number": 0, "source": replayed, "setup": True},
+            session,
+            recorder,
+            sources,
+            step=step,
+            notebook=notebook,
+        )
     session.push(loaded)
     for cell in own:
         _run_cell(cell, session, recorder, sources, step=step, notebook=notebook)
@@ -1774,9 +1801,15 @@ def main(
             paths=dict(sorted(paths.items(), key=lambda item: -len(item[0]))),
         )
         report_path = os.path.abspath(report_path)
-        os.makedirs(os.path.dirname(report_path), exist_ok=True)
-        with open(report_path, "w", encoding="utf-8") as f:
-            f.write(page)
+        try:
+            os.makedirs(os.path.dirname(report_path), exist_ok=True)
+            with open(report_path, "w", encoding="utf-8") as f:
+                f.write(page)
+        except OSError as exc:
+            hint = _disk_hint(exc)
+            sys.stderr.write(f"step '{program['step']}': cannot write its report: {exc}\n" + (f"hint: {hint}\n" if hint else ""))
+            sys.stderr.flush()
+            raise SystemExit(1) from None
     if error is not None:
         raise SystemExit(1)
     for name, value in metrics.items():

@@ -79,11 +79,16 @@ class NotebookError(Exception):
         self.diagnostic = diagnostic
 
 
-def load_notebook(path: Path, shown: str, referenced_at: Location | None = None) -> Notebook:
-    """Read and validate a notebook; raise NotebookError with a diagnostic on any problem."""
+def load_notebook(
+    path: Path, shown: str, referenced_at: Location | None = None, *, text: str | None = None
+) -> Notebook:
+    """Read and validate a notebook; raise NotebookError with a diagnostic on any problem.
+    `text` is the notebook's content where it is not (yet) what the file holds: an editor's
+    unsaved state."""
     where = referenced_at or Location(shown)
     try:
-        text = path.read_text(encoding="utf-8")
+        if text is None:
+            text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise NotebookError(
             error(

@@ -9,16 +9,23 @@ project's `.nbflow/` folder:
     .nbflow/cache/                kfp.local's cache entries
     .nbflow/build/<hash>/         the compiled local pipeline, reused while the source is unchanged
     .nbflow/runs/<run id>/        run.json, logs/<step>.log, reports/<step>.html
+
+Each step runs in a session of its own (`nbflow.local.processes`), with a temporary folder per
+run that is removed when the run ends. Ctrl-C, SIGTERM and SIGHUP stop the running step with
+every process it started, and raise `nbflow.errors.Interrupted` naming the step.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
+import signal
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -28,7 +35,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from nbflow.check.project import Project
+from nbflow.errors import EnvironmentProblem, Interrupted
 from nbflow.generate.kfp_source import generate, task_name
+from nbflow.local.interrupt import interruptible
+from nbflow.local.processes import StepProcesses, describe_signal, sweep_stale_tmp
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _EXECUTING = re.compile(r"Executing task '([^']+)'")
@@ -37,6 +47,7 @@ _CACHE_HIT = re.compile(r"Task (\S+) cache hit \(key=([0-9a-f]+)")
 _RETRY = re.compile(r"Task (\S+) failed \(attempt (\d+)/(\d+)\)")
 _STREAMED = re.compile(r" - INFO - Streamed logs:$")  # kfp.local's header of a task's output
 _OUTPUT_FILE = re.compile(r'^\s*"outputFile": ("(?:[^"\\]|\\.)*")')  # in the executor input
+_CELL = re.compile(r"^\[nbflow\] step '.*': cell (\d+)$")  # the runtime's line before each cell
 
 
 class RunError(Exception):
@@ -46,7 +57,9 @@ class RunError(Exception):
 @dataclass
 class StepResult:
     name: str
-    status: str = "pending"  # pending, running, succeeded, cached, failed, not-run
+    status: str = (
+        "pending"  # pending, running, retrying, succeeded, cached, failed, not-run, stopped
+    )
     seconds: float = 0.0
     attempts: int = 0
     log: str | None = None
@@ -64,6 +77,7 @@ class RunResult:
     steps: list[StepResult]
     metrics: dict[str, float]
     seconds: float
+    interrupted: str | None = None  # the signal that stopped the run (SIGINT, SIGTERM, SIGHUP)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -146,11 +160,11 @@ def missing_requirements(project: Project) -> list[str]:
     return missing
 
 
-def compile_local(project: Project, state: Path) -> Path:
+def compile_local(project: Project, state: Path, *, cache: bool = True) -> Path:
     """The local pipeline's IR, compiled once per distinct generated source."""
     from nbflow.generate.build import compile_source
 
-    source = generate(project, "local")
+    source = generate(project, "local", cache=cache)
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
     folder = state / "build" / digest
     ir = folder / "pipeline.yaml"
@@ -159,7 +173,11 @@ def compile_local(project: Project, state: Path) -> Path:
         text = compile_source(source, folder)
         for leftover in folder.glob("nbflow_generated_*.py"):
             leftover.unlink()
-        ir.write_text(text, encoding="utf-8")
+        # whole or not at all: a run stopped while this is written must not leave half an IR
+        # that the next run would take for the compiled pipeline
+        partial = folder / f".pipeline.yaml.{os.getpid()}.tmp"
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, ir)
     return ir
 
 
@@ -167,7 +185,7 @@ def _load_pipeline(ir: Path) -> Any:
     """The compiled local pipeline as a kfp component.
 
     kfp's `load_component_from_file` parses the IR with PyYAML's pure-Python loader: about
-    0.25 s of every run for four steps (each embeds the runtime). libyaml's loader gives the
+    0.25 s of every run for four steps when each embedded the runtime. libyaml's loader gives the
     same dicts in a few milliseconds; kfp builds the component from them as it would.
     """
     import yaml
@@ -185,19 +203,29 @@ def _load_pipeline(ir: Path) -> Any:
 
 
 class _Router:
-    """Receives everything kfp.local prints; files each task's lines in its step's log and
-    turns kfp.local's task events into progress callbacks."""
+    """Receives everything kfp.local prints; files each task's lines in its step's log (and
+    only there: kfp-local.log keeps kfp's own lines) and turns kfp.local's task events into
+    progress callbacks."""
 
-    def __init__(self, steps: dict[str, StepResult], logs: Path, progress: Progress | None) -> None:
+    def __init__(
+        self,
+        steps: dict[str, StepResult],
+        logs: Path,
+        progress: Progress | None,
+        processes: StepProcesses | None = None,
+    ) -> None:
         self.by_task = {task_name(name): r for name, r in steps.items()}
         self.logs = logs
         self.progress = progress
+        self.processes = processes
         self.current: StepResult | None = None
         self.started = 0.0
         self.buffer = ""
         self.cache_keys: dict[str, str] = {}  # step -> prefix of its cache entry's key
         self.task_dirs: dict[str, Path] = {}  # step -> its outputs' folder in this run
+        self.write_error: OSError | None = None  # the first write that failed (a full disk)
         self.all = (logs / "kfp-local.log").open("w", encoding="utf-8")
+        self.step_log: TextIO | None = None
 
     # file-like interface for redirect_stdout
     def write(self, text: str) -> int:
@@ -208,14 +236,23 @@ class _Router:
         return len(text)
 
     def flush(self) -> None:
-        self.all.flush()
+        self._guarded(self.all.flush)
 
     def isatty(self) -> bool:
         return False
 
+    def _guarded(self, write: Callable[[], object]) -> None:
+        """A write to a log; once one fails (the disk is full), the run goes on without logs
+        and `run` reports it at the end, rather than kfp.local failing in the middle."""
+        if self.write_error is not None:
+            return
+        try:
+            write()
+        except OSError as exc:
+            self.write_error = exc
+
     def line(self, raw: str) -> None:
         line = _ANSI.sub("", raw)
-        self.all.write(line + "\n")
         if m := _EXECUTING.search(line):
             self._start(m.group(1))
         elif m := _FINISHED.search(line):
@@ -231,37 +268,66 @@ class _Router:
             if r is not None:
                 r.status = "retrying"
                 self._emit(r)
-        elif self.current is not None and self.current.log and not _STREAMED.search(line):
+        elif self.current is not None and self.step_log is not None and not _STREAMED.search(line):
             if (m := _OUTPUT_FILE.match(line)) and self.current.name not in self.task_dirs:
                 # the first: kfp's own, before the step's code prints anything
                 self.task_dirs[self.current.name] = Path(json.loads(m.group(1))).parent
             text = line[4:] if line.startswith("    ") else line
-            with open(self.current.log, "a", encoding="utf-8") as f:
-                f.write(text + "\n")
+            log = self.step_log
+            self._guarded(lambda: log.write(text + "\n"))
+            return
+        self._guarded(lambda: self.all.write(line + "\n"))
 
     def _start(self, task: str) -> None:
         r = self.by_task.get(task)
         if r is None:
             return
+        self._close_step_log()
         self.current = r
         self.started = time.perf_counter()
         r.attempts += 1
         r.status = "running"
         r.log = str(self.logs / f"{r.name}.log")
-        if r.attempts == 1:
-            Path(r.log).write_text("", encoding="utf-8")
+        with contextlib.suppress(OSError):
+            self.step_log = open(r.log, "w" if r.attempts == 1 else "a", encoding="utf-8")  # noqa: SIM115
         self._emit(r)
 
     def _finish(self, task: str, status: str) -> None:
         r = self.by_task.get(task)
         if r is None:
             return
+        self._close_step_log()
         r.seconds += time.perf_counter() - self.started
         r.status = status
-        # a retry that succeeds clears the error of the attempt before
-        r.error = _error_from_log(Path(r.log), r.name) if status == "failed" and r.log else None
+        signum = self.processes.signal if self.processes is not None else None
+        if status != "failed":
+            r.error = None  # a retry that succeeds clears the error of the attempt before
+        elif signum is not None:
+            r.error = _killed(r.name, signum, Path(r.log) if r.log else None)
+        else:
+            r.error = _error_from_log(Path(r.log), r.name) if r.log else None
         self.current = None
         self._emit(r)
+
+    def stop(self, signal_name: str) -> StepResult | None:
+        """The running step was stopped (Ctrl-C, SIGTERM, SIGHUP); that step, if one ran."""
+        r = self.current
+        self._close_step_log()
+        if r is None:
+            return None
+        r.seconds += time.perf_counter() - self.started
+        r.status = "stopped"
+        r.error = f"step '{r.name}' was stopped: nbflow was interrupted by {signal_name}"
+        self.current = None
+        self._emit(r)
+        return r
+
+    def _close_step_log(self) -> None:
+        if self.step_log is not None:
+            self._guarded(self.step_log.close)
+            with contextlib.suppress(OSError):
+                self.step_log.close()
+            self.step_log = None
 
     def _emit(self, r: StepResult) -> None:
         if self.progress:
@@ -271,7 +337,22 @@ class _Router:
         if self.buffer:
             self.line(self.buffer)
             self.buffer = ""
-        self.all.close()
+        self._close_step_log()
+        self._guarded(self.all.close)
+        with contextlib.suppress(OSError):
+            self.all.close()
+
+
+def _killed(step: str, signum: int, log: Path | None) -> str:
+    """A step whose process a signal ended: which, what it usually means, in which cell."""
+    cell = None
+    with contextlib.suppress(OSError):
+        if log is not None:
+            for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+                if m := _CELL.match(line):
+                    cell = m.group(1)
+    where = f" in cell {cell}" if cell else ""
+    return f"step '{step}' was killed by {describe_signal(signum, where)}"
 
 
 class _LogHandler(logging.Handler):
@@ -371,41 +452,96 @@ def run(
         k: float(v) if declared[k] == "float" and type(v) is int else v for k, v in values.items()
     }
     state = state_dir or project.root / ".nbflow"
-    state.mkdir(parents=True, exist_ok=True)
-    gitignore = state / ".gitignore"
-    if not gitignore.exists():
-        gitignore.write_text("# created by nbflow: local runs, caches and builds\n*\n")
     run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
     run_dir = state / "runs" / run_id
-    (run_dir / "logs").mkdir(parents=True)
-    (run_dir / "reports").mkdir()
-    ir = compile_local(project, state)
     steps = {s.name: StepResult(s.name) for s in project.plan.steps}
-    router = _Router(steps, run_dir / "logs", progress)
-    local.init(
-        runner=local.SubprocessRunner(use_venv=False),
-        pipeline_root=str(state / "artifacts"),
-        raise_on_error=False,
-        enable_caching=cache,
-        cache_root=str(state / "cache"),
-    )
-    pipeline = _load_pipeline(ir)
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        gitignore = state / ".gitignore"
+        if not gitignore.exists():
+            gitignore.write_text("# created by nbflow: local runs, caches and builds\n*\n")
+        (run_dir / "logs").mkdir(parents=True)
+        (run_dir / "reports").mkdir()
+        sweep_stale_tmp()
+        processes = StepProcesses()
+    except OSError as exc:
+        raise _disk_problem(exc, f"the run's folder {run_dir}") from None
+    try:
+        router = _Router(steps, run_dir / "logs", progress, processes)
+    except OSError as exc:
+        processes.close()
+        raise _disk_problem(exc, f"the run's logs in {run_dir / 'logs'}") from None
     started = time.perf_counter()
-    with _capture(router), warnings.catch_warnings():
-        # kfp.local warns, per task, that Kubernetes-only settings have no effect here
-        warnings.simplefilter("ignore")
-        task = pipeline(**values)
+    # SIGTERM and SIGHUP stop the run as Ctrl-C does; a second signal while the first stops
+    # the steps kills what is left at once
+    with interruptible(on_signal=processes.terminate, again=processes.kill):
+        try:
+            ir = compile_local(project, state, cache=cache)
+            workspace = processes.tmp / "workspace"  # else kfp makes one in $TMPDIR per run
+            workspace.mkdir()
+            local.init(
+                runner=local.SubprocessRunner(use_venv=False),
+                pipeline_root=str(state / "artifacts"),
+                workspace_root=str(workspace),
+                raise_on_error=False,
+                enable_caching=True,  # --no-cache is compiled into the steps: the runtime task stays cached
+                cache_root=str(state / "cache"),
+            )
+            try:
+                pipeline = _load_pipeline(ir)
+            except Exception:  # cut short (a run killed while writing it): compiled again
+                ir.unlink(missing_ok=True)
+                pipeline = _load_pipeline(compile_local(project, state, cache=cache))
+            with processes.installed(), _capture(router), warnings.catch_warnings():
+                # kfp.local warns, per task, that Kubernetes-only settings have no effect here
+                warnings.simplefilter("ignore")
+                task = pipeline(**values)
+        except KeyboardInterrupt as exc:
+            signum = exc.signum if isinstance(exc, Interrupted) else int(signal.SIGINT)
+            name = signal.Signals(signum).name
+            processes.stop()
+            stopped = router.stop(name)
+            _result(project, steps, {}, router, state, run_dir, values, started, name)
+            if stopped is None:
+                raise Interrupted(signum, f"interrupted by {name}; no step was running") from None
+            raise Interrupted(
+                signum,
+                f"interrupted by {name}: stopped step `{stopped.name}` and the processes it "
+                f"started; its log: {stopped.log}",
+            ) from None
+        finally:
+            processes.close()
+        result = _result(project, steps, _outputs(task), router, state, run_dir, values, started)
+    if router.write_error is not None:
+        raise _disk_problem(router.write_error, f"the run's logs in {run_dir / 'logs'}")
+    return result
+
+
+def _outputs(task: Any) -> dict[str, Any]:
+    return getattr(task, "outputs", None) or {}
+
+
+def _result(
+    project: Project,
+    steps: dict[str, StepResult],
+    outputs: dict[str, Any],
+    router: _Router,
+    state: Path,
+    run_dir: Path,
+    values: dict[str, Any],
+    started: float,
+    interrupted: str | None = None,
+) -> RunResult:
+    """The run's result from kfp.local's outputs and what the router saw; run.json written."""
+    assert project.plan is not None
     seconds = time.perf_counter() - started
-    outputs = getattr(task, "outputs", None) or {}
     metrics: dict[str, float] = {}
     for sp in project.plan.steps:
         r = steps[sp.name]
         key = sp.name.replace("-", "_")
         report = outputs.get(f"report_{key}")
         if report is not None and Path(report.path).is_file():
-            dest = run_dir / "reports" / f"{sp.name}.html"
-            shutil.copyfile(report.path, dest)
-            r.report = str(dest)
+            r.report = _copy_report(Path(report.path), run_dir, sp.name)
         m = outputs.get(f"metrics_{key}")
         if m is not None:
             r.metrics = {
@@ -421,13 +557,15 @@ def run(
             found += _cached_report(state / "cache", router.cache_keys.get(sp.name))
             for path in found:
                 if path.is_file():
-                    dest = run_dir / "reports" / f"{sp.name}.html"
-                    shutil.copyfile(path, dest)
-                    r.report = str(dest)
+                    r.report = _copy_report(path, run_dir, sp.name)
                     break
-        if r.status in ("pending", "running"):
+        if r.status in ("pending", "running", "retrying"):
             r.status = "not-run" if r.status == "pending" else "failed"
-    ok = bool(outputs) and all(r.status in ("succeeded", "cached") for r in steps.values())
+    ok = (
+        bool(outputs)
+        and interrupted is None
+        and all(r.status in ("succeeded", "cached") for r in steps.values())
+    )
     result = RunResult(
         run_dir=run_dir,
         pipeline=project.name,
@@ -436,11 +574,40 @@ def run(
         steps=list(steps.values()),
         metrics=metrics,
         seconds=seconds,
+        interrupted=interrupted,
     )
-    (run_dir / "run.json").write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n")
+    try:
+        (run_dir / "run.json").write_text(
+            json.dumps(result.to_json(), indent=2, default=str) + "\n"
+        )
+    except OSError as exc:
+        raise _disk_problem(exc, str(run_dir / "run.json")) from None
     latest = state / "runs" / "latest"
     with contextlib.suppress(OSError):
         if latest.is_symlink() or latest.exists():
             latest.unlink()
-        latest.symlink_to(run_id)
+        latest.symlink_to(run_dir.name)
     return result
+
+
+def _copy_report(path: Path, run_dir: Path, step: str) -> str | None:
+    dest = run_dir / "reports" / f"{step}.html"
+    try:
+        shutil.copyfile(path, dest)
+    except OSError:
+        return None  # the run's result says so: the step has no report
+    return str(dest)
+
+
+def _disk_problem(exc: OSError, what: str) -> EnvironmentProblem:
+    """An OSError writing the run's own files, as a message that says what to do."""
+    hints = {
+        errno.ENOSPC: "the disk is full: free some space and run again",
+        errno.EFBIG: "a file grew past the size limit (`ulimit -f`, or the file system's "
+        "largest file)",
+    }
+    if hasattr(errno, "EDQUOT"):
+        hints[errno.EDQUOT] = "the disk quota is used up: free some space and run again"
+    reason = exc.strerror or str(exc)
+    hint = hints.get(exc.errno or 0)
+    return EnvironmentProblem(f"cannot write {what}: {reason}" + (f"; {hint}" if hint else ""))

@@ -124,3 +124,16 @@ def load(root: Path):  # type: ignore[no-untyped-def]
     if project is None:
         raise AssertionError("the project does not validate:\n" + render_text(report))
     return project
+
+
+def chain(steps: int) -> tuple[list[str | Cell], dict[str, Any]]:
+    """The cells and manifest of a pipeline of `steps` one-cell steps, each reading the value
+    of the one before (a long pipeline, for its size and build time)."""
+    cells: list[str | Cell] = ["import math", "x0 = 1"]
+    cells += [f"x{i} = math.floor(x{i - 1} * 1.5) + {i}" for i in range(1, steps)]
+    manifest = {
+        "name": f"chain-{steps}",
+        "setup": 1,
+        "steps": {f"s{i}": {"cells": i + 2} for i in range(steps)},
+    }
+    return cells, manifest

@@ -14,7 +14,8 @@ interpreter. The first trial always runs alone, in this process, while the worke
 compiles the local pipeline and fills the cache with the steps that read no searched parameter,
 so the trials after it, started together, find those steps cached instead of each running them
 at the same time. Without `--parallel`, `parallelTrials` is capped at the CPUs of this machine.
-Workers have their own session: Ctrl-C reaches the search, which stops them and their tasks.
+Workers have their own session: Ctrl-C, SIGTERM or SIGHUP reach the search only, which stops them
+and each worker the step it runs.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbflow.errors import EnvironmentProblem
+from nbflow.errors import EnvironmentProblem, Interrupted
+from nbflow.local.interrupt import interruptible
 from nbflow.local.tune.results import TrialResult, TuneResult, plot, write_results
 from nbflow.local.tune.spec import SearchSpec, resolve_search
 from nbflow.local.tune.workers import Worker, log_tail, signal_group
@@ -309,8 +311,8 @@ def tune(
 
     `trials` overrides `tuning.maxTrials`, `parallel` `tuning.parallelTrials`. `progress` is
     called with a trial whenever it starts, one of its steps changes, and when it finishes.
-    A KeyboardInterrupt (Ctrl-C, or raised by `progress`) stops the workers and returns a
-    result whose state is `interrupted`, its files written. Raises UsageError or
+    A KeyboardInterrupt (Ctrl-C, SIGTERM, SIGHUP, or raised by `progress`) stops the workers
+    and returns a result whose state is `interrupted`, its files written. Raises UsageError or
     EnvironmentProblem when the search cannot start.
     """
     import optuna
@@ -337,14 +339,19 @@ def tune(
     try:
         search = Search(project, spec, state, folder, progress)
         search._write()
-        try:
-            search.loop()
-        except KeyboardInterrupt:
-            search.interrupt()
-        except BaseException:
-            search.interrupt()
-            search._write()
-            raise
+        # SIGTERM and SIGHUP stop the search as Ctrl-C does: the workers have their own
+        # session, so nothing else would stop them
+        with interruptible():
+            try:
+                search.loop()
+            except KeyboardInterrupt as exc:
+                search.interrupt()
+                if isinstance(exc, Interrupted):
+                    search.result.reason = f"interrupted by {exc.signal}"
+            except BaseException:
+                search.interrupt()
+                search._write()
+                raise
         result = search.close()
     finally:
         optuna.logging.set_verbosity(verbosity)
