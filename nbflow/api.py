@@ -66,15 +66,20 @@ def run(
     *,
     parameters: Mapping[str, Any] | None = None,
     cache: bool = True,
+    engine: str = "nbflow",
+    jobs: int | None = None,
 ) -> RunResult:
-    """Run the pipeline on this machine with kfp.local; `parameters` override the defaults.
+    """Run the pipeline on this machine; `parameters` override the defaults. `engine`:
+    "nbflow" (steps in parallel, `jobs` at a time, default the cores) or "kfp-local".
 
     Ctrl-C, SIGTERM or SIGHUP (in the main thread) stop the running step with every process
     it started, then raise `nbflow.errors.Interrupted`, a KeyboardInterrupt naming the step.
     """
     from nbflow.local.run import run as run_locally
 
-    return run_locally(load(path), parameters=dict(parameters or {}), cache=cache)
+    return run_locally(
+        load(path), parameters=dict(parameters or {}), cache=cache, engine=engine, jobs=jobs
+    )
 
 
 def tune(

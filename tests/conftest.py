@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.browser import browser, page  # noqa: F401  (fixtures)
 from tests.support.cases import CASES
 
 

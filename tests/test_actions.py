@@ -332,6 +332,77 @@ def test_the_validate_script_shows_the_cluster_diff_with_a_kubeconfig(tmp_path: 
     ), summary
 
 
+def test_the_validate_script_compares_each_changed_project_with_the_base_build(
+    tmp_path: Path,
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    shutil.copytree(repo / "good", repo / "other")  # a project the pull request leaves alone
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "a third project")
+    git(repo, "checkout", "-q", "-b", "pr")
+    manifest = repo / "good" / "nbflow.yaml"
+    text = manifest.read_text(encoding="utf-8").replace("C: 1.0", "C: 2.5")
+    text = text.replace("image: python:3.11-slim", "image: python:3.12-slim")
+    manifest.write_text(text, encoding="utf-8")
+    git(repo, "commit", "-qam", "tune C, a newer image")
+    env = runner_env(repo, tmp_path, NBFLOW_PATHS="good other", NBFLOW_BASE_REF="main")
+    done = subprocess.run(
+        [sys.executable, str(ACTIONS / "validate" / "summary.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    good = summary[summary.index("### `good/nbflow.yaml`") : summary.index("### `other/")]
+    other = summary[summary.index("### `other/nbflow.yaml`") :]
+    assert "**Against `main`:**" in good
+    assert "| parameter | `C` | default | `1.0` | `2.5` |" in good
+    for step in ("evaluate", "load", "split", "train"):
+        assert f'| step | `{step}` | image | `"python:3.11-slim"` | `"python:3.12-slim"` |' in good
+    assert "```mermaid" in good  # the DAG is still there
+    assert "no change in this project's folder" in other
+    # the base's worktree is gone, the repository as it was
+    listed = subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True)
+    assert len(listed.stdout.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_the_validate_script_runs_both_sides_and_shows_metrics_when_asked(tmp_path: Path) -> None:
+    from tests.support.projects import tagged, write_project
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.name", "Test")
+    git(repo, "config", "user.email", "test@example.com")
+    cells = ["import math", tagged("n = 2", "parameters"), "total = n * 10\ncount = 7"]
+    manifest = "name: small\nsetup: 1\nsteps:\n  one: {cells: 3}\nparameters: {n: 2}\n"
+    write_project(repo / "p", cells, manifest + "metrics: {total: maximize, count: maximize}\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    git(repo, "checkout", "-q", "-b", "pr")
+    text = (repo / "p" / "nbflow.yaml").read_text(encoding="utf-8")
+    (repo / "p" / "nbflow.yaml").write_text(text.replace("{n: 2}", "{n: 3}"), encoding="utf-8")
+    git(repo, "commit", "-qam", "n = 3")
+    env = runner_env(repo, tmp_path, NBFLOW_PATHS="p", NBFLOW_BASE_REF="main", NBFLOW_RUN="true")
+    done = subprocess.run(
+        [sys.executable, str(ACTIONS / "validate" / "summary.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert "| parameter | `n` | default | `2.0` | `3.0` |" in summary  # KFP: a float
+    assert "| `total` | 20 | 30 | +10 |" in summary
+    assert "| `count` | 7 | 7 | 0 |" in summary
+
+
 def test_the_validate_script_passes_when_no_manifest_is_there(tmp_path: Path) -> None:
     repo = tmp_path / "empty"
     repo.mkdir()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nbflow import __version__
-from nbflow.cli.main import EXIT_INPUT, EXIT_OK, EXIT_USAGE
+from nbflow.cli.main import COMMANDS, EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
 from tests.support.cases import CASES
 from tests.support.cli import run_cli, run_subprocess
 
@@ -160,6 +160,38 @@ def test_subprocess_exit_codes_and_no_traceback(tmp_path):
         assert "Traceback" not in r.out + r.err
 
 
+def test_a_bug_is_one_line_and_exit_3_never_a_traceback(capsys, monkeypatch):
+    def broken(args):
+        {}["missing"]  # any exception nbflow did not mean to raise
+
+    monkeypatch.setitem(COMMANDS, "validate", broken)
+    r = run_cli(capsys, "validate", str(VALID))
+    assert r.code == EXIT_INTERNAL == 3
+    assert r.err.splitlines() == [
+        "nbflow: internal error (please report): KeyError: 'missing' "
+        f"(at test_cli.py:{broken.__code__.co_firstlineno + 1})"
+    ]
+    assert "Traceback" not in r.out + r.err
+    monkeypatch.setenv("NBFLOW_TRACEBACK", "1")
+    assert "Traceback" in run_cli(capsys, "validate", str(VALID)).err
+
+
+def test_subprocess_internal_error_exit_3(tmp_path):
+    """A real bug, as a user meets it: a RecursionError deep in a library is one line, exit 3."""
+    code = (
+        "import sys; import nbflow.cli.main as m; "
+        "m.COMMANDS['schema'] = lambda a: (_ for _ in ()).throw(RecursionError('deep')); "
+        "sys.exit(m.main(['schema']))"
+    )
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3
+    assert proc.stderr.startswith("nbflow: internal error (please report): RecursionError: deep")
+    assert "Traceback" not in proc.stderr
+
+
 def test_validate_imports_none_of_the_heavy_packages():
     code = (
         "import sys; from nbflow.cli.main import main; "
@@ -176,7 +208,7 @@ def test_validate_imports_none_of_the_heavy_packages():
 
 
 def test_schema_file_in_sync():
-    from nbflow.check.schema import schema_text
+    from nbflow.check.manifest import schema_text
 
     committed = (
         Path(__file__).resolve().parent.parent / "schemas" / "nbflow.v1.schema.json"

@@ -240,8 +240,10 @@ def test_subprocess(tmp_path):
 
 
 def test_schema_ref(tmp_path):
+    from nbflow.check.schema import SCHEMA_URL
+
     assert schema_ref(DIGITS) == "../../schemas/nbflow.v1.schema.json"
-    assert schema_ref(tmp_path) == "https://nbflow.dev/schemas/nbflow.v1.schema.json"
+    assert schema_ref(tmp_path) == SCHEMA_URL
     repo = tmp_path / "repo"
     (repo / ".git").mkdir(parents=True)
     (repo / "schemas").mkdir()
@@ -259,7 +261,7 @@ def test_schema_ref(tmp_path):
     "value",
     ["plain", "yes", "no", "on", "null", "~", "1.0", "12", "2024-01-01", "a: b", "#x", "x #y", "", " pad",
      "[a]", "{a}", "a,b", "*ref", "&a", "!tag", "@x", "`x`", "'q'", '"q"', "-", "- x", "?", "%x", "é",
-     "line\nbreak", "tab\tx", True, False, 0, -3, 1.0, 0.001, 1e-05, 1e16, -2.5, float("inf"), None,
+     "line\nbreak", "tab\tx", True, False, 0, -3, 1.0, 0.001, 1e-05, 1e16, -2.5, None,
      [1, "a", "b,c"], {"k": "v,w", "n": 1.0}],
 )  # fmt: skip
 def test_scalar_round_trips(value):
@@ -267,6 +269,16 @@ def test_scalar_round_trips(value):
 
     doc = load_text(f"k: {scalar(value)}\n", "t.yaml")
     assert doc.data["k"] == value and type(doc.data["k"]) is type(value)
+
+
+def test_an_infinite_default_is_written_as_yaml_reads_it_and_refused():
+    """`.inf` is what a notebook's `1e400` becomes; no KFP parameter can hold it (NBF012)."""
+    from nbflow.load.yaml_positions import YamlLoadError, load_text
+
+    assert scalar(float("inf")) == ".inf"
+    with pytest.raises(YamlLoadError) as info:
+        load_text(f"k: {scalar(float('inf'))}\n", "t.yaml")
+    assert info.value.diagnostic.code == "NBF012"
 
 
 def test_slug_and_unique():

@@ -329,3 +329,22 @@ def test_fixed_text_changes_only_the_value(written: str, spec: object, expected:
     out = fixed_text(head + written + tail, {("steps", "load", "cells"): spec})
     assert out == head + expected + tail
     assert load_text(out, "m.yaml").data["steps"]["load"]["cells"] == spec
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 100_000 + "]" * 100_000,  # a RecursionError in json.loads, once a traceback
+        json.dumps({"version": 1, "notebook": "nb.ipynb", "cells": {"step:train": 7}}),
+        json.dumps({"version": 1, "notebook": "nb.ipynb", "cells": {"step:train": [7]}}),
+        json.dumps({"version": 1, "notebook": ["nb.ipynb"], "cells": {}}),
+        json.dumps({"version": 1, "notebook": "nb.ipynb", "cells": []}),
+        '{"version": 1, "notebook": "nb.ipynb", "cells": {}, "pad": "' + "x" * 5 * 2**20 + '"}',
+    ],
+    ids=["deep", "int-cells", "int-ids", "list-notebook", "list-cells", "too-large"],
+)
+def test_a_lock_of_any_shape_is_a_diagnostic(capsys, project: Path, text: str) -> None:
+    (project / "nbflow.lock.json").write_text(text)
+    r = run_cli(capsys, "validate", str(project))
+    assert r.code == 1 and "not a lock nbflow can read" in r.out, r.out + r.err
+    assert "Traceback" not in r.out + r.err

@@ -153,3 +153,33 @@ def test_mutated_notebooks_read_the_same_either_way(
     path = tmp_path / "nb.ipynb"
     path.write_text(json.dumps(raw), encoding="utf-8")
     assert load(path) == through_nbformat(path, monkeypatch)
+
+
+def test_a_deeply_nested_notebook_is_a_diagnostic(tmp_path: Path) -> None:
+    from nbflow.load.notebook import NotebookError, load_notebook
+
+    for depth in (150, 100_000):  # parseable but too deep; a RecursionError in json.loads
+        path = tmp_path / "nb.ipynb"
+        path.write_text('{"nbformat": 4, "x": ' + "[" * depth + "]" * depth + "}")
+        with pytest.raises(NotebookError) as info:
+            load_notebook(path, "nb.ipynb")
+        assert info.value.diagnostic.code == "NBF011"
+        assert "nested more than 100 levels deep" in info.value.diagnostic.message
+
+
+def test_a_nul_in_the_notebook_path_is_a_diagnostic(tmp_path: Path) -> None:
+    from nbflow.load.notebook import NotebookError, load_notebook
+
+    with pytest.raises(NotebookError) as info:
+        load_notebook(tmp_path / "nb\0.ipynb", "nb\0.ipynb")
+    assert info.value.diagnostic.code == "NBF005" and "null" in info.value.diagnostic.message
+
+
+def test_a_number_of_thousands_of_digits_is_a_diagnostic(tmp_path: Path) -> None:
+    from nbflow.load.notebook import NotebookError, load_notebook
+
+    path = tmp_path / "nb.ipynb"
+    path.write_text('{"nbformat": 4, "nbformat_minor": ' + "9" * 5000 + ', "cells": []}')
+    with pytest.raises(NotebookError) as info:  # was a ValueError from json.loads
+        load_notebook(path, "nb.ipynb")
+    assert info.value.diagnostic.code == "NBF005"

@@ -54,7 +54,7 @@ def test_one_line_per_event_and_a_summary(tmp_path: Path, monkeypatch: pytest.Mo
         "      ValueError: x",
         "        at cell 7",
         "  · report  not-run",
-        "run failed in 2.0 s (1 failed, 1 not-run, 1 succeeded); logs and reports: run",
+        "run failed in 2.0 s (1 failed, 1 not-run, 1 succeeded); report: run/index.html",
     ]
 
 

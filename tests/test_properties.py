@@ -8,11 +8,12 @@ import json
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from nbflow.cli.main import main
 from tests.support.cases import CASES
+from tests.support.fuzz import fuzz_settings
 
 BASE_YAML = (
     (CASES / "valid" / "with-tuning" / "nbflow.yaml")
@@ -20,7 +21,7 @@ BASE_YAML = (
     .replace("../../notebooks/base.ipynb", "nb.ipynb")
 )
 BASE_NB = (CASES / "notebooks" / "base.ipynb").read_text()
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = fuzz_settings(60)  # 50 times as many with HYPOTHESIS_PROFILE=long
 
 json_values = st.recursive(
     st.none()

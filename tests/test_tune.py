@@ -287,7 +287,7 @@ def test_grid_covers_every_combination_upstream_runs_once(tmp_path, capsys) -> N
     )
     r = run_cli(capsys, "tune", str(root))
     assert r.code == 0, r.err
-    assert r.out.splitlines() == ["best: score=0 with x=3, shift=a", "score=0.0"]
+    assert r.out.splitlines() == ["best: score=0 with x=3, shift=a", "score=0"]
     folder = root / ".nbflow" / "tune" / "latest"
     data, _ = assert_consistent(folder, 6)
     assert sorted((t["parameters"]["x"], t["parameters"]["shift"]) for t in data["trials"]) == [
@@ -308,6 +308,11 @@ def test_grid_covers_every_combination_upstream_runs_once(tmp_path, capsys) -> N
         assert {s["name"]: s["status"] for s in run["steps"]} == t["steps"]
     assert (folder / "objective.png").stat().st_size > 1000
     assert "prepare 1 ran/5 cached, score 6 ran/0 cached" in r.err
+    # the report beside trials.csv, with the command that reruns the best trial
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    assert f"nbflow run {root} -p x=3 -p shift=a" in page
+    # trials leave runs/latest alone: it is the user's last `nbflow run`, not the last trial
+    assert not (root / ".nbflow" / "runs" / "latest").exists()
 
 
 @pytest.mark.slow
@@ -439,6 +444,8 @@ def test_interrupt_leaves_consistent_files(tmp_path) -> None:
     assert [t.state for t in result.trials] == ["complete", "interrupted", "interrupted"]
     data, _ = assert_consistent(result.dir, 3)
     assert data["state"] == "interrupted"
+    page = (result.dir / "report.html").read_text(encoding="utf-8")
+    assert "no plots: the search was interrupted" in page and 'id="trials"' in page
     assert _workers_of(root / "nbflow.yaml") == []
 
 
@@ -540,7 +547,7 @@ def test_cli_as_a_subprocess(tmp_path) -> None:
     )
     r = run_subprocess("tune", str(root))
     assert r.code == 0, r.err
-    assert r.out == "best: score=0 with x=3\nscore=0.0\n"
+    assert r.out == "best: score=0 with x=3\nscore=0\n"
     assert "trial 1/1  score=0  x=3" in r.err
 
 
@@ -570,6 +577,18 @@ def test_a_worker_fails_its_trials_when_the_manifest_changed(tmp_path: Path) -> 
     first, *errors = event["error"].splitlines()
     assert first.startswith("the project has ") and first.endswith(" error(s) now:")
     assert errors and all("nbflow.yaml:" in e and "[NBF" in e for e in errors)
+
+
+@pytest.mark.parametrize("case", ["grid-too-large", "search-step-too-small"])
+def test_a_search_tune_cannot_enumerate_is_a_diagnostic_not_a_crash(capsys, case: str) -> None:
+    """A 10^11-point grid was a MemoryError in `nbflow tune`, a step of 1e-300 a
+    decimal.InvalidOperation: validation refuses both first, with a line."""
+    from tests.support.cases import CASES
+    from tests.support.cli import run_cli
+
+    r = run_cli(capsys, "tune", str(CASES / "invalid" / case))
+    assert r.code == 1 and ("NBF512" in r.err or "NBF503" in r.err), r.err
+    assert "Traceback" not in r.out + r.err
 
 
 @pytest.mark.slow

@@ -105,6 +105,62 @@ def test_a_requirements_file_is_checked_line_by_line(tmp_path: Path) -> None:
     assert project.requirements == ("numpy==2.1", "foo[bar]>=1,<2 ; python_version >= '3.9'")
 
 
+def test_the_manifest_must_be_a_small_regular_file(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo" / "nbflow.yaml"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)  # reading it would wait for a writer forever
+    report, _ = validate_manifest(fifo)
+    assert [(d.code, d.message.endswith("is not a regular file")) for d in report] == [
+        ("NBF001", True)
+    ]
+    big = _write(tmp_path, BASE + "description: |\n" + ("  " + "x" * 99 + "\n") * 11_000)
+    report, _ = validate_manifest(big)
+    assert [d.code for d in report] == ["NBF010"] and "larger than 1 MiB" in report.errors[
+        0
+    ].message
+    report, _ = validate_manifest(tmp_path / "nb\0.yaml")
+    assert [d.code for d in report] == ["NBF001"]
+
+
+def test_a_long_document_stops_at_the_value_limit(tmp_path: Path, monkeypatch) -> None:
+    """At the value past the limit, not after reading it all: the limit bounds a load's time."""
+    from nbflow.load import yaml_positions
+
+    monkeypatch.setattr(yaml_positions, "MAX_VALUES", 1_000)
+    path = _write(tmp_path, BASE + "x: [" + "1, " * 5_000 + "]\n")
+    report, _ = validate_manifest(path)
+    (d,) = report.errors
+    assert d.code == "NBF010" and "more than 1,000 values" in d.message
+    assert d.location.line == len(BASE.splitlines()) + 1
+    # the composer stopped within the list: about 1,000 values in, not at its end
+    assert 3 * 900 < (d.location.column or 0) < 3 * 1_000
+
+
+def test_a_nul_in_the_notebook_path_is_a_diagnostic(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path, BASE.replace("notebook: ../../notebooks/base.ipynb", 'notebook: "nb\\0.ipynb"')
+    )
+    report, project = validate_manifest(path)
+    assert project is None and [(d.code, d.location.line) for d in report.errors] == [("NBF104", 3)]
+
+
+def test_surrogate_escapes_are_joined_or_refused() -> None:
+    """JSON writes a character beyond U+FFFF as two escapes; YAML read them as two lone
+    surrogates, which protobuf could not encode (a crash in build)."""
+    import pytest
+
+    from nbflow.load.yaml_positions import YamlLoadError, load_text
+
+    doc = load_text('k: "\\ud83d\\ude00"\n"\\ud800\\udc00": 1\n', "t.yaml")
+    assert doc.data == {"k": "\U0001f600", "\U00010000": 1}
+    assert doc.locate(("\U00010000",), key=True).line == 2
+    with pytest.raises(YamlLoadError) as info:
+        load_text('a: 1\nk: "x\\ud800"\n', "t.yaml")
+    assert info.value.diagnostic.code == "NBF002" and info.value.diagnostic.location.line == 2
+
+
 def test_relative_paths_and_package_installs_are_named_at_their_cells(tmp_path: Path) -> None:
     from nbflow.check.validate import load_project
     from tests.support.projects import write_project

@@ -4,12 +4,18 @@
   on stdout, where the runner turns them into notes on the pull request's lines;
 - the job summary (`$GITHUB_STEP_SUMMARY`, Markdown) gets, per manifest: the result and its
   diagnostics, the DAG (`nbflow graph --format mermaid`) and what would change on the cluster
-  (`nbflow diff --format markdown`) when a kubeconfig is at hand; pull requests have none.
+  (`nbflow diff --format markdown`) when a kubeconfig is at hand; pull requests have none;
+- on a pull request (or with NBFLOW_BASE_REF), what changes against the base branch's build,
+  per project the pull request changed: both are built (`nbflow build`, the base in a git
+  worktree of it) and their IR compared (nbflow/deploy/build_diff.py): steps, parameters and
+  their defaults, images, resources, retries, caching, what each step waits for.
 
 Environment: GITHUB_WORKSPACE (the checkout; the working directory), NBFLOW_PATHS (files or
 folders, separated by whitespace; default "."), NBFLOW_STRICT ("true" fails on warnings),
 NBFLOW_KUBECONFIG (a kubeconfig path, optional), KUBECONFIG, GITHUB_STEP_SUMMARY,
-GITHUB_EVENT_NAME. Standard library and nbflow only; nbflow runs as `python -m nbflow` with this
+GITHUB_EVENT_NAME, GITHUB_BASE_REF (the pull request's base branch) or NBFLOW_BASE_REF (any git
+revision to compare with; wins), NBFLOW_RUN ("true": also run each changed pipeline here and on
+the base with `nbflow run` and show their metrics side by side, as CML does), RUNNER_TEMP. Standard library and nbflow only; nbflow runs as `python -m nbflow` with this
 Python, paths always after `--` (a folder may be called `-weird`).
 
 Everything a user wrote (paths, names, messages quoting keys) reaches the summary through
@@ -23,9 +29,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 from nbflow.escape import markdown, markdown_code
 
@@ -61,7 +70,141 @@ def first_line(text: str) -> str:
     return said[0] if said else lines[-1] if lines else "(no message)"
 
 
-def manifest_section(manifest: str, cluster: str | None, event: str) -> tuple[str, list[str]]:
+class Base:
+    """The base revision checked out in a worktree, built on demand, one project at a time."""
+
+    def __init__(self, ref: str, scratch: Path) -> None:
+        self.ref = ref
+        self.scratch = scratch
+        self.tree = scratch / "base"
+        self.problem: str | None = None
+        found = git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+        if found.returncode != 0 and "/" in ref:  # a fresh checkout has no remote branches
+            remote, _, branch = ref.partition("/")
+            git("fetch", "--no-tags", "--depth=1", remote, f"{branch}:refs/remotes/{ref}")
+        added = git("worktree", "add", "--detach", str(self.tree), ref)
+        if added.returncode != 0:
+            self.problem = f"cannot check out {ref}: {first_line(added.stderr)}"
+
+    def changed(self, manifest: str) -> bool:
+        """Whether the pull request changes anything in the manifest's folder."""
+        folder = os.path.dirname(manifest) or "."
+        out = git("diff", "--name-only", self.ref, "--", folder)
+        return out.returncode != 0 or bool(out.stdout.strip())
+
+    def close(self) -> None:
+        if self.problem is None:
+            git("worktree", "remove", "--force", str(self.tree))
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def git(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=300
+    )
+
+
+def build_facts(manifest: str, out: Path, cwd: str | None = None) -> dict[str, Any] | None:
+    """The IR facts of the manifest's pipeline, built into `out`; None when it is not there."""
+    from nbflow.deploy.build_diff import facts
+
+    if not Path(cwd or ".", manifest).is_file():
+        return None
+    done = subprocess.run(
+        [sys.executable, "-m", "nbflow", "build", "--out", str(out), "--", manifest],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+        check=False,
+    )
+    irs = sorted(out.glob("*/*/pipeline.yaml"))
+    if done.returncode != 0 or not irs:
+        raise RuntimeError(first_line(done.stderr))
+    return facts(irs[0].read_text(encoding="utf-8"))
+
+
+def _shown(value: Any) -> str:
+    return "–" if value is None else markdown_code(json.dumps(value, sort_keys=True), table=True)
+
+
+def base_lines(manifest: str, base: Base, index: int) -> list[str]:
+    """Markdown: what the pull request changes in the pipeline, against the base's build."""
+    from nbflow.deploy.build_diff import compare
+
+    title = f"**Against {markdown_code(base.ref)}:**"
+    if base.problem:
+        return [title, "", f"base build skipped: {markdown(base.problem)}", ""]
+    if not base.changed(manifest):
+        return [title, "", "no change in this project's folder", ""]
+    try:
+        head = build_facts(manifest, base.scratch / f"head-{index}")
+        old = build_facts(manifest, base.scratch / f"base-{index}", cwd=str(base.tree))
+    except RuntimeError as exc:
+        return [title, "", f"build failed: {markdown(str(exc))}", ""]
+    if old is None:
+        return [title, "", "a new pipeline: nothing to compare with", ""]
+    changes = compare(old, head)
+    lines = [title, ""]
+    if not changes:
+        lines += ["no change to steps, parameters, images or resources", ""]
+    else:
+        lines += ["| | name | what | base | this pull request |", "|---|---|---|---|---|"]
+        for c in changes:
+            lines.append(
+                f"| {c.kind} | {markdown_code(c.name, table=True)} | {markdown(c.what)} | "
+                f"{_shown(c.old)} | {_shown(c.new)} |"
+            )
+        lines.append("")
+    if os.environ.get("NBFLOW_RUN", "").strip().lower() == "true":
+        lines += metrics_lines(manifest, base)
+    return lines
+
+
+def run_metrics(manifest: str, cwd: str | None = None) -> dict[str, Any]:
+    """The metrics of `nbflow run` of the manifest; raises RuntimeError when the run fails."""
+    done = subprocess.run(
+        [sys.executable, "-m", "nbflow", "run", "--json", "-q", "--", manifest],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+        check=False,
+    )
+    try:
+        doc = json.loads(done.stdout)
+    except ValueError:
+        raise RuntimeError(first_line(done.stderr)) from None
+    if not doc.get("ok"):
+        failed = [s["name"] for s in doc.get("steps", []) if s.get("status") == "failed"]
+        raise RuntimeError(f"the run failed (steps: {', '.join(failed) or 'none ran'})")
+    return dict(doc.get("metrics") or {})
+
+
+def metrics_lines(manifest: str, base: Base) -> list[str]:
+    """Markdown: the metrics of a run of this pull request beside those of the base's."""
+    from nbflow.local.report import format_value
+
+    try:
+        new = run_metrics(manifest)
+        old = run_metrics(manifest, cwd=str(base.tree)) if (base.tree / manifest).is_file() else {}
+    except RuntimeError as exc:
+        return [f"run skipped: {markdown(str(exc))}", ""]
+    lines = ["**Metrics** (`nbflow run`):", "", "| metric | base | this pull request | change |",
+             "|---|---|---|---|"]  # fmt: skip
+    for name in sorted(set(old) | set(new)):
+        a, b = old.get(name), new.get(name)
+        change = "–"
+        if isinstance(a, int | float) and isinstance(b, int | float):
+            change = ("+" if b - a > 0 else "") + format_value(b - a)
+        shown = ["–" if v is None else format_value(v) for v in (a, b)]
+        lines.append(f"| {markdown_code(name, table=True)} | {shown[0]} | {shown[1]} | {change} |")
+    return [*lines, ""]
+
+
+def manifest_section(
+    manifest: str, cluster: str | None, event: str, base: Base | None = None, index: int = 0
+) -> tuple[str, list[str]]:
     """(result word, Markdown lines) for one manifest."""
     checked = nbflow("validate", "--format", "json", "--", manifest)
     try:
@@ -88,6 +231,8 @@ def manifest_section(manifest: str, cluster: str | None, event: str) -> tuple[st
         lines.append("")
     if not doc.get("ok"):
         return result, lines
+    if base is not None:
+        lines += base_lines(manifest, base, index)
     graph = nbflow("graph", "--format", "mermaid", "--", manifest)
     if graph.returncode == 0 and graph.stdout.strip():
         lines += ["```mermaid", graph.stdout.strip().replace("```", "'''"), "```", ""]
@@ -141,13 +286,22 @@ def main() -> int:
 
     manifests = [os.path.relpath(m) for m in find_manifests(paths)]
     cluster = kubeconfig()
+    ref = os.environ.get("NBFLOW_BASE_REF", "").strip()
+    if not ref and os.environ.get("GITHUB_BASE_REF", "").strip():
+        ref = f"origin/{os.environ['GITHUB_BASE_REF'].strip()}"
+    base = None
+    if ref:
+        scratch = Path(tempfile.mkdtemp(prefix="nbflow-", dir=os.environ.get("RUNNER_TEMP")))
+        base = Base(ref, scratch)
     table = ["| manifest | result |", "|---|---|"]
     sections: list[str] = []
-    for manifest in manifests:
-        result, lines = manifest_section(manifest, cluster, event)
+    for index, manifest in enumerate(manifests):
+        result, lines = manifest_section(manifest, cluster, event, base, index)
         mark = "✅" if result == "ok" else "❌"
         table.append(f"| {markdown_code(manifest, table=True)} | {mark} {result} |")
         sections += [f"### {markdown_code(manifest)}: {result}", "", *lines]
+    if base is not None:
+        base.close()
     out += [*table, "", *sections]
     return write_summary(out, code)
 

@@ -529,7 +529,7 @@ def init(
     target = path.parent / MANIFEST_NAME
     if target.exists() and not force:
         raise UsageError(f"{shown_path(target)} already exists: pass --force to overwrite it")
-    if name is not None and (len(name) > DNS_MAX or not DNS_LABEL.match(name)):
+    if name is not None and (len(name) > DNS_MAX or not DNS_LABEL.fullmatch(name)):
         raise UsageError(
             f"--name `{name}` is not a DNS-1123 label (lowercase letters, digits and `-`)"
         )

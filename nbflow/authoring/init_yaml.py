@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbflow.check.schema import SCHEMA_FILE
+from nbflow.check.schema import SCHEMA_FILE, SCHEMA_URL
 from nbflow.load.notebook import cell_owners
 
 if TYPE_CHECKING:
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Draft", "DraftStep", "cell_spec", "render", "scalar", "schema_ref"]
 
-SCHEMA_URL = "https://nbflow.dev/schemas/nbflow.v1.schema.json"
 
 # -- the draft: what init decided, with comments, before it becomes YAML --------------------------
 

@@ -219,7 +219,7 @@ def _parameter(
         for v, item in zip(space.values, items, strict=True):
             if isinstance(v, float) and not math.isfinite(v):
                 problems.append(f"`{name}` lists `{v}`, which is not a finite number")
-            elif not SHELL_SAFE.match(item):
+            elif not SHELL_SAFE.fullmatch(item):
                 problems.append(
                     f"`{name}` lists {item!r}, which holds {unsafe_chars(item)}: Katib passes "
                     "values through `sh -c` without quoting; use letters, digits and "

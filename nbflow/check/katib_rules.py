@@ -95,7 +95,9 @@ SHELL_UNSAFE_CHAR = re.compile(r"[^A-Za-z0-9_@%+=:,./-]")
 def unsafe_chars(text: str) -> str:
     """The characters of `text` that `sh -c` would interpret, as a message lists them."""
     chars = sorted(set(SHELL_UNSAFE_CHAR.findall(text)))
-    return ", ".join("a space" if c == " " else f"`{c}`" for c in chars)
+    return ", ".join(
+        "a space" if c == " " else f"`{c if c.isprintable() else repr(c)[1:-1]}`" for c in chars
+    )
 
 
 def check_experiment(exp: dict[str, Any]) -> list[str]:
@@ -192,23 +194,23 @@ def _check_metadata(exp: dict[str, Any], spec: dict[str, Any]) -> Iterator[str]:
         yield f"apiVersion/kind: must be {API_VERSION} Experiment"
     meta = exp.get("metadata")
     name = _str(_get(meta, "name"))
-    if not NAME.match(name) or len(name) > EXPERIMENT_NAME_MAX:
+    if not NAME.fullmatch(name) or len(name) > EXPERIMENT_NAME_MAX:
         yield (
             f"metadata.name `{name}`: Katib wants lowercase letters, digits and `-`, starting "
             f"with a letter and ending with a letter or digit, at most {EXPERIMENT_NAME_MAX} "
             "characters"
         )
     ns = _get(meta, "namespace")
-    if ns is not None and (not isinstance(ns, str) or not DNS_LABEL.match(ns) or len(ns) > 63):
+    if ns is not None and (not isinstance(ns, str) or not DNS_LABEL.fullmatch(ns) or len(ns) > 63):
         yield f"metadata.namespace `{ns}` is not a DNS-1123 label"
     labels = _get(meta, "labels") or {}
     if not isinstance(labels, dict):
         yield "metadata.labels: must be a mapping"
         return
     for k, v in labels.items():
-        if not isinstance(k, str) or len(k.rsplit("/", 1)[-1]) > 63 or not LABEL_KEY.match(k):
+        if not isinstance(k, str) or len(k.rsplit("/", 1)[-1]) > 63 or not LABEL_KEY.fullmatch(k):
             yield f"metadata.labels: `{k}` is not a valid label key"
-        if not isinstance(v, str) or len(v) > 63 or not LABEL_VALUE.match(v):
+        if not isinstance(v, str) or len(v) > 63 or not LABEL_VALUE.fullmatch(v):
             yield f"metadata.labels: the value of `{k}` (`{v}`) is not a valid label value"
 
 
@@ -258,7 +260,7 @@ def _check_objective(exp: dict[str, Any], spec: dict[str, Any]) -> Iterator[str]
         yield "spec.objective.additionalMetricNames: a name appears twice"
     if _get(spec, "metricsCollectorSpec", "source", "filter") is None:
         for m in [name, *extra] if name else extra:
-            if not isinstance(m, str) or not METRIC_NAME.match(m):
+            if not isinstance(m, str) or not METRIC_NAME.fullmatch(m):
                 yield f"metric `{m}`: the StdOut collector's filter only reads names of `[\\w|-]+`"
 
 
@@ -576,11 +578,11 @@ def _check_trial_parameters(
 
 
 def _is_meta(reference: str) -> bool:
-    m = META_REFERENCE.match(reference)
+    m = META_REFERENCE.fullmatch(reference)
     if not m:
         return False
     key = m.group(1)
-    return key in META_KEYS or bool(re.match(r"^(Labels|Annotations)\[.+\]$", key))
+    return key in META_KEYS or bool(re.fullmatch(r"(Labels|Annotations)\[.+\]", key))
 
 
 def _check_shell(exp: dict[str, Any], spec: dict[str, Any]) -> Iterator[str]:
@@ -606,14 +608,14 @@ def _check_shell(exp: dict[str, Any], spec: dict[str, Any]) -> Iterator[str]:
             yield f"container `{primary}`: `{word!r}` is not a string"
             continue
         literal = PLACEHOLDER.sub("", word)
-        if not SHELL_SAFE.match(literal):
+        if not SHELL_SAFE.fullmatch(literal):
             yield (
                 f"container `{primary}`: `{word}` holds {unsafe_chars(literal)}, which `sh -c` "
                 "would interpret: Katib quotes nothing"
             )
         for ph in PLACEHOLDER.findall(word):
             for value in values.get(ph, []):
-                if not SHELL_SAFE.match(value):
+                if not SHELL_SAFE.fullmatch(value):
                     yield (
                         f"container `{primary}`: `{ph}` can be {value!r}, which holds "
                         f"{unsafe_chars(value)}: Katib passes it through `sh -c` without quoting"

@@ -186,12 +186,31 @@ def read_lock(root: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as f:
+            raw = f.read(MAX_LOCK_BYTES + 1)
+        if len(raw) > MAX_LOCK_BYTES:
+            raise ValueError(f"larger than {MAX_LOCK_BYTES // 2**20} MiB")
+        data = json.loads(raw)  # a ValueError too for a number of thousands of digits
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(str(exc)) from None
-    if not isinstance(data, dict) or not isinstance(data.get("cells"), dict):
-        raise ValueError("no `cells` mapping")
+    except RecursionError:  # nested deeper than json can read
+        raise ValueError("nested too deeply") from None
+    if not isinstance(data, dict) or not _lock_shape(data.get("cells")):
+        raise ValueError("no `cells` mapping of cell id lists")
+    if not isinstance(data.get("notebook"), str):
+        raise ValueError("no `notebook`")
     return data
+
+
+MAX_LOCK_BYTES = 4 * 2**20  # a lock of 5,000 steps is ~200 kB
+
+
+def _lock_shape(cells: Any) -> bool:
+    """`cells` as `nbflow lock` writes it: group name -> list of cell ids (null for none)."""
+    return isinstance(cells, dict) and all(
+        isinstance(ids, list) and all(i is None or isinstance(i, str) for i in ids)
+        for ids in cells.values()
+    )
 
 
 def drifts(

@@ -8,6 +8,7 @@ The JSON schema in `schemas/nbflow.v1.schema.json` is generated from these class
 from __future__ import annotations
 
 import keyword
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -29,6 +30,7 @@ from pydantic_core import PydanticCustomError
 
 from nbflow import codes
 from nbflow.check.quantities import duration_seconds, is_quantity
+from nbflow.check.schema import SCHEMA_URL, readable
 from nbflow.codes import Code
 
 API_VERSION = "nbflow/v1"
@@ -54,7 +56,7 @@ def _fail(code: Code, message: str, **ctx: Any) -> PydanticCustomError:
 
 
 def _dns_label(value: str, what: str) -> str:
-    if len(value) > 63 or not DNS_LABEL.match(value):
+    if len(value) > 63 or not DNS_LABEL.fullmatch(value):
         raise _fail(
             codes.INVALID_NAME,
             f"{what} `{value}` is not a DNS-1123 label: lowercase letters, digits and `-`, "
@@ -63,8 +65,32 @@ def _dns_label(value: str, what: str) -> str:
     return value
 
 
+MAX_TIMEOUT_DAYS = 3650  # Argo adds a timeout to the time as Go's time.Duration: under 292 years
+
+
+def _dns_subdomain(value: str, what: str, code: Code = codes.INVALID_NAME) -> str:
+    if len(value) > 253 or not DNS_SUBDOMAIN.fullmatch(value):
+        raise _fail(
+            code,
+            f"{what} `{value}` is not a DNS-1123 subdomain: lowercase letters, digits, `-` and "
+            "`.`, starting and ending with a letter or digit, at most 253 characters",
+        )
+    return value
+
+
+def _path_text(value: str, what: str) -> str:
+    """A path nbflow passes to the file system or a container: no NUL or other control
+    characters, which no file name needs and which break whatever reads them."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise _fail(
+            codes.INVALID_VALUE,
+            f"{what} {value!r} holds a control character (a NUL, a line break...)",
+        )
+    return value
+
+
 def _identifier(value: str, what: str) -> str:
-    if not IDENTIFIER.match(value) or keyword.iskeyword(value):
+    if not IDENTIFIER.fullmatch(value) or keyword.iskeyword(value):
         raise _fail(codes.INVALID_NAME, f"{what} `{value}` is not a Python identifier")
     return value
 
@@ -139,6 +165,10 @@ def _duration(value: Any) -> int:
             codes.TIMEOUT,
             f"`{value}` is not a positive duration (e.g. `90s`, `30m`, `2h`, `1h30m`)",
         )
+    if seconds > MAX_TIMEOUT_DAYS * 86400:
+        raise _fail(
+            codes.TIMEOUT, f"`{value}` is longer than {MAX_TIMEOUT_DAYS}d, the longest timeout"
+        )
     return seconds
 
 
@@ -160,7 +190,7 @@ EnvValue = StrictStr | StrictInt | StrictFloat | StrictBool
 
 
 def _env_name(v: str) -> str:
-    if not ENV_NAME.match(v):
+    if not ENV_NAME.fullmatch(v):
         raise _fail(codes.ENV_NAME, f"`{v}` is not a valid environment variable name")
     return v
 
@@ -248,13 +278,13 @@ class Resources(Model):
     @field_validator("gpuType")
     @classmethod
     def _gpu_type(cls, v: str) -> str:
-        if not re.match(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*)$", v):
+        if not re.fullmatch(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*)", v):
             raise _fail(codes.BAD_GPU, f"gpuType `{v}` is not an extended resource name")
         return v
 
 
 class Toleration(Model):
-    key: StrictStr | None = None
+    key: LabelKey | None = None
     """the taint key to tolerate"""
     operator: Literal["Exists", "Equal"] = "Equal"
     """`Equal` (key and value match) or `Exists` (any value)"""
@@ -264,6 +294,22 @@ class Toleration(Model):
     """the taint effect to tolerate; all effects when unset"""
     tolerationSeconds: StrictInt | None = None
     """with `NoExecute`: how long the pod stays bound after the taint appears"""
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, v: str | None) -> str | None:
+        return v if v is None else _label_value(v)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Toleration:
+        # what the Kubernetes API server checks of a toleration (validation.go)
+        if self.operator == "Exists" and self.value:
+            raise _fail(codes.INVALID_VALUE, "a toleration with `operator: Exists` has no `value`")
+        if not self.key and self.operator != "Exists":
+            raise _fail(codes.INVALID_VALUE, "a toleration without `key` needs `operator: Exists`")
+        if self.tolerationSeconds is not None and self.effect != "NoExecute":
+            raise _fail(codes.INVALID_VALUE, "`tolerationSeconds` needs `effect: NoExecute`")
+        return self
 
 
 class Step(Model):
@@ -304,6 +350,30 @@ def _parameter_short(value: Any) -> Any:
     return value if isinstance(value, dict) else {"default": value}
 
 
+def not_json(value: Any) -> str | None:
+    """Why `value` can't be a pipeline parameter's value, or None when it can: JSON data, with
+    string keys, finite numbers and integers of 64 bits (KFP passes a protobuf Struct)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"holds `{value!r}`, which is not a finite number"
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        return "holds an integer beyond 64 bits"
+    if value is None or isinstance(value, str | int | float):  # bool is an int
+        return None
+    if isinstance(value, list):
+        return next((p for p in map(not_json, value) if p), None)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return (
+                    f"has the key `{k!r}`: keys of a mapping parameter must be strings (quote it)"
+                )
+            problem = not_json(v)
+            if problem:
+                return problem
+        return None
+    return f"holds `{value!r}`, which is not a number, string, boolean, list or mapping"
+
+
 def infer_type(value: Any) -> str | None:
     for t, name in (
         (bool, "bool"),
@@ -337,6 +407,9 @@ class Parameter(Model):
 
     @model_validator(mode="after")
     def _typed(self) -> Parameter:
+        problem = not_json(self.default)
+        if problem:  # KFP passes parameters as JSON (protobuf Struct): nothing else travels
+            raise _fail(codes.PARAMETER_DEFAULT_TYPE, f"default {problem}")
         if self.type is None:
             if self.default is None:
                 raise _fail(
@@ -479,7 +552,14 @@ class Volume(Model):
     def _path(cls, v: str) -> str:
         if not v.startswith("/"):
             raise _fail(codes.VOLUME, f"mountPath `{v}` must be an absolute path")
-        return v
+        if ".." in v.split("/"):
+            raise _fail(codes.VOLUME, f"mountPath `{v}` must not hold `..`")
+        return _path_text(v, "mountPath")
+
+    @field_validator("storageClass")
+    @classmethod
+    def _storage_class(cls, v: str | None) -> str | None:
+        return v if v is None else _dns_subdomain(v, "storageClass", codes.VOLUME)
 
     @model_validator(mode="after")
     def _one_source(self) -> Volume:
@@ -513,6 +593,22 @@ class Deploy(Model):
     def _ns(cls, v: str | None) -> str | None:
         return v if v is None else _dns_label(v, "namespace")
 
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str | None) -> str | None:
+        if v is not None and (
+            not re.fullmatch(r"https?://[^\s/?#]+(/\S*)?", v) or any(not c.isprintable() for c in v)
+        ):
+            raise _fail(
+                codes.INVALID_VALUE, f"host {v!r} is not an http:// or https:// URL of the KFP API"
+            )
+        return v
+
+    @field_validator("serviceAccount")
+    @classmethod
+    def _service_account(cls, v: str | None) -> str | None:
+        return v if v is None else _dns_subdomain(v, "serviceAccount")
+
 
 class Manifest(Model):
     model_config = ConfigDict(
@@ -520,7 +616,7 @@ class Manifest(Model):
         frozen=True,
         use_attribute_docstrings=True,
         title="nbflow manifest",
-        json_schema_extra={"$id": "https://nbflow.dev/schemas/nbflow.v1.schema.json"},
+        json_schema_extra={"$id": SCHEMA_URL},
     )
 
     apiVersion: Literal["nbflow/v1"]
@@ -561,6 +657,25 @@ class Manifest(Model):
     def _name(cls, v: str) -> str:
         return _dns_label(v, "pipeline name")
 
+    @field_validator("notebook")
+    @classmethod
+    def _notebook(cls, v: str) -> str:
+        return _path_text(v, "notebook")
+
+    @field_validator("requirements")
+    @classmethod
+    def _requirements_file(cls, v: tuple[str, ...] | str) -> tuple[str, ...] | str:
+        return _path_text(v, "requirements file") if isinstance(v, str) else v
+
 
 def json_schema() -> dict[str, Any]:
-    return Manifest.model_json_schema(by_alias=True)
+    return readable(Manifest.model_json_schema(by_alias=True))
+
+
+def schema_text() -> str:
+    """The text of schemas/nbflow.v1.schema.json (here, not in `schema`: that module is below
+    this one, which takes `readable` and the schema's URL from it)."""
+    import json
+
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **json_schema()}
+    return json.dumps(schema, indent=2, sort_keys=False) + "\n"

@@ -28,12 +28,12 @@ _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
 def is_quantity(text: str) -> bool:
-    return bool(_QUANTITY.match(text)) and not text.startswith("-")
+    return quantity_value(text) is not None and not text.startswith("-")
 
 
 def quantity_value(text: str) -> Decimal | None:
     """The quantity as a number of base units, or None when it is not a quantity."""
-    m = _QUANTITY.match(text)
+    m = _QUANTITY.fullmatch(text)
     if not m:
         return None
     try:
@@ -46,7 +46,10 @@ def quantity_value(text: str) -> Decimal | None:
     if suffix in _DECIMAL:
         return num * Decimal(_DECIMAL[suffix])
     if suffix:
-        return num * Decimal(10) ** int(suffix[1:])
+        exponent = int(suffix[1:]) if len(suffix) <= 6 else None
+        if exponent is None or abs(exponent) > 999:  # Kubernetes itself stops at 10^±18
+            return None
+        return num * Decimal(10) ** exponent
     return num
 
 
@@ -56,8 +59,8 @@ def duration_seconds(value: Any) -> int | None:
         return value
     if not isinstance(value, str) or not value:
         return None
-    m = _DURATION.match(value.strip())
-    if not m or not any(m.groups()):
-        return None
+    m = _DURATION.fullmatch(value.strip())
+    if not m or not any(m.groups()) or any(g and len(g) > 12 for g in m.groups()):
+        return None  # past 12 digits, no duration anyone means (and int() of 5,000 refuses)
     d, h, mi, s = (int(g) if g else 0 for g in m.groups())
     return ((d * 24 + h) * 60 + mi) * 60 + s

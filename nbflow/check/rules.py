@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nbflow import codes
-from nbflow.check.manifest import Manifest, Resources, fits, infer_type
+from nbflow.check.manifest import Manifest, Resources, fits, infer_type, not_json
 from nbflow.check.quantities import quantity_value
 from nbflow.codes import Code
 from nbflow.diagnostics import Diagnostic, Location, error, warning
@@ -62,6 +62,18 @@ class Resolved:
     parameters_cell: int | None = None
     steps: dict[str, tuple[int, ...]] | None = None
     parameter_values: dict[str, Any] | None = None
+
+
+MAX_GRID = 1_000_000  # grid points: each is a trial, and `nbflow tune` lists them all
+MAX_STEPS = 10**12  # steps in one range: past that a step only breaks decimal arithmetic
+
+
+def _points(low: float, high: float, step: float) -> float:
+    """How many points min, min+step, ... <= max holds; inf when the arithmetic overflows."""
+    try:
+        return math.floor((high - low) / step + 1e-9) + 1
+    except (OverflowError, ValueError):  # inf or nan from an overflowing span
+        return math.inf
 
 
 class Checker:
@@ -143,8 +155,9 @@ class Checker:
                 continue
             if isinstance(item, int):
                 lo = hi = item
+                last = str(item)
             else:
-                m = _RANGE.match(item)
+                m = _RANGE.fullmatch(item)
                 if not m:
                     self.diags.append(
                         error(
@@ -155,8 +168,13 @@ class Checker:
                         )
                     )
                     continue
-                lo = int(m.group(1))
-                hi = int(m.group(2) or lo)
+                # past nine digits a number is no cell of any notebook (and int() of thousands
+                # of digits is refused): one past the last cell says so below
+                last = (m.group(2) or m.group(1)).lstrip("0") or "0"
+                lo, hi = (
+                    int(g.lstrip("0") or "0") if len(g.lstrip("0")) <= 9 else n + 1
+                    for g in (m.group(1), m.group(2) or m.group(1))
+                )
             if lo > hi or lo < 1:
                 self.diags.append(
                     error(
@@ -170,7 +188,8 @@ class Checker:
                 self.diags.append(
                     error(
                         codes.CELL_OUT_OF_RANGE,
-                        f"cell {hi} does not exist: {self.nb.path} has {n} cells",
+                        f"cell {last if len(last) <= 12 else last[:9] + '...'} does not exist: "
+                        f"{self.nb.path} has {n} cells",
                         self.at(ipath),
                         hint="`nbflow cells " + self.nb.path + "` lists them with their numbers",
                     )
@@ -414,7 +433,20 @@ class Checker:
                 continue
             v = values[name]
             assert p.type is not None
-            if not fits(v, p.type):
+            problem = not_json(v)
+            if problem and p.default is None:  # the cell's value is the pipeline's default
+                self.diags.append(
+                    error(
+                        codes.PARAMETER_NOT_LITERAL,
+                        f"parameter `{name}` in cell {pcell}, line {lines[name]}, {problem}: "
+                        "no pipeline parameter can hold it",
+                        self.at(("parameters", name), key=True),
+                        hint="give the parameter a `default` in the manifest, or assign a value "
+                        "that JSON can hold",
+                        related=(self.cell_at(pcell, lines[name]),),
+                    )
+                )
+            elif not fits(v, p.type):
                 self.diags.append(
                     error(
                         codes.PARAMETER_TYPE_MISMATCH,
@@ -592,7 +624,7 @@ class Checker:
                             )
                         )
                 assert space.min is not None and space.max is not None
-                combinations *= math.floor((space.max - space.min) / (space.step or 1)) + 1
+                combinations *= _points(space.min, space.max, space.step or 1)
             elif space.step is None:
                 combinations = math.inf
                 if t.algorithm == "grid":
@@ -606,8 +638,28 @@ class Checker:
                     )
             else:
                 assert space.min is not None and space.max is not None
-                combinations *= math.floor((space.max - space.min) / space.step + 1e-9) + 1
-        if t.algorithm == "grid" and math.isfinite(combinations) and t.maxTrials > combinations:
+                combinations *= _points(space.min, space.max, space.step)
+            step = space.step
+            if step is not None and _points(space.min or 0, space.max or 0, step) > MAX_STEPS:
+                self.diags.append(
+                    error(
+                        codes.SEARCH_RANGE_ORDER,
+                        f"`{name}` has more than {MAX_STEPS:.0e} steps from min to max: "
+                        f"step {space.step!r} is too small for the range",
+                        self.at((*path, "step")),
+                    )
+                )
+        if t.algorithm == "grid" and MAX_GRID < combinations < math.inf:  # inf: a step is missing
+            self.diags.append(
+                error(
+                    codes.GRID_TOO_LARGE,
+                    f"grid search has {'more than 1e18' if combinations > 1e18 else int(combinations)}"
+                    f" combinations; at most {MAX_GRID:,} can be searched",
+                    self.at(("tuning", "search"), key=True),
+                    hint="use larger steps or fewer values, or a sampling algorithm (random, tpe)",
+                )
+            )
+        elif t.algorithm == "grid" and math.isfinite(combinations) and t.maxTrials > combinations:
             self.diags.append(
                 error(
                     codes.GRID_TOO_SMALL,
@@ -805,7 +857,7 @@ _IMAGE = re.compile(
 
 def image_problem(ref: str) -> str | None:
     """None for a pinned image; a phrase for an unpinned one; 'invalid' for a malformed one."""
-    m = _IMAGE.match(ref)
+    m = _IMAGE.fullmatch(ref)
     if not m:
         return "invalid"
     if m.group("digest"):

@@ -4,6 +4,7 @@ Exit codes (`nbflow.cli.exit_codes`, documented in README.md, tested in tests/te
   0  success
   1  the input has errors, or a run / tuning / apply failed
   2  bad usage, or an environment problem (missing file or dependency, unreachable cluster)
+  3  internal error: a bug in nbflow (one line on stderr, never a traceback; please report it)
   130 interrupted (Ctrl-C, SIGTERM, SIGHUP)
 Exceptions become exit codes here, in `main`; the commands in `nbflow.cli.commands` return the
 code of their outcome. No module outside `nbflow.cli` decides an exit code.
@@ -12,20 +13,31 @@ code of their outcome. No module outside `nbflow.cli` decides an exit code.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from nbflow import __version__
-from nbflow.cli.exit_codes import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from nbflow.cli.exit_codes import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from nbflow.console import CHOICES, wants_color
 from nbflow.errors import CommandFailed, EnvironmentProblem, Interrupted, UsageError
 from nbflow.escape import terminal_lines
 
 if TYPE_CHECKING:
     from nbflow.check.project import Project
 
-__all__ = ["EXIT_INPUT", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "main", "parser"]
+__all__ = [
+    "EXIT_INPUT",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "main",
+    "parser",
+]
 
 
 def _out() -> TextIO:
@@ -86,7 +98,7 @@ def cmd_cells(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from nbflow.check.schema import schema_text
+    from nbflow.check.manifest import schema_text
 
     _out().write(schema_text())
     return EXIT_OK
@@ -114,7 +126,7 @@ def _each_project(paths: list[str], *, lock: bool = True) -> Iterator[Project | 
     for manifest in manifests:
         report, project = validate_manifest(manifest, lock=lock)
         if report.diagnostics:
-            sys.stderr.write(render_text(report, color=sys.stderr.isatty()))
+            sys.stderr.write(render_text(report, color=wants_color(sys.stderr)))
         yield project
 
 
@@ -146,8 +158,6 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from nbflow.check.validate import shown_path
     from nbflow.generate.build import build
 
@@ -168,6 +178,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from nbflow.cli.progress import StepProgress
+    from nbflow.local.report import format_value
     from nbflow.local.run import RunError, parse_parameters, run
 
     project = _project(args.path)
@@ -175,20 +186,50 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INPUT
     try:
         params = parse_parameters(project, args.param or [])
-        display = StepProgress(project.name, [s.name for s in project.plan.steps], sys.stderr)
-        result = run(project, parameters=params, cache=not args.no_cache, progress=display.update)
     except RunError as exc:
         raise UsageError(str(exc)) from None
+    display = StepProgress(
+        project.name,
+        [s.name for s in project.plan.steps],
+        sys.stderr,
+        quiet=args.quiet,
+        verbose=args.verbose,
+    )
+    try:
+        result = run(
+            project,
+            parameters=params,
+            cache=not args.no_cache,
+            progress=display.update,
+            started=display.started,
+            echo=display.echo,
+            engine=args.engine,
+            jobs=args.jobs,
+        )
+    except RunError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        display.stop()
     display.finish(result)
     if args.json:
         _out().write(json.dumps(result.to_json(), indent=2, default=str) + "\n")
     else:
         for name, value in sorted(result.metrics.items()):
-            print(f"{name}={value!r}")
+            print(f"{name}={format_value(value)}")
     return EXIT_OK if result.ok else EXIT_INPUT
 
 
 # -- plumbing ------------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _project(path: str) -> Project | None:
@@ -198,16 +239,35 @@ def _project(path: str) -> Project | None:
 
     report, project = load_project(path)
     if report.diagnostics:
-        sys.stderr.write(render_text(report, color=sys.stderr.isatty()))
+        sys.stderr.write(render_text(report, color=wants_color(sys.stderr)))
     return project
 
 
 def _color(args: argparse.Namespace) -> bool:
+    return wants_color(sys.stdout)  # --color reaches it through the environment (see main)
+
+
+@contextlib.contextmanager
+def _color_choice(choice: str) -> Iterator[None]:
+    """`--color always|never` as NO_COLOR / FORCE_COLOR for the command (and the processes it
+    starts), so that every writer decides through nbflow.console alike; restored afterwards."""
     import os
 
-    if os.environ.get("NO_COLOR"):
-        return False
-    return bool(getattr(args, "color", False)) or sys.stdout.isatty()
+    saved = {k: os.environ.get(k) for k in ("NO_COLOR", "FORCE_COLOR")}
+    if choice == "always":
+        os.environ.pop("NO_COLOR", None)
+        os.environ["FORCE_COLOR"] = "1"
+    elif choice == "never":
+        os.environ["NO_COLOR"] = "1"
+        os.environ.pop("FORCE_COLOR", None)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -235,6 +295,18 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_runs(args: argparse.Namespace) -> int:
+    from nbflow.cli.runs import cmd_runs as run
+
+    return run(args, _out())
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    from nbflow.cli.completion import cmd_completion as run
+
+    return run(args)
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     from nbflow.cli.commands.init import cmd_init as run
 
@@ -253,6 +325,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "diff": cmd_diff,
     "apply": cmd_apply,
     "tune": cmd_tune,
+    "runs": cmd_runs,
+    "completion": cmd_completion,
     "init": cmd_init,
 }
 
@@ -262,6 +336,7 @@ def parser() -> argparse.ArgumentParser:
         prog="nbflow",
         description="Jupyter notebooks to Kubeflow Pipelines and Katib, declaratively and through git.",
         epilog="Exit codes: 0 ok, 1 errors in the input or a failed run, 2 bad usage or environment, "
+        "3 internal error (a bug in nbflow: please report it), "
         "130 interrupted (Ctrl-C, SIGTERM, SIGHUP).",
     )
     p.add_argument("--version", action="version", version=f"nbflow {__version__}")
@@ -272,18 +347,26 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument(
         "paths", nargs="*", help="files or folders (every nbflow.yaml below them); default: ."
     )
-    v.add_argument("--format", choices=["text", "json", "github", "sarif"], default="text")
+    v.add_argument(
+        "--format",
+        choices=["text", "json", "github", "sarif"],
+        default="text",
+        help="text with code frames, JSON, GitHub workflow annotations, or SARIF 2.1 for code "
+        "scanning (default: text)",
+    )
     v.add_argument("--strict", action="store_true", help="fail on warnings too")
 
     c = sub.add_parser(
         "cells", help="list a notebook's cells with number, id, type, first line and step"
     )
-    c.add_argument("notebook")
+    c.add_argument("notebook", help="the .ipynb file")
     c.add_argument(
         "--manifest",
         help="nbflow.yaml whose steps own the cells (default: the one beside the notebook)",
     )
-    c.add_argument("--format", choices=["text", "json"], default="text")
+    c.add_argument(
+        "--format", choices=["text", "json"], default="text", help="output format (default: text)"
+    )
 
     sub.add_parser("schema", help="print the JSON schema of nbflow.yaml")
 
@@ -294,8 +377,15 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("code", nargs="?", help="a code (`NBF302`, `302`) or its name (`cycle`)")
 
     g = sub.add_parser("graph", help="print the pipeline's DAG with the variables on each edge")
-    g.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
-    g.add_argument("--format", choices=["mermaid", "dot", "text"], default="text")
+    g.add_argument(
+        "path", nargs="?", default=".", help="project folder or nbflow.yaml (default: .)"
+    )
+    g.add_argument(
+        "--format",
+        choices=["mermaid", "dot", "text"],
+        default="text",
+        help="plain text, a Mermaid flowchart or Graphviz DOT (default: text)",
+    )
     lk = sub.add_parser(
         "lock", help="record which cells each step holds (nbflow.lock.json), to catch drift"
     )
@@ -317,14 +407,17 @@ def parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser(
         "run",
-        help="run the pipeline on this machine (kfp.local)",
-        description="Run the pipeline on this machine with kfp.local, one step at a time, each "
-        "in a session of its own. Ctrl-C, SIGTERM or SIGHUP stop the running step with every "
+        help="run the pipeline on this machine, steps in parallel",
+        description="Run the pipeline on this machine: independent steps in parallel (--jobs), "
+        "each in a warm process and a session of its own (--engine kfp-local: kfp.local, one "
+        "step at a time). Ctrl-C, SIGTERM or SIGHUP stop the running step with every "
         "process it started, say which step was stopped and exit 130; the run's temporary files "
         "go with it. A step killed by a signal is reported with the signal's name and what it "
         "usually means (SIGKILL: often the out-of-memory killer).",
     )
-    r.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
+    r.add_argument(
+        "path", nargs="?", default=".", help="project folder or nbflow.yaml (default: .)"
+    )
     r.add_argument(
         "-p", "--param", action="append", metavar="NAME=VALUE", help="override a parameter"
     )
@@ -332,6 +425,35 @@ def parser() -> argparse.ArgumentParser:
         "--no-cache", action="store_true", help="run every step, ignoring cached results"
     )
     r.add_argument("--json", action="store_true", help="print the run's result as JSON")
+    r.add_argument(
+        "--engine",
+        choices=["nbflow", "kfp-local"],
+        default="nbflow",
+        help="nbflow (default: steps in parallel, each in a warm process of its own) or "
+        "kfp-local (kfp.local, one step at a time: a fidelity check)",
+    )
+    r.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive_int,
+        metavar="N",
+        help="steps run at once by the nbflow engine (default: the cores)",
+    )
+    loud = r.add_mutually_exclusive_group()
+    loud.add_argument(
+        "-q", "--quiet", action="store_true", help="print only failures and the metrics"
+    )
+    loud.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="print each step's output, each line prefixed by the step's name (as each step "
+        "ends; live under --engine kfp-local)",
+    )
+
+    from nbflow.cli.runs import add_parser as add_runs
+
+    add_runs(sub)
 
     t = sub.add_parser(
         "tune",
@@ -340,7 +462,9 @@ def parser() -> argparse.ArgumentParser:
         "Ctrl-C, SIGTERM or SIGHUP stop the running trials, their workers and steps, write the "
         "results so far and exit 130.",
     )
-    t.add_argument("path", nargs="?", default=".", help="project folder or nbflow.yaml")
+    t.add_argument(
+        "path", nargs="?", default=".", help="project folder or nbflow.yaml (default: .)"
+    )
     t.add_argument(
         "--trials", type=int, metavar="N", help="number of trials (default: tuning.maxTrials)"
     )
@@ -354,7 +478,12 @@ def parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("diff", help="show what `nbflow apply` would change on the cluster")
     _cluster_options(d)
-    d.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    d.add_argument(
+        "--format",
+        choices=["text", "json", "markdown"],
+        default="text",
+        help="output format; markdown suits a job summary (default: text)",
+    )
 
     a = sub.add_parser("apply", help="validate, build and apply the projects to the cluster")
     _cluster_options(a)
@@ -397,6 +526,28 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument(
         "--action-ref", help="git ref of nbflow's actions in the workflows: a release's commit SHA"
     )
+    co = sub.add_parser(
+        "completion",
+        help="print the shell completion script for bash, zsh or fish",
+        description="Print the completion script for a shell. bash: "
+        '`eval "$(nbflow completion bash)"` in ~/.bashrc; zsh: `eval "$(nbflow completion '
+        'zsh)"` in ~/.zshrc; fish: `nbflow completion fish > '
+        "~/.config/fish/completions/nbflow.fish`.",
+    )
+    co.add_argument("shell", choices=["bash", "zsh", "fish"], help="the shell")
+
+    for action in sub._choices_actions:  # a command's help is its description, unless it has one
+        command = sub.choices[action.dest]
+        if not command.description and action.help:
+            command.description = action.help[0].upper() + action.help[1:] + "."
+    for command in sub.choices.values():
+        command.add_argument(
+            "--color",
+            choices=CHOICES,
+            default="auto",
+            help="colour the output (default: auto: on a terminal, unless NO_COLOR is set; "
+            "FORCE_COLOR forces it)",
+        )
     return p
 
 
@@ -415,13 +566,18 @@ def _cluster_options(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
 
     p = parser()
+    if argv is None:
+        from nbflow.cli.completion import answer
+
+        answer(p)  # a shell asking for completions: answered, then the process exits
     try:
         args = p.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help/--version
         return int(exc.code or 0)
     handler = COMMANDS[args.command]
     try:
-        return handler(args)
+        with _color_choice(getattr(args, "color", "auto")):
+            return handler(args)
     except UsageError as exc:
         print(f"nbflow: {terminal_lines(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
@@ -437,3 +593,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `nbflow cells x | head`
         return EXIT_OK
+    except Exception as exc:  # the last line of defence: a bug in nbflow, never a traceback
+        return _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> int:
+    """One line for a bug in nbflow: what went wrong and where, so that a report can name it.
+    NBFLOW_TRACEBACK=1 prints the traceback as well, for whoever debugs it."""
+    import os
+    import traceback
+
+    where = traceback.extract_tb(exc.__traceback__)
+    place = f" (at {Path(where[-1].filename).name}:{where[-1].lineno})" if where else ""
+    text = " ".join(str(exc).split())[:300] or "no message"
+    print(
+        f"nbflow: internal error (please report): {type(exc).__name__}: {text}{place}",
+        file=sys.stderr,
+    )
+    if os.environ.get("NBFLOW_TRACEBACK"):
+        traceback.print_exception(exc, file=sys.stderr)
+    return EXIT_INTERNAL

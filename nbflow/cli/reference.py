@@ -21,7 +21,7 @@ model validates manifests and produces `schemas/nbflow.v1.schema.json`. Add this
 manifest for completion and hover help in editors that use yaml-language-server:
 
 ```yaml
-# yaml-language-server: $schema=https://nbflow.dev/schemas/nbflow.v1.schema.json
+# yaml-language-server: $schema={schema_url}
 ```
 
 Cell numbers are 1-based and count every cell, markdown too, in notebook order (`nbflow cells
@@ -80,10 +80,11 @@ def _default(prop: dict[str, Any], required: bool) -> str:
 
 def render() -> str:
     from nbflow.check.manifest import json_schema
+    from nbflow.check.schema import SCHEMA_URL
 
     schema = json_schema()
     defs = schema.get("$defs", {})
-    out = [INTRO]
+    out = [INTRO.replace("{schema_url}", SCHEMA_URL)]
     for name, title in _SECTIONS:
         model = schema if name == "Manifest" else defs[name]
         out.append(f"## {title}\n")
@@ -102,8 +103,10 @@ COMMANDS_INTRO = """# Command reference
 Generated from the command line's own help by `python -m nbflow.cli.reference commands >
 docs/commands.md`. Every command exits `0` on success, `1` when the input has errors or a run,
 tuning or apply failed, `2` on bad usage or an environment problem (a missing file or
-requirement, an unreachable cluster, missing credentials), and `130` when interrupted (Ctrl-C,
-SIGTERM or SIGHUP). No command prints a traceback for a mistake in its input.
+requirement, an unreachable cluster, missing credentials), `3` on an internal error (a bug in
+nbflow, reported on one line as `nbflow: internal error (please report): ...`; set
+`NBFLOW_TRACEBACK=1` for the traceback), and `130` when interrupted (Ctrl-C, SIGTERM or
+SIGHUP). No command prints a traceback, whatever its input.
 """
 
 

@@ -6,7 +6,9 @@ each reporter escapes them for its medium with `nbflow.escape` (JSON needs nothi
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from nbflow import __version__
@@ -128,12 +130,37 @@ def render_json(report: Report) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
+def _repository_root(start: str) -> Path | None:
+    """The checkout holding `start`: $GITHUB_WORKSPACE when it does, else the nearest folder
+    above with a `.git` (a folder, or a file in a worktree or submodule)."""
+    here = Path(start)
+    workspace = os.environ.get("GITHUB_WORKSPACE")
+    if workspace and here.is_relative_to(Path(workspace).resolve()):
+        return Path(workspace).resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".git").exists():
+            return folder
+    return None
+
+
+def repository_path(file: str) -> str:
+    """A diagnostic's file relative to the repository root, as GitHub and code scanning resolve
+    it (whatever folder nbflow ran in); unchanged outside a repository."""
+    if not file:
+        return file
+    path = Path(file).resolve()
+    root = _repository_root(str(path.parent))
+    if root is None or not path.is_relative_to(root):
+        return file
+    return path.relative_to(root).as_posix()
+
+
 def render_github(report: Report) -> str:
     """GitHub workflow commands: one annotation per diagnostic, on the exact line."""
     out = []
     for d in report.sorted():
         level = "error" if d.severity is Severity.ERROR else "warning"
-        props = [f"file={workflow_property(terminal(d.location.file))}"]
+        props = [f"file={workflow_property(terminal(repository_path(d.location.file)))}"]
         if d.location.line is not None:
             props.append(f"line={d.location.line}")
         if d.location.column is not None:
@@ -183,7 +210,9 @@ def render_sarif(report: Report) -> str:
             region["startColumn"] = d.location.column
         if d.location.end_column is not None:
             region["endColumn"] = d.location.end_column
-        physical: dict[str, Any] = {"artifactLocation": {"uri": uri(d.location.file)}}
+        physical: dict[str, Any] = {
+            "artifactLocation": {"uri": uri(repository_path(d.location.file))}
+        }
         if region:
             physical["region"] = region
         results.append(

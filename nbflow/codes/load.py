@@ -165,3 +165,62 @@ REQUIREMENTS_FILE = Code(
         #   scikit-learn>=1.4
     """),
 )
+INPUT_TOO_LARGE = Code(
+    "NBF010",
+    "input-too-large",
+    ERROR,
+    "The manifest is too large, or its aliases repeat too much.",
+    "A manifest is a regular file of at most 1 MiB and holds at most 100,000 values, a YAML "
+    "alias counting as the values of its anchor each time it is used (so that a few lines of "
+    'nested aliases, a "billion laughs", can\'t exhaust memory). An alias inside its own '
+    "anchor, a cycle, is refused too. A real manifest is far below these limits: write the "
+    "values out, or split the pipeline.",
+    yaml("""
+        x-a: &a [x, x, x, x, x, x, x, x, x, x]
+        x-b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+        x-c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+        x-d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+        x-e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+    """),
+    yaml("""
+        x-resources: &gpu {cpu: "4", memory: 16Gi, gpu: 1}
+        steps:
+          train: {cells: 7, resources: *gpu}
+    """),
+)
+NESTED_TOO_DEEP = Code(
+    "NBF011",
+    "nested-too-deep",
+    ERROR,
+    "The manifest or notebook is nested too deeply.",
+    "A manifest nests at most 64 levels (its own keys need six), a notebook's JSON at most "
+    "100. Deeper input is refused with this diagnostic rather than read recursively until "
+    "the interpreter's stack runs out.",
+    yaml("""
+        parameters:
+          layers: {default: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}
+    """),
+    yaml("""
+        parameters:
+          layers: {default: [64, 32, 16]}
+    """),
+)
+NUMBER_OUT_OF_RANGE = Code(
+    "NBF012",
+    "number-out-of-range",
+    ERROR,
+    "A number does not fit 64 bits, or is not finite.",
+    "KFP, Kubernetes, Katib and JSON hold integers of 64 bits and finite numbers: an integer "
+    "beyond ±9223372036854775807, `.nan`, `.inf` or a float that overflows (`1e400`) could not "
+    "reach a pipeline unchanged, so the manifest refuses it where it is written.",
+    yaml("""
+        parameters:
+          threshold: .inf
+          seed: 99999999999999999999
+    """),
+    yaml("""
+        parameters:
+          threshold: 1.0e300
+          seed: 42
+    """),
+)

@@ -199,3 +199,26 @@ KATIB_REJECTS = Code(
           C: {min: 0.01, max: 100, log: true}
     """),
 )
+GRID_TOO_LARGE = Code(
+    "NBF512",
+    "grid-too-large",
+    ERROR,
+    "A grid search has more than 1,000,000 points.",
+    "A grid search runs every combination of its parameters' values: each is a trial, and "
+    "`nbflow tune` lists them all. More than 10^6 is no search anyone can run; use larger "
+    "steps or fewer values, or a sampling algorithm (`random`, `tpe`).",
+    yaml("""
+        tuning:
+          algorithm: grid
+          maxTrials: 20
+          search:
+            C: {min: 0, max: 1000, step: 0.0001}
+    """),
+    yaml("""
+        tuning:
+          algorithm: grid
+          maxTrials: 20
+          search:
+            C: {min: 0, max: 1000, step: 50}
+    """),
+)

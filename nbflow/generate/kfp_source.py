@@ -8,8 +8,9 @@ SDK reads each component's source with `inspect.getsource`.
 Every name that comes from the manifest or the notebook reaches the generated code either as a
 `repr()` literal or as an identifier that validation already proved to be one (parameters,
 metrics and variables are Python identifiers; step names are DNS labels, mapped to
-`step_<name with - as _>`). Generated locals start with `_nbf_`, a prefix that validation
-forbids for parameters, so nothing a user names can shadow them.
+`step_<name with - as _>`). Generated names start with `_nbf_`, a prefix that validation
+forbids for parameters, so nothing a user names can shadow them; those made from a step or
+volume name come from `generated_name`, which keeps them apart from each other.
 
 The component's function source ends up in the container's command, where KFP (the cluster's
 launcher and kfp.local alike) substitutes placeholders such as `{{$}}` before the step runs.
@@ -79,8 +80,24 @@ def task_name(step: str) -> str:
     return func_name(step).replace("_", "-")
 
 
+GeneratedKind = Literal["task", "component"]
+
+
+def generated_name(kind: GeneratedKind, name: str) -> str:
+    """The generated identifier of a step's task or component alias:
+    `_nbf_<kind>_<name with - as _>`. One name for one (kind, name): `name` is a DNS label
+    (no `_`), so the kind is the text between `_nbf_` and the next `_`, and `-` to `_` loses
+    nothing. The fixed names are none of these: `_nbf_k8s`, `_nbf_Outputs`, `_nbf_cleanup`
+    have no `_` after their word, `_nbf_run_pvc` has `run`, the runtime's start `_nbf__`."""
+    return f"_nbf_{kind}_{name.replace('-', '_')}"
+
+
 def _var(step: str) -> str:
-    return "_nbf_" + step.replace("-", "_")
+    return generated_name("task", step)
+
+
+def _alias(step: str) -> str:
+    return generated_name("component", step)
 
 
 def _requirement_name(req: str) -> str:
@@ -329,7 +346,7 @@ def _component(
             f"['sh', '-c', {script!r}]",
         ]
     # the pipeline body calls the component through an `_nbf_` alias that no parameter can shadow
-    alias = f"_nbf_{func_name(step.name)} = {func_name(step.name)}"
+    alias = f"{_alias(step.name)} = {func_name(step.name)}"
     return [*decorator, *body, *install, "", alias, "", ""]
 
 
@@ -398,7 +415,7 @@ def _pipeline(
         call_args = [f"runtime={_RUNTIME_VAR}.outputs['runtime']"]
         call_args += [f"in_{v}={_var(src)}.outputs['out_{v}']" for v, src in sp.inputs]
         call_args += [f"param_{p}={p}" for p in sp.parameters]
-        body.append(f"{var} = _nbf_{func_name(sp.name)}({', '.join(call_args)})")
+        body.append(f"{var} = {_alias(sp.name)}({', '.join(call_args)})")
         if not local:  # kfp.local ignores display names and resources, and warns about them
             body.append(f"{var}.set_display_name({sp.name!r})")
         data_upstream = {src for _, src in sp.inputs}

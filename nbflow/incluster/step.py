@@ -22,6 +22,7 @@ import importlib.util
 import io
 import json
 import linecache
+import logging
 import os
 import pickle
 import re
@@ -813,6 +814,25 @@ class Tee(io.TextIOBase):
 
 
 @contextlib.contextmanager
+def _notebook_logging() -> Iterator[None]:
+    """The root logger as a fresh kernel has it, for the step's cells.
+
+    kfp's executor gives the root logger a handler on the real stdout before the step starts:
+    records went past the report, and `logging.basicConfig` in a cell did nothing. The root
+    logger's handlers are put back afterwards, and those a cell added are dropped.
+    """
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    root.handlers = []
+    root.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        root.handlers = handlers
+        root.setLevel(level)
+
+
+@contextlib.contextmanager
 def _teed(recorder: Recorder) -> Iterator[None]:
     saved = sys.stdout, sys.stderr
     sys.stdout = Tee("stdout", saved[0], recorder)
@@ -1387,6 +1407,67 @@ def _text(text: str) -> str:
     return "\n".join(lines)
 
 
+# SGR sequences (colours, bold) become spans; any other escape sequence is dropped.
+_SGR = re.compile(r"\x1b\[([0-9;]*)m")
+_OTHER_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+# the 8 colours of SGR 30-37 and the 8 bright ones of 90-97, as xterm draws them
+_ANSI_COLOURS = (
+    *("#000000", "#c91b00", "#00a600", "#a68a0d", "#0225c7", "#c930c7", "#00a5b3", "#9a9a9a"),
+    *("#686868", "#ff6e67", "#3fcf3f", "#c9b400", "#6871ff", "#ff77ff", "#3fd5e3", "#d0d0d0"),
+)
+
+
+def _sgr(codes: list[int], state: dict[str, Any]) -> None:
+    i = 0
+    while i < len(codes):
+        code = codes[i]
+        if code == 0:
+            state.clear()
+        elif code == 1:
+            state["bold"] = True
+        elif code == 22:
+            state.pop("bold", None)
+        elif 30 <= code <= 37 or 90 <= code <= 97:
+            state["color"] = _ANSI_COLOURS[code - 30 if code < 90 else code - 82]
+        elif 40 <= code <= 47 or 100 <= code <= 107:
+            state["background"] = _ANSI_COLOURS[code - 40 if code < 100 else code - 92]
+        elif code == 39:
+            state.pop("color", None)
+        elif code == 49:
+            state.pop("background", None)
+        elif code in (38, 48):  # 256 colours and RGB: their arguments are skipped
+            i += 2 if codes[i + 1 : i + 2] == [5] else 4
+        i += 1
+
+
+def _ansi_html(text: str, escape: Any = html.escape) -> str:
+    """Terminal text as HTML: colours and bold as styled spans, the rest escaped."""
+    if "\x1b" not in text:
+        return str(escape(text))
+    out: list[str] = []
+    state: dict[str, Any] = {}
+    pos = 0
+    for m in [*_SGR.finditer(text), None]:
+        chunk = _OTHER_ESCAPE.sub("", text[pos : m.start() if m else len(text)])
+        if chunk:
+            style = ";".join(
+                "font-weight:bold" if k == "bold" else f"{k}:{v}" for k, v in sorted(state.items())
+            )
+            piece = str(escape(chunk))
+            out.append(f'<span style="{style}">{piece}</span>' if style else piece)
+        if m is not None:
+            _sgr([int(c) if c else 0 for c in m.group(1).split(";")], state)
+            pos = m.end()
+    return "".join(out)
+
+
+def _number(value: float) -> str:
+    """A metric as a user reads it: an integral value as an integer."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
 def _base64(value: Any) -> str:
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(value).decode("ascii")
@@ -1404,9 +1485,14 @@ def _render_bundle(data: dict[str, Any]) -> str:
     if data.get("text/html"):
         markup = data["text/html"]
         return "".join(markup) if isinstance(markup, list) else str(markup)
-    for mime in ("text/markdown", "text/latex", "text/plain"):
-        if data.get(mime):
-            return f"<pre>{html.escape(str(data[mime]))}</pre>"
+    # Markdown and LaTeX as their source here; nbflow turns them into HTML on the machine that
+    # collects the run's reports (the step image may have no renderer)
+    if data.get("text/markdown"):
+        return f'<pre class="markdown-source">{html.escape(str(data["text/markdown"]))}</pre>'
+    if data.get("text/latex"):
+        return f'<pre class="latex-source">{html.escape(str(data["text/latex"]))}</pre>'
+    if data.get("text/plain"):
+        return f"<pre>{_ansi_html(str(data['text/plain']))}</pre>"
     return f"<pre>{html.escape('(no displayable form: ' + ', '.join(sorted(data)) + ')')}</pre>"
 
 
@@ -1460,7 +1546,8 @@ def render_report(
         parts.append(f'<pre class="src">{html.escape(cell.source)}</pre>')
         for output in cell.outputs:
             if output[0] == "stream":
-                parts.append(f'<pre class="{output[1]}">{scrub(_text(output[2]))}</pre>')
+                text = _ansi_html(_text(output[2]), scrub)
+                parts.append(f'<pre class="{output[1]}">{text}</pre>')
             else:
                 prompt = f'<div class="prompt">Out[{output[2]}]:</div>' if output[2] else ""
                 parts.append(f'<div class="out">{prompt}{_render_bundle(output[1])}</div>')
@@ -1468,17 +1555,21 @@ def render_report(
             note = f"[{cell.omitted} more characters of output are in the step log]"
             parts.append(f"<pre>{html.escape(note)}</pre>")
         if cell.error:
-            parts.append(f'<pre class="error">{scrub(cell.error)}</pre>')
+            parts.append(f'<pre class="error">{_ansi_html(cell.error, scrub)}</pre>')
         parts.append("</section>")
     if saved or metrics:
         parts.append('<section class="cell"><div class="head">results</div><table>')
         for name, serializer in saved.items():
+            if name in metrics:  # listed below, as the metric it is
+                continue
             parts.append(
                 f"<tr><td>output</td><td>{html.escape(name)}</td>"
                 f"<td>{html.escape(serializer)}</td></tr>"
             )
         for name, value in metrics.items():
-            parts.append(f"<tr><td>metric</td><td>{html.escape(name)}</td><td>{value!r}</td></tr>")
+            parts.append(
+                f"<tr><td>metric</td><td>{html.escape(name)}</td><td>{_number(value)}</td></tr>"
+            )
         parts.append("</table></section>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
@@ -1622,6 +1713,7 @@ def _run_cell(
     sources.add(number, source)
     recorder.out.flush()
     sys.stderr.write(f"[nbflow] step '{step}': cell {number}\n")
+    emit_event("cell", step=step, cell=number)
     source, skipped = skip_installs(source)
     for lineno, text in skipped:
         sys.stderr.write(
@@ -1741,6 +1833,18 @@ def _enter_workdir(program: dict[str, Any]) -> None:
         sys.path.insert(0, workdir)
 
 
+def emit_event(kind: str, **fields: object) -> None:
+    """Append one JSON line to the file named by `NBFLOW_EVENTS`, if set: the structured events
+    (`started`, `cell`, `failed`, `finished`) that nbflow's local engine reads instead of the
+    step's log text. Nothing is written on a cluster, where the variable is not set."""
+    path = os.environ.get("NBFLOW_EVENTS")
+    if not path:
+        return
+    line = json.dumps({"event": kind, "time": time.time(), **fields}, default=str)
+    with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+
+
 def main(
     program: dict[str, Any],
     *,
@@ -1767,18 +1871,20 @@ def main(
     saved: dict[str, str] = {}
     metrics: dict[str, float] = {}
     error: str | None = None
+    emit_event("started", step=program["step"])
     session = _new_session(recorder, sources)
     try:
-        metrics = _run_step(
-            program,
-            session,
-            recorder,
-            sources,
-            inputs=inputs,
-            outputs=outputs,
-            parameters=parameters,
-            saved=saved,
-        )
+        with _notebook_logging():
+            metrics = _run_step(
+                program,
+                session,
+                recorder,
+                sources,
+                inputs=inputs,
+                outputs=outputs,
+                parameters=parameters,
+                saved=saved,
+            )
     except StepFailure as failure:
         error = str(failure)
     finally:
@@ -1807,11 +1913,16 @@ def main(
                 f.write(page)
         except OSError as exc:
             hint = _disk_hint(exc)
-            sys.stderr.write(f"step '{program['step']}': cannot write its report: {exc}\n" + (f"hint: {hint}\n" if hint else ""))
+            sys.stderr.write(
+                f"step '{program['step']}': cannot write its report: {exc}\n"
+                + (f"hint: {hint}\n" if hint else "")
+            )
             sys.stderr.flush()
             raise SystemExit(1) from None
     if error is not None:
+        emit_event("failed", step=program["step"], error=error)
         raise SystemExit(1)
+    emit_event("finished", step=program["step"], metrics=metrics)
     for name, value in metrics.items():
         print(f"{name}={value!r}", flush=True)
     return metrics

@@ -98,12 +98,15 @@ def load_notebook(
                 hint="`notebook` is relative to the manifest's folder",
             )
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the path
         raise NotebookError(
             error(codes.NOTEBOOK_INVALID, f"cannot read notebook {shown}: {exc}", where)
         ) from None
     try:
         raw = json.loads(text)
+        deep = too_deep(raw)
+    except RecursionError:
+        deep = True
     except json.JSONDecodeError as exc:
         raise NotebookError(
             error(
@@ -113,6 +116,22 @@ def load_notebook(
                 hint="the file may be corrupt or have an unresolved merge conflict",
             )
         ) from None
+    except ValueError as exc:  # an integer of thousands of digits, which int() refuses
+        raise NotebookError(
+            error(
+                codes.NOTEBOOK_INVALID,
+                f"notebook holds a value nbflow cannot read: {exc}",
+                Location(shown, 1, 1),
+            )
+        ) from None
+    if deep:
+        raise NotebookError(
+            error(
+                codes.NESTED_TOO_DEEP,
+                f"{shown} is nested more than {MAX_DEPTH} levels deep: not a notebook nbflow reads",
+                Location(shown, 1, 1),
+            )
+        )
     if not isinstance(raw, dict) or not isinstance(raw.get("nbformat"), int):
         raise NotebookError(
             error(
@@ -165,6 +184,26 @@ def load_notebook(
             )
         )
     return _notebook(shown, nb.cells, dict(nb.metadata), nb.nbformat_minor)
+
+
+MAX_DEPTH = 100  # JSON nesting: a notebook is ~5 deep, widget state in its metadata some more
+
+
+def too_deep(data: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether JSON data nests more than `limit` deep, found without recursion (which the
+    data would overflow: that is what is being checked)."""
+    level: list[Any] = [data]
+    for _ in range(limit + 1):
+        level = [
+            child
+            for node in level
+            if isinstance(node, dict | list)
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return False
+    return True
 
 
 def _notebook(shown: str, raw_cells: list[Any], metadata: dict[str, Any], minor: int) -> Notebook:

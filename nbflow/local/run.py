@@ -1,18 +1,21 @@
-"""`nbflow run`: the compiled pipeline on this machine, with kfp.local.
+"""`nbflow run`: the compiled pipeline on this machine.
 
 The same generated components as on the cluster (compiled for the `local` target: nothing is
-pip-installed, Kubernetes-only settings are left out) run one task at a time under kfp.local's
-SubprocessRunner in this interpreter, with kfp.local's cache. Everything lives under the
-project's `.nbflow/` folder:
+pip-installed, Kubernetes-only settings are left out) run under one of two engines:
 
-    .nbflow/artifacts/            kfp.local's pipeline root: every task's outputs
+- `nbflow` (the default, `nbflow.local.native`): nbflow's own engine, steps in parallel along the
+  DAG, each in a warm process of its own, told what happened by the step runtime's events;
+- `kfp-local`: kfp.local's SubprocessRunner in this interpreter, one task at a time, with
+  kfp.local's cache; what happened is read from its log text (a fidelity check). Each step runs
+  in its own session (`nbflow.local.processes`), with a temporary folder per run.
+
+Everything lives under the project's `.nbflow/` folder:
+
+    .nbflow/artifacts/            every task's outputs (both engines)
+    .nbflow/engine-cache/         the nbflow engine's cache entries
     .nbflow/cache/                kfp.local's cache entries
     .nbflow/build/<hash>/         the compiled local pipeline, reused while the source is unchanged
-    .nbflow/runs/<run id>/        run.json, logs/<step>.log, reports/<step>.html
-
-Each step runs in a session of its own (`nbflow.local.processes`), with a temporary folder per
-run that is removed when the run ends. Ctrl-C, SIGTERM and SIGHUP stop the running step with
-every process it started, and raise `nbflow.errors.Interrupted` naming the step.
+    .nbflow/runs/<run id>/        run.json, index.html, logs/<step>.log, reports/<step>.html
 """
 
 from __future__ import annotations
@@ -24,12 +27,10 @@ import json
 import logging
 import os
 import re
-import shutil
 import signal
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -39,6 +40,7 @@ from nbflow.errors import EnvironmentProblem, Interrupted
 from nbflow.generate.kfp_source import generate, task_name
 from nbflow.local.interrupt import interruptible
 from nbflow.local.processes import StepProcesses, describe_signal, sweep_stale_tmp
+from nbflow.local.run_result import RunResult, StepResult
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _EXECUTING = re.compile(r"Executing task '([^']+)'")
@@ -50,42 +52,18 @@ _OUTPUT_FILE = re.compile(r'^\s*"outputFile": ("(?:[^"\\]|\\.)*")')  # in the ex
 _CELL = re.compile(r"^\[nbflow\] step '.*': cell (\d+)$")  # the runtime's line before each cell
 
 
+__all__ = ["ENGINES", "RunError", "RunResult", "StepResult", "parse_parameters", "run"]
+
+ENGINES = ("nbflow", "kfp-local")
+
+
 class RunError(Exception):
     """The run could not start (exit 2): bad parameters, missing requirements."""
 
 
-@dataclass
-class StepResult:
-    name: str
-    status: str = (
-        "pending"  # pending, running, retrying, succeeded, cached, failed, not-run, stopped
-    )
-    seconds: float = 0.0
-    attempts: int = 0
-    log: str | None = None
-    report: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    pipeline: str
-    ok: bool
-    parameters: dict[str, Any]
-    steps: list[StepResult]
-    metrics: dict[str, float]
-    seconds: float
-    interrupted: str | None = None  # the signal that stopped the run (SIGINT, SIGTERM, SIGHUP)
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["run_dir"] = str(self.run_dir)
-        return d
-
-
 Progress = Callable[[StepResult], None]
+Started = Callable[[Path], None]
+Echo = Callable[[str, str], None]  # (step, one line of its output), as it is printed
 
 
 def parse_parameters(project: Project, pairs: list[str]) -> dict[str, Any]:
@@ -213,11 +191,13 @@ class _Router:
         logs: Path,
         progress: Progress | None,
         processes: StepProcesses | None = None,
+        echo: Echo | None = None,
     ) -> None:
         self.by_task = {task_name(name): r for name, r in steps.items()}
         self.logs = logs
         self.progress = progress
         self.processes = processes
+        self.echo = echo
         self.current: StepResult | None = None
         self.started = 0.0
         self.buffer = ""
@@ -275,6 +255,8 @@ class _Router:
             text = line[4:] if line.startswith("    ") else line
             log = self.step_log
             self._guarded(lambda: log.write(text + "\n"))
+            if self.echo is not None:
+                self.echo(self.current.name, text)
             return
         self._guarded(lambda: self.all.write(line + "\n"))
 
@@ -428,10 +410,27 @@ def run(
     state_dir: Path | None = None,
     progress: Progress | None = None,
     out: TextIO | None = None,
+    started: Started | None = None,
+    latest: bool = True,
+    echo: Echo | None = None,
+    engine: str = "nbflow",
+    jobs: int | None = None,
 ) -> RunResult:
-    """Run the project's pipeline here. Raises RunError when it cannot start."""
-    from kfp import local
+    """Run the project's pipeline here. Raises RunError when it cannot start.
 
+    The run folder, with its index.html, exists from the start: `started` is called with it,
+    and `runs/latest` points at it (unless `latest` is false, as for tuning trials). `echo`
+    receives each line a step prints: as it prints it under kfp-local, when the step ends
+    under the nbflow engine (whose steps run side by side).
+
+    `engine`: "nbflow" (nbflow's own: steps in parallel, `jobs` at a time, default the cores,
+    each in a warm process of its own) or "kfp-local" (kfp.local, one step at a time: a
+    fidelity check).
+    """
+    if engine not in ENGINES:
+        raise RunError(f"unknown engine `{engine}` (engines: {', '.join(ENGINES)})")
+    if jobs is not None and jobs < 1:
+        raise RunError(f"--jobs must be at least 1, not {jobs}")
     missing = missing_requirements(project)
     if missing:
         raise RunError(
@@ -452,9 +451,22 @@ def run(
         k: float(v) if declared[k] == "float" and type(v) is int else v for k, v in values.items()
     }
     state = state_dir or project.root / ".nbflow"
-    run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
+    now = datetime.now(UTC)
+    run_id = now.strftime("%Y%m%d-%H%M%S-%f")
     run_dir = state / "runs" / run_id
     steps = {s.name: StepResult(s.name) for s in project.plan.steps}
+    plan = project.plan
+    # what the run folder shows from its first moment, updated at each step event
+    live = RunResult(
+        run_dir=run_dir,
+        pipeline=project.name,
+        ok=False,
+        parameters=values,
+        steps=list(steps.values()),
+        metrics={},
+        seconds=0.0,
+        started=now.isoformat(timespec="seconds"),
+    )
     try:
         state.mkdir(parents=True, exist_ok=True)
         gitignore = state / ".gitignore"
@@ -464,14 +476,31 @@ def run(
         (run_dir / "reports").mkdir()
         sweep_stale_tmp()
         processes = StepProcesses()
+        _write_run(live, plan)
     except OSError as exc:
         raise _disk_problem(exc, f"the run's folder {run_dir}") from None
+    if latest:
+        _point_latest(state / "runs" / "latest", run_id)
+    if started is not None:
+        started(run_dir)
+
+    def on_step(step: StepResult) -> None:
+        with contextlib.suppress(OSError):  # a full disk: the run goes on, its page is stale
+            _write_run(live, plan)
+        if progress is not None:
+            progress(step)
+
+    if engine == "nbflow":
+        processes.close()  # the engine's steps are sessions of their own, with the run's TMPDIR
+        return _run_native(project, state, run_dir, values, steps, live, cache, jobs, on_step, echo)
+    from kfp import local  # the kfp-local engine only: kfp costs ~0.5 s to import
+
     try:
-        router = _Router(steps, run_dir / "logs", progress, processes)
+        router = _Router(steps, run_dir / "logs", on_step, processes, echo)
     except OSError as exc:
         processes.close()
         raise _disk_problem(exc, f"the run's logs in {run_dir / 'logs'}") from None
-    started = time.perf_counter()
+    clock = time.perf_counter()
     # SIGTERM and SIGHUP stop the run as Ctrl-C does; a second signal while the first stops
     # the steps kills what is left at once
     with interruptible(on_signal=processes.terminate, again=processes.kill):
@@ -501,7 +530,7 @@ def run(
             name = signal.Signals(signum).name
             processes.stop()
             stopped = router.stop(name)
-            _result(project, steps, {}, router, state, run_dir, values, started, name)
+            _result(project, steps, {}, router, state, run_dir, values, clock, name, live)
             if stopped is None:
                 raise Interrupted(signum, f"interrupted by {name}; no step was running") from None
             raise Interrupted(
@@ -511,9 +540,102 @@ def run(
             ) from None
         finally:
             processes.close()
-        result = _result(project, steps, _outputs(task), router, state, run_dir, values, started)
+        result = _result(
+            project, steps, _outputs(task), router, state, run_dir, values, clock, live=live
+        )
     if router.write_error is not None:
         raise _disk_problem(router.write_error, f"the run's logs in {run_dir / 'logs'}")
+    return result
+
+
+def _run_native(
+    project: Project,
+    state: Path,
+    run_dir: Path,
+    values: dict[str, Any],
+    steps: dict[str, StepResult],
+    live: RunResult,
+    cache: bool,
+    jobs: int | None,
+    on_step: Progress,
+    echo: Echo | None,
+) -> RunResult:
+    """The run under nbflow's own engine (`nbflow.local.native`)."""
+    from nbflow.local.native import run_native
+
+    clock = time.perf_counter()
+    interrupted: str | None = None
+    ok, metrics = False, dict[str, float]()
+    with interruptible():
+        try:
+            ir = compile_local(project, state, cache=cache)
+            ok, metrics = run_native(
+                project,
+                ir,
+                values,
+                state=state,
+                run_dir=run_dir,
+                steps=steps,
+                cache=True,  # --no-cache is compiled into the steps; the runtime task stays cached
+                jobs=jobs,
+                progress=on_step,
+                copy_report=lambda path, step: _copy_report(path, run_dir, step),
+                recompile=lambda: compile_local(project, state, cache=cache),
+                echo=echo,
+            )
+        except KeyboardInterrupt as exc:
+            signum = exc.signum if isinstance(exc, Interrupted) else int(signal.SIGINT)
+            interrupted = signal.Signals(signum).name
+            stopped = [r for r in steps.values() if r.status == "stopped"]
+            for r in stopped:
+                r.error = f"step '{r.name}' was stopped: nbflow was interrupted by {interrupted}"
+            for r in steps.values():
+                if r.status == "pending":
+                    r.status = "not-run"
+            _native_result(project, steps, {}, run_dir, values, clock, False, live, interrupted)
+            if not stopped:
+                raise Interrupted(
+                    signum, f"interrupted by {interrupted}; no step was running"
+                ) from None
+            raise Interrupted(
+                signum,
+                f"interrupted by {interrupted}: stopped step `{stopped[0].name}` and the processes "
+                f"it started; its log: {stopped[0].log}",
+            ) from None
+    return _native_result(project, steps, metrics, run_dir, values, clock, ok, live, None)
+
+
+def _native_result(
+    project: Project,
+    steps: dict[str, StepResult],
+    metrics: dict[str, float],
+    run_dir: Path,
+    values: dict[str, Any],
+    clock: float,
+    ok: bool,
+    live: RunResult,
+    interrupted: str | None,
+) -> RunResult:
+    for r in steps.values():
+        if r.status in ("pending", "running", "retrying"):
+            r.status = "not-run" if r.status == "pending" else "failed"
+    ok = ok and interrupted is None
+    result = RunResult(
+        run_dir=run_dir,
+        pipeline=project.name,
+        ok=ok,
+        parameters=values,
+        steps=list(steps.values()),
+        metrics=metrics,
+        seconds=time.perf_counter() - clock,
+        interrupted=interrupted,
+        started=live.started,
+        status="succeeded" if ok else "failed",
+    )
+    try:
+        _write_run(result, project.plan)
+    except OSError as exc:
+        raise _disk_problem(exc, str(run_dir / "run.json")) from None
     return result
 
 
@@ -531,9 +653,10 @@ def _result(
     values: dict[str, Any],
     started: float,
     interrupted: str | None = None,
+    live: RunResult | None = None,
 ) -> RunResult:
-    """The run's result from kfp.local's outputs and what the router saw; run.json written."""
-    assert project.plan is not None
+    """The run's result from kfp.local's outputs and what the router saw; run.json and
+    index.html written (runs/latest was pointed at the run when it started)."""
     seconds = time.perf_counter() - started
     metrics: dict[str, float] = {}
     for sp in project.plan.steps:
@@ -575,26 +698,43 @@ def _result(
         metrics=metrics,
         seconds=seconds,
         interrupted=interrupted,
+        started=live.started if live is not None else "",
+        status="succeeded" if ok else "failed",
     )
     try:
-        (run_dir / "run.json").write_text(
-            json.dumps(result.to_json(), indent=2, default=str) + "\n"
-        )
+        _write_run(result, project.plan)
     except OSError as exc:
         raise _disk_problem(exc, str(run_dir / "run.json")) from None
-    latest = state / "runs" / "latest"
-    with contextlib.suppress(OSError):
-        if latest.is_symlink() or latest.exists():
-            latest.unlink()
-        latest.symlink_to(run_dir.name)
     return result
 
 
+def _write_run(result: RunResult, plan: Any) -> None:
+    """run.json and index.html as the run stands now, each replaced whole."""
+    from nbflow.local import report
+
+    doc = json.dumps(result.to_json(), indent=2, default=str) + "\n"
+    partial = result.run_dir / "run.json.partial"
+    partial.write_text(doc, encoding="utf-8")
+    partial.replace(result.run_dir / "run.json")
+    report.write(result, plan, status=result.status, started=result.started)
+
+
+def _point_latest(latest: Path, run_id: str) -> None:
+    with contextlib.suppress(OSError):
+        if latest.is_symlink() or latest.exists():
+            latest.unlink()
+        latest.symlink_to(run_id)
+
+
 def _copy_report(path: Path, run_dir: Path, step: str) -> str | None:
+    """A step's report into the run folder, its Markdown and LaTeX rendered
+    (nbflow/local/step_report.py)."""
+    from nbflow.local.step_report import finish
+
     dest = run_dir / "reports" / f"{step}.html"
     try:
-        shutil.copyfile(path, dest)
-    except OSError:
+        dest.write_text(finish(path.read_text(encoding="utf-8")), encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         return None  # the run's result says so: the step has no report
     return str(dest)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from nbflow.cli.exit_codes import EXIT_INPUT, EXIT_OK, EXIT_USAGE
 from nbflow.cli.reporters import render_json, render_text
+from nbflow.console import wants_color
 from nbflow.deploy.gitops import (
     KFP_TOKEN_ENV,
     DeployError,
@@ -127,7 +128,7 @@ def _finish(results: list[ProjectDiff], error: ApplyError | None) -> int:
 def _report_invalid(results: Iterable[ProjectDiff]) -> None:
     for r in results:
         if r.report is not None and r.report.diagnostics:
-            sys.stderr.write(render_text(r.report, color=sys.stderr.isatty()))
+            sys.stderr.write(render_text(r.report, color=wants_color(sys.stderr)))
         if not r.valid:
             print(
                 f"nbflow: {terminal(r.manifest)} has errors: nothing of it was applied",

@@ -4,7 +4,6 @@ written and valid, 1 written with errors; bad usage raises UsageError, exit 2)."
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from nbflow.authoring.init import InitResult, init
 from nbflow.check.validate import shown_path
 from nbflow.cli.exit_codes import EXIT_INPUT, EXIT_OK
 from nbflow.cli.reporters import render_text
+from nbflow.console import wants_color
 from nbflow.deploy.workflows import init_ci, shown
 from nbflow.errors import UsageError
 from nbflow.escape import terminal
@@ -52,9 +52,7 @@ def _print_result(result: InitResult, shown: str) -> int:
     for note in result.notes:
         print(f"nbflow: warning: {terminal(str(note))}", file=sys.stderr)  # notes quote cells
     if result.report.diagnostics:
-        sys.stderr.write(
-            render_text(result.report, color=sys.stderr.isatty() and not os.environ.get("NO_COLOR"))
-        )
+        sys.stderr.write(render_text(result.report, color=wants_color(sys.stderr)))
     d = result.draft
     todos = sum(1 for v in d.comments.values() if "TODO" in v)
     parts = [

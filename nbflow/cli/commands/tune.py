@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 from nbflow.check.validate import load_project
 from nbflow.cli.exit_codes import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK
 from nbflow.cli.reporters import render_text
+from nbflow.console import wants_color
 from nbflow.escape import terminal
+from nbflow.local.report import format_value
 from nbflow.local.tune.display import display, fmt
 from nbflow.local.tune.search import tune
 from nbflow.local.tune.spec import resolve_search
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 def cmd_tune(args: argparse.Namespace) -> int:
     report, project = load_project(args.path)
     if report.diagnostics:
-        sys.stderr.write(render_text(report, color=sys.stderr.isatty()))
+        sys.stderr.write(render_text(report, color=wants_color(sys.stderr)))
     if project is None:
         return EXIT_INPUT
     spec = resolve_search(project, trials=args.trials, parallel=args.parallel)
@@ -54,7 +56,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     sys.stderr.write(
         f"tune {result.state} in {result.seconds:.1f} s: {counts or 'no trials'}"
         f"{f' ({result.reason})' if result.reason and result.state != 'completed' else ''}\n"
-        f"steps: {runs}\nresults: {os.path.relpath(result.dir)}\n"
+        f"steps: {runs}\nresults: {terminal(os.path.relpath(result.dir))} "
+        f"(report: {terminal(os.path.relpath(result.dir / 'report.html'))})\n"
     )
     best = result.best
     if args.json:
@@ -62,7 +65,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     elif best is not None and best.value is not None:
         params = ", ".join(f"{k}={fmt(v)}" for k, v in best.parameters.items())
         print(f"best: {result.objective}={best.value:.6g} with {params}")
-        print(f"{result.objective}={best.value!r}")
+        print(f"{result.objective}={format_value(best.value)}")
     if result.state == "interrupted":
         return EXIT_INTERRUPTED
     return EXIT_OK if result.ok and best is not None else EXIT_INPUT

@@ -2,9 +2,9 @@
 
 The same `tuning` block generates the Katib Experiment for the cluster. Locally, each Katib
 algorithm name maps to an Optuna sampler (`SAMPLERS`), and each trial is a run of the compiled
-pipeline through `nbflow.local.run`, with kfp.local's cache on: a step that reads no searched
-parameter has the same inputs in every trial, so it runs in the first trial and hits the cache
-after that.
+pipeline through `nbflow.local.run` (the local engine), with its cache on: a step that reads no
+searched parameter has the same inputs in every trial, so it runs in the first trial and hits
+the cache after that.
 
 The modules, in the order a search uses them:
 

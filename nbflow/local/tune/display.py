@@ -64,10 +64,11 @@ class TrialTable(TrialLog):
 
     def __init__(self, stream: TextIO, spec: SearchSpec) -> None:
         super().__init__(stream, spec)
-        from rich.console import Console
         from rich.live import Live
 
-        self.console = Console(file=stream)
+        from nbflow.console import rich_console
+
+        self.console = rich_console(stream)
         self.live = Live(
             self._table(),
             console=self.console,

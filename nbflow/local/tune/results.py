@@ -2,7 +2,7 @@
 
 Results go to `<project>/.nbflow/tune/<timestamp>/`: `trials.json` and `trials.csv`, rewritten
 atomically after every trial (an interrupted search leaves consistent files), and `objective.png`
-at the end.
+and `report.html` (nbflow/local/tune/report.py) at the end.
 """
 
 from __future__ import annotations
@@ -184,6 +184,9 @@ def plot(result: TuneResult) -> Path | None:
         ax.scatter(
             failed, [min(ys)] * len(failed), marker="x", color="C3", label="failed / interrupted"
         )
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trials are numbered 1, 2, 3...
     ax.set_xlabel("trial")
     ax.set_ylabel(f"{result.objective} ({result.direction})")
     ax.set_title(f"{result.pipeline}: {result.algorithm}, {len(result.trials)} trials")

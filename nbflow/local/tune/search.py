@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import queue
 import signal
 import subprocess
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbflow.errors import EnvironmentProblem, Interrupted
 from nbflow.local.interrupt import interruptible
+from nbflow.local.tune import report
 from nbflow.local.tune.results import TrialResult, TuneResult, plot, write_results
 from nbflow.local.tune.spec import SearchSpec, resolve_search
 from nbflow.local.tune.workers import Worker, log_tail, signal_group
@@ -193,6 +195,7 @@ class Search:
                 parameters=trial.parameters,
                 cache=True,
                 state_dir=self.state,
+                latest=False,
                 progress=on_step,
             )
         except RunError as exc:
@@ -292,11 +295,24 @@ class Search:
         if plot(r) is None:
             r.notes.append("matplotlib is not installed: no objective.png")
             self._write()
+        report.write(
+            r,
+            dimensions=self.spec.dimensions,
+            study=self.study,
+            project_path=_shown(self.project.root),
+            plots=r.state != "interrupted",  # Ctrl-C: out at once, the tables still written
+        )
         return r
 
     def _write(self) -> None:
         self.result.seconds = time.perf_counter() - self.started
         write_results(self.result)
+
+
+def _shown(path: Path) -> str:
+    """A path as the rerun command gives it: relative to here when it is below here."""
+    rel = os.path.relpath(path)
+    return str(path) if rel.startswith("..") else rel
 
 
 def tune(

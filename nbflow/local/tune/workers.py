@@ -168,6 +168,7 @@ def main(argv: Sequence[str]) -> int:
                     parameters=json.loads(line)["parameters"],
                     cache=True,
                     state_dir=Path(state),
+                    latest=False,
                     progress=lambda step: send({"event": "step", "step": asdict(step)}),
                 )
             except RunError as exc:

@@ -1,0 +1,15 @@
+"""Imported by the local engine's process server (and nowhere else): imports the libraries
+named in `NBFLOW_PRELOAD` (comma-separated), so that every step forked from the server has them.
+
+The one module of nbflow that works at import time, because that is how the standard library's
+forkserver preloads. A library that fails to import, whatever it raises, is left out: the step
+that imports it gets the error, in its own process, with the runtime's message.
+"""
+
+import contextlib
+import importlib
+import os
+
+for _name in filter(None, os.environ.get("NBFLOW_PRELOAD", "").split(",")):
+    with contextlib.suppress(BaseException):  # SystemExit from a module's top level included
+        importlib.import_module(_name)
