@@ -5,7 +5,7 @@
 Builds a notebook of imports, helper functions, pandas-style cells, plotting, magics and shell
 commands, spread over setup, a parameters cell and 20 steps; then times, in this process,
 ``analyse_cell`` over every cell and ``make_plan`` (which analyses every cell itself), best of
-``--repeat``. The import of nbflow.dataflow.plan is timed apart, in a fresh interpreter. The target is
+``--repeat``. The import of nbflow.dataflow.planner is timed apart, in a fresh interpreter. The target is
 well under 100 ms for the whole analysis and plan.
 """
 
@@ -103,7 +103,7 @@ def best_of(repeat: int, fn: object) -> float:
 
 
 def import_cost() -> float:
-    code = "import time; t = time.perf_counter(); import nbflow.dataflow.plan; print(time.perf_counter() - t)"
+    code = "import time; t = time.perf_counter(); import nbflow.dataflow.planner; print(time.perf_counter() - t)"
     runs = [
         float(
             subprocess.run(
@@ -122,7 +122,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from nbflow.dataflow.cell_flow import analyse_cell
-    from nbflow.dataflow.plan import StepInput, make_plan
+    from nbflow.dataflow.planner import StepInput, make_plan
     from nbflow.diagnostics import Location
 
     cells, setup, params_cell, steps = build(args.cells)
@@ -159,7 +159,7 @@ def main() -> None:
     print(f"analyse_cell x {len(cells)}:     {t_analyse * 1000:7.2f} ms (best of {args.repeat})")
     print(f"make_plan (analysis + plan): {t_plan * 1000:7.2f} ms (best of {args.repeat})")
     print(
-        f"import nbflow.dataflow.plan:          {t_import * 1000:7.2f} ms (fresh interpreter, best of 5)"
+        f"import nbflow.dataflow.planner:          {t_import * 1000:7.2f} ms (fresh interpreter, best of 5)"
     )
     print(f"IPython imported by the analysis: {'yes' if ipython else 'no'}")
     print(f"make_plan / 100 ms target:   {t_plan / TARGET_S:.2f}")

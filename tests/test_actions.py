@@ -277,6 +277,7 @@ def runner_env(repo: Path, tmp_path: Path, **extra: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_the_validate_script_annotates_lines_and_writes_the_summary(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     env = runner_env(repo, tmp_path, NBFLOW_PATHS=".")
@@ -308,6 +309,7 @@ def test_the_validate_script_annotates_lines_and_writes_the_summary(tmp_path: Pa
     assert f"`bad/nbflow.yaml:{line}:3` NBF101" in bad and "```mermaid" not in bad
 
 
+@pytest.mark.slow
 def test_the_validate_script_shows_the_cluster_diff_with_a_kubeconfig(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     with K8sServer(namespaces=["default"]) as server:
@@ -417,6 +419,7 @@ def test_the_validate_script_passes_when_no_manifest_is_there(tmp_path: Path) ->
     assert "No nbflow.yaml under `.`" in (tmp_path / "summary.md").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_the_deploy_script_applies_with_a_masked_kubeconfig_it_removes(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     shutil.rmtree(repo / "bad")
@@ -461,6 +464,7 @@ def test_the_deploy_script_applies_with_a_masked_kubeconfig_it_removes(tmp_path:
     assert not (repo / "dist").exists()  # built under RUNNER_TEMP, outside the repository
 
 
+@pytest.mark.slow
 def test_the_deploy_script_reports_an_unusable_cluster(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     env = runner_env(repo, tmp_path, GITHUB_EVENT_NAME="push", NBFLOW_PATHS="good")

@@ -203,7 +203,7 @@ def test_validate_imports_none_of_the_heavy_packages():
 
 
 def test_schema_file_in_sync():
-    from nbflow.check.schema import schema_text
+    from nbflow.check.manifest import schema_text
 
     committed = (
         Path(__file__).resolve().parent.parent / "schemas" / "nbflow.v1.schema.json"

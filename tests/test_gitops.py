@@ -25,6 +25,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 import yaml
 
+from nbflow.cli.commands.deploy import exit_code, render_markdown, result_json
+from nbflow.cli.commands.init import cmd_init_ci
 from nbflow.deploy import gitops
 from nbflow.deploy.kubernetes import ApplyError, Change
 from nbflow.errors import UsageError
@@ -474,7 +476,7 @@ def test_results_are_json_serialisable_and_resources_come_in_order(
     results = gitops.apply_projects(["."], kubeconfig=kubeconfig, out_dir=tmp_path / "dist")
     (result,) = results
     assert isinstance(result, gitops.ProjectApply) and result.ok
-    json.dumps([r.to_json() for r in results])
+    json.dumps([result_json(r) for r in results])
     assert result.folder is not None
     folder = Path(result.folder)
     kinds = [r["kind"] for r in gitops.resources_of(folder, include_experiment=False)]
@@ -487,14 +489,15 @@ def test_results_are_json_serialisable_and_resources_come_in_order(
 
 def test_exit_codes_of_apply_errors() -> None:
     conflict = Change("Pipeline", "p", "ns", "conflict", reason="not-managed")
-    assert gitops.exit_code(ApplyError("refusing", changes=(conflict,))) == 1
-    assert gitops.exit_code(ApplyError("no route")) == 2
+    refused = ApplyError("refusing", changes=(conflict,))
+    assert not refused.cluster_unusable and exit_code(refused) == 1
+    assert ApplyError("no route").cluster_unusable and exit_code(ApplyError("no route")) == 2
     for status in (401, 403, 404):
-        assert gitops.exit_code(ApplyError("x", status=status)) == 2
+        assert exit_code(ApplyError("x", status=status)) == 2
     for status in (409, 422, 500):
-        assert gitops.exit_code(ApplyError("x", status=status)) == 1
+        assert exit_code(ApplyError("x", status=status)) == 1
     wrapped = gitops.DeployError(ApplyError("x", status=403), [])
-    assert isinstance(wrapped, ApplyError) and gitops.exit_code(wrapped) == 2
+    assert isinstance(wrapped, ApplyError) and exit_code(wrapped) == 2
 
 
 # --- deploy.kfp: api ---------------------------------------------------------------------------
@@ -733,14 +736,14 @@ def test_cmd_init_ci(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None
     from nbflow.cli.main import parser
 
     args = parser().parse_args(["init", "--ci", "github", "--root", str(tmp_path)])
-    assert gitops.cmd_init_ci(args) == 0
+    assert cmd_init_ci(args) == 0
     out = capsys.readouterr().out
     assert "wrote " in out and "nbflow-validate.yml" in out and "nbflow-deploy.yml" in out
     assert "--action-ref" in out
     args = parser().parse_args(
         ["init", "--ci", "github", "--force", "--root", str(tmp_path), "--action-ref", SHA_40]
     )
-    assert gitops.cmd_init_ci(args) == 0
+    assert cmd_init_ci(args) == 0
     assert (
         f"@{SHA_40} # v" in (tmp_path / ".github" / "workflows" / "nbflow-deploy.yml").read_text()
     )
@@ -1038,7 +1041,7 @@ def test_diff_markdown_shows_names_and_messages_as_text() -> None:
         changes=(Change("Pipeline", "p", "team-a", "conflict", detail=hostile),),
         error=hostile,
     )
-    html = MarkdownIt("commonmark").enable("table").render(gitops.render_markdown([result]))
+    html = MarkdownIt("commonmark").enable("table").render(render_markdown([result]))
     assert "<a " not in html and "<img" not in html and "<details" not in html
     assert "<b>" not in html and "\x1b" not in html
     assert html.count("<td>") == 5  # the `|` of the detail did not split its cell

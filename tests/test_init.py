@@ -8,22 +8,14 @@ regenerates them; review the diff.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from nbflow.authoring.init import (
-    cell_spec,
-    metric_goal,
-    pip_installs,
-    scalar,
-    schema_ref,
-    slug,
-    unique,
-)
+from nbflow.authoring.guesses import metric_goal, pip_installs, slug, unique
+from nbflow.authoring.init import cell_spec, scalar, schema_ref
 from nbflow.check.validate import validate_manifest
 from nbflow.load.notebook import load_notebook
 from tests.support.cases import CASES
@@ -218,23 +210,21 @@ def test_notebook_with_headings_parameters_and_metric_validates(capsys, tmp_path
     )
 
 
-def test_ci_flag_delegates_to_gitops(capsys, tmp_path, monkeypatch):
-    calls: list[argparse.Namespace] = []
-
-    def cmd_init_ci(args: argparse.Namespace) -> int:
-        calls.append(args)
-        return 0
-
-    monkeypatch.setattr("nbflow.deploy.gitops.cmd_init_ci", cmd_init_ci)
+def test_ci_flag_writes_the_workflows(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    workflows = tmp_path / ".github" / "workflows"
     r = run_init(capsys, "--ci", "github", "--root", str(tmp_path))
-    assert r.code == 0 and len(calls) == 1
-    assert (calls[0].ci, calls[0].root, calls[0].notebook) == ("github", str(tmp_path), None)
+    assert r.code == 0 and "nbflow-deploy.yml" in r.out
+    assert sorted(p.name for p in workflows.iterdir()) == [
+        "nbflow-deploy.yml",
+        "nbflow-validate.yml",
+    ]
     assert not (tmp_path / "nbflow.yaml").exists()
-    # with a notebook as well: the manifest first, then the CI files
+    # with a notebook as well: the manifest first, then the CI files (--force rewrites them)
     shutil.copy(DIGITS / "digits.ipynb", tmp_path / "digits.ipynb")
-    r = run_init(capsys, "digits.ipynb", "--ci", "github")
-    assert r.code == 0 and len(calls) == 2 and (tmp_path / "nbflow.yaml").exists()
+    r = run_init(capsys, "digits.ipynb", "--ci", "github", "--force")
+    assert r.code == 0 and (tmp_path / "nbflow.yaml").exists()
+    assert r.out.index("wrote nbflow.yaml") < r.out.index("nbflow-deploy.yml")
 
 
 def test_subprocess(tmp_path):

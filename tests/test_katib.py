@@ -18,27 +18,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nbflow import __version__
-from nbflow.check.project import Project
-from nbflow.check.rules import ALGORITHM_SETTINGS
-from nbflow.check.validate import validate_manifest
-from nbflow.generate import build
-from nbflow.generate.katib import (
+from nbflow.check.experiment import (
     DEFAULT_SERVICE_ACCOUNT,
     DEFAULT_TRIAL_TIMEOUT,
-    KATIB_SETTINGS,
     KFP_TOKEN_DIR,
     RUN_NAME_PARAMETER,
     TRIAL_OVERHEAD,
     KatibError,
-    check_experiment,
     default_launcher_image,
-    experiment,
-    experiment_warnings,
-    experiment_yaml,
     katib_setting,
     tuning_warnings,
     validate_tuning,
 )
+from nbflow.check.katib_rules import KATIB_SETTINGS, check_experiment, experiment_warnings
+from nbflow.check.project import Project
+from nbflow.check.rules import ALGORITHM_SETTINGS
+from nbflow.check.validate import validate_manifest
+from nbflow.generate import labels
+from nbflow.generate.katib import experiment, experiment_yaml
 from nbflow.generate.snapshot import Snapshot
 from nbflow.incluster.launcher import parse_options
 from tests.support.cases import CASES
@@ -132,7 +129,7 @@ def make_project(
         name=name, tuning=tuning.rstrip(), deploy=deploy, train=train, evaluate=evaluate
     )
     (root / "nbflow.yaml").write_text(text, encoding="utf-8")
-    report, project = validate_manifest(root / "nbflow.yaml", analyse=False)
+    report, project = validate_manifest(root / "nbflow.yaml", katib=False)
     assert project is not None, [d.message for d in report.errors]
     return project
 
@@ -158,14 +155,14 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def test_the_valid_tuning_case() -> None:
-    _, project = validate_manifest(CASES / "valid" / "with-tuning" / "nbflow.yaml", analyse=False)
+    _, project = validate_manifest(CASES / "valid" / "with-tuning" / "nbflow.yaml", katib=False)
     assert project is not None
     exp = make(project)
     meta = exp["metadata"]
     assert exp["apiVersion"] == "kubeflow.org/v1beta1" and exp["kind"] == "Experiment"
     assert meta["name"] == "digits-0a1b2c3d" and "namespace" not in meta
-    assert meta["labels"] == build.labels(project, VERSION, HASH, SNAPSHOT)
-    assert meta["annotations"] == build.resource_annotations(project, SNAPSHOT)
+    assert meta["labels"] == labels.labels(project, VERSION, HASH, SNAPSHOT)
+    assert meta["annotations"] == labels.resource_annotations(project, SNAPSHOT)
     spec = exp["spec"]
     assert spec["objective"] == {"type": "maximize", "objectiveMetricName": "accuracy"}
     assert spec["algorithm"] == {"algorithmName": "tpe"}

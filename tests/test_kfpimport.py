@@ -75,6 +75,7 @@ def test_the_kubernetes_client_arrives_when_kfp_kubernetes_uses_it() -> None:
     assert "OK" in out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("example", ["digits", "digits-torch"])  # pod labels; GPUs, tolerations
 def test_light_and_ordinary_imports_build_the_same_bytes(example: str, tmp_path: Path) -> None:
     build = 'from nbflow.cli.main import main; assert main(["build", {!r}, "--out", {!r}]) == 0'

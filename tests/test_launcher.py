@@ -119,11 +119,9 @@ def assert_clean_error(stderr: str) -> None:
     assert len(errors) == 1, stderr
 
 
-def wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+def wait_for(predicate: Any) -> None:
+    """Poll until `predicate()` holds; a hang is ended by pytest-timeout, not by a clock here."""
     while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
         time.sleep(0.01)
 
 
@@ -327,14 +325,12 @@ def test_timeout_terminates_the_run(
     kfp: KfpServer, pipeline: dict[str, Any], tmp_path: Path
 ) -> None:
     kfp.script(RunScript(states=("PENDING", "RUNNING")))
-    started = time.monotonic()
 
     result = run_module(
         [*fast(kfp, tmp_path, *by_id(pipeline)), "--timeout", "0.4", "--metric", "accuracy"]
     )
 
     assert result.returncode == 1
-    assert time.monotonic() - started < 10
     run_id = kfp.run_ids()[0]
     assert len(kfp.requests_to("POST", f"/apis/v2beta1/runs/{run_id}:terminate")) == 1
     assert "timed out after 0.4 s" in result.stderr

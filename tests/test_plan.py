@@ -1,4 +1,4 @@
-"""nbflow.dataflow.plan: the cases under tests/analysis_cases/plans, determinism, robustness."""
+"""nbflow.dataflow.planner (make_plan): the cases under tests/analysis_cases/plans, determinism, robustness."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nbflow.dataflow.plan import Plan, StepInput, make_plan
+from nbflow.dataflow.plan import Plan
+from nbflow.dataflow.planner import StepInput, make_plan
 from nbflow.diagnostics import Diagnostic, Location, Severity
 from tests.test_analysis import FRAGMENTS, load_yaml, snippets
 

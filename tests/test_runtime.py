@@ -245,6 +245,7 @@ SKLEARN_SETUP = (
 )
 
 
+@pytest.mark.slow
 def test_sklearn_estimator_round_trip_via_joblib(tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
     make = "from sklearn.linear_model import LogisticRegression\nvalue = LogisticRegression().fit(X, y)"
@@ -252,6 +253,7 @@ def test_sklearn_estimator_round_trip_via_joblib(tmp_path: Path) -> None:
     assert round_trip(tmp_path, make, check, setup=[SKLEARN_SETUP]) == "joblib"
 
 
+@pytest.mark.slow
 def test_sklearn_pipeline_with_notebook_function_falls_back_to_cloudpickle(
     tmp_path: Path,
 ) -> None:
@@ -277,6 +279,7 @@ def test_dict_with_lambda_and_notebook_class_via_cloudpickle(tmp_path: Path) -> 
     assert round_trip(tmp_path, make, check) == "cloudpickle"
 
 
+@pytest.mark.slow
 def test_torch_round_trip(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     make = (
@@ -526,6 +529,7 @@ def test_keras_model_round_trip(tmp_path: Path) -> None:
     run_step(tmp_path, [check], step="use", inputs=first.outputs)
 
 
+@pytest.mark.slow
 def test_xgboost_dmatrix_and_booster_round_trip(tmp_path: Path) -> None:
     pytest.importorskip("xgboost")
     setup = [

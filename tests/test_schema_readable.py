@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from nbflow import __version__
-from nbflow.check.schema import SCHEMA_URL, schema_text
+from nbflow.check.manifest import schema_text
+from nbflow.check.schema import SCHEMA_URL
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -21,7 +21,7 @@ import pytest
 from nbflow.check.manifest import ALGORITHMS
 from nbflow.errors import EnvironmentProblem, UsageError
 from nbflow.local import tune as tune_mod
-from nbflow.local.tune import SAMPLERS, Dimension, TrialResult, judge, plan_search, tune
+from nbflow.local.tune import SAMPLERS, Dimension, TrialResult, judge, resolve_search, tune
 from tests.support.cli import run_cli, run_subprocess
 from tests.support.processes import alive, processes_mentioning, wait_for
 from tests.support.projects import load, tagged, write_project
@@ -174,8 +174,8 @@ def test_grid_points_and_search_space(tmp_path) -> None:
           shift: [a, b]
         """,
     )
-    plan = plan_search(load(root))
-    x, shift = plan.dimensions
+    spec = resolve_search(load(root))
+    x, shift = spec.dimensions
     # the range ends on its last step, so that Optuna need not adjust it (with a warning)
     assert (x.kind, x.low, x.high, x.step) == ("float", 0.0, 0.3, 0.1)
     assert (shift.kind, shift.values) == ("categorical", ("a", "b"))
@@ -193,7 +193,7 @@ def test_log_with_step_is_a_usage_error(tmp_path) -> None:
         """,
     )
     with pytest.raises(UsageError, match="both `log` and `step`"):
-        plan_search(load(root))
+        resolve_search(load(root))
 
 
 def test_grid_trials_capped_at_its_size_and_parallel_at_the_cpus(tmp_path) -> None:
@@ -208,12 +208,12 @@ def test_grid_trials_capped_at_its_size_and_parallel_at_the_cpus(tmp_path) -> No
           x: {min: 1, max: 4, step: 1}
         """,
     )
-    plan = plan_search(load(root), trials=10)
-    assert plan.max_trials == 4
-    assert any("the grid has 4 points" in n for n in plan.notes)
+    spec = resolve_search(load(root), trials=10)
+    assert spec.max_trials == 4
+    assert any("the grid has 4 points" in n for n in spec.notes)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    assert plan.parallel == min(4, cpus or 1)
-    assert plan_search(load(root), parallel=3).parallel == 3
+    assert spec.parallel == min(4, cpus or 1)
+    assert resolve_search(load(root), parallel=3).parallel == 3
 
 
 def test_judge_a_run() -> None:
@@ -507,8 +507,7 @@ def test_ctrl_c_in_a_terminal_or_sigterm_exits_130(tmp_path, sig) -> None:
         env={**os.environ, "NO_COLOR": "1"},
     )
     results = root / ".nbflow" / "tune"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    while proc.poll() is None:  # until two trials are complete (a hang: pytest-timeout)
         files = list(results.glob("*/trials.json"))
         if (
             files
@@ -550,6 +549,34 @@ def test_cli_as_a_subprocess(tmp_path) -> None:
     assert r.code == 0, r.err
     assert r.out == "best: score=0 with x=3\nscore=0\n"
     assert "trial 1/1  score=0  x=3" in r.err
+
+
+def test_a_worker_fails_its_trials_when_the_manifest_changed(tmp_path: Path) -> None:
+    """The manifest was edited (here: a step reads a name no cell defines) after the search
+    validated it: the worker answers each trial with the errors, as a list, and goes on."""
+    import subprocess
+    import sys
+
+    root = project_with(tmp_path / "p", "objective: score\nsearch:\n  x: {min: 0, max: 4}")
+    manifest = root / "nbflow.yaml"
+    manifest.write_text(
+        manifest.read_text(encoding="utf-8").replace("score: {cells: 4}", "score: {cells: 2-4}"),
+        encoding="utf-8",
+    )
+    worker = subprocess.run(
+        [sys.executable, "-m", "nbflow.local.tune", "--worker", str(manifest), str(tmp_path)],
+        input='{"parameters": {"x": 1.0}}\n',
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert worker.returncode == 0, worker.stderr
+    (event,) = [json.loads(line) for line in worker.stdout.splitlines()]
+    assert event["event"] == "error"
+    first, *errors = event["error"].splitlines()
+    assert first.startswith("the project has ") and first.endswith(" error(s) now:")
+    assert errors and all("nbflow.yaml:" in e and "[NBF" in e for e in errors)
 
 
 @pytest.mark.parametrize("case", ["grid-too-large", "search-step-too-small"])

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import pytest
+
+import nbflow
+from nbflow.check.project import Project
 from nbflow.check.validate import validate_manifest
+from nbflow.dataflow.plan import Plan
 from tests.support.cases import CASES
 
 BASE = (CASES / "valid" / "minimal" / "nbflow.yaml").read_text()
@@ -54,8 +60,24 @@ def test_project_resolves_cells_parameters_and_plan(tmp_path: Path) -> None:
         "gamma": ("float", 0.001),
         "kernel": ("str", "rbf"),
     }
-    assert project.plan is not None
     assert dict(project.plan.step("train").inputs) == {"X_train": "split", "y_train": "split"}
+
+
+def test_a_project_is_made_once_with_its_plan(tmp_path: Path) -> None:
+    # the plan is a field like the others, not an optional one filled in after construction
+    plan = {f.name: f for f in dataclasses.fields(Project)}["plan"]
+    assert plan.default is dataclasses.MISSING and plan.default_factory is dataclasses.MISSING
+    _, project = validate_manifest(_write(tmp_path, BASE))
+    assert project is not None and isinstance(project.plan, Plan)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        project.plan = project.plan  # type: ignore[misc]
+    # nothing sets a field of frozen data after it was made (the manifest's pydantic validators
+    # fill in inferred types while the model is being made: that is construction)
+    package = Path(nbflow.__file__).parent
+    setters = [
+        p.name for p in package.rglob("*.py") if "object.__setattr__" in p.read_text("utf-8")
+    ]
+    assert setters == ["manifest.py"]
 
 
 def test_a_requirements_file_is_checked_line_by_line(tmp_path: Path) -> None:

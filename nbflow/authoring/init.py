@@ -35,20 +35,25 @@ does not validate (the caller exits 1 then).
 
 from __future__ import annotations
 
-import argparse
 import ast
 import re
-import sys
-import unicodedata
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from nbflow.authoring.guesses import (
+    DNS_MAX,
+    default_image,
+    guess_requirements,
+    imported_modules,
+    literal_assignments,
+    metric_goal,
+    pip_installs,
+    slug,
+    unique,
+)
 from nbflow.authoring.init_yaml import Draft, DraftStep, cell_spec, render, scalar, schema_ref
-from nbflow.check.rules import is_literal_expression, name_assignment
 from nbflow.errors import UsageError
-from nbflow.escape import terminal
 
 if TYPE_CHECKING:
     from nbflow.authoring.kale import KaleNote
@@ -61,7 +66,6 @@ __all__ = [
     "DraftStep",
     "InitResult",
     "cell_spec",
-    "cmd_init",
     "init",
     "propose",
     "render",
@@ -69,145 +73,6 @@ __all__ = [
     "schema_ref",
     "slug",
 ]
-
-DNS_MAX = 63
-
-# -- small helpers shared with nbflow.authoring.kale ----------------------------------------------------------
-
-
-def slug(text: str, fallback: str = "step") -> str:
-    """`text` as a DNS-1123 label: lowercase ASCII letters, digits and `-`, at most 63 long."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    s = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-    return s[:DNS_MAX].rstrip("-") or fallback
-
-
-def unique(name: str, taken: set[str]) -> str:
-    """`name`, or `name-2`, `name-3`... the first not in `taken` (which it joins)."""
-    candidate, n = name, 2
-    while candidate in taken:
-        suffix = f"-{n}"
-        candidate = name[: DNS_MAX - len(suffix)].rstrip("-") + suffix
-        n += 1
-    taken.add(candidate)
-    return candidate
-
-
-_METRIC_MAX = {"accuracy", "acc", "auc", "f1", "precision", "recall", "r2", "score", "iou", "bleu",
-               "rouge", "kappa", "sensitivity", "specificity", "ndcg"}  # fmt: skip
-_METRIC_MIN = {"loss", "rmse", "mse", "mae", "mape", "error", "err", "logloss", "nll", "perplexity",
-               "wer", "cer"}  # fmt: skip
-
-
-def metric_goal(name: str) -> str | None:
-    """`maximize` or `minimize` when the variable's name looks like a metric, else None. A
-    negated metric (`negative_mse`, `neg_log_loss`, scikit-learn's scorers) goes the other way."""
-    tokens = set(re.split(r"[_\d]+", name.lower())) | {name.lower()}
-    negated = bool(tokens & {"neg", "negative", "minus"})
-    if tokens & _METRIC_MIN:
-        return "maximize" if negated else "minimize"
-    if tokens & _METRIC_MAX:
-        return "minimize" if negated else "maximize"
-    return None
-
-
-def literal_assignments(source: str) -> tuple[dict[str, Any], list[int]]:
-    """The `name = <literal>` statements of a parameters cell, and the lines of any other."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError as exc:
-        return {}, [exc.lineno or 1]
-    values: dict[str, Any] = {}
-    other: list[int] = []
-    for stmt in tree.body:
-        if is_literal_expression(stmt):
-            continue  # a docstring or a stray literal
-        assigned = name_assignment(stmt)
-        if assigned is not None:
-            try:
-                values[assigned[0]] = ast.literal_eval(assigned[1])
-                continue
-            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-                pass
-        other.append(stmt.lineno)
-    return values, other
-
-
-_PIP = re.compile(
-    r"^\s*[!%]\s*(?:pip3?|conda|mamba|\{sys\.executable\}\s+-m\s+pip|python3?\s+-m\s+pip)\s+install\b(.*)$"
-)
-
-
-def pip_installs(source: str) -> list[str] | None:
-    """The packages of a cell made only of `!pip install` lines (and comments), else None."""
-    packages: list[str] = []
-    seen = False
-    for line in source.splitlines():
-        if not line.strip() or line.strip().startswith("#"):
-            continue
-        m = _PIP.match(line)
-        if m is None:
-            return None
-        seen = True
-        args = m.group(1).split("#")[0].split()
-        skip_next = False
-        for arg in args:
-            if skip_next:
-                skip_next = False
-            elif arg in ("-r", "--requirement", "-c", "--constraint", "-i", "--index-url", "-e"):
-                skip_next = True
-            elif not arg.startswith("-"):
-                packages.append(arg.strip("'\""))
-    return packages if seen else None
-
-
-def guess_requirements(modules: Iterable[str], folder: Path) -> list[str]:
-    """Distribution names for the top-level modules a pipeline imports (stdlib and local
-    modules left out): the installed distribution that provides the module, else a known alias,
-    else the module's own name."""
-    from importlib.metadata import packages_distributions
-
-    provided = packages_distributions()
-    out: dict[str, str] = {}
-    for m in modules:
-        if not m or m in sys.stdlib_module_names or m.startswith("_") or m in ("nbflow",):
-            continue
-        if (folder / f"{m}.py").exists() or (folder / m / "__init__.py").exists():
-            continue
-        dists = provided.get(m) or []
-        name = dists[0] if len(set(dists)) == 1 else _ALIASES.get(m, m)
-        out.setdefault(name.lower(), name)
-    return sorted(out.values(), key=str.lower)
-
-
-_ALIASES = {"sklearn": "scikit-learn", "cv2": "opencv-python", "PIL": "pillow", "yaml": "pyyaml",
-            "skimage": "scikit-image", "bs4": "beautifulsoup4", "dateutil": "python-dateutil",
-            "Crypto": "pycryptodome", "IPython": "ipython"}  # fmt: skip
-
-
-def imported_modules(flows: Iterable[CellFlow]) -> list[str]:
-    """Top-level modules of the import statements of the given cells, in order."""
-    out: dict[str, None] = {}
-    for flow in flows:
-        for stmt in flow.import_statements.values():
-            try:
-                node = ast.parse(stmt.strip()).body[0]
-            except (SyntaxError, IndexError):
-                continue
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    out.setdefault(alias.name.split(".")[0])
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                out.setdefault(node.module.split(".")[0])
-    return list(out)
-
-
-def default_image() -> str:
-    """The image a plain notebook's manifest starts with: the manifest's own default."""
-    from nbflow.check.manifest import Manifest
-
-    return str(Manifest.model_fields["image"].default)
-
 
 # -- the proposal for a plain notebook --------------------------------------------------------------
 
@@ -712,57 +577,3 @@ def draft_text(notebook: str | Path, *, notebook_text: str | None = None) -> str
         raise UsageError(exc.diagnostic.message) from None
     draft, _, _ = _draft(path, nb, None)
     return render(draft, nb, schema_ref(path.parent))
-
-
-def cmd_init(args: argparse.Namespace) -> int:
-    """`nbflow init`: 0 written and valid, 1 written with errors, 2 bad usage (UsageError)."""
-    from nbflow.check.validate import shown_path
-
-    if not args.notebook and not getattr(args, "ci", None):
-        raise UsageError("nbflow init needs a NOTEBOOK (or --ci github)")
-    code = 0
-    if args.notebook:
-        result = init(
-            args.notebook, name=args.name, force=args.force, strip_kale_tags=args.strip_kale_tags
-        )
-        code = _print_result(result, shown_path(result.manifest))
-    if getattr(args, "ci", None):
-        from nbflow.deploy.gitops import cmd_init_ci
-
-        code = max(code, int(cmd_init_ci(args)))
-    return code
-
-
-def _print_result(result: InitResult, shown: str) -> int:
-    from nbflow.cli.reporters import render_text
-    from nbflow.console import wants_color
-
-    for note in result.notes:
-        print(f"nbflow: warning: {terminal(str(note))}", file=sys.stderr)  # notes quote cells
-    if result.report.diagnostics:
-        sys.stderr.write(render_text(result.report, color=wants_color(sys.stderr)))
-    d = result.draft
-    todos = sum(1 for v in d.comments.values() if "TODO" in v)
-    parts = [
-        f"{len(d.steps)} step{'s' * (len(d.steps) != 1)}",
-        f"{len(d.parameters)} parameter{'s' * (len(d.parameters) != 1)}",
-        f"{len(d.metrics)} metric{'s' * (len(d.metrics) != 1)}",
-    ]
-    if d.tuning:
-        parts.append("tuning")
-    origin = "from Kale's tags and metadata" if result.kale else "from the notebook's structure"
-    print(
-        f"wrote {shown} {origin}: {', '.join(parts)}"
-        + (f"; {todos} TODO{'s' * (todos != 1)} to review" if todos else "")
-    )
-    if result.stripped:
-        print(f"removed Kale's tags and metadata from {terminal(result.draft.notebook)}")
-    elif result.stripped is False:
-        why = "it has no Kale tags" if not result.kale else f"{shown} has errors"
-        print(f"left {terminal(result.draft.notebook)} unchanged: {why}", file=sys.stderr)
-    if not result.report.ok:
-        print(
-            f"{shown} was written but does not validate yet: fix the errors above", file=sys.stderr
-        )
-        return 1
-    return 0

@@ -37,9 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbflow.authoring.init import (
-    Draft,
-    DraftStep,
+from nbflow.authoring.guesses import (
     guess_requirements,
     imported_modules,
     literal_assignments,
@@ -47,6 +45,7 @@ from nbflow.authoring.init import (
     slug,
     unique,
 )
+from nbflow.authoring.init_yaml import Draft, DraftStep
 from nbflow.check.manifest import ALGORITHMS, fits, infer_type
 from nbflow.check.rules import ALGORITHM_REQUIRED, ALGORITHM_SETTINGS
 

@@ -135,7 +135,7 @@ def add_cell_ids(path: Path) -> int:
     import warnings
 
     import nbformat
-    from nbformat.v4.nbbase import random_cell_id
+    from nbformat.corpus.words import generate_corpus_id as random_cell_id
 
     with warnings.catch_warnings():  # nbformat warns about the very ids this adds
         warnings.simplefilter("ignore")
@@ -459,8 +459,9 @@ def fix_manifest(path: Path) -> list[Drift]:
     its lock recorded again (see `fixed_text`); return the drifts, fixed or not (a drift whose
     `spec` is None could not be: its cells were all deleted).
     Nothing is written without a lock or a drift, or when the manifest can't be read."""
+    from nbflow.check.parse import manifest_model
+    from nbflow.check.paths import shown_path
     from nbflow.check.rules import Checker
-    from nbflow.check.validate import manifest_model, shown_path
     from nbflow.load.inputs import InputRefused, repository_root
     from nbflow.load.notebook import NotebookError, load_notebook
     from nbflow.load.yaml_positions import YamlLoadError, load_file
@@ -491,7 +492,7 @@ def fix_manifest(path: Path) -> list[Drift]:
 def prepare_notebook(manifest_path: Path) -> list[str]:
     """Give the cells of the manifest's notebook ids where it has none (nbformat < 4.5), so
     that it can be locked; return what was done, as lines to show."""
-    from nbflow.check.validate import shown_path
+    from nbflow.check.paths import shown_path
     from nbflow.load.yaml_positions import YamlLoadError, load_file
 
     try:

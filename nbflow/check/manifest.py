@@ -1,7 +1,7 @@
 """The `nbflow.yaml` v1 model (pydantic v2): every key of the spec, short forms normalised.
 
 This is the manifest as written, checked for shape and types and frozen. Rules that need the
-notebook (cells exist, parameters cell, data flow) live in `nbflow.check.rules` and `nbflow.dataflow.plan`.
+notebook (cells exist, parameters cell, data flow) live in `nbflow.check.rules` and `nbflow.dataflow.planner`.
 The JSON schema in `schemas/nbflow.v1.schema.json` is generated from these classes.
 """
 
@@ -697,3 +697,12 @@ class Manifest(Model):
 
 def json_schema() -> dict[str, Any]:
     return readable(Manifest.model_json_schema(by_alias=True))
+
+
+def schema_text() -> str:
+    """The text of schemas/nbflow.v1.schema.json (here, not in `schema`: that module is below
+    this one, which takes `readable` and the schema's URL from it)."""
+    import json
+
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **json_schema()}
+    return json.dumps(schema, indent=2, sort_keys=False) + "\n"

@@ -1,12 +1,14 @@
 """The resolved project: a validated manifest with its notebook, cells resolved to numbers.
 
-Later stages (plan, generation, runs) take a `Project`, never raw YAML.
+Later stages (generation, runs, tuning, deploys) take a `Project`, never raw YAML. A Project is
+made once, by `nbflow.check.validate`, after the data-flow analysis: it always has its plan,
+and nothing changes it afterwards.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +53,7 @@ class Project:
     steps: tuple[StepConfig, ...]
     parameters: tuple[ParameterConfig, ...]
     requirements: tuple[str, ...]
-    plan: Plan | None = field(default=None)
+    plan: Plan  # the data flow between the steps, made before the Project
     # every file a build reads (the manifest, its notebook, its requirements file and lock file
     # when it has them), as the manifest names them: what a snapshot must find committed
     inputs: tuple[Path, ...] = ()

@@ -9,7 +9,6 @@ and description of its own.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -21,13 +20,6 @@ SCHEMA_FILE = "schemas/nbflow.v1.schema.json"
 SCHEMA_URL = (
     f"https://raw.githubusercontent.com/nbflow/nbflow/v{__version__}/schemas/nbflow.v1.schema.json"
 )
-
-
-def schema_text() -> str:
-    from nbflow.check.manifest import json_schema
-
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **json_schema()}
-    return json.dumps(schema, indent=2, sort_keys=False) + "\n"
 
 
 def _words(key: str) -> str:

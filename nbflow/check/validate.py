@@ -1,7 +1,7 @@
 """Validation: manifest + notebook -> diagnostics and, when they hold no error, a Project.
 
 load YAML (positions) -> apiVersion -> pydantic model -> notebook -> structural rules
--> data-flow analysis and plan
+-> data-flow analysis and plan -> Project (frozen, made once) -> Katib's rules for `tuning`
 """
 
 from __future__ import annotations
@@ -9,78 +9,34 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 from nbflow import codes
-from nbflow.check.manifest import API_VERSION, Manifest, Resources
+from nbflow.check.dataflow_rules import file_rules, plan_project
+from nbflow.check.manifest import Manifest, Resources
+from nbflow.check.parse import manifest_model
+from nbflow.check.paths import MANIFEST_NAME, find_manifests, manifest_path, shown_path
 from nbflow.check.project import ParameterConfig, Project, StepConfig
 from nbflow.check.rules import Checker
 from nbflow.diagnostics import Diagnostic, Location, Report, error, warning
-from nbflow.errors import UsageError
 from nbflow.load.inputs import InputRefused, read_input, repository_root
 from nbflow.load.notebook import NotebookError, load_notebook
 from nbflow.load.yaml_positions import YamlDoc, YamlLoadError, load_file, load_text
-
-MANIFEST_NAME = "nbflow.yaml"
-_SKIP_DIRS = {
-    ".git",
-    ".venv",
-    "venv",
-    "node_modules",
-    "__pycache__",
-    ".ipynb_checkpoints",
-    "dist",
-    ".tox",
-    ".nox",
-}
-
-
-def shown_path(path: Path) -> str:
-    """The path as a user would write it: relative to the working directory when inside it."""
-    try:
-        return os.path.relpath(path)
-    except ValueError:  # another drive on Windows
-        return str(path)
-
-
-def find_manifests(paths: Iterable[str | Path]) -> list[Path]:
-    """Every nbflow.yaml at or below the given paths (a file is taken as it is)."""
-    found: list[Path] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.exists() and not p.is_dir():  # a FIFO or a device too: refused when it is read
-            found.append(p)
-        elif p.is_dir():
-            for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
-                if MANIFEST_NAME in files:
-                    found.append(Path(root) / MANIFEST_NAME)
-        else:
-            raise UsageError(f"no such file or directory: {raw}")
-    return sorted(dict.fromkeys(found))
-
-
-def manifest_path(path: str | Path) -> Path:
-    """A project path (its folder or its manifest) to the manifest file."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / MANIFEST_NAME
-    if not p.exists():
-        raise UsageError(f"no manifest at {shown_path(p)}")
-    return p
 
 
 def validate_manifest(
     path: Path,
     *,
-    analyse: bool = True,
+    katib: bool = True,
     lock: bool = True,
     manifest_text: str | None = None,
     notebook_text: str | None = None,
 ) -> tuple[Report, Project | None]:
     """Validate one manifest with its notebook; `lock=False` skips the cell-drift check
-    against nbflow.lock.json (for `nbflow lock`, which rewrites it). `manifest_text` and
-    `notebook_text` stand for the files' content where an editor holds unsaved changes."""
+    against nbflow.lock.json (for `nbflow lock`, which rewrites it); `katib=False` skips
+    holding the `tuning` block's Experiment against Katib's rules (for tests of the Experiment
+    itself). `manifest_text` and `notebook_text` stand for the files' content where an editor
+    holds unsaved changes. The Project is made once, with its data-flow plan, when there is no
+    error."""
     shown = shown_path(path)
     report = Report(manifests=[shown])
     try:
@@ -128,41 +84,49 @@ def validate_manifest(
         return report, None
     r = checker.resolved
     assert r.steps is not None and r.parameter_values is not None
+    setup = tuple(c for c in r.setup if nb.cells[c - 1].type == "code")
+    steps = tuple(
+        _step_config(manifest, name, cells, requirements) for name, cells in r.steps.items()
+    )
+    parameters = tuple(
+        ParameterConfig(
+            name=name,
+            type=p.type or "str",
+            default=p.default if p.default is not None else r.parameter_values.get(name),
+            description=p.description,
+        )
+        for name, p in manifest.parameters.items()
+    )
+    plan, plan_diags = plan_project(
+        manifest,
+        doc,
+        nb,
+        setup=setup,
+        steps=steps,
+        parameters=parameters,
+        parameters_cell=r.parameters_cell,
+    )
+    report.extend(plan_diags)
+    # made once, with its plan; returned only when nothing below finds an error
     project = Project(
         manifest_path=path,
         root=path.parent,
         manifest=manifest,
         doc=doc,
         notebook=nb,
-        setup=tuple(c for c in r.setup if nb.cells[c - 1].type == "code"),
+        setup=setup,
         skip=r.skip,
         parameters_cell=r.parameters_cell,
-        steps=tuple(
-            _step_config(manifest, name, cells, requirements) for name, cells in r.steps.items()
-        ),
-        parameters=tuple(
-            ParameterConfig(
-                name=name,
-                type=p.type or "str",
-                default=p.default if p.default is not None else r.parameter_values.get(name),
-                description=p.description,
-            )
-            for name, p in manifest.parameters.items()
-        ),
+        steps=steps,
+        parameters=parameters,
         requirements=requirements,
         inputs=_inputs(path, manifest),
+        plan=plan,
     )
-    if analyse:
-        from nbflow.check.dataflow_rules import file_rules, plan_project
-
-        plan, plan_diags = plan_project(project)
-        report.extend(plan_diags)
-        report.extend(file_rules(project))
-        if report.ok:
-            object.__setattr__(project, "plan", plan)
-        else:
-            return report, None
-    if analyse and manifest.tuning is not None:
+    report.extend(file_rules(project))  # in the same pass as the plan's diagnostics
+    if not report.ok:
+        return report, None
+    if katib and manifest.tuning is not None:
         report.extend(_katib(project, doc))
         if not report.ok:
             return report, None
@@ -184,7 +148,7 @@ def _inputs(path: Path, manifest: Manifest) -> tuple[Path, ...]:
 def _katib(project: Project, doc: YamlDoc) -> list[Diagnostic]:
     """Check the Katib Experiment this manifest generates, as Katib's webhook and suggestion
     services would, so that a bad search is an error here rather than on the cluster."""
-    from nbflow.generate.katib import tuning_warnings, validate_tuning
+    from nbflow.check.experiment import tuning_warnings, validate_tuning
 
     where = doc.locate(("tuning",), key=True)
     hint = "Katib would reject the generated Experiment"
@@ -194,59 +158,6 @@ def _katib(project: Project, doc: YamlDoc) -> list[Diagnostic]:
     ]
     out += [warning(codes.KATIB_REJECTS, problem, where) for problem in tuning_warnings(project)]
     return out
-
-
-def manifest_model(doc: YamlDoc) -> tuple[list[Diagnostic], Manifest | None]:
-    from pydantic import ValidationError
-
-    from nbflow.check.schema_errors import diagnostics_from
-
-    data = doc.data
-    if not isinstance(data, dict):
-        return [
-            error(
-                codes.MANIFEST_NOT_A_MAPPING,
-                "the manifest must be a mapping of keys (apiVersion, name, notebook, steps, ...)",
-                Location(doc.path, 1, 1),
-            )
-        ], None
-    api = data.get("apiVersion")
-    if api != API_VERSION:
-        where = doc.locate(("apiVersion",)) if "apiVersion" in data else Location(doc.path, 1, 1)
-        message = f"unsupported apiVersion `{api}`" if api is not None else "missing `apiVersion`"
-        return [
-            error(
-                codes.API_VERSION,
-                message,
-                where,
-                hint=f"this nbflow reads `apiVersion: {API_VERSION}`",
-            )
-        ], None
-    try:
-        return [], Manifest.model_validate(data)
-    except ValidationError as exc:
-        diags = diagnostics_from(exc, doc, Manifest)
-        unknown = [tuple(e["loc"]) for e in exc.errors() if e["type"] == "extra_forbidden"]
-        if len(unknown) < exc.error_count():
-            return diags, None
-    # Only unknown keys: check the rest as if they were not there, so that one pass reports
-    # the typo and every semantic problem behind it.
-    try:
-        return diags, Manifest.model_validate(_without(data, unknown))
-    except ValidationError:
-        return diags, None
-
-
-def _without(data: dict[str, Any], paths: Sequence[tuple[int | str, ...]]) -> dict[str, Any]:
-    import copy
-
-    data = copy.deepcopy(data)
-    for path in paths:
-        node: Any = data
-        for p in path[:-1]:
-            node = node[p]
-        node.pop(path[-1], None)
-    return data
 
 
 def _requirements(
@@ -370,12 +281,12 @@ def _resources(default: Resources | None, step: Resources | None) -> Resources |
     )
 
 
-def validate(paths: Iterable[str | Path], *, analyse: bool = True) -> Report:
+def validate(paths: Iterable[str | Path]) -> Report:
     """Validate every manifest at or below `paths`; one report for all."""
     manifests = find_manifests(paths)
     report = Report()
     for m in manifests:
-        sub, _ = validate_manifest(m, analyse=analyse)
+        sub, _ = validate_manifest(m)
         report.merge(sub)
     return report
 
@@ -383,3 +294,17 @@ def validate(paths: Iterable[str | Path], *, analyse: bool = True) -> Report:
 def load_project(path: str | Path) -> tuple[Report, Project | None]:
     """Validate the manifest of one project (its folder or its nbflow.yaml)."""
     return validate_manifest(manifest_path(path))
+
+
+# found and shown by `nbflow.check.paths`, made into the model by `nbflow.check.parse`; named
+# here too, where callers have always found them
+__all__ = [
+    "MANIFEST_NAME",
+    "find_manifests",
+    "load_project",
+    "manifest_model",
+    "manifest_path",
+    "shown_path",
+    "validate",
+    "validate_manifest",
+]

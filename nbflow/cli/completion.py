@@ -17,9 +17,9 @@ SHELLS = ("bash", "zsh", "fish")
 
 
 def script(shell: str) -> str:
-    import argcomplete
+    from argcomplete.shell_integration import shellcode  # the package does not re-export it
 
-    return str(argcomplete.shellcode(["nbflow"], shell=shell))
+    return str(shellcode(["nbflow"], shell=shell))
 
 
 def answer(parser: argparse.ArgumentParser) -> None:

@@ -1,12 +1,13 @@
 """The `nbflow` command: a thin layer over the library API.
 
-Exit codes (documented in README.md, tested in tests/test_cli.py):
+Exit codes (`nbflow.cli.exit_codes`, documented in README.md, tested in tests/test_cli.py):
   0  success
   1  the input has errors, or a run / tuning / apply failed
   2  bad usage, or an environment problem (missing file or dependency, unreachable cluster)
   3  internal error: a bug in nbflow (one line on stderr, never a traceback; please report it)
   130 interrupted (Ctrl-C, SIGTERM, SIGHUP)
-Exceptions become exit codes here, in `main`, and nowhere else.
+Exceptions become exit codes here, in `main`; the commands in `nbflow.cli.commands` return the
+code of their outcome. No module outside `nbflow.cli` decides an exit code.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from nbflow import __version__
+from nbflow.cli.exit_codes import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from nbflow.console import CHOICES, wants_color
 from nbflow.errors import CommandFailed, EnvironmentProblem, Interrupted, UsageError
 from nbflow.escape import terminal_lines
@@ -27,7 +29,15 @@ from nbflow.escape import terminal_lines
 if TYPE_CHECKING:
     from nbflow.check.project import Project
 
-EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+__all__ = [
+    "EXIT_INPUT",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "main",
+    "parser",
+]
 
 
 def _out() -> TextIO:
@@ -88,7 +98,7 @@ def cmd_cells(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from nbflow.check.schema import schema_text
+    from nbflow.check.manifest import schema_text
 
     _out().write(schema_text())
     return EXIT_OK
@@ -100,7 +110,6 @@ def cmd_graph(args: argparse.Namespace) -> int:
     project = _project(args.path)
     if project is None:
         return EXIT_INPUT
-    assert project.plan is not None
     _out().write(render(project.plan, args.format, pipeline=project.name).rstrip("\n") + "\n")
     return EXIT_OK
 
@@ -175,7 +184,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     project = _project(args.path)
     if project is None:
         return EXIT_INPUT
-    assert project.plan is not None
     try:
         params = parse_parameters(project, args.param or [])
     except RunError as exc:
@@ -270,19 +278,19 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from nbflow.deploy.gitops import cmd_diff as run
+    from nbflow.cli.commands.deploy import cmd_diff as run
 
     return run(args)
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from nbflow.deploy.gitops import cmd_apply as run
+    from nbflow.cli.commands.deploy import cmd_apply as run
 
     return run(args)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from nbflow.local.tune import cmd_tune as run
+    from nbflow.cli.commands.tune import cmd_tune as run
 
     return run(args)
 
@@ -300,7 +308,7 @@ def cmd_completion(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from nbflow.authoring.init import cmd_init as run
+    from nbflow.cli.commands.init import cmd_init as run
 
     return run(args)
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TextIO
 from nbflow.escape import terminal, terminal_lines
 
 if TYPE_CHECKING:
-    from nbflow.local.run import RunResult, StepResult
+    from nbflow.local.run_result import RunResult, StepResult
 
 _MARK = {
     "running": "▶",

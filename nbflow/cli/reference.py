@@ -49,7 +49,7 @@ _SECTIONS = [
 
 def _type(prop: dict[str, Any]) -> str:
     if "$ref" in prop:
-        return prop["$ref"].rsplit("/", 1)[1]
+        return str(prop["$ref"]).rsplit("/", 1)[1]
     if "enum" in prop:
         return " \\| ".join(f"`{v}`" for v in prop["enum"])
     if "const" in prop:

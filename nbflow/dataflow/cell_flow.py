@@ -29,6 +29,10 @@ names (``display``, ``get_ipython``, ``In``, ``Out``, ``_``, ``_i3``...) are nev
 Names read inside ``try`` blocks that catch ``NameError`` (or everything) are optional reads too:
 ``try: model`` / ``except NameError: model = fit()`` needs no ``model`` from before.
 The names of a scope (a comprehension, lambda or called function) are read in sorted order.
+
+This module walks the top level of a cell; the scopes inside it are
+:mod:`nbflow.dataflow.scopes`, and the values that can't cross a step boundary
+:mod:`nbflow.dataflow.unmovable`.
 """
 
 from __future__ import annotations
@@ -52,6 +56,16 @@ from nbflow.dataflow.ipython_syntax import (
     ipython_transform,
     magic_call,
 )
+from nbflow.dataflow.scopes import (
+    COMPS,
+    FUNCS,
+    Scope,
+    class_scope,
+    comprehension_scope,
+    function_scope,
+    visit_arguments,
+)
+from nbflow.dataflow.unmovable import dotted, unmovable_value
 
 __all__ = ["BUILTINS", "CellFlow", "Unmovable", "analyse_cell", "is_builtin"]
 
@@ -148,267 +162,6 @@ def _syntax_error(exc: BaseException) -> tuple[str, int]:
     if isinstance(exc, RecursionError | MemoryError):
         return ("too deeply nested to analyse", 1)
     return (str(exc) or type(exc).__name__, 1)
-
-
-# --------------------------------------------------------------------------------------------
-# Scopes of functions, lambdas, comprehensions and classes (order does not matter inside them)
-# --------------------------------------------------------------------------------------------
-
-_FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
-_COMPS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
-_NAMED = (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)  # nodes whose `name` is a binding
-
-
-class _Scope:
-    """Names bound and loaded in one function, lambda, comprehension or class body."""
-
-    __slots__ = (
-        "bound",
-        "deferred",
-        "generator",
-        "global_writes",
-        "globals",
-        "kind",
-        "loaded",
-        "nested",
-        "nonlocals",
-        "walrus",
-    )
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind  # "function", "comprehension" or "class"
-        self.bound: set[str] = set()
-        self.loaded: set[str] = set()
-        self.nested: set[str] = set()  # free names of nested scopes
-        self.deferred: set[str] = set()  # class: free names of its methods
-        self.globals: set[str] = set()
-        self.nonlocals: set[str] = set()
-        self.walrus: set[str] = set()  # comprehension: names `:=` binds in the enclosing scope
-        self.global_writes: set[str] = set()
-        self.generator = False
-
-    def visit(self, node: ast.AST) -> None:
-        t = type(node)
-        if t is ast.Name:
-            if type(node.ctx) is ast.Load:  # type: ignore[attr-defined]
-                self.loaded.add(node.id)  # type: ignore[attr-defined]
-            else:
-                self.bound.add(node.id)  # type: ignore[attr-defined]
-            return
-        if t in _FUNCS or t is ast.Lambda:
-            fn: ast.FunctionDef | ast.Lambda = node  # type: ignore[assignment]
-            if t is not ast.Lambda:
-                self.bound.add(fn.name)  # type: ignore[union-attr]
-                for d in fn.decorator_list:  # type: ignore[union-attr]
-                    self.visit(d)
-                if fn.returns is not None:  # type: ignore[union-attr]
-                    self.visit(fn.returns)  # type: ignore[union-attr]
-            _visit_arguments(self, fn.args)
-            inner = _function_scope(fn)
-            if self.kind == "class" and t is not ast.Lambda:
-                self.deferred |= inner.free()
-            else:
-                self.nested |= inner.free()
-            self.global_writes |= inner.global_writes
-            return
-        if t in _COMPS:
-            comp: ast.ListComp = node  # type: ignore[assignment]
-            self.visit(comp.generators[0].iter)
-            inner = _comprehension_scope(comp)
-            self.nested |= inner.free()
-            if self.kind == "comprehension":
-                self.walrus |= inner.walrus
-            else:
-                self.bound |= inner.walrus
-            return
-        if t is ast.ClassDef:
-            cls: ast.ClassDef = node  # type: ignore[assignment]
-            self.bound.add(cls.name)
-            for e in (*cls.decorator_list, *cls.bases, *cls.keywords):
-                self.visit(e)
-            inner = _class_scope(cls)
-            self.nested |= inner.free() | inner.deferred
-            return
-        if t is ast.NamedExpr:
-            self.visit(node.value)  # type: ignore[attr-defined]
-            target = node.target.id  # type: ignore[attr-defined]
-            if self.kind == "comprehension":
-                self.walrus.add(target)
-            else:
-                self.bound.add(target)
-            return
-        if t is ast.Global:
-            self.globals.update(node.names)  # type: ignore[attr-defined]
-            return
-        if t is ast.Nonlocal:
-            self.nonlocals.update(node.names)  # type: ignore[attr-defined]
-            return
-        if t is ast.Import or t is ast.ImportFrom:
-            for a in node.names:  # type: ignore[attr-defined]
-                if a.name != "*":
-                    self.bound.add(a.asname or a.name.partition(".")[0])
-            return
-        if t in _NAMED and node.name:  # type: ignore[attr-defined]
-            self.bound.add(node.name)  # type: ignore[attr-defined]
-        elif t is ast.MatchMapping and node.rest:  # type: ignore[attr-defined]
-            self.bound.add(node.rest)  # type: ignore[attr-defined]
-        elif t is ast.Yield or t is ast.YieldFrom:
-            self.generator = True
-        for child in ast.iter_child_nodes(node):
-            self.visit(child)
-
-    def free(self) -> set[str]:
-        local = self.bound - self.globals - self.nonlocals
-        return (self.loaded | self.nested) - local - self.walrus
-
-    @property
-    def writes(self) -> set[str]:
-        return (self.bound & self.globals) | self.global_writes
-
-
-def _visit_arguments(scope: _Scope, args: ast.arguments) -> None:
-    """Defaults and annotations: evaluated where the function is defined."""
-    for d in (*args.defaults, *args.kw_defaults):
-        if d is not None:
-            scope.visit(d)
-    for a in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg):
-        if a is not None and a.annotation is not None:
-            scope.visit(a.annotation)
-
-
-def _params(args: ast.arguments) -> set[str]:
-    names = {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
-    if args.vararg:
-        names.add(args.vararg.arg)
-    if args.kwarg:
-        names.add(args.kwarg.arg)
-    return names
-
-
-def _function_scope(fn: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> _Scope:
-    s = _Scope("function")
-    s.bound |= _params(fn.args)
-    if isinstance(fn, ast.Lambda):
-        s.visit(fn.body)
-    else:
-        for stmt in fn.body:
-            s.visit(stmt)
-    s.global_writes = s.writes
-    return s
-
-
-def _comprehension_scope(
-    comp: ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp,
-) -> _Scope:
-    s = _Scope("comprehension")
-    for i, gen in enumerate(comp.generators):
-        if i:
-            s.visit(gen.iter)
-        s.visit(gen.target)
-        for cond in gen.ifs:
-            s.visit(cond)
-    if isinstance(comp, ast.DictComp):
-        s.visit(comp.key)
-        s.visit(comp.value)
-    else:
-        s.visit(comp.elt)
-    return s
-
-
-def _class_scope(cls: ast.ClassDef) -> _Scope:
-    s = _Scope("class")
-    for stmt in cls.body:
-        s.visit(stmt)
-    return s
-
-
-# --------------------------------------------------------------------------------------------
-# Values that cannot cross a step boundary
-# --------------------------------------------------------------------------------------------
-
-_FILE = ("an open file", "open the file in the step that uses it (pass its path instead)")
-_GENERATOR = ("a generator", "materialize it with list() before the step ends")
-_SOCKET = ("a socket", "connect in the step that uses it")
-_CONNECTION = ("a database connection", "connect in the step that uses it")
-_LOCK = ("a lock", "create it in the step that uses it")
-_THREAD = ("a thread", "start and join it in one step")
-_PROCESS = ("a multiprocessing object", "create it in the step that uses it")
-_EXECUTOR = ("an executor", "create it in the step that uses it")
-
-_FILE_CALLS = frozenset(
-    {
-        "open",
-        "io.open",
-        "codecs.open",
-        "zipfile.ZipFile",
-        "ZipFile",
-        "tempfile.TemporaryFile",
-        "tempfile.NamedTemporaryFile",
-        "tempfile.SpooledTemporaryFile",
-        "TemporaryFile",
-        "NamedTemporaryFile",
-        "urlopen",
-        "urllib.request.urlopen",
-        "request.urlopen",
-    }
-)
-_THREADING = {
-    "Lock": _LOCK,
-    "RLock": _LOCK,
-    "Condition": _LOCK,
-    "Semaphore": _LOCK,
-    "BoundedSemaphore": _LOCK,
-    "Event": _LOCK,
-    "Barrier": _LOCK,
-    "Thread": _THREAD,
-    "Timer": _THREAD,
-}
-
-
-def _dotted(node: ast.expr) -> str | None:
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Call):  # e.g. engine.connect() on `create_engine(...)`
-        inner = _dotted(node.func)
-        if inner is None:
-            return None
-        parts.append(inner)
-    elif isinstance(node, ast.Name):
-        parts.append(node.id)
-    else:
-        return None
-    return ".".join(reversed(parts))
-
-
-def _unmovable(value: ast.expr, generators: Iterable[str]) -> tuple[str, str] | None:
-    if isinstance(value, ast.GeneratorExp):
-        return _GENERATOR
-    if isinstance(value, ast.Await):
-        value = value.value
-    if not isinstance(value, ast.Call):
-        return None
-    dotted = _dotted(value.func)
-    if dotted is None:
-        return None
-    first, _, _ = dotted.partition(".")
-    last = dotted.rpartition(".")[2]
-    if dotted in _FILE_CALLS or last == "open":
-        return _FILE
-    if first == "socket" and last in ("socket", "create_connection", "socketpair", "fromfd"):
-        return _SOCKET
-    if last in ("connect", "create_engine", "create_async_engine"):
-        return _CONNECTION
-    if last in _THREADING and (first == "threading" or dotted == last):
-        return _THREADING[last]
-    if first in ("multiprocessing", "mp") and dotted != first:
-        return _PROCESS
-    if last in ("ThreadPoolExecutor", "ProcessPoolExecutor"):
-        return _EXECUTOR
-    if dotted in generators:
-        return _GENERATOR
-    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -624,7 +377,7 @@ class _Cell:
                 self.note_value([n.target], n.value)
             elif not isinstance(n.target, ast.Name):
                 self.expr(n.target)
-        elif t in _FUNCS:
+        elif t in FUNCS:
             self.define_function(s)  # type: ignore[arg-type]
         elif t is ast.ClassDef:
             self.define_class(s)  # type: ignore[arg-type]
@@ -802,7 +555,7 @@ class _Cell:
         if shared:
             for name in names:
                 self.members[name] = shared - {name}
-        hint = _unmovable(value, self.generators)
+        hint = unmovable_value(value, self.generators)
         for name in names:
             if hint is not None:
                 self.unmovable[name] = Unmovable(name, hint[0], value.lineno, hint[1])
@@ -815,18 +568,18 @@ class _Cell:
         self.arguments(fn.args, fn.lineno)
         if fn.returns is not None:
             self.expr(fn.returns)
-        scope = _function_scope(fn)
+        scope = function_scope(fn)
         self.store(fn.name, fn.lineno, "function")
         self.record(fn.name, scope)
 
     def define_lambda(self, fn: ast.Lambda, names: list[str], line: int) -> None:
         self.arguments(fn.args, line)
-        scope = _function_scope(fn)
+        scope = function_scope(fn)
         for name in names:
             self.store(name, line, "function")
             self.record(name, scope)
 
-    def record(self, name: str, scope: _Scope) -> None:
+    def record(self, name: str, scope: Scope) -> None:
         self.functions[name] = frozenset(n for n in scope.free() if not is_builtin(n))
         self.function_writes[name] = frozenset(scope.global_writes)
         if scope.generator:
@@ -837,15 +590,15 @@ class _Cell:
     def define_class(self, cls: ast.ClassDef) -> None:
         for e in (*cls.decorator_list, *cls.bases, *cls.keywords):
             self.expr(e)
-        scope = _class_scope(cls)
+        scope = class_scope(cls)
         self.free(scope.free(), cls.lineno)  # the class body runs now
         self.store(cls.name, cls.lineno, "function")
         self.functions[cls.name] = frozenset(n for n in scope.deferred if not is_builtin(n))
         self.function_writes[cls.name] = frozenset(scope.global_writes)
 
     def arguments(self, args: ast.arguments, line: int) -> None:
-        scope = _Scope("function")
-        _visit_arguments(scope, args)
+        scope = Scope("function")
+        visit_arguments(scope, args)
         self.free(scope.loaded | scope.nested, line)
 
     # -- expressions ------------------------------------------------------------------------
@@ -873,12 +626,12 @@ class _Cell:
         if t is ast.Lambda:
             lam: ast.Lambda = node  # type: ignore[assignment]
             self.arguments(lam.args, lam.lineno)
-            self.free(_function_scope(lam).free(), lam.lineno)  # most are called right away
+            self.free(function_scope(lam).free(), lam.lineno)  # most are called right away
             return
-        if t in _COMPS:
+        if t in COMPS:
             comp: ast.ListComp = node  # type: ignore[assignment]
             self.expr(comp.generators[0].iter)
-            scope = _comprehension_scope(comp)
+            scope = comprehension_scope(comp)
             self.free(scope.free(), comp.lineno)
             for name in sorted(scope.walrus):
                 self.store(name, comp.lineno)
@@ -912,7 +665,7 @@ class _Cell:
                     held |= _displayed_names(a)
                 if held - {root.id}:
                     self.members.setdefault(root.id, set()).update(held - {root.id})
-        elif node.args and _dotted(f) in _SHUFFLERS:
+        elif node.args and dotted(f) in _SHUFFLERS:
             self.mutate(node.args[0])
 
     # -- IPython ----------------------------------------------------------------------------
@@ -948,7 +701,7 @@ class _Cell:
             return
         ast.increment_lineno(tree, line - 1)
         if read_only:
-            scope = _Scope("function")
+            scope = Scope("function")
             for s in tree.body:
                 scope.visit(s)
             self.free(scope.free() - scope.bound, line)

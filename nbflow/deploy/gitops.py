@@ -4,7 +4,7 @@ the ``deploy.kfp: api`` upload is :mod:`nbflow.deploy.kfp_api`; both are re-expo
 
 Each project (an ``nbflow.yaml``) goes through:
 
-    validate -> snapshot (git) -> build into the out folder -> plan (diff) or apply
+    validate -> snapshot (git) -> build into the out folder -> changes (diff) or apply
 
 - A project with errors is reported (its result carries the report) and nothing of it is
   applied; the other projects go on.
@@ -24,22 +24,19 @@ Each project (an ``nbflow.yaml``) goes through:
 Errors: :class:`nbflow.errors.UsageError` (no manifest, a dirty tree, no KFP host, a token a
 host may not have: exit 2);
 :class:`nbflow.deploy.kubernetes.ApplyError` from the cluster, and :class:`DeployError` (an ApplyError that
-also carries the results of every project) from :func:`apply_projects` and :func:`diff`.
-:func:`exit_code` maps an ApplyError to the exit code: 2 when the cluster can't be reached or
-used (no configuration, network, 401, 403, a missing namespace or CRD), 1 when it refused the
-input (a conflict, a webhook, a server error). ``cmd_diff`` and ``cmd_apply`` return
-0 (done), 1 (a project has errors, a conflict, a refusal) or 2 (see above).
+also carries the results of every project) from :func:`apply_projects` and :func:`diff`. An
+ApplyError's ``cluster_unusable`` tells a cluster that can't be reached or used (no
+configuration, network, 401, 403, a missing namespace or CRD) from one that refused the input
+(a conflict, a webhook, a server error). Nothing here prints or decides an exit code: that is
+``nbflow.cli.commands.deploy``.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import os
-import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,9 +49,8 @@ from nbflow.deploy.kfp_api import (
     url_problem,
 )
 from nbflow.deploy.kubernetes import ApplyError, Change
-from nbflow.deploy.workflows import WORKFLOWS, cmd_init_ci, init_ci, templates_folder
+from nbflow.deploy.workflows import WORKFLOWS, init_ci, templates_folder
 from nbflow.errors import UsageError
-from nbflow.escape import markdown, markdown_code, terminal
 
 if TYPE_CHECKING:
     from nbflow.check.project import Project
@@ -63,7 +59,6 @@ if TYPE_CHECKING:
     from nbflow.generate.snapshot import Snapshot
 
 JSON = dict[str, Any]
-EXIT_OK, EXIT_INPUT, EXIT_USAGE = 0, 1, 2
 
 
 # --- results -----------------------------------------------------------------------------------
@@ -115,33 +110,12 @@ class ProjectDiff:
             and not any(c.action == "conflict" for c in self.changes)
         )
 
-    def to_json(self) -> JSON:
-        """A JSON-serialisable dict."""
-        out: JSON = {
-            "manifest": self.manifest,
-            "ok": self.ok,
-            "pipeline": self.pipeline,
-            "version": self.version,
-            "snapshot": self.snapshot,
-            "namespace": self.namespace,
-            "mode": self.mode,
-            "folder": self.folder,
-            "changes": [c.to_dict() for c in self.changes],
-            "skipped": [s.to_json() for s in self.skipped],
-            "diagnostics": _diagnostics_json(self.report),
-            "error": self.error,
-        }
-        return out
-
 
 @dataclass(frozen=True)
 class ProjectApply(ProjectDiff):
     """What ``nbflow apply`` did (or, with ``dry_run``, would do) for one project."""
 
     dry_run: bool = False
-
-    def to_json(self) -> JSON:
-        return {**super().to_json(), "dry_run": self.dry_run}
 
 
 class DeployError(ApplyError):
@@ -155,26 +129,6 @@ class DeployError(ApplyError):
         super().__init__(cause.message, cause.hint, changes=cause.changes, status=cause.status)
         self.cause = cause
         self.results = list(results)
-
-
-def exit_code(error: ApplyError) -> int:
-    """1 when the cluster refused the input (conflict, webhook, server error); 2 when it can't
-    be reached or used (no configuration, network, 401, 403, missing namespace or CRD)."""
-    cause = error.cause if isinstance(error, DeployError) else error
-    if any(c.action == "conflict" for c in cause.changes):
-        return EXIT_INPUT
-    if cause.status is None or cause.status in {401, 403, 404}:
-        return EXIT_USAGE
-    return EXIT_INPUT
-
-
-def _diagnostics_json(report: Report | None) -> list[JSON]:
-    if report is None or not report.diagnostics:
-        return []
-    from nbflow.cli.reporters import render_json
-
-    diagnostics: list[JSON] = json.loads(render_json(report))["diagnostics"]
-    return diagnostics
 
 
 # --- the build folder --------------------------------------------------------------------------
@@ -236,7 +190,7 @@ def diff(
     """What :func:`apply_projects` would change, reading the cluster only.
 
     Actions per resource: ``create``, ``new-version``, ``update``, ``unchanged``, ``conflict``
-    (see :func:`nbflow.deploy.kubernetes.plan_apply`). ``out_dir`` None builds into a temporary folder.
+    (see :func:`nbflow.deploy.kubernetes.diff_resources`). ``out_dir`` None builds into a temporary folder.
     ``host`` is the operator's KFP API URL (else ``$NBFLOW_KFP_HOST``), the only host that
     ``$NBFLOW_KFP_TOKEN`` is sent to (:func:`nbflow.deploy.kfp_api.bearer_token`).
     """
@@ -270,7 +224,7 @@ def apply_projects(
     Raises :class:`UsageError` for a dirty snapshot (before anything is built or applied;
     ``dry_run`` accepts one, since it writes nothing) and
     :class:`DeployError` when the cluster refuses a project: the projects after it are still
-    applied unless the cluster can't be used at all (:func:`exit_code` 2).
+    applied unless the cluster can't be used at all (``cluster_unusable``).
     """
     # a preview writes nothing, so it may show what an uncommitted tree would change
     prepared = _prepare(paths, Path(out_dir), allow_dirty=allow_dirty or dry_run, host=host)
@@ -437,7 +391,7 @@ def _run(
         except ApplyError as exc:
             failed = replace(base, changes=exc.changes, skipped=skipped, error=str(exc))
             results.append(failed)
-            if exit_code(exc) == EXIT_USAGE:  # the cluster can't be used: the rest would fail too
+            if exc.cluster_unusable:  # the rest would fail too
                 raise DeployError(exc, results) from None
             first_error = first_error or exc
             continue
@@ -461,13 +415,13 @@ def _deploy(
     dry_run: bool,
     force: bool,
 ) -> list[Change]:
-    """The changes of one built project: planned (``write`` False), previewed or applied."""
-    from nbflow.deploy.kubernetes import apply, plan_apply
+    """The changes of one built project: found (``write`` False), previewed or applied."""
+    from nbflow.deploy.kubernetes import apply, diff_resources
 
     changes: list[Change] = []
     if mode == "api":
         assert host, "checked by _prepare"
-        step = "plan" if not write else "dry-run" if dry_run else "apply"
+        step = "diff" if not write else "dry-run" if dry_run else "apply"
         changes += upload_to_kfp(built, host=host, namespace=namespace, step=step, token=token)
         resources = experiment  # the Experiment is still a Kubernetes resource
     else:
@@ -476,7 +430,7 @@ def _deploy(
         return changes
     api_client = clients.kubernetes()
     if not write:
-        return changes + plan_apply(resources, namespace=namespace, api_client=api_client)
+        return changes + diff_resources(resources, namespace=namespace, api_client=api_client)
     result = apply(
         resources,
         namespace=namespace,
@@ -485,159 +439,6 @@ def _deploy(
         force_conflicts=force,
     )
     return changes + list(result.changes)
-
-
-# --- the commands ------------------------------------------------------------------------------
-
-
-def cmd_diff(args: argparse.Namespace) -> int:
-    with _library_logs_redacted(args.kubeconfig):
-        return _cmd_diff(args)
-
-
-def _cmd_diff(args: argparse.Namespace) -> int:
-    error: ApplyError | None = None
-    try:
-        results: list[ProjectDiff] = diff(
-            args.paths or ["."],
-            namespace=args.namespace,
-            kubeconfig=args.kubeconfig,
-            context=args.context,
-            host=args.host,
-        )
-    except DeployError as exc:
-        results, error = exc.results, exc
-    except ApplyError as exc:
-        results, error = [], exc
-    _report_invalid(results)
-    if args.format == "json":
-        sys.stdout.write(json.dumps([r.to_json() for r in results], indent=2) + "\n")
-    elif args.format == "markdown":
-        sys.stdout.write(render_markdown(results))
-    else:
-        sys.stdout.write("".join(terminal(line) + "\n" for line in text_lines(results)))
-    return _finish(results, error)
-
-
-@contextlib.contextmanager
-def _library_logs_redacted(kubeconfig: str | None) -> Iterator[None]:
-    """Library log lines (the kubernetes client logs an exec plugin's stderr) printed with
-    every credential of the kubeconfig in use, the KFP token and bearer tokens as `***`."""
-    import os
-
-    from nbflow.deploy.redact import Redactor, read_kubeconfig_secrets, redacted_library_logs
-
-    source = kubeconfig or os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
-    redactor = Redactor(read_kubeconfig_secrets(Path(p) for p in source.split(os.pathsep) if p))
-    redactor.add([os.environ.get(KFP_TOKEN_ENV, "")])
-    with redacted_library_logs(redactor):
-        yield
-
-
-def cmd_apply(args: argparse.Namespace) -> int:
-    with _library_logs_redacted(args.kubeconfig):
-        return _cmd_apply(args)
-
-
-def _cmd_apply(args: argparse.Namespace) -> int:
-    error: ApplyError | None = None
-    try:
-        results: list[ProjectDiff] = list(
-            apply_projects(
-                args.paths or ["."],
-                namespace=args.namespace,
-                kubeconfig=args.kubeconfig,
-                context=args.context,
-                dry_run=args.dry_run,
-                force=args.force,
-                allow_dirty=args.allow_dirty,
-                out_dir=Path(args.out),
-                host=args.host,
-            )
-        )
-    except DeployError as exc:
-        results, error = exc.results, exc
-    except ApplyError as exc:
-        results, error = [], exc
-    _report_invalid(results)
-    if args.json:
-        sys.stdout.write(json.dumps([r.to_json() for r in results], indent=2) + "\n")
-    else:
-        sys.stdout.write("".join(terminal(line) + "\n" for line in text_lines(results)))
-    return _finish(results, error)
-
-
-def _finish(results: list[ProjectDiff], error: ApplyError | None) -> int:
-    if error is not None:
-        failed = [r.manifest for r in results if r.error is not None]
-        where = f" ({', '.join(failed)})" if failed else ""
-        print(f"nbflow: {terminal(error.message + where)}", file=sys.stderr)
-        if error.hint:
-            print(f"hint: {terminal(error.hint)}", file=sys.stderr)
-        return exit_code(error)
-    return EXIT_OK if all(r.ok for r in results) else EXIT_INPUT
-
-
-def _report_invalid(results: Iterable[ProjectDiff]) -> None:
-    from nbflow.cli.reporters import render_text
-    from nbflow.console import wants_color
-
-    for r in results:
-        if r.report is not None and r.report.diagnostics:
-            sys.stderr.write(render_text(r.report, color=wants_color(sys.stderr)))
-        if not r.valid:
-            print(
-                f"nbflow: {terminal(r.manifest)} has errors: nothing of it was applied",
-                file=sys.stderr,
-            )
-
-
-def text_lines(results: Iterable[ProjectDiff]) -> list[str]:
-    """One line per resource: ``created PipelineVersion digits-1a2b3c4d in kubeflow-user``."""
-    lines: list[str] = []
-    for r in results:
-        for c in r.changes:
-            line = f"{c.action} {c.kind} {c.name}" + (f" in {c.namespace}" if c.namespace else "")
-            if c.action == "conflict" and c.detail:
-                line += f": {c.detail}"
-            elif r.mode == "api" and c.kind != "Experiment":
-                line += " (KFP API)"
-            lines.append(line)
-        for s in r.skipped:
-            where = f" in {s.namespace}" if s.namespace else ""
-            lines.append(f"skipped {s.kind} {s.name}{where} ({s.reason})")
-    return lines
-
-
-def render_markdown(results: Iterable[ProjectDiff]) -> str:
-    """The diff as Markdown, for a pull request's job summary."""
-    out: list[str] = []
-    for r in results:
-        title = markdown_code(r.manifest)
-        if r.version:
-            title += f": {markdown(r.version)} (snapshot {markdown(str(r.snapshot))}"
-            title += f", namespace {markdown(r.namespace)})" if r.namespace else ")"
-        out.append(f"#### {title}\n")
-        if not r.valid:
-            out.append(
-                f"not built: {len(r.report.errors) if r.report else 0} error(s) in the manifest\n"
-            )
-            continue
-        rows = [(c.action, c.kind, c.name, c.namespace, c.detail) for c in r.changes]
-        rows += [("skipped", s.kind, s.name, s.namespace, s.reason) for s in r.skipped]
-        if rows:
-            out.append("| change | kind | name | namespace | detail |")
-            out.append("|---|---|---|---|---|")
-            out.extend("| " + " | ".join(_cell(v) for v in row) + " |" for row in rows)
-            out.append("")
-        if r.error:
-            out.append(f"**error:** {_cell(r.error)}\n")
-    return "\n".join(out) + ("\n" if out else "")
-
-
-def _cell(value: object) -> str:
-    # names and messages come from manifests and from the cluster: literal text, one line
-    return markdown(" ".join(str(value or "").split()))
 
 
 __all__ = [
@@ -649,15 +450,9 @@ __all__ = [
     "ProjectDiff",
     "Skipped",
     "apply_projects",
-    "cmd_apply",
-    "cmd_diff",
-    "cmd_init_ci",  # nbflow.deploy.workflows
     "diff",
-    "exit_code",
     "init_ci",  # nbflow.deploy.workflows
-    "render_markdown",
     "resources_of",
     "templates_folder",  # nbflow.deploy.workflows
-    "text_lines",
     "upload_to_kfp",  # nbflow.deploy.kfp_api
 ]

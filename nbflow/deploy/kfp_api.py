@@ -97,8 +97,8 @@ def upload_to_kfp(
     the version named ``<pipeline>-<version>`` is uploaded from ``pipeline.yaml``; a version of
     that name that exists already is left alone (its name is derived from its content).
     ``step`` is ``apply`` (actions ``created``, ``unchanged``), ``dry-run`` (``would-create``,
-    ``unchanged``) or ``plan`` (``create``, ``new-version``, ``unchanged``, as
-    :func:`nbflow.deploy.kubernetes.plan_apply` names them); only ``apply`` writes.
+    ``unchanged``) or ``diff`` (``create``, ``new-version``, ``unchanged``, as
+    :func:`nbflow.deploy.kubernetes.diff_resources` names them); only ``apply`` writes.
 
     Endpoints: ``GET /apis/v2beta1/pipelines/names/{name}``, ``POST /apis/v2beta1/pipelines``,
     ``GET /apis/v2beta1/pipelines/{id}/versions``, ``POST /apis/v2beta1/pipelines/upload_version``.
@@ -138,7 +138,7 @@ def _upload(
             Change(kind, name, namespace or "", action, uid, "", None, f"KFP API {api.host}")
         )
 
-    new = {"apply": "created", "dry-run": "would-create", "plan": "create"}[step]
+    new = {"apply": "created", "dry-run": "would-create", "diff": "create"}[step]
     pipeline = api.call(
         "read",
         f"Pipeline `{pipeline_name}`",
@@ -153,7 +153,7 @@ def _upload(
         if existing is not None:
             note("PipelineVersion", version_name, "unchanged", existing.pipeline_version_id)
             return changes
-        if step == "plan":
+        if step == "diff":
             new = "new-version"
     elif step == "apply":
         body = kfp_server_api.V2beta1Pipeline(
@@ -250,10 +250,10 @@ class _KfpApi:
                 return None
             raise self._error(verb, what, exc.status, str(exc.reason or ""), exc.body) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            from nbflow.deploy.kubernetes import _network_reason
+            from nbflow.deploy.kubernetes.http import network_reason
 
             raise ApplyError(
-                f"cannot reach the KFP API at {self.host}: {_network_reason(exc)}",
+                f"cannot reach the KFP API at {self.host}: {network_reason(exc)}",
                 "check --kfp-host or `deploy.host` in nbflow.yaml; from outside the cluster, "
                 "`kubectl port-forward -n kubeflow svc/ml-pipeline 8888` and use "
                 "http://localhost:8888",

@@ -7,14 +7,12 @@ exit 2), :class:`nbflow.errors.EnvironmentProblem` (the templates are not instal
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from pathlib import Path
 
 from nbflow.errors import EnvironmentProblem, UsageError
 
-EXIT_OK = 0
 WORKFLOWS = ("nbflow-validate.yml", "nbflow-deploy.yml")
 
 
@@ -47,7 +45,7 @@ def init_ci(root: Path, force: bool = False, *, action_ref: str | None = None) -
     existing = [p for p in paths if p.exists()]
     if existing and not force:
         raise UsageError(
-            f"{', '.join(map(_shown, existing))} already exist{'s' if len(existing) == 1 else ''}; "
+            f"{', '.join(map(shown, existing))} already exist{'s' if len(existing) == 1 else ''}; "
             "pass --force to overwrite"
         )
     if action_ref is not None and not re.fullmatch(r"[A-Za-z0-9._/-]+", action_ref):
@@ -70,7 +68,7 @@ def _pin(match: re.Match[str], ref: str) -> str:
     return f"{match.group(1)}@{ref}{comment}"
 
 
-def _shown(path: Path) -> str:
+def shown(path: Path) -> str:
     """Relative to the working directory when inside it, else absolute."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
@@ -78,24 +76,4 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-# --- the command -------------------------------------------------------------------------------
-
-
-def cmd_init_ci(args: argparse.Namespace) -> int:
-    written = init_ci(
-        Path(getattr(args, "root", ".") or "."),
-        force=bool(getattr(args, "force", False)),
-        action_ref=getattr(args, "action_ref", None),
-    )
-    for path in written:
-        print(f"wrote {_shown(path)}")
-    print(
-        "next: create the GitHub environment `production` with the secret NBFLOW_KUBECONFIG, or "
-        "set up OIDC (docs/cluster-setup.md)"
-    )
-    if getattr(args, "action_ref", None) is None:
-        print("pin nbflow's actions to a release's commit SHA: --force --action-ref <sha>")
-    return EXIT_OK
-
-
-__all__ = ["WORKFLOWS", "cmd_init_ci", "init_ci", "templates_folder"]
+__all__ = ["WORKFLOWS", "init_ci", "shown", "templates_folder"]

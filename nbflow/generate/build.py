@@ -33,10 +33,10 @@ from typing import Any
 
 from nbflow import __version__
 from nbflow.check.project import Project
+from nbflow.generate.labels import labels, resource_annotations, source_url
 from nbflow.generate.snapshot import Snapshot, take
 
 VERSION_LEN = 8
-MANAGED_BY = {"app.kubernetes.io/managed-by": "nbflow"}
 
 
 @dataclass(frozen=True)
@@ -257,42 +257,6 @@ def _comment_header(ir: str) -> str:
     return "\n".join(escaped) + ir[start:]
 
 
-def labels(project: Project, version: str, content_hash: str, snapshot: Snapshot) -> dict[str, str]:
-    return {
-        **MANAGED_BY,
-        "app.kubernetes.io/name": project.name,
-        "app.kubernetes.io/version": version,
-        "nbflow.dev/pipeline": project.name,
-        "nbflow.dev/snapshot": snapshot.label,
-        "nbflow.dev/content-hash": content_hash[:40],
-    }
-
-
-def resource_annotations(project: Project, snapshot: Snapshot) -> dict[str, str]:
-    out = {"nbflow.dev/version": __version__, "nbflow.dev/manifest": _repo_relative(project)}
-    if snapshot.commit:
-        out["nbflow.dev/commit"] = snapshot.commit
-    if snapshot.remote:
-        out["nbflow.dev/source"] = snapshot.remote
-    return out
-
-
-def _repo_relative(project: Project) -> str:
-    return _relative_to_repository(project.manifest_path.resolve())
-
-
-@functools.cache
-def _relative_to_repository(manifest: Path) -> str:
-    """The manifest's path inside its git repository (asked once per build, not per resource)."""
-    try:
-        import git
-
-        root = git.Repo(manifest.parent, search_parent_directories=True).working_tree_dir
-        return str(manifest.relative_to(Path(str(root)).resolve()))
-    except Exception:  # no repository, or no git: the file name is still useful
-        return manifest.name
-
-
 def _kubernetes_yaml(
     text: str, project: Project, version: str, content_hash: str, snapshot: Snapshot
 ) -> str:
@@ -316,18 +280,8 @@ def _kubernetes_yaml(
             if url:
                 spec["codeSourceURL"] = url
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    return yaml.dump_all(docs, Dumper=dumper, sort_keys=False, width=1000)
-
-
-def source_url(snapshot: Snapshot) -> str | None:
-    remote = snapshot.remote
-    if not remote or not snapshot.commit:
-        return None
-    if remote.startswith("git@github.com:"):
-        remote = "https://github.com/" + remote.split(":", 1)[1]
-    if remote.startswith("https://github.com/"):
-        return remote.removesuffix(".git") + "/tree/" + snapshot.commit
-    return None
+    out: str = yaml.dump_all(docs, Dumper=dumper, sort_keys=False, width=1000)
+    return out
 
 
 def _sha256_file(path: Path) -> str:
@@ -386,7 +340,7 @@ def render(
             "manifest": _sha256_file(project.manifest_path),
             "notebook": _sha256_file(project.root / project.manifest.notebook),
         },
-        "steps": [s.name for s in project.plan.steps] if project.plan else [],
+        "steps": [s.name for s in project.plan.steps],
         "files": sorted(files),
     }
     files["nbflow.json"] = json.dumps(record, indent=2, sort_keys=True) + "\n"

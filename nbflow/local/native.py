@@ -24,7 +24,7 @@ from nbflow.local.engine import Engine, TaskOutcome
 from nbflow.local.ir import load_ir
 
 if TYPE_CHECKING:
-    from nbflow.local.run import StepResult
+    from nbflow.local.run_result import StepResult
 
 
 def default_jobs() -> int:

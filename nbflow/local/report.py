@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from nbflow.dataflow.plan import Plan
-    from nbflow.local.run import RunResult, StepResult
+    from nbflow.local.run_result import RunResult, StepResult
 
 __all__ = ["dag_svg", "format_value", "render", "write"]
 

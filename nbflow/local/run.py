@@ -38,7 +38,6 @@ import signal
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -48,6 +47,7 @@ from nbflow.errors import EnvironmentProblem, Interrupted
 from nbflow.generate.kfp_source import generate, task_name
 from nbflow.local.interrupt import interruptible
 from nbflow.local.processes import StepProcesses, describe_signal, sweep_stale_tmp
+from nbflow.local.run_result import RunResult, StepResult
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _EXECUTING = re.compile(r"Executing task '([^']+)'")
@@ -59,44 +59,13 @@ _OUTPUT_FILE = re.compile(r'^\s*"outputFile": ("(?:[^"\\]|\\.)*")')  # in the ex
 _CELL = re.compile(r"^\[nbflow\] step '.*': cell (\d+)$")  # the runtime's line before each cell
 
 
+__all__ = ["ENGINES", "RunError", "RunResult", "StepResult", "parse_parameters", "run"]
+
 ENGINES = ("nbflow", "kfp-local")
 
 
 class RunError(Exception):
     """The run could not start (exit 2): bad parameters, missing requirements."""
-
-
-@dataclass
-class StepResult:
-    name: str
-    status: str = (
-        "pending"  # pending, running, retrying, succeeded, cached, failed, not-run, stopped
-    )
-    seconds: float = 0.0
-    attempts: int = 0
-    log: str | None = None
-    report: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    pipeline: str
-    ok: bool
-    parameters: dict[str, Any]
-    steps: list[StepResult]
-    metrics: dict[str, float]
-    seconds: float
-    interrupted: str | None = None  # the signal that stopped the run (SIGINT, SIGTERM, SIGHUP)
-    started: str = ""  # ISO 8601, UTC
-    status: str = "running"  # running, succeeded, failed
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["run_dir"] = str(self.run_dir)
-        return d
 
 
 Progress = Callable[[StepResult], None]
@@ -466,7 +435,6 @@ def run(
         raise RunError(f"unknown engine `{engine}` (engines: {', '.join(ENGINES)})")
     if jobs is not None and jobs < 1:
         raise RunError(f"--jobs must be at least 1, not {jobs}")
-    assert project.plan is not None
     missing = missing_requirements(project)
     if missing:
         raise RunError(
@@ -595,7 +563,6 @@ def _run_native(
     """The run under nbflow's own engine (`nbflow.local.native`)."""
     from nbflow.local.native import run_native
 
-    assert project.plan is not None
     clock = time.perf_counter()
     interrupted: str | None = None
     ok, metrics = False, dict[str, float]()
@@ -649,7 +616,6 @@ def _native_result(
     live: RunResult,
     interrupted: str | None,
 ) -> RunResult:
-    assert project.plan is not None
     for r in steps.values():
         if r.status in ("pending", "running", "retrying"):
             r.status = "not-run" if r.status == "pending" else "failed"
@@ -691,7 +657,6 @@ def _result(
 ) -> RunResult:
     """The run's result from kfp.local's outputs and what the router saw; run.json and
     index.html written (runs/latest was pointed at the run when it started)."""
-    assert project.plan is not None
     seconds = time.perf_counter() - started
     metrics: dict[str, float] = {}
     for sp in project.plan.steps:

@@ -10,31 +10,30 @@ The modules, in the order a search uses them:
 
 - `space`: the searched parameters (`Dimension`), resolved from `tuning.search`
 - `samplers`: the Optuna sampler of each Katib algorithm (`SAMPLERS`), and how settings map
-- `plan`: the `tuning` block resolved into a `SearchPlan` (`plan_search`)
+- `spec`: the `tuning` block resolved into a `SearchSpec` (`resolve_search`)
 - `search`: the trial loop (`tune`), and how a run becomes a trial's result (`judge`)
 - `workers`: the worker processes of a parallel search (`python -m nbflow.local.tune --worker`)
 - `results`: `TuneResult` and `TrialResult`, and the files they are written to
 - `display`: the live table or the line per trial that `nbflow tune` shows
-- `cli`: `nbflow tune`'s arguments and command
+
+`nbflow tune` itself (summary, exit code) is `nbflow.cli.commands.tune`.
 """
 
-from nbflow.local.tune.cli import cmd_tune
 from nbflow.local.tune.display import TrialLog
-from nbflow.local.tune.plan import SearchPlan, plan_search
 from nbflow.local.tune.results import TrialResult, TuneResult
 from nbflow.local.tune.samplers import SAMPLERS
 from nbflow.local.tune.search import judge, tune
 from nbflow.local.tune.space import Dimension
+from nbflow.local.tune.spec import SearchSpec, resolve_search
 
 __all__ = [
     "SAMPLERS",
     "Dimension",
-    "SearchPlan",
+    "SearchSpec",
     "TrialLog",
     "TrialResult",
     "TuneResult",
-    "cmd_tune",
     "judge",
-    "plan_search",
+    "resolve_search",
     "tune",
 ]

@@ -9,7 +9,7 @@ from nbflow.escape import terminal_lines
 from nbflow.local.tune.results import FINISHED, TrialResult, best_trial
 
 if TYPE_CHECKING:
-    from nbflow.local.tune.plan import SearchPlan
+    from nbflow.local.tune.spec import SearchSpec
 
 
 def fmt(value: Any) -> str:
@@ -25,9 +25,9 @@ def _steps_text(t: TrialResult) -> str:
 class TrialLog:
     """One line per finished trial: for CI logs and anything that is not a terminal."""
 
-    def __init__(self, stream: TextIO, plan: SearchPlan) -> None:
+    def __init__(self, stream: TextIO, spec: SearchSpec) -> None:
         self.stream = stream
-        self.plan = plan
+        self.spec = spec
         self.trials: dict[int, TrialResult] = {}
 
     def _print(self, text: str) -> None:
@@ -40,12 +40,12 @@ class TrialLog:
             return
         params = ", ".join(f"{k}={fmt(v)}" for k, v in trial.parameters.items())
         value = (
-            f"{self.plan.objective}={fmt(trial.value)}" if trial.value is not None else trial.state
+            f"{self.spec.objective}={fmt(trial.value)}" if trial.value is not None else trial.state
         )
-        best = best_trial(list(self.trials.values()), self.plan.direction)
+        best = best_trial(list(self.trials.values()), self.spec.direction)
         tail = f"best #{best.number} {fmt(best.value)}" if best else "no best yet"
         self._print(
-            f"trial {trial.number}/{self.plan.max_trials}  {value}  {params}  "
+            f"trial {trial.number}/{self.spec.max_trials}  {value}  {params}  "
             f"{trial.seconds:.1f} s  ({_steps_text(trial)})  {tail}"
         )
         if trial.state == "failed" and trial.error:
@@ -62,8 +62,8 @@ class TrialTable(TrialLog):
 
     MAX_ROWS = 20
 
-    def __init__(self, stream: TextIO, plan: SearchPlan) -> None:
-        super().__init__(stream, plan)
+    def __init__(self, stream: TextIO, spec: SearchSpec) -> None:
+        super().__init__(stream, spec)
         from rich.live import Live
 
         from nbflow.console import rich_console
@@ -81,17 +81,17 @@ class TrialTable(TrialLog):
     def _table(self) -> Any:
         from rich.table import Table
 
-        best = best_trial(list(self.trials.values()), self.plan.direction)
+        best = best_trial(list(self.trials.values()), self.spec.direction)
         caption = (
-            f"best so far: #{best.number} {self.plan.objective}={fmt(best.value)}"
+            f"best so far: #{best.number} {self.spec.objective}={fmt(best.value)}"
             if best
             else "best so far: -"
         )
         table = Table(caption=caption, caption_justify="left")
         table.add_column("#", justify="right")
-        for d in self.plan.dimensions:
+        for d in self.spec.dimensions:
             table.add_column(d.name, justify="right")
-        table.add_column(self.plan.objective, justify="right")
+        table.add_column(self.spec.objective, justify="right")
         table.add_column("state")
         table.add_column("s", justify="right")
         table.add_column("steps")
@@ -106,7 +106,7 @@ class TrialTable(TrialLog):
             state = f"running {running[0]}" if t.state == "running" and running else t.state
             table.add_row(
                 str(t.number),
-                *(fmt(t.parameters.get(d.name)) for d in self.plan.dimensions),
+                *(fmt(t.parameters.get(d.name)) for d in self.spec.dimensions),
                 "" if t.value is None else fmt(t.value),
                 state,
                 f"{t.seconds:.1f}" if t.state in FINISHED else "",
@@ -124,6 +124,6 @@ class TrialTable(TrialLog):
         self.live.stop()
 
 
-def display(stream: TextIO, plan: SearchPlan) -> TrialLog:
+def display(stream: TextIO, spec: SearchSpec) -> TrialLog:
     live = stream.isatty() and os.environ.get("TERM") != "dumb"
-    return TrialTable(stream, plan) if live else TrialLog(stream, plan)
+    return TrialTable(stream, spec) if live else TrialLog(stream, spec)

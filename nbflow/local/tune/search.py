@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 from nbflow.errors import EnvironmentProblem, Interrupted
 from nbflow.local.interrupt import interruptible
 from nbflow.local.tune import report
-from nbflow.local.tune.plan import SearchPlan, plan_search
 from nbflow.local.tune.results import TrialResult, TuneResult, plot, write_results
+from nbflow.local.tune.spec import SearchSpec, resolve_search
 from nbflow.local.tune.workers import Worker, log_tail, signal_group
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class Search:
     def __init__(
         self,
         project: Project,
-        plan: SearchPlan,
+        spec: SearchSpec,
         state: Path,
         folder: Path,
         progress: Progress | None,
@@ -80,35 +80,35 @@ class Search:
         import optuna
 
         self.project = project
-        self.plan = plan
+        self.spec = spec
         self.state = state
         self.progress = progress
         direction = (
             optuna.study.StudyDirection.MAXIMIZE
-            if plan.direction == "maximize"
+            if spec.direction == "maximize"
             else optuna.study.StudyDirection.MINIMIZE
         )
-        self.study = optuna.create_study(direction=direction, sampler=plan.sampler)
-        self.steps = [s.name for s in project.plan.steps] if project.plan else []
+        self.study = optuna.create_study(direction=direction, sampler=spec.sampler)
+        self.steps = [s.name for s in project.plan.steps]
         self.events: queue.Queue[tuple[int, dict[str, Any]]] = queue.Queue()
         self.workers: dict[int, Worker] = {}
         self.spawned = 0
         self.started = time.perf_counter()
         self.result = TuneResult(
             pipeline=project.name,
-            objective=plan.objective,
-            direction=plan.direction,
-            algorithm=plan.algorithm,
-            sampler=plan.sampler_name,
+            objective=spec.objective,
+            direction=spec.direction,
+            algorithm=spec.algorithm,
+            sampler=spec.sampler_name,
             dir=folder,
             state="running",
             reason="",
             trials=[],
-            max_trials=plan.max_trials,
-            parallel=plan.parallel,
-            goal=plan.goal,
-            max_failed=plan.max_failed,
-            notes=plan.notes,
+            max_trials=spec.max_trials,
+            parallel=spec.parallel,
+            goal=spec.goal,
+            max_failed=spec.max_failed,
+            notes=spec.notes,
             seconds=0.0,
         )
         self.stop: str | None = None
@@ -118,7 +118,7 @@ class Search:
     def loop(self) -> None:
         while True:
             if self.stop is None and self._left() > 0:
-                if self.plan.parallel == 1 or not self.result.trials:
+                if self.spec.parallel == 1 or not self.result.trials:
                     # the first trial runs alone (see the module docstring); workers for the
                     # trials after it start meanwhile, so that they are ready when it ends
                     self._spawn()
@@ -140,21 +140,27 @@ class Search:
         self.workers.clear()
 
     def _left(self) -> int:
-        return self.plan.max_trials - len(self.result.trials)
+        return self.spec.max_trials - len(self.result.trials)
 
     def _spawn(self) -> None:
-        if self.plan.parallel == 1:
+        if self.spec.parallel == 1:
             return
         left = self._left() - (0 if self.result.trials else 1)
         while len(self.workers) < min(
-            self.plan.parallel, left + sum(w.trial is not None for w in self.workers.values())
+            self.spec.parallel, left + sum(w.trial is not None for w in self.workers.values())
         ):
             self.spawned += 1
-            self.workers[self.spawned] = Worker(self.spawned, self)
+            self.workers[self.spawned] = Worker(
+                self.spawned,
+                manifest=self.project.manifest_path,
+                state=self.state,
+                log_dir=self.result.dir / "logs",
+                events=self.events,
+            )
 
     def _ask(self) -> tuple[Any, TrialResult]:
         ask = self.study.ask()
-        params = {d.name: d.suggest(ask) for d in self.plan.dimensions}
+        params = {d.name: d.suggest(ask) for d in self.spec.dimensions}
         types = {p.name: p.type for p in self.project.parameters}
         params = {
             k: float(v)
@@ -223,7 +229,7 @@ class Search:
     def _finish(self, ask: Any, trial: TrialResult, run: dict[str, Any], seconds: float) -> None:
         from optuna.trial import TrialState
 
-        state, value, error = judge(run, self.plan.objective)
+        state, value, error = judge(run, self.spec.objective)
         if state == "failed" and not run.get("steps") and run.get("error"):
             error = str(run["error"])
         trial.state, trial.value, trial.error = state, value, error
@@ -244,19 +250,19 @@ class Search:
         if self.stop is not None:
             return
         failed = sum(t.state == "failed" for t in self.result.trials)
-        goal = self.plan.goal
-        if self.plan.max_failed is not None and failed > self.plan.max_failed:
+        goal = self.spec.goal
+        if self.spec.max_failed is not None and failed > self.spec.max_failed:
             self.stop = "failed"
             self.result.reason = (
-                f"{failed} trials failed, more than maxFailedTrials ({self.plan.max_failed})"
+                f"{failed} trials failed, more than maxFailedTrials ({self.spec.max_failed})"
             )
         elif (
             goal is not None
             and trial.value is not None
-            and (trial.value >= goal if self.plan.direction == "maximize" else trial.value <= goal)
+            and (trial.value >= goal if self.spec.direction == "maximize" else trial.value <= goal)
         ):
             self.stop = "goal"
-            self.result.reason = f"trial {trial.number} reached the goal {self.plan.objective} {'>=' if self.plan.direction == 'maximize' else '<='} {goal:g}"
+            self.result.reason = f"trial {trial.number} reached the goal {self.spec.objective} {'>=' if self.spec.direction == 'maximize' else '<='} {goal:g}"
 
     def interrupt(self) -> None:
         """Stop every worker with its tasks; mark the unfinished trials interrupted."""
@@ -291,7 +297,7 @@ class Search:
             self._write()
         report.write(
             r,
-            dimensions=self.plan.dimensions,
+            dimensions=self.spec.dimensions,
             study=self.study,
             project_path=_shown(self.project.root),
             plots=r.state != "interrupted",  # Ctrl-C: out at once, the tables still written
@@ -329,7 +335,7 @@ def tune(
 
     from nbflow.local.run import missing_requirements
 
-    plan = plan_search(project, trials=trials, parallel=parallel)
+    spec = resolve_search(project, trials=trials, parallel=parallel)
     missing = missing_requirements(project)
     if missing:
         raise EnvironmentProblem(
@@ -347,7 +353,7 @@ def tune(
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial from Optuna itself
     try:
-        search = Search(project, plan, state, folder, progress)
+        search = Search(project, spec, state, folder, progress)
         search._write()
         # SIGTERM and SIGHUP stop the search as Ctrl-C does: the workers have their own
         # session, so nothing else would stop them

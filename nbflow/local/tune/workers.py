@@ -19,21 +19,29 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from nbflow.diagnostics import Report
     from nbflow.local.tune.results import TrialResult
-    from nbflow.local.tune.search import Search
 
 
 class Worker:
     """A process that runs trials one after another (`python -m nbflow.local.tune --worker`), so
     that importing kfp and validating the project happen once per worker, not per trial."""
 
-    def __init__(self, ident: int, search: Search) -> None:
+    def __init__(
+        self,
+        ident: int,
+        *,
+        manifest: Path,
+        state: Path,
+        log_dir: Path,
+        events: queue.Queue[tuple[int, dict[str, Any]]],
+    ) -> None:
         self.ident = ident
         self.trial: TrialResult | None = None
         self.ask: Any = None
         self.started = 0.0
         self.result: dict[str, Any] | None = None
-        self.log = search.result.dir / "logs" / f"worker-{ident}.log"
+        self.log = log_dir / f"worker-{ident}.log"
         self.log.parent.mkdir(exist_ok=True)
         env = dict(os.environ)
         source_root = str(Path(__file__).resolve().parents[3])  # above nbflow/local/tune/
@@ -43,8 +51,8 @@ class Worker:
             "-m",
             "nbflow.local.tune",
             "--worker",
-            str(search.project.manifest_path),
-            str(search.state),
+            str(manifest),
+            str(state),
         ]
         with self.log.open("w", encoding="utf-8") as err:
             # its own session: a Ctrl-C in the terminal reaches the search only, which then
@@ -59,7 +67,7 @@ class Worker:
                 env=env,
                 start_new_session=True,
             )
-        self.reader = threading.Thread(target=self._read, args=(search.events,), daemon=True)
+        self.reader = threading.Thread(target=self._read, args=(events,), daemon=True)
         self.reader.start()
 
     def _read(self, events: queue.Queue[tuple[int, dict[str, Any]]]) -> None:
@@ -111,6 +119,17 @@ def log_tail(path: Path | None, lines: int = 15) -> str:
     return "\n".join([ln for ln in text.splitlines() if ln.strip()][-lines:])
 
 
+def _invalid(report: Report) -> str:
+    """Why a worker can't run trials: the manifest changed since the search validated it."""
+    return "\n".join(
+        [f"the project has {len(report.errors)} error(s) now:"]
+        + [
+            f"  {d.location.file}:{d.location.line or 1}: [{d.code}] {d.message}"
+            for d in report.errors
+        ]
+    )
+
+
 def main(argv: Sequence[str]) -> int:
     """`python -m nbflow.local.tune --worker MANIFEST STATE_DIR`: runs trials for a parallel search.
 
@@ -132,7 +151,6 @@ def main(argv: Sequence[str]) -> int:
 
     try:
         from nbflow.check.validate import load_project
-        from nbflow.cli.reporters import render_text
         from nbflow.local.run import RunError, run
 
         report, project = load_project(manifest)
@@ -142,7 +160,7 @@ def main(argv: Sequence[str]) -> int:
             if not line.strip():
                 continue
             if project is None:
-                send({"event": "error", "error": render_text(report)})
+                send({"event": "error", "error": _invalid(report)})
                 continue
             try:
                 result = run(

@@ -1,4 +1,6 @@
-"""`nbflow tune` on the command line: its arguments, and the command over `tune`."""
+"""`nbflow tune`: the search of `nbflow.local.tune` with its live display, summary and exit
+code (0 a best trial found; 1 all trials failed or maxFailedTrials exceeded; 130 interrupted;
+UsageError / EnvironmentProblem, exit 2, go to the handler of `nbflow.cli.main`)."""
 
 from __future__ import annotations
 
@@ -8,12 +10,15 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from nbflow.check.validate import load_project
+from nbflow.cli.exit_codes import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK
+from nbflow.cli.reporters import render_text
 from nbflow.console import wants_color
 from nbflow.escape import terminal
 from nbflow.local.report import format_value
 from nbflow.local.tune.display import display, fmt
-from nbflow.local.tune.plan import plan_search
 from nbflow.local.tune.search import tune
+from nbflow.local.tune.spec import resolve_search
 
 if TYPE_CHECKING:
     import argparse
@@ -22,29 +27,24 @@ if TYPE_CHECKING:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    """0: done (a best trial found); 1: all trials failed or maxFailedTrials exceeded;
-    130: interrupted. UsageError / EnvironmentProblem (exit 2) go to the CLI's handler."""
-    from nbflow.check.validate import load_project
-    from nbflow.cli.reporters import render_text
-
     report, project = load_project(args.path)
     if report.diagnostics:
         sys.stderr.write(render_text(report, color=wants_color(sys.stderr)))
     if project is None:
-        return 1
-    plan = plan_search(project, trials=args.trials, parallel=args.parallel)
+        return EXIT_INPUT
+    spec = resolve_search(project, trials=args.trials, parallel=args.parallel)
     goal = (
-        f", goal {plan.objective} {'>=' if plan.direction == 'maximize' else '<='} {plan.goal:g}"
-        if plan.goal is not None
+        f", goal {spec.objective} {'>=' if spec.direction == 'maximize' else '<='} {spec.goal:g}"
+        if spec.goal is not None
         else ""
     )
     sys.stderr.write(
-        f"nbflow tune {project.name}: {plan.algorithm} ({plan.sampler_name}), {plan.max_trials} trials, "
-        f"{plan.parallel} at a time; {plan.direction} {plan.objective}{goal}\n"
+        f"nbflow tune {project.name}: {spec.algorithm} ({spec.sampler_name}), {spec.max_trials} trials, "
+        f"{spec.parallel} at a time; {spec.direction} {spec.objective}{goal}\n"
     )
-    for note in plan.notes:
+    for note in spec.notes:
         sys.stderr.write(f"  note: {terminal(note)}\n")
-    shown = display(sys.stderr, plan)
+    shown = display(sys.stderr, spec)
     try:
         result = tune(project, trials=args.trials, parallel=args.parallel, progress=shown.update)
     finally:
@@ -67,8 +67,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(f"best: {result.objective}={best.value:.6g} with {params}")
         print(f"{result.objective}={format_value(best.value)}")
     if result.state == "interrupted":
-        return 130
-    return 0 if result.ok and best is not None else 1
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result.ok and best is not None else EXIT_INPUT
 
 
 def _count(trials: Sequence[TrialResult]) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""The search plan: the manifest's `tuning` block resolved into a sampler, dimensions and counts."""
+"""The search spec: the manifest's `tuning` block resolved into a sampler, dimensions and counts."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class SearchPlan:
+class SearchSpec:
     """What `tune` will do: the sampler, the dimensions, how many trials, how many at once."""
 
     objective: str
@@ -38,9 +38,9 @@ class SearchPlan:
         )
 
 
-def plan_search(
+def resolve_search(
     project: Project, *, trials: int | None = None, parallel: int | None = None
-) -> SearchPlan:
+) -> SearchSpec:
     """Resolve the manifest's `tuning` block into a search. Raises UsageError (bad input, an
     algorithm not available locally) or EnvironmentProblem (its package is not installed)."""
     tuning = tuning_block(project)
@@ -74,7 +74,7 @@ def plan_search(
             )
             parallel = cpus
     metric = project.manifest.metrics.get(tuning.objective)
-    return SearchPlan(
+    return SearchSpec(
         objective=tuning.objective,
         direction=metric.goal if metric else "maximize",
         algorithm=tuning.algorithm,
