@@ -441,7 +441,11 @@ def test_interrupt_leaves_consistent_files(tmp_path) -> None:
 
     result = tune(load(root), parallel=2, progress=progress)
     assert result.state == "interrupted"
-    assert [t.state for t in result.trials] == ["complete", "interrupted", "interrupted"]
+    states = [t.state for t in result.trials]
+    # trial 2 is stopped while it runs; trial 3 runs beside it and may finish before the
+    # interrupt reaches it or not: which is a race this test does not decide
+    assert states[:2] == ["complete", "interrupted"] and len(states) == 3, states
+    assert states[2] in ("complete", "interrupted"), states
     data, _ = assert_consistent(result.dir, 3)
     assert data["state"] == "interrupted"
     page = (result.dir / "report.html").read_text(encoding="utf-8")
