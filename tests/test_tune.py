@@ -652,3 +652,45 @@ def test_sigterm_stops_the_steps_running_in_the_search_and_in_its_workers(tmp_pa
         for pid in steps:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_bug_in_a_worker_fails_its_trial_with_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """An unexpected exception while a worker runs a trial reaches the search as one line
+    (the trial fails, the worker goes on), never as a traceback in the trial's error."""
+    import subprocess
+    import sys
+
+    root = project_with(
+        tmp_path / "p", "objective: score\nmaxTrials: 2\nsearch:\n  x: {min: 0, max: 4}"
+    )
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    # the worker's interpreter imports this first: its run() then fails as a bug would
+    (hooks / "sitecustomize.py").write_text(
+        "import nbflow.local.run as r\n"
+        "def run(*a, **k):\n"
+        "    raise ValueError('boom\\nsecond line')\n"
+        "r.run = run\n",
+        encoding="utf-8",
+    )
+    repo = str(Path(__file__).resolve().parents[1])
+    worker = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nbflow.local.tune",
+            "--worker",
+            str(root / "nbflow.yaml"),
+            str(tmp_path),
+        ],
+        input='{"parameters": {"x": 1.0}}\n{"parameters": {"x": 2.0}}\n',
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(hooks), repo])},
+    )
+    assert worker.returncode == 0, worker.stderr
+    events = [json.loads(line) for line in worker.stdout.splitlines()]
+    assert [e["event"] for e in events] == ["error", "error"]
+    assert events[0]["error"] == "internal error (please report): ValueError: boom second line"
+    assert "Traceback" not in worker.stderr

@@ -174,9 +174,25 @@ def main(argv: Sequence[str]) -> int:
             except RunError as exc:
                 send({"event": "error", "error": str(exc)})
                 continue
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:  # a bug: this trial fails with one line, the search goes on
+                if os.environ.get("NBFLOW_TRACEBACK") == "1":
+                    import traceback
+
+                    traceback.print_exc()
+                send(
+                    {"event": "error", "error": f"internal error (please report): {_one_line(exc)}"}
+                )
+                continue
             send({"event": "result", "result": result.to_json()})
         return 0
     except KeyboardInterrupt:
         return 130
     finally:
         channel.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
