@@ -83,10 +83,12 @@ STAR_IMPORT = Code(
     "names you use.",
     python("""
         from sklearn.metrics import *
+
         print(accuracy_score(y_test, y_pred))
     """),
     python("""
         from sklearn.metrics import accuracy_score
+
         print(accuracy_score(y_test, y_pred))
     """),
 )
