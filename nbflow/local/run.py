@@ -616,27 +616,18 @@ def _native_result(
     live: RunResult,
     interrupted: str | None,
 ) -> RunResult:
-    for r in steps.values():
-        if r.status in ("pending", "running", "retrying"):
-            r.status = "not-run" if r.status == "pending" else "failed"
-    ok = ok and interrupted is None
-    result = RunResult(
-        run_dir=run_dir,
-        pipeline=project.name,
-        ok=ok,
-        parameters=values,
-        steps=list(steps.values()),
-        metrics=metrics,
-        seconds=time.perf_counter() - clock,
-        interrupted=interrupted,
-        started=live.started,
-        status="succeeded" if ok else "failed",
+    _close_steps(steps)
+    return _finish(
+        project,
+        steps,
+        metrics,
+        run_dir,
+        values,
+        time.perf_counter() - clock,
+        ok and interrupted is None,
+        interrupted,
+        live.started,
     )
-    try:
-        _write_run(result, project.plan)
-    except OSError as exc:
-        raise _disk_problem(exc, str(run_dir / "run.json")) from None
-    return result
 
 
 def _outputs(task: Any) -> dict[str, Any]:
@@ -682,13 +673,35 @@ def _result(
                 if path.is_file():
                     r.report = _copy_report(path, run_dir, sp.name)
                     break
-        if r.status in ("pending", "running", "retrying"):
-            r.status = "not-run" if r.status == "pending" else "failed"
+    _close_steps(steps)
     ok = (
         bool(outputs)
         and interrupted is None
         and all(r.status in ("succeeded", "cached") for r in steps.values())
     )
+    started_at = live.started if live is not None else ""
+    return _finish(project, steps, metrics, run_dir, values, seconds, ok, interrupted, started_at)
+
+
+def _close_steps(steps: dict[str, StepResult]) -> None:
+    """Steps the run left unfinished: never started -> not-run, started -> failed."""
+    for r in steps.values():
+        if r.status in ("pending", "running", "retrying"):
+            r.status = "not-run" if r.status == "pending" else "failed"
+
+
+def _finish(
+    project: Project,
+    steps: dict[str, StepResult],
+    metrics: dict[str, float],
+    run_dir: Path,
+    values: dict[str, Any],
+    seconds: float,
+    ok: bool,
+    interrupted: str | None,
+    started: str,
+) -> RunResult:
+    """The run's result, with run.json and index.html written (both engines)."""
     result = RunResult(
         run_dir=run_dir,
         pipeline=project.name,
@@ -698,7 +711,7 @@ def _result(
         metrics=metrics,
         seconds=seconds,
         interrupted=interrupted,
-        started=live.started if live is not None else "",
+        started=started,
         status="succeeded" if ok else "failed",
     )
     try:
