@@ -13,17 +13,9 @@ from nbflow.authoring.edit import Target, assign, assign_file, parse_target
 from nbflow.check.validate import validate_manifest
 from nbflow.errors import UsageError
 from nbflow.load.notebook import load_notebook
-from tests.support.projects import md, tagged, write_project
+from tests.support.projects import DEMO_CELLS, write_project
 
-CELLS = [
-    "import math",  # 1 setup
-    md("## Load"),  # 2
-    tagged("n = 3", "parameters"),  # 3
-    "xs = list(range(n))",  # 4 load
-    "ys = [math.sqrt(x) for x in xs]",  # 5 load
-    "total = sum(ys)",  # 6 fit
-    "print(total)",  # 7 skip
-]
+CELLS = DEMO_CELLS
 MANIFEST = """\
 apiVersion: nbflow/v1
 # the pipeline's name, also its KFP name

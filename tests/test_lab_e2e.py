@@ -17,33 +17,17 @@ from typing import Any
 import pytest
 
 from tests.support.lab import Lab, chromium_path, jupyter_lab
-from tests.support.projects import manifest_text, md, tagged, write_project
+from tests.support.projects import (
+    DEMO_CELLS,
+    DEMO_MANIFEST,
+    manifest_text,
+    write_project,
+)
 
 pytestmark = pytest.mark.slow
 
-CELLS = [
-    "import math",  # 1 setup
-    md("## Load"),  # 2
-    tagged("n = 3", "parameters"),  # 3
-    "xs = list(range(n))",  # 4 load
-    "ys = [math.sqrt(x) for x in xs]",  # 5 load
-    "total = sum(ys)",  # 6 fit
-    "print(total)",  # 7 skip
-]
-MANIFEST = """\
-name: demo
-setup: 1
-steps:
-  load:
-    cells: 4-5  # the data
-  fit:
-    cells: 6
-skip: [7]
-parameters:
-  n: {type: int, default: 3}
-metrics:
-  total: maximize
-"""
+CELLS = DEMO_CELLS
+MANIFEST = DEMO_MANIFEST
 
 
 @pytest.fixture(scope="module")

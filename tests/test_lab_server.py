@@ -11,33 +11,18 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from tests.support.projects import manifest_text, md, notebook_json, tagged, write_project
+from tests.support.projects import (
+    DEMO_CELLS,
+    DEMO_MANIFEST,
+    manifest_text,
+    notebook_json,
+    write_project,
+)
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
-CELLS = [
-    "import math",  # 1 setup
-    md("## Load"),  # 2
-    tagged("n = 3", "parameters"),  # 3
-    "xs = list(range(n))",  # 4 load
-    "ys = [math.sqrt(x) for x in xs]",  # 5 load
-    "total = sum(ys)",  # 6 fit
-    "print(total)",  # 7 skip
-]
-MANIFEST = """\
-name: demo
-setup: 1
-steps:
-  load:
-    cells: 4-5  # the data
-  fit:
-    cells: 6
-skip: [7]
-parameters:
-  n: {type: int, default: 3}
-metrics:
-  total: maximize
-"""
+CELLS = DEMO_CELLS
+MANIFEST = DEMO_MANIFEST
 
 
 @pytest.fixture

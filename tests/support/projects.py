@@ -137,3 +137,29 @@ def chain(steps: int) -> tuple[list[str | Cell], dict[str, Any]]:
         "steps": {f"s{i}": {"cells": i + 2} for i in range(steps)},
     }
     return cells, manifest
+
+
+# A small project the JupyterLab tests share: a setup cell, a parameters cell, two steps, a skip.
+DEMO_CELLS: list[Any] = [
+    "import math",  # 1 setup
+    md("## Load"),  # 2
+    tagged("n = 3", "parameters"),  # 3
+    "xs = list(range(n))",  # 4 load
+    "ys = [math.sqrt(x) for x in xs]",  # 5 load
+    "total = sum(ys)",  # 6 fit
+    "print(total)",  # 7 skip
+]
+DEMO_MANIFEST = """\
+name: demo
+setup: 1
+steps:
+  load:
+    cells: 4-5  # the data
+  fit:
+    cells: 6
+skip: [7]
+parameters:
+  n: {type: int, default: 3}
+metrics:
+  total: maximize
+"""
