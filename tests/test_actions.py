@@ -332,6 +332,7 @@ def test_the_validate_script_shows_the_cluster_diff_with_a_kubeconfig(tmp_path: 
     ), summary
 
 
+@pytest.mark.slow
 def test_the_validate_script_compares_each_changed_project_with_the_base_build(
     tmp_path: Path,
 ) -> None:
@@ -501,6 +502,7 @@ def test_the_kubeconfig_file_is_private(tmp_path: Path) -> None:
 HOSTILE_KEY = "[l](https://evil.example) ![i](https://evil.example/i.png) <details><b>open"
 
 
+@pytest.mark.slow
 def test_the_validate_summary_renders_names_as_text_and_a_dash_folder_as_ok(
     tmp_path: Path,
 ) -> None:

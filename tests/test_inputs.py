@@ -88,15 +88,24 @@ def test_a_path_a_manifest_names_is_confined(
         assert SECRET not in r.out + r.err and "root:" not in r.out + r.err
 
 
-def test_the_environment_is_never_quoted(tmp_path: Path) -> None:
+def test_the_environment_is_never_quoted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`requirements: /proc/self/environ` once printed the runner's environment, line by line,
-    as GitHub annotations: checked in a process whose environment holds a secret."""
+    as GitHub annotations: checked in a process whose environment holds a secret, then
+    in-process in every format against this process's own environment as the kernel keeps it."""
     proj = repo(tmp_path)
     write_manifest(proj, requirements="/proc/self/environ")
+    r = run_subprocess("validate", "--format", "github", str(proj), env={"A_TOKEN": SECRET})
+    assert r.code == 1 and "NBF013" in r.out, r.out + r.err
+    assert SECRET not in r.out + r.err and "A_TOKEN" not in r.out + r.err
+    environ = Path("/proc/self/environ").read_bytes().decode(errors="replace").split("\0")
+    entries = [e for e in environ if len(e.partition("=")[2]) >= 8]  # too short to tell apart
+    assert entries
     for fmt in FORMATS:
-        r = run_subprocess("validate", "--format", fmt, str(proj), env={"A_TOKEN": SECRET})
+        r = run_cli(capsys, "validate", "--format", fmt, str(proj))
         assert r.code == 1 and "NBF013" in r.out, r.out + r.err
-        assert SECRET not in r.out + r.err and "A_TOKEN" not in r.out + r.err
+        assert not [e for e in entries if e in r.out + r.err]
 
 
 def test_a_file_over_the_cap_is_refused(
@@ -149,10 +158,13 @@ def test_inside_the_repository_a_manifest_may_reach_up(
 
 
 @pytest.mark.parametrize("case", ["symlink-out", "etc-passwd-link", "fifo", "directory"])
-def test_the_manifest_itself_is_confined(tmp_path: Path, case: str) -> None:
+def test_the_manifest_itself_is_confined(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
     """An `nbflow.yaml` that is a symlink to a file outside the repository (its YAML error
-    would quote it), or a FIFO (a read would wait forever), is refused: in a subprocess with a
-    timeout, so that a hang fails the test rather than the suite."""
+    would quote it), or a FIFO (a read would wait forever), is refused: first in a subprocess
+    with a timeout, so that a hang fails the test rather than the suite, then (nothing hangs)
+    in-process in the other formats."""
     proj = repo(tmp_path)
     manifest = proj / "nbflow.yaml"
     if case == "symlink-out":
@@ -163,8 +175,9 @@ def test_the_manifest_itself_is_confined(tmp_path: Path, case: str) -> None:
         os.mkfifo(manifest)
     else:
         manifest.mkdir()
-    for fmt in FORMATS:
-        r = run_subprocess("validate", "--format", fmt, str(manifest), timeout=60)
+    first = run_subprocess("validate", "--format", FORMATS[0], str(manifest), timeout=60)
+    others = [run_cli(capsys, "validate", "--format", fmt, str(manifest)) for fmt in FORMATS[1:]]
+    for r in [first, *others]:
         assert r.code in (1, 2), r.out + r.err
         assert SECRET not in r.out + r.err and "root:" not in r.out + r.err
         assert "Traceback" not in r.err
