@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from nbflow.dataflow.cell_flow import CellFlow, analyse_cell
 from nbflow.dataflow.ipython_syntax import fast_transform as _fast_transform
+from tests.support.fuzz import fuzz_settings
 
 CASES = Path(__file__).resolve().parent / "analysis_cases"
 
@@ -197,7 +198,7 @@ def snippets(draw: st.DrawFn) -> str:
     return "\n".join(parts)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@fuzz_settings(300)
 @given(st.text(max_size=200) | snippets())
 def test_analyse_cell_never_raises(source: str) -> None:
     flow = analyse_cell(3, source)

@@ -11,11 +11,12 @@ import re
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from nbflow.cli.graph import FORMATS, render
 from nbflow.dataflow.plan import Edge, Plan, StepPlan
+from tests.support.fuzz import fuzz_settings
 from tests.test_analysis import load_yaml
 from tests.test_plan import CASES, build
 
@@ -198,7 +199,7 @@ def test_nasty_names() -> None:
 names = st.text(min_size=1, max_size=10)
 
 
-@settings(max_examples=200, deadline=None)
+@fuzz_settings(200)
 @given(
     st.lists(names, min_size=1, max_size=5),
     st.lists(names, min_size=1, max_size=4),

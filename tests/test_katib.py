@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from nbflow import __version__
@@ -39,6 +39,7 @@ from nbflow.generate.katib import experiment, experiment_yaml
 from nbflow.generate.snapshot import Snapshot
 from nbflow.incluster.launcher import parse_options
 from tests.support.cases import CASES
+from tests.support.fuzz import fuzz_settings
 
 SNAPSHOT = Snapshot("0123456789abcdef0123456789abcdef01234567", False, "https://github.com/o/r")
 VERSION = "0a1b2c3d"
@@ -901,7 +902,7 @@ def test_check_never_raises_on_a_corrupted_experiment(base: dict[str, Any]) -> N
             assert isinstance(experiment_warnings(exp), list)
 
 
-@settings(max_examples=300, deadline=None)
+@fuzz_settings(300)
 @given(
     lo=st.floats(-1e3, 1e3, allow_nan=False),
     span=st.floats(0, 1e3, allow_nan=False),

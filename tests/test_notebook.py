@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, given
 from hypothesis import strategies as st
 
 from nbflow.load import notebook
 from nbflow.load.notebook import Notebook, NotebookError, load_notebook
+from tests.support.fuzz import fuzz_settings
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(
@@ -121,9 +122,7 @@ json_values = st.recursive(
 )
 
 
-@settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@fuzz_settings(150, HealthCheck.function_scoped_fixture)
 @given(data=st.data())
 def test_mutated_notebooks_read_the_same_either_way(
     data: st.DataObject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -185,6 +184,7 @@ def test_a_schema_other_than_the_shipped_one_is_left_to_nbformat(
         notebook._v4_validator.cache_clear()
 
 
+@pytest.mark.slow
 def test_code_planted_in_a_cache_folder_never_runs(tmp_path: Path) -> None:
     """nbflow once ran marshalled code from `$NBFLOW_CACHE_DIR` (else `$XDG_CACHE_HOME/nbflow`,
     else `~/.cache/nbflow`) on every command: one CI job could plant code for the next. Plant

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from nbflow.dataflow.plan import Plan
 from nbflow.dataflow.planner import StepInput, make_plan
 from nbflow.diagnostics import Diagnostic, Location, Severity
+from tests.support.fuzz import fuzz_settings
 from tests.test_analysis import FRAGMENTS, load_yaml, snippets
 
 CASES = Path(__file__).resolve().parent / "analysis_cases" / "plans"
@@ -246,7 +247,8 @@ def test_same_input_same_plan() -> None:
         assert first == second and d1 == d2
 
 
-@pytest.mark.parametrize("seed", ["0", "12345"])
+# this process's own seed is random: against it, one fixed seed in the fast loop, two in all
+@pytest.mark.parametrize("seed", ["0", pytest.param("12345", marks=pytest.mark.slow)])
 def test_plan_does_not_depend_on_hash_seed(seed: str) -> None:
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONHASHSEED": seed}
@@ -293,7 +295,7 @@ def notebooks(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@fuzz_settings(150)
 @given(notebooks())
 def test_make_plan_never_raises(case: dict[str, Any]) -> None:
     from nbflow.cli.graph import FORMATS, render

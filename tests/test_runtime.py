@@ -547,6 +547,7 @@ def test_xgboost_dmatrix_and_booster_round_trip(tmp_path: Path) -> None:
     run_step(tmp_path, [check], step="use", inputs=first.outputs, setup=setup)
 
 
+@pytest.mark.slow
 def test_lightgbm_dataset_and_booster_round_trip(tmp_path: Path) -> None:
     pytest.importorskip("lightgbm")
     setup = [

@@ -1,7 +1,8 @@
 """Hypothesis strategies and settings for the property and fuzz tests.
 
-Settings come from `fuzz_settings(n)`: n examples in the suite (a few seconds), 50 times as many
-with `HYPOTHESIS_PROFILE=long` (the longer run the README's development section describes).
+Settings come from `fuzz_settings(n)`: n examples in the suite (a few seconds), a quarter as many
+in the fast loop (`-m "not slow"`: tests/conftest.py names the profile `fast` there), 50 times as
+many with `HYPOTHESIS_PROFILE=long` (the longer run the README's development section describes).
 
 Manifests are drawn from the JSON schema of nbflow.yaml (schemas/nbflow.v1.schema.json):
 `from_schema` turns a schema node into a strategy, and `schema_mutations` replaces or adds one
@@ -21,18 +22,19 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "nbflow.v1.schema.json"
-PROFILES = {"default": 1, "long": 50}
+PROFILES = {"fast": 0.25, "default": 1, "long": 50}
 
 
-def fuzz_settings(examples: int) -> settings:
+def fuzz_settings(examples: int, *also_suppress: HealthCheck) -> settings:
     factor = PROFILES.get(os.environ.get("HYPOTHESIS_PROFILE", "default"), 1)
     return settings(
-        max_examples=examples * factor,
+        max_examples=max(1, round(examples * factor)),
         deadline=None,
         suppress_health_check=[
             HealthCheck.too_slow,
             HealthCheck.data_too_large,
             HealthCheck.filter_too_much,
+            *also_suppress,
         ],
     )
 
