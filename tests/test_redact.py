@@ -109,6 +109,7 @@ def test_the_redactor_hides_known_values_and_credential_shapes() -> None:
     assert out.count(REDACTED) == 5 and "Bearer ***" in out and out.endswith("and a cab")
 
 
+@pytest.mark.slow
 def test_an_exec_plugin_printing_its_token_leaves_no_trace_in_nbflows_output(
     tmp_path: Path,
 ) -> None:
