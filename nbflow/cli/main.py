@@ -531,7 +531,7 @@ def parser() -> argparse.ArgumentParser:
         help="print the shell completion script for bash, zsh or fish",
         description="Print the completion script for a shell. bash: "
         '`eval "$(nbflow completion bash)"` in ~/.bashrc; zsh: `eval "$(nbflow completion '
-        'zsh)"` in ~/.zshrc; fish: `nbflow completion fish > '
+        'zsh)"` in ~/.zshrc, after `compinit`; fish: `nbflow completion fish > '
         "~/.config/fish/completions/nbflow.fish`.",
     )
     co.add_argument("shell", choices=["bash", "zsh", "fish"], help="the shell")
