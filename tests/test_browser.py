@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 
 from nbflow.local.run import RunResult
-from tests.support.browser import only_local, shoot
+from tests.support.browser import (  # noqa: F401  (fixtures: tests/support/browser.py says why)
+    jp_asyncio_loop,
+    jp_server_cleanup,
+    only_local,
+    shoot,
+)
 from tests.support.cli import run_cli
 from tests.test_step_report import rich_run
 from tests.test_tune import project_with

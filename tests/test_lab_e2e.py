@@ -16,6 +16,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.browser import (  # noqa: F401  (fixtures: tests/support/browser.py says why)
+    jp_asyncio_loop,
+    jp_server_cleanup,
+)
 from tests.support.lab import Lab, chromium_path, jupyter_lab
 from tests.support.projects import (
     DEMO_CELLS,

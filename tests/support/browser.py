@@ -33,6 +33,22 @@ def artifacts() -> Path:
     return folder
 
 
+# pytest-jupyter's two autouse fixtures reach every test collected after tests/test_lab_server.py
+# loads the plugin (`pytest_plugins`), not only that module's: jp_asyncio_loop takes the thread's
+# current event loop and closes it after the test, jp_server_cleanup runs a ServerApp's cleanup
+# in it. Under playwright's sync API the current loop is playwright's own, still running: the
+# close failed ("Cannot close a running event loop"). A module that drives a browser imports
+# these two, which take their place there: no Jupyter server runs in its process.
+@pytest.fixture
+def jp_asyncio_loop() -> None:
+    return None
+
+
+@pytest.fixture
+def jp_server_cleanup() -> None:
+    return None
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     executable = chromium_path()
