@@ -211,3 +211,32 @@ def test_the_manifest_open_in_an_editor_is_validated_as_it_is_typed(
     page.screenshot(path=str(artifacts / "manifest-typed.png"))
     assert "retries" not in (project / "nbflow.yaml").read_text()  # unsaved: nothing written
     page.close()
+
+
+def test_it_passes_after_the_server_extensions_tests_in_one_process() -> None:
+    """pytest-jupyter, loaded by tests/test_lab_server.py, makes its event-loop fixture autouse
+    for every test collected after that module: it once closed playwright's running loop here
+    ("Cannot close a running event loop"). The suite's order ran this module first."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_lab_server.py::test_project_gives_owners_steps_in_dag_order_edges_and_declarations",
+            "tests/test_lab_e2e.py::test_badges_show_each_cells_step",
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert "2 passed" in done.stdout
