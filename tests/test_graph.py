@@ -222,3 +222,22 @@ def test_render_is_deterministic() -> None:
             a = render(build(case)[0], fmt, pipeline=name)
             b = render(build(case)[0], fmt, pipeline=name)
             assert a == b
+
+
+@pytest.mark.parametrize("fmt", ["mermaid", "dot", "text"])
+def test_the_command_prints_the_projects_plan(fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`nbflow graph` validates the project, then prints its plan as `render` draws it; a
+    project with errors prints its diagnostics and nothing to stdout."""
+    from nbflow.check.validate import load_project
+    from tests.support.cases import CASES as MANIFEST_CASES
+    from tests.support.cli import run_cli
+
+    valid = MANIFEST_CASES / "valid" / "with-tuning"
+    _, project = load_project(str(valid))
+    assert project is not None
+    r = run_cli(capsys, "graph", "--format", fmt, str(valid))
+    assert r.code == 0, r.err
+    assert r.out == render(project.plan, fmt, pipeline=project.name).rstrip("\n") + "\n"
+    assert all(s.name in r.out for s in project.steps)
+    bad = run_cli(capsys, "graph", "--format", fmt, str(MANIFEST_CASES / "invalid" / "after-cycle"))
+    assert bad.code == 1 and bad.out == "" and "NBF" in bad.err
