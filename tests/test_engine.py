@@ -206,6 +206,23 @@ parameters: {base: ''}
 """
 
 
+def test_the_default_engine_runs_a_small_pipeline(tmp_path: Path) -> None:
+    """The fast loop's one pipeline run (the others are marked slow): two steps, a value that
+    crosses between them and a metric, under the default engine, its process server preloading
+    the setup cell's library (nbflow.local.native, warm, preload, worker, engine)."""
+    cells = ["import json", "xs = [1, 2, 3]", "total = float(sum(xs))\nprint(json.dumps(xs))"]
+    manifest = (
+        "name: small\nsetup: 1\nsteps:\n  make: {cells: 2}\n  add: {cells: 3}\n"
+        "metrics: {total: maximize}\n"
+    )
+    result = run(load(write_project(tmp_path / "small", cells, manifest)), jobs=1)
+    assert result.ok, [s.error for s in result.steps]
+    assert {s.name: s.status for s in result.steps} == {"make": "succeeded", "add": "succeeded"}
+    assert result.metrics == {"total": 6.0}
+    [add] = [s for s in result.steps if s.name == "add"]
+    assert add.log is not None and "[1, 2, 3]" in Path(add.log).read_text(encoding="utf-8")
+
+
 @pytest.mark.slow
 def test_independent_steps_run_side_by_side_each_in_its_own_session(tmp_path: Path) -> None:
     root = write_project(tmp_path / "sides", PARALLEL_CELLS, PARALLEL_MANIFEST)

@@ -84,6 +84,11 @@ def _code(source: Any, **extra: Any) -> dict[str, Any]:
     "raw, fast",
     [
         (_nb(4, [_code("x = 1")]), True),  # 4.4 has no ids
+        # the shipped validators of the older minor versions (nbflow/load/nbformat_schemas)
+        *[
+            (_nb(m, [{"cell_type": "markdown", "source": "# t", "metadata": {}}, _code("x")]), True)
+            for m in range(4)
+        ],
         (_nb(5, [_code(["x = 1\n", "y = 2"], id="a"), _code("z", id="b")]), True),
         (_nb(5, [_code("x", id="a"), _code("y", id="a")]), False),  # nbformat repairs duplicates
         (_nb(5, [_code("x")]), False),  # nbformat adds a missing id (a random one)
