@@ -424,8 +424,8 @@ def run(
 
     The run folder, with its index.html, exists from the start: `started` is called with it,
     and `runs/latest` points at it (unless `latest` is false, as for tuning trials). `echo`
-    receives each line a step prints: as it prints it under kfp-local, when the step ends
-    under the nbflow engine (whose steps run side by side).
+    receives each line a step prints, as it prints it (under the nbflow engine from a thread
+    that follows the steps' logs; a step's last lines before the step's end is reported).
 
     `engine`: "nbflow" (nbflow's own: steps in parallel, `jobs` at a time, default the cores,
     each in a warm process of its own) or "kfp-local" (kfp.local, one step at a time: a
@@ -566,12 +566,19 @@ def _run_native(
     clock = time.perf_counter()
     interrupted: str | None = None
     ok, metrics = False, dict[str, float]()
+
+    def compile_ir() -> Path:
+        ir = run_dir / "pipeline.yaml"
+        ir.write_text(_compiled(source), encoding="utf-8")
+        return ir
+
     with interruptible():
         try:
-            ir = compile_local(project, run_dir, cache=cache)
+            source = generate(project, "local", cache=cache)
             ok, metrics = run_native(
                 project,
-                ir,
+                source,
+                compile_ir,
                 values,
                 state=state,
                 run_dir=run_dir,
@@ -580,7 +587,6 @@ def _run_native(
                 jobs=jobs,
                 progress=on_step,
                 copy_report=lambda path, step: _copy_report(path, run_dir, step),
-                recompile=lambda: compile_local(project, run_dir, cache=cache),
                 echo=echo,
             )
         except KeyboardInterrupt as exc:
