@@ -447,8 +447,7 @@ def parser() -> argparse.ArgumentParser:
         "-v",
         "--verbose",
         action="store_true",
-        help="print each step's output, each line prefixed by the step's name (as each step "
-        "ends; live under --engine kfp-local)",
+        help="print each step's output live, each line prefixed by the step's name",
     )
 
     from nbflow.cli.runs import add_parser as add_runs
