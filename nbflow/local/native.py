@@ -11,7 +11,6 @@ Files, under the project's `.nbflow/`:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbflow.check.project import Project
-from nbflow.generate.kfp_source import task_name
+from nbflow.generate.kfp_source import generate, task_name
 from nbflow.local import warm
 from nbflow.local.cache import Cache
 from nbflow.local.engine import Engine, TaskOutcome, all_cached
@@ -42,10 +41,10 @@ def default_jobs() -> int:
 
 def run_native(
     project: Project,
-    source: str,
-    compile_ir: Callable[[], Path],
+    compile_ir: Callable[[str], str],
     values: dict[str, Any],
     *,
+    fresh: bool,
     state: Path,
     run_dir: Path,
     steps: dict[str, StepResult],
@@ -55,8 +54,8 @@ def run_native(
     copy_report: Callable[[Path, str], str | None],
     echo: Callable[[str, str], None] | None = None,
 ) -> tuple[bool, dict[str, float]]:
-    """Run the pipeline generated as `source` (`compile_ir` compiles it into the run's folder and
-    returns the file); fill in `steps`; return (ok, metrics)."""
+    """Run the project's local pipeline (`compile_ir`: generated source -> compiled IR); fill in
+    `steps`; return (ok, metrics). `fresh` (`--no-cache`): the steps are compiled uncached."""
     # absolute: a step changes to the notebook's folder, and TMPDIR and artifact uris must hold
     state, run_dir = state.resolve(), run_dir.resolve()
     by_task = {task_name(name): r for name, r in steps.items()}
@@ -82,16 +81,21 @@ def run_native(
         sources = (project.source(c) for c in project.setup)
         return warm.context(warm.preload_list(sources, project.notebook_dir))
 
+    # a run with steps to execute starts the server first: it imports the libraries while the
+    # pipeline is generated and compiled
+    ctx = start_server() if fresh else None
+    source = generate(project, "local", cache=not fresh)
     store, entries = IRStore(state / "engine-cache" / "ir"), Cache(state / "engine-cache")
-    ctx = None
-    pipeline = _stored_pipeline(store, source, entries if cache else None, values, run_dir)
+    usable = entries if cache and not fresh else None  # a fresh run's pipeline is never all cached
+    pipeline = _stored_pipeline(store, source, usable, values, run_dir)
     if pipeline is None:
-        # a task runs: the server imports the libraries while kfp compiles the pipeline
-        ctx = start_server()
-        ir = compile_ir()
+        ctx = ctx or start_server()
+        ir = run_dir / "pipeline.yaml"
+        text = compile_ir(source)
+        ir.write_text(text, encoding="utf-8")
         pipeline = load_ir(ir)
-        with contextlib.suppress(OSError):
-            store.put(source, ir.read_text(encoding="utf-8"))
+        if not fresh:
+            store.put(source, text)
     engine = Engine(
         start_server=start_server,
         run_root=state / "artifacts" / f"{pipeline.name}-{run_dir.name}",

@@ -567,19 +567,13 @@ def _run_native(
     interrupted: str | None = None
     ok, metrics = False, dict[str, float]()
 
-    def compile_ir() -> Path:
-        ir = run_dir / "pipeline.yaml"
-        ir.write_text(_compiled(source), encoding="utf-8")
-        return ir
-
     with interruptible():
         try:
-            source = generate(project, "local", cache=cache)
             ok, metrics = run_native(
                 project,
-                source,
-                compile_ir,
+                _compiled,
                 values,
+                fresh=not cache,
                 state=state,
                 run_dir=run_dir,
                 steps=steps,
