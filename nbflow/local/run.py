@@ -425,7 +425,7 @@ def run(
     The run folder, with its index.html, exists from the start: `started` is called with it,
     and `runs/latest` points at it (unless `latest` is false, as for tuning trials). `echo`
     receives each line a step prints, as it prints it (under the nbflow engine from a thread
-    that follows the steps' logs; a step's last lines before the step's end is reported).
+    that follows the steps' logs), each step's lines before its end is reported.
 
     `engine`: "nbflow" (nbflow's own: steps in parallel, `jobs` at a time, default the cores,
     each in a warm process of its own) or "kfp-local" (kfp.local, one step at a time: a
@@ -566,7 +566,6 @@ def _run_native(
     clock = time.perf_counter()
     interrupted: str | None = None
     ok, metrics = False, dict[str, float]()
-
     with interruptible():
         try:
             ok, metrics = run_native(
