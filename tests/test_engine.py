@@ -524,3 +524,22 @@ def test_a_stored_pipeline_runs_nothing_of_its_own(tmp_path: Path) -> None:
     again = run(project)
     assert {s.name: s.status for s in again.steps} == {"a": "cached", "b": "cached"}
     assert not marker.exists()
+
+
+@pytest.mark.slow
+def test_a_killed_step_leaves_every_line_it_printed_in_its_log(tmp_path: Path) -> None:
+    """A step's stdout is line-buffered in its log: a step killed (out of memory) used to lose
+    what it printed since the last full buffer, when PYTHONUNBUFFERED was not set."""
+    cells = ["import os, signal\nprint('printed before the kill')\nos.kill(os.getpid(), 9)"]
+    root = write_project(tmp_path / "k", cells, "name: k\nsteps:\n  killed: {cells: 1}\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # a fresh server
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbflow", "run", str(root)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 1 and "killed by SIGKILL" in proc.stderr, proc.stderr
+    log = root / ".nbflow" / "runs" / "latest" / "logs" / "killed.log"
+    assert "printed before the kill" in log.read_text(encoding="utf-8")
