@@ -41,7 +41,7 @@ def add_base_options(p: argparse.ArgumentParser) -> None:
         dest="format",
         action="store_const",
         const="json",
-        default=argparse.SUPPRESS,
+        # no default of its own: --format's, added before, stands (argparse keeps the first)
         help="same as --format json",
     )
 

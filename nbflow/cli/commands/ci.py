@@ -46,7 +46,7 @@ def add_parser(sub: Any) -> None:
         "step's environment (NBFLOW_PATHS, NBFLOW_STRICT, ...), as the actions pass their "
         "inputs; the Markdown goes to $GITHUB_STEP_SUMMARY (else to stderr).",
     )
-    actions = c.add_subparsers(dest="ci_command", metavar="ACTION")
+    actions = c.add_subparsers(dest="ci_command", metavar="ACTION", help="validate or deploy")
     actions.required = True
     v = actions.add_parser(
         "validate",
