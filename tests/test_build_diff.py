@@ -184,3 +184,15 @@ def test_diff_base_as_a_subprocess(tmp_path: Path) -> None:
     assert "  parameter n: default 2.0 -> 5.0" in got.out
     bad = run_subprocess("diff", "--base", "nope", "p", cwd=repo)
     assert bad.code == 2 and bad.err.startswith("nbflow: `nope` is not a revision"), bad.err
+
+
+def test_diff_base_fails_a_project_outside_the_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = _two_commits(tmp_path)
+    shutil.copytree(repo / "same", tmp_path / "elsewhere")
+    monkeypatch.chdir(repo)
+    got = run_cli(capsys, "diff", "--base", "HEAD~1", "p", str(tmp_path / "elsewhere"))
+    assert got.code == 1, got.err
+    assert "is outside the repository at" in got.out and "Traceback" not in got.err
+    assert "p/nbflow.yaml (small) against HEAD~1: 2 changes" in got.out

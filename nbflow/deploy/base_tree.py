@@ -35,13 +35,19 @@ class BaseTree:
 
     def path_of(self, path: Path) -> Path:
         """Where the file or folder `path` of this tree is in the base's tree."""
-        return self.tree / path.resolve().relative_to(self.root)
+        return self.tree / self._relative(path)
 
     def changed(self, folder: Path) -> bool:
         """Whether anything in `folder` differs from the base: committed or not."""
-        relative = folder.resolve().relative_to(self.root).as_posix() or "."
+        relative = self._relative(folder).as_posix() or "."
         out = _git(self.root, "diff", "--name-only", self.commit, "--", relative)
         return out.returncode != 0 or bool(out.stdout.strip())
+
+    def _relative(self, path: Path) -> Path:
+        try:
+            return path.resolve().relative_to(self.root)
+        except ValueError:
+            raise UsageError(f"{path} is outside the repository at {self.root}") from None
 
 
 @contextmanager

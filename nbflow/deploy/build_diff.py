@@ -173,9 +173,9 @@ def diff_project(manifest: Path, base: BaseTree, *, only_changed: bool = False) 
     from nbflow.check.validate import shown_path
 
     shown = shown_path(manifest)
-    if only_changed and not base.changed(manifest.parent):
-        return ProjectChanges(shown, "untouched")
     try:
+        if only_changed and not base.changed(manifest.parent):
+            return ProjectChanges(shown, "untouched")
         report, head, name = compiled_facts(manifest)
         if head is None:
             return ProjectChanges(shown, "invalid", report=report, error=_errors(report))
