@@ -573,3 +573,25 @@ def test_the_deploy_summary_and_log_show_names_as_text() -> None:
     assert "<a " not in html and "<img" not in html and "<details" not in html
     assert "<b>" not in html and html.count("<td>") == 4
     assert all(not line.startswith("::") for line in text.splitlines())
+
+
+def test_ci_validate_takes_options_and_says_why_the_base_was_skipped(tmp_path: Path) -> None:
+    """Outside a runner: options instead of the environment, the summary on stderr; a base that
+    is no revision skips the comparison with a reason, and the job still passes."""
+    repo = make_repo(tmp_path / "repo")
+    env = runner_env(repo, tmp_path)
+    del env["GITHUB_STEP_SUMMARY"], env["GITHUB_WORKSPACE"]
+    done = subprocess.run(
+        [*CI, "validate", "--base", "no-such-branch", "--", "good"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr.startswith("## nbflow validate\n")
+    assert "| `good/nbflow.yaml` | ✅ ok |" in done.stderr
+    assert "base build skipped: \\`no-such-branch\\` is not a revision" in done.stderr
+    assert "bad/" not in done.stderr and not (tmp_path / "summary.md").exists()

@@ -152,6 +152,9 @@ def test_diff_base_refuses_what_is_not_a_revision(
         assert got.code == 2, (ref, got.err)
         assert "is not a revision" in got.err and "Traceback" not in got.err
         assert got.out == ""
+    got = run_cli(capsys, "diff", "--base", "origin/main", "p")  # no remote: fetching fails
+    assert got.code == 2 and "`origin/main` is not a revision" in got.err
+    assert "(git fetch origin main: " in got.err
     got = run_cli(capsys, "diff", "--base", "HEAD~1", "--namespace", "x", "p")
     assert got.code == 2 and "--base compares two builds, no cluster: drop --namespace" in got.err
     outside = tmp_path / "outside"

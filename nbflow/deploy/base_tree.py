@@ -61,12 +61,15 @@ def base_tree(ref: str, start: Path, scratch: Path | None = None) -> Iterator[Ba
         raise UsageError(f"{start} is not in a git repository: --base compares git revisions")
     root = Path(top.stdout.strip()).resolve()
     commit = _commit(root, ref)
+    fetched = ""
     if commit is None and "/" in ref:  # a fresh checkout has no remote branches
         remote, _, branch = ref.partition("/")
-        _git(root, "fetch", "--no-tags", "--depth=1", remote, f"{branch}:refs/remotes/{ref}")
+        got = _git(root, "fetch", "--no-tags", "--depth=1", remote, f"{branch}:refs/remotes/{ref}")
         commit = _commit(root, ref)
+        if got.returncode != 0:
+            fetched = f" (git fetch {remote} {branch}: {_said(got.stderr)})"
     if commit is None:
-        raise UsageError(f"`{ref}` is not a revision of the repository at {root}")
+        raise UsageError(f"`{ref}` is not a revision of the repository at {root}{fetched}")
     folder = Path(tempfile.mkdtemp(prefix="nbflow-base-", dir=scratch))
     tree = folder / "tree"
     added = _git(root, "worktree", "add", "--detach", str(tree), commit)
