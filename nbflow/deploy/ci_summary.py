@@ -92,11 +92,11 @@ def diagnostics_lines(report: Report) -> list[str]:
 
 
 def base_lines(ref: str, result: ProjectChanges | None, problem: str | None = None) -> list[str]:
-    """What the pull request changes in the pipeline, against the base revision's build."""
+    """What the pull request changes in the pipeline, against the base revision's build;
+    without a `result`, why the base was skipped (`problem`)."""
     lines = [f"**Against {markdown_code(ref)}:**", ""]
-    if problem is not None:
-        return [*lines, f"base build skipped: {markdown(problem)}", ""]
-    assert result is not None
+    if result is None:
+        return [*lines, f"base build skipped: {markdown(problem or 'no base')}", ""]
     if result.status == "untouched":
         return [*lines, "no change in this project's folder", ""]
     if result.status == "new":

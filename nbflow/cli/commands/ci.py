@@ -32,6 +32,8 @@ from nbflow.escape import markdown, markdown_code, terminal
 if TYPE_CHECKING:
     from nbflow.check.project import Project
     from nbflow.deploy.base_tree import BaseTree
+    from nbflow.deploy.ci_summary import Section
+    from nbflow.diagnostics import Report
 
 __all__ = ["add_parser", "cmd_ci"]
 
@@ -116,7 +118,7 @@ def cmd_ci(args: argparse.Namespace) -> int:
 
 
 def cmd_ci_validate(args: argparse.Namespace) -> int:
-    from nbflow.check.validate import find_manifests, shown_path, validate_manifest
+    from nbflow.check.validate import find_manifests, validate_manifest
     from nbflow.cli.reporters import render_github
     from nbflow.deploy import ci_summary
     from nbflow.diagnostics import Report
@@ -127,7 +129,7 @@ def cmd_ci_validate(args: argparse.Namespace) -> int:
     if not manifests:
         _write_summary(ci_summary.no_manifest(paths))
         return EXIT_OK
-    checked = []
+    checked: list[tuple[Path, Report, Project | None]] = []
     merged = Report()
     try:
         for manifest in manifests:
@@ -141,7 +143,20 @@ def cmd_ci_validate(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     code = EXIT_OK if merged.ok and not (strict and merged.warnings) else EXIT_INPUT
 
+    _write_summary(ci_summary.summary(_sections(checked, args)))
+    return code
+
+
+def _sections(
+    checked: list[tuple[Path, Report, Project | None]], args: argparse.Namespace
+) -> list[Section]:
+    """Each manifest's part of the summary; the base is checked out once for them all."""
+    from nbflow.check.validate import shown_path
+    from nbflow.deploy import ci_summary
+
     ref = _base_ref(args)
+    cluster = _cluster_kubeconfig(args)
+    sections = []
     with contextlib.ExitStack() as stack:
         base, problem = None, None
         if ref and any(project is not None for _, _, project in checked):
@@ -151,8 +166,6 @@ def cmd_ci_validate(args: argparse.Namespace) -> int:
                 base = stack.enter_context(base_tree(ref, Path.cwd(), _runner_temp()))
             except (UsageError, EnvironmentProblem) as exc:
                 problem = str(exc)
-        cluster = _cluster_kubeconfig(args)
-        sections = []
         for manifest, report, project in checked:
             lines = ci_summary.diagnostics_lines(report)
             if project is not None:
@@ -160,11 +173,9 @@ def cmd_ci_validate(args: argparse.Namespace) -> int:
                     lines += _base_section(manifest, ref, base, problem, args)
                 lines += _graph_lines(project)
                 lines += _cluster_section(manifest, cluster)
-            sections.append(
-                ci_summary.Section(shown_path(manifest), project is not None, tuple(lines))
-            )
-    _write_summary(ci_summary.summary(sections))
-    return code
+            ok = project is not None
+            sections.append(ci_summary.Section(shown_path(manifest), ok, tuple(lines)))
+    return sections
 
 
 def _base_section(
@@ -220,7 +231,7 @@ def _metrics_lines(head: Path, base: Path) -> list[str]:
     try:
         new = _run_metrics(head)
         old = _run_metrics(base) if base.is_file() else {}
-    except CommandFailedHere as exc:
+    except RunFailed as exc:
         return [f"run skipped: {markdown(str(exc))}", ""]
     lines = ["**Metrics** (`nbflow run`):", "", "| metric | base | this pull request | change |",
              "|---|---|---|---|"]  # fmt: skip
@@ -234,7 +245,7 @@ def _metrics_lines(head: Path, base: Path) -> list[str]:
     return [*lines, ""]
 
 
-class CommandFailedHere(Exception):
+class RunFailed(Exception):
     """A run of a side failed: said in the summary, not fatal to the job."""
 
 
@@ -249,10 +260,10 @@ def _run_metrics(manifest: Path) -> dict[str, Any]:
     try:
         doc = json.loads(done.stdout)
     except ValueError:
-        raise CommandFailedHere(_said(done.stderr)) from None
+        raise RunFailed(_said(done.stderr)) from None
     if not doc.get("ok"):
         failed = [s["name"] for s in doc.get("steps", []) if s.get("status") == "failed"]
-        raise CommandFailedHere(f"the run failed (steps: {', '.join(failed) or 'none ran'})")
+        raise RunFailed(f"the run failed (steps: {', '.join(failed) or 'none ran'})")
     return dict(doc.get("metrics") or {})
 
 
