@@ -199,3 +199,17 @@ def test_diff_base_fails_a_project_outside_the_repository(
     assert got.code == 1, got.err
     assert "is outside the repository at" in got.out and "Traceback" not in got.err
     assert "p/nbflow.yaml (small) against HEAD~1: 2 changes" in got.out
+
+
+def test_diff_base_without_the_compiler_says_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    repo = _two_commits(tmp_path)
+    monkeypatch.chdir(repo)
+    monkeypatch.setitem(sys.modules, "kfp", None)  # as in an install without kfp
+    got = run_cli(capsys, "diff", "--base", "HEAD~1", "p")
+    assert got.code == 1, got.err
+    assert "compiling the pipeline needs `kfp`, which is not installed" in got.out
+    assert "internal error" not in got.err

@@ -163,8 +163,13 @@ def compiled_facts(manifest: Path) -> tuple[Report, dict[str, Any] | None, str |
     report, project = validate_manifest(manifest)
     if project is None:
         return report, None, None
-    with tempfile.TemporaryDirectory(prefix="nbflow-diff-") as tmp:
-        ir = compile_source(generate(project, "cluster"), Path(tmp))
+    try:
+        with tempfile.TemporaryDirectory(prefix="nbflow-diff-") as tmp:
+            ir = compile_source(generate(project, "cluster"), Path(tmp))
+    except ModuleNotFoundError as exc:  # an install without the compiler (kfp)
+        raise EnvironmentProblem(
+            f"compiling the pipeline needs `{exc.name}`, which is not installed"
+        ) from None
     return report, facts(ir), project.name
 
 
