@@ -595,3 +595,17 @@ def test_ci_validate_takes_options_and_says_why_the_base_was_skipped(tmp_path: P
     assert "| `good/nbflow.yaml` | ✅ ok |" in done.stderr
     assert "base build skipped: \\`no-such-branch\\` is not a revision" in done.stderr
     assert "bad/" not in done.stderr and not (tmp_path / "summary.md").exists()
+
+
+def test_ci_deploy_refuses_an_uncommitted_tree_and_says_so_in_the_summary(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    manifest = repo / "good" / "nbflow.yaml"
+    manifest.write_text(manifest.read_text(encoding="utf-8") + "# edited\n", encoding="utf-8")
+    env = runner_env(repo, tmp_path, GITHUB_EVENT_NAME="push", NBFLOW_PATHS="good")
+    done = subprocess.run(
+        [*CI, "deploy"], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "working tree that is not committed" in done.stderr and "Traceback" not in done.stderr
+    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert summary == "## nbflow apply\n\nNothing was applied: see the job's log for why.\n"
