@@ -278,6 +278,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    if getattr(args, "base", None) is not None:
+        from nbflow.cli.commands.base_diff import cmd_diff_base
+
+        return cmd_diff_base(args)
     from nbflow.cli.commands.deploy import cmd_diff as run
 
     return run(args)
@@ -313,6 +317,12 @@ def cmd_init(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_ci(args: argparse.Namespace) -> int:
+    from nbflow.cli.commands.ci import cmd_ci as run
+
+    return run(args)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": cmd_validate,
     "cells": cmd_cells,
@@ -328,6 +338,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "runs": cmd_runs,
     "completion": cmd_completion,
     "init": cmd_init,
+    "ci": cmd_ci,
 }
 
 
@@ -476,7 +487,11 @@ def parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--json", action="store_true", help="print the search's result as JSON")
 
-    d = sub.add_parser("diff", help="show what `nbflow apply` would change on the cluster")
+    d = sub.add_parser(
+        "diff",
+        help="show what `nbflow apply` would change on the cluster, or against a git revision "
+        "(--base)",
+    )
     _cluster_options(d)
     d.add_argument(
         "--format",
@@ -484,6 +499,9 @@ def parser() -> argparse.ArgumentParser:
         default="text",
         help="output format; markdown suits a job summary (default: text)",
     )
+    from nbflow.cli.commands.base_diff import add_base_options
+
+    add_base_options(d)
 
     a = sub.add_parser("apply", help="validate, build and apply the projects to the cluster")
     _cluster_options(a)
@@ -524,8 +542,15 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--ci", choices=["github"], help="write the CI workflows for this repository")
     i.add_argument("--root", default=".", help="repository root for --ci (default: .)")
     i.add_argument(
-        "--action-ref", help="git ref of nbflow's actions in the workflows: a release's commit SHA"
+        "--nbflow-version",
+        metavar="VERSION",
+        help="the nbflow release the workflows install from PyPI (default: this nbflow's version)",
     )
+    i.add_argument("--action-ref", help=argparse.SUPPRESS)  # gone: says so (commands/init.py)
+    from nbflow.cli.commands.ci import add_parser as add_ci
+
+    add_ci(sub)
+
     co = sub.add_parser(
         "completion",
         help="print the shell completion script for bash, zsh or fish",
