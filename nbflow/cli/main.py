@@ -329,6 +329,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "completion": cmd_completion,
     "init": cmd_init,
 }
+# the extra each command needs beyond `pip install nbflow` (nbflow.extras); the others need none
+COMMAND_EXTRAS = {"build": "build", "run": "run", "tune": "tune", "diff": "deploy", "apply": "deploy"}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -583,6 +585,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     handler = COMMANDS[args.command]
     try:
+        if args.command in COMMAND_EXTRAS:
+            from nbflow.extras import require
+
+            require(COMMAND_EXTRAS[args.command], f"`nbflow {args.command}`")
         with _color_choice(getattr(args, "color", "auto")):
             return handler(args)
     except UsageError as exc:
@@ -600,8 +606,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `nbflow cells x | head`
         return EXIT_OK
+    except ModuleNotFoundError as exc:  # an extra's module, imported where no check foresaw it
+        return _missing_module(exc, f"`nbflow {args.command}`")
     except Exception as exc:  # the last line of defence: a bug in nbflow, never a traceback
         return _internal_error(exc)
+
+
+def _missing_module(exc: ModuleNotFoundError, what: str) -> int:
+    from nbflow.extras import MissingExtra, extra_of
+
+    found = extra_of(exc.name)
+    if found is None:  # not an extra's: a broken install or a bug
+        return _internal_error(exc)
+    print(f"nbflow: {MissingExtra(what, *found)}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _internal_error(exc: BaseException) -> int:
