@@ -330,7 +330,13 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "init": cmd_init,
 }
 # the extra each command needs beyond `pip install nbflow` (nbflow.extras); the others need none
-COMMAND_EXTRAS = {"build": "build", "run": "run", "tune": "tune", "diff": "deploy", "apply": "deploy"}
+COMMAND_EXTRAS = {
+    "build": "build",
+    "run": "run",
+    "tune": "tune",
+    "diff": "deploy",
+    "apply": "deploy",
+}
 
 
 def parser() -> argparse.ArgumentParser:
