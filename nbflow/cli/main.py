@@ -3,7 +3,7 @@
 Exit codes (`nbflow.cli.exit_codes`, documented in README.md, tested in tests/test_cli.py):
   0  success
   1  the input has errors, or a run / tuning / apply failed
-  2  bad usage, or an environment problem (missing file or dependency, unreachable cluster)
+  2  bad usage, or an environment problem (missing file, dependency or extra, unreachable cluster)
   3  internal error: a bug in nbflow (one line on stderr, never a traceback; please report it)
   130 interrupted (Ctrl-C, SIGTERM, SIGHUP)
 Exceptions become exit codes here, in `main`; the commands in `nbflow.cli.commands` return the
