@@ -183,7 +183,7 @@ def test_the_validate_workflow_is_read_only_and_safe_for_forks() -> None:
     assert "secrets." not in (TEMPLATES / "nbflow-validate.yml").read_text(encoding="utf-8")
     runs = [s["run"] for s in steps_of(doc) if "run" in s]
     assert runs == [
-        f'python -m pip install --disable-pip-version-check "nbflow=={_version()}"',
+        f'python -m pip install --disable-pip-version-check "nbflow[build]=={_version()}"',
         "nbflow ci validate .",
     ]
 

@@ -720,7 +720,7 @@ def test_init_ci_installs_the_given_release_and_refuses_what_pypi_cannot_hold(
     tmp_path: Path,
 ) -> None:
     validate, deploy = gitops.init_ci(tmp_path, nbflow_version="1.2.3rc1")
-    assert '"nbflow==1.2.3rc1"' in validate.read_text(encoding="utf-8")
+    assert '"nbflow[build]==1.2.3rc1"' in validate.read_text(encoding="utf-8")
     assert '"nbflow[deploy]==1.2.3rc1"' in deploy.read_text(encoding="utf-8")
     for bad, why in (
         ("1.2.3+local", "a local build"),
@@ -729,7 +729,7 @@ def test_init_ci_installs_the_given_release_and_refuses_what_pypi_cannot_hold(
     ):
         with pytest.raises(UsageError, match=why):
             gitops.init_ci(tmp_path, force=True, nbflow_version=bad)
-    assert '"nbflow==1.2.3rc1"' in validate.read_text(encoding="utf-8")  # left as it was
+    assert '"nbflow[build]==1.2.3rc1"' in validate.read_text(encoding="utf-8")  # left as it was
 
 
 def test_cmd_init_ci(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

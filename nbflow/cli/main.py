@@ -3,7 +3,7 @@
 Exit codes (`nbflow.cli.exit_codes`, documented in README.md, tested in tests/test_cli.py):
   0  success
   1  the input has errors, or a run / tuning / apply failed
-  2  bad usage, or an environment problem (missing file or dependency, unreachable cluster)
+  2  bad usage, or an environment problem (missing file, dependency or extra, unreachable cluster)
   3  internal error: a bug in nbflow (one line on stderr, never a traceback; please report it)
   130 interrupted (Ctrl-C, SIGTERM, SIGHUP)
 Exceptions become exit codes here, in `main`; the commands in `nbflow.cli.commands` return the
@@ -340,6 +340,24 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "init": cmd_init,
     "ci": cmd_ci,
 }
+# the extra each command needs beyond `pip install nbflow` (nbflow.extras); the others need none
+COMMAND_EXTRAS = {
+    "build": "build",
+    "run": "run",
+    "tune": "tune",
+    "diff": "deploy",
+    "apply": "deploy",
+}
+
+
+def _extra_needed(args: argparse.Namespace) -> str | None:
+    """The extra the command needs: `diff --base` compares two builds (no cluster), `ci deploy`
+    applies; `ci validate` needs only what each of its parts needs, and says what it skipped."""
+    if args.command == "diff" and getattr(args, "base", None):
+        return "build"
+    if args.command == "ci":
+        return "deploy" if getattr(args, "ci_command", None) == "deploy" else None
+    return COMMAND_EXTRAS.get(args.command)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -608,6 +626,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     handler = COMMANDS[args.command]
     try:
+        extra = _extra_needed(args)
+        if extra:
+            from nbflow.extras import require
+
+            require(
+                extra,
+                f"`nbflow {args.command}{' --base' * (extra == 'build' and args.command == 'diff')}`",
+            )
         with _color_choice(getattr(args, "color", "auto")):
             return handler(args)
     except UsageError as exc:
@@ -625,8 +651,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `nbflow cells x | head`
         return EXIT_OK
+    except ModuleNotFoundError as exc:  # an extra's module, imported where no check foresaw it
+        return _missing_module(exc, f"`nbflow {args.command}`")
     except Exception as exc:  # the last line of defence: a bug in nbflow, never a traceback
         return _internal_error(exc)
+
+
+def _missing_module(exc: ModuleNotFoundError, what: str) -> int:
+    from nbflow.extras import MissingExtra, extra_of
+
+    found = extra_of(exc.name)
+    if found is None:  # not an extra's: a broken install or a bug
+        return _internal_error(exc)
+    print(f"nbflow: {MissingExtra(what, *found)}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _internal_error(exc: BaseException) -> int:
