@@ -287,6 +287,18 @@ def test_the_core_commands_need_no_extra_and_do_the_same_without(
             "`nbflow diff` needs the 'deploy' extra (kubernetes is not installed): "
             "pip install 'nbflow[deploy]'",
         ),
+        (  # two builds compared: the compiler, no cluster
+            ("diff", "--base", "HEAD", "digits"),
+            ["kfp"],
+            "`nbflow diff --base` needs the 'build' extra (kfp is not installed): "
+            "pip install 'nbflow[build]'",
+        ),
+        (
+            ("ci", "deploy", "digits"),
+            ["kubernetes"],
+            "`nbflow ci deploy` needs the 'deploy' extra (kubernetes is not installed): "
+            "pip install 'nbflow[deploy]'",
+        ),
         (
             ("apply", "--dry-run", "digits"),
             BLOCKED,

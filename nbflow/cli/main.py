@@ -360,6 +360,15 @@ def _extra_needed(args: argparse.Namespace) -> str | None:
     return COMMAND_EXTRAS.get(args.command)
 
 
+def _command_words(args: argparse.Namespace) -> str:
+    """`diff --base`, `ci deploy`, `build`: the command as the user typed it, for messages."""
+    if args.command == "diff" and getattr(args, "base", None):
+        return "diff --base"
+    if args.command == "ci" and getattr(args, "ci_command", None):
+        return f"ci {args.ci_command}"
+    return str(args.command)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nbflow",
@@ -630,10 +639,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if extra:
             from nbflow.extras import require
 
-            require(
-                extra,
-                f"`nbflow {args.command}{' --base' * (extra == 'build' and args.command == 'diff')}`",
-            )
+            require(extra, f"`nbflow {_command_words(args)}`")
         with _color_choice(getattr(args, "color", "auto")):
             return handler(args)
     except UsageError as exc:
