@@ -319,7 +319,12 @@ def test_a_changed_data_file_runs_its_step_again(tmp_path: Path) -> None:
 def _outputs(state: Path) -> dict[str, dict[str, Any]]:
     """Every task's output artifacts of the one run under `state`: by `<task>/<output>`, the
     serializer that wrote it and the value as loaded back."""
-    from nbflow.incluster.step import RECORD_DIGEST, RECORD_SERIALIZER, artifact_digest, load_input
+    from nbflow.incluster.runtime.values import (
+        RECORD_DIGEST,
+        RECORD_SERIALIZER,
+        artifact_digest,
+        load_input,
+    )
 
     [folder] = (state / "artifacts").iterdir()
     out: dict[str, dict[str, Any]] = {}
