@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import functools
 import io
 import lzma
 import tokenize
@@ -149,12 +150,14 @@ def _reindented(source: str) -> str:
     return "\n".join(lines)
 
 
+@functools.cache
 def runtime_archive() -> bytes:
     """The runtime package as a zip archive for `zipimport`: its modules' code
     (:func:`runtime_code`) under ``nbflow_runtime/``, in name order, each entry with a fixed
     time and mode and stored uncompressed (the archive is compressed whole, where the modules'
     common text compresses once). The same sources make the same bytes, wherever and whenever
-    they are packed, so builds stay reproducible and the pipeline's version hash stable."""
+    they are packed, so builds stay reproducible and the pipeline's version hash stable. Made
+    once a process: what its pipelines carry and what its local engine preloads are one."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         for name, source in runtime_sources().items():
