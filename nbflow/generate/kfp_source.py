@@ -15,8 +15,8 @@ volume name come from `generated_name`, which keeps them apart from each other.
 The component's function source ends up in the container's command, where KFP (the cluster's
 launcher and kfp.local alike) substitutes placeholders such as `{{$}}` before the step runs.
 So the step program (the cells' code, names, the notebook's file name) travels compressed and
-base64-encoded:
-no text a user wrote is in the command as text. Requirements reach pip through `sh -c`, quoted
+encoded (`nbflow.incluster.runtime.program.encode_program`, the runtime decodes it): no text a
+user wrote is in the command as text. Requirements reach pip through `sh -c`, quoted
 for sh by `sh_quote` (kfp's own `packages_to_install` quotes with `repr()`, which sh reads
 differently), with `{{` broken up so that no placeholder can form.
 
@@ -27,8 +27,8 @@ packed by `nbflow.generate.runtime`, to an artifact that every step takes as its
 lines that load the runtime and call it.
 
 Two targets share one generator:
-- `cluster`: step components pip-install kfp, IPython, cloudpickle and the manifest's
-  requirements at start, as KFP lightweight components do; the runtime task is a container
+- `cluster`: step components pip-install kfp (kfp's own script), then IPython, cloudpickle and
+  the manifest's requirements at start, as KFP lightweight components do; the runtime task is a container
   component (`python3 -c`) that installs nothing; Kubernetes settings (timeouts, node selectors,
   tolerations, volumes) are applied with kfp-kubernetes.
 - `local`: for kfp.local in this interpreter: nothing is installed, Kubernetes-only settings
@@ -328,7 +328,8 @@ def _component(
         f"def {func_name(step.name)}(",
         *args,
         "):",
-        # `name` is a DNS label; ''' as YAML writes each `"` as two characters
+        # ''' rather than """: YAML writes each `"` of the command as two characters (a step's
+        # name, a DNS label, holds no quote)
         f"    '''nbflow step {step.name}: notebook cells {', '.join(map(str, step.cells))}.'''",
         # the modules the step uses to load the runtime; only the function's body travels
         # into the container
@@ -336,7 +337,7 @@ def _component(
         # The step runtime, from the pipeline's first task: imported only if its archive is the
         # one this pipeline was built with (whoever can write the artifact store could swap
         # it), and from a private copy of the bytes checked, not from the artifact's path.
-        # Single quotes: YAML writes each `"` of the command as two characters.
+        # Single quotes, for YAML as above.
         "    archive = pathlib.Path(runtime.path).read_bytes()",
         f"    if hashlib.sha256(archive).hexdigest() != {_runtime_digest()!r}:",
         "        raise RuntimeError('the nbflow runtime artifact is not the one this pipeline was "
