@@ -44,9 +44,9 @@ def runtime_sources() -> dict[str, str]:
 def runtime_code(source: str) -> str:
     """`source` as the pipeline carries it, line for line (the same program with the same line
     numbers, so a traceback of the runtime points at its source): without comments and
-    docstrings (their lines left empty, an empty string where a body has nothing else), without the functions'
-    annotations (types for mypy, never read at run time) and indented by one space a level
-    instead of four. A third smaller once compressed."""
+    docstrings (their lines left empty, an empty string where a body has nothing else),
+    without the functions' annotations (types for mypy, never read at run time) and indented
+    by one space a level instead of four. A third smaller once compressed."""
     return _reindented(_without_annotations(_without_comments(source)))
 
 
@@ -172,9 +172,10 @@ def packed_runtime() -> str:
     """The runtime's archive, LZMA-compressed and Base85-encoded with `{`, `}` and `$` written as
     `,`, `.` and `/` (:func:`unpack_runtime` turns them back): text in which neither KFP's
     placeholders (`{{...}}`) nor Kubernetes' `$(VAR)` expansion can form, and which YAML quotes
-    as it is (no `"` or `\\`). A fifth smaller than zlib and base64; `lzma` is in the standard
-    library of every Python built with it, which a Python without it (rare: built without
-    liblzma) makes the runtime task fail with `No module named '_lzma'`."""
+    as it is (no `"` or `\\`). 13% smaller than zlib and base64 (19.7 KB against 22.6 KB).
+    `lzma` is in the standard library of every Python built with liblzma (the official images,
+    distributions' and conda's); in one built without it the runtime task fails with
+    `No module named '_lzma'`."""
     # .lzma rather than .xz: its header is shorter and it has no checksum (each step checks
     # the archive's SHA-256); `lzma.decompress` reads either. pb=0: text, no 4-byte structure.
     settings = {"id": lzma.FILTER_LZMA1, "preset": 9 | lzma.PRESET_EXTREME, "pb": 0}
