@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import base64
 import builtins
 import functools
@@ -9,6 +10,7 @@ import importlib
 import json
 import pkgutil
 import re
+import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -32,7 +34,9 @@ def _runtime_names() -> dict[str, Any]:
     from nbflow.generate.runtime import RUNTIME_PACKAGE, packed_runtime, unpack_runtime
 
     archive = unpack_runtime(packed_runtime())
-    path = Path(tempfile.mkdtemp(prefix="nbflow-test-")) / f"{RUNTIME_PACKAGE}.zip"
+    folder = tempfile.mkdtemp(prefix="nbflow-test-runtime-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = Path(folder) / f"{RUNTIME_PACKAGE}.zip"
     path.write_bytes(archive)
     sys.path.insert(0, str(path))
     try:
