@@ -165,6 +165,18 @@ def test_preload_takes_installed_libraries_not_modules_beside_the_notebook(tmp_p
     assert preload[: len(warm.RUNTIME_MODULES)] == list(warm.RUNTIME_MODULES)
 
 
+def test_a_step_finds_the_runtime_the_server_preloaded(tmp_path: Path) -> None:
+    """The server imports the step runtime once, from the archive this process's pipelines
+    carry; a step, once it has checked its own copy (the runtime task's artifact), finds the
+    package imported instead of compiling it again."""
+    where = tmp_path / "where.txt"
+    cell = f"import sys\nopen({str(where)!r}, 'w').write(sys.modules['nbflow_runtime'].__file__)"
+    root = write_project(tmp_path / "p", [cell], "name: preloaded\nsteps:\n  a: {cells: 1}\n")
+    result = run(load(root), state_dir=tmp_path / "state")
+    assert result.ok, [s.error for s in result.steps]
+    assert where.read_text().startswith(warm.runtime_archive() + os.sep)
+
+
 def test_events_cut_short_by_a_kill_are_left_out(tmp_path: Path) -> None:
     f = tmp_path / "e.jsonl"
     f.write_text('{"event": "started"}\n{"event": "cell", "cell": 3}\n{"event": "fin')
@@ -319,7 +331,12 @@ def test_a_changed_data_file_runs_its_step_again(tmp_path: Path) -> None:
 def _outputs(state: Path) -> dict[str, dict[str, Any]]:
     """Every task's output artifacts of the one run under `state`: by `<task>/<output>`, the
     serializer that wrote it and the value as loaded back."""
-    from nbflow.incluster.step import RECORD_DIGEST, RECORD_SERIALIZER, artifact_digest, load_input
+    from nbflow.incluster.runtime.values import (
+        RECORD_DIGEST,
+        RECORD_SERIALIZER,
+        artifact_digest,
+        load_input,
+    )
 
     [folder] = (state / "artifacts").iterdir()
     out: dict[str, dict[str, Any]] = {}
