@@ -330,6 +330,38 @@ def test_oversized_resources_are_reported() -> None:
     assert "deploy: {kfp: api}" in problem
 
 
+# -- a build's work grows linearly with the steps (issue 12, item 12) ---------------------------
+
+
+def test_kfp_reads_each_component_from_a_short_file(tmp_path: Path) -> None:
+    """kfp reads each component's source with `inspect.getsource`, which copies the lines from
+    the function's first line to the end of its file: from one file of the whole module that
+    was N^2 lines for N steps. The module runs from parts, so each copy is bounded."""
+    import linecache
+
+    from nbflow.generate.build import PART_LINES, generated_module, module_parts
+    from nbflow.generate.kfp_source import generate
+    from tests.support.projects import chain
+
+    cells, manifest = chain(100)
+    source = generate(load(write_project(tmp_path / "chain", cells, manifest)), "cluster")
+    parts = module_parts(source)
+    assert "".join(parts) == source
+    assert len(parts) > 1 and all(p.startswith("@dsl.") for p in parts[1:])
+    work = tmp_path / "work"
+    work.mkdir()
+    with generated_module(source, work) as module:
+        funcs = {id(c): c.python_func for c in vars(module).values() if hasattr(c, "python_func")}
+        assert {f"step_s{i}" for i in range(100)} <= {f.__name__ for f in funcs.values()}
+        for func in funcs.values():
+            code = func.__code__
+            copied = len(linecache.getlines(code.co_filename)) - code.co_firstlineno
+            assert copied < 2 * PART_LINES, func.__name__
+    # the parts' files are gone, and so are inspect's copies of them
+    assert list(work.iterdir()) == []
+    assert not [name for name in linecache.cache if name.startswith(str(work))]
+
+
 # -- the step runtime, carried once per pipeline (issue 14, item 7) ---------------------------
 
 STEP_CODE_LIMIT = 3_000  # bytes of a one-cell step's component code; the runtime alone is ~20 KB
