@@ -10,7 +10,9 @@
 
 No function here prints, exits the process or installs anything; errors in the user's input are
 `InvalidProject` (carrying the report), other problems the exceptions of `nbflow.errors`.
-Heavy imports (kfp, optuna, kubernetes) happen only inside the functions that need them.
+Heavy imports (kfp, optuna, kubernetes) happen only inside the functions that need them; those
+that need an extra (`build`, `run`, `tune`) raise `nbflow.extras.MissingExtra`, an
+`EnvironmentProblem` naming it, when it is not installed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbflow.diagnostics import Report
+from nbflow.extras import require
 
 if TYPE_CHECKING:
     from nbflow.check.project import Project
@@ -56,6 +59,7 @@ def load(path: str | Path = ".") -> Project:
 
 def build(path: str | Path = ".", *, out: str | Path = "dist") -> BuildResult:
     """Write the project's versioned folder under `out`."""
+    require("build", "nbflow.api.build")
     from nbflow.generate.build import build as run_build
 
     return run_build(load(path), Path(out))
@@ -75,6 +79,7 @@ def run(
     Ctrl-C, SIGTERM or SIGHUP (in the main thread) stop the running step with every process
     it started, then raise `nbflow.errors.Interrupted`, a KeyboardInterrupt naming the step.
     """
+    require("run", "nbflow.api.run")
     from nbflow.local.run import run as run_locally
 
     return run_locally(
@@ -86,6 +91,7 @@ def tune(
     path: str | Path = ".", *, trials: int | None = None, parallel: int | None = None
 ) -> TuneResult:
     """Run the manifest's hyperparameter search on this machine with Optuna."""
+    require("tune", "nbflow.api.tune")
     from nbflow.local.tune import tune as run_tune
 
     return run_tune(load(path), trials=trials, parallel=parallel)

@@ -1,9 +1,11 @@
 """The GitHub actions (github-actions/) and workflow templates (templates/).
 
-Linted offline with actionlint and zizmor, checked for the rules of docs/gitops.md (pinned
-third-party actions, no expression inside a `run:` script, read-only pull requests), and their
-scripts run as a GitHub runner would run them: on a temporary repository, with the runner's
-environment variables, against the loopback Kubernetes API emulator.
+Linted offline with actionlint and zizmor (pedantic, no exception), checked for the rules of
+docs/gitops.md (every action pinned by SHA, nbflow installed at one PyPI version, no expression
+inside a `run:` script, read-only pull requests), and the commands they run (`nbflow ci
+validate`, `nbflow ci deploy`) run as a GitHub runner would run them: on a temporary
+repository, with the runner's environment variables, against the loopback Kubernetes API
+emulator.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from nbflow.deploy import gitops
+from nbflow.deploy import ci_deploy, gitops
+from nbflow.deploy.workflows import pinned_versions
 from tests.support.cases import CASES
 from tests.support.k8s_server import DEFAULT_TOKEN, PIPELINE_VERSION, K8sServer
 
@@ -35,7 +38,7 @@ PINS = {
     "actions/setup-python": ("5fda3b95a4ea91299a34e894583c3862153e4b97", "v7.0.0"),
     "aws-actions/configure-aws-credentials": ("e6de054238d6b7531b4efff3b6587d9aade6a06c", "v6.2.3"),
 }
-SHA = "0123456789abcdef0123456789abcdef01234567"
+CI = [sys.executable, "-m", "nbflow", "ci"]
 
 
 def tool(name: str) -> str:
@@ -122,57 +125,25 @@ jobs:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_zizmor_finds_nothing_in_the_actions_and_the_pinned_workflows(tmp_path: Path) -> None:
-    gitops.init_ci(tmp_path, action_ref=SHA)  # as users are told to write them: pinned
-    written = [tmp_path / ".github" / "workflows" / name for name in gitops.WORKFLOWS]
-    result = lint(
-        tool("zizmor"),
-        "--offline",
-        "--no-progress",
-        "--strict-collection",
-        *map(str, [*ACTION_FILES, *written]),
+def _zizmor(*args: str, files: list[Path]) -> subprocess.CompletedProcess[str]:
+    return lint(
+        tool("zizmor"), *args, "--offline", "--no-progress", "--strict-collection", *map(str, files)
     )
+
+
+@pytest.mark.parametrize("persona", ["regular", "pedantic"])
+def test_zizmor_finds_nothing_in_the_actions_and_the_templates(persona: str) -> None:
+    """No exception policy: the templates use no nbflow action (issue 12)."""
+    result = _zizmor(f"--persona={persona}", files=[*ACTION_FILES, *TEMPLATE_FILES])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No findings to report" in result.stdout
 
 
-def test_zizmor_pedantic_finds_nothing_in_the_actions_and_the_pinned_workflows(
-    tmp_path: Path,
-) -> None:
-    gitops.init_ci(tmp_path, action_ref=SHA)
-    written = [tmp_path / ".github" / "workflows" / name for name in gitops.WORKFLOWS]
-    result = lint(
-        tool("zizmor"),
-        "--persona=pedantic",
-        "--offline",
-        "--no-progress",
-        "--strict-collection",
-        *map(str, [*ACTION_FILES, *written]),
-    )
+def test_zizmor_pedantic_finds_nothing_in_the_workflows_init_writes(tmp_path: Path) -> None:
+    written = gitops.init_ci(tmp_path, nbflow_version="1.2.3")
+    result = _zizmor("--persona=pedantic", files=written)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No findings to report" in result.stdout
-
-
-def test_zizmor_asks_only_to_pin_nbflow_itself_in_the_templates(tmp_path: Path) -> None:
-    """The templates name nbflow's actions by release tag (the SHA of a release is unknown
-    here); a policy allowing that for nbflow alone leaves nothing else to find."""
-    config = tmp_path / "zizmor.yml"
-    config.write_text(
-        "rules:\n  unpinned-uses:\n    config:\n      policies:\n"
-        '        "nbflow/nbflow/*": ref-pin\n        "*": hash-pin\n',
-        encoding="utf-8",
-    )
-    result = lint(
-        tool("zizmor"),
-        "--persona=pedantic",
-        "--offline",
-        "--no-progress",
-        "--strict-collection",
-        "--config",
-        str(config),
-        *map(str, TEMPLATE_FILES),
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # --- rules the linters don't know --------------------------------------------------------------
@@ -187,7 +158,7 @@ def test_third_party_actions_are_pinned_by_full_sha(path: Path) -> None:
     assert uses
     for ref, comment in uses:
         action, _, version = ref.partition("@")
-        if action.startswith("./") or action.startswith("nbflow/nbflow/"):
+        if action.startswith("./"):
             continue
         assert action in PINS, f"{path.name}: {action} has no checked pin"
         sha, tag = PINS[action]
@@ -210,8 +181,11 @@ def test_the_validate_workflow_is_read_only_and_safe_for_forks() -> None:
     assert {"**/nbflow.yaml", "**/*.ipynb"} <= set(triggers["pull_request"]["paths"])
     assert doc["permissions"] == {"contents": "read"}
     assert "secrets." not in (TEMPLATES / "nbflow-validate.yml").read_text(encoding="utf-8")
-    (step,) = [s for s in steps_of(doc) if "github-actions/validate" in s.get("uses", "")]
-    assert step["uses"] == f"nbflow/nbflow/github-actions/validate@v{_version()}"
+    runs = [s["run"] for s in steps_of(doc) if "run" in s]
+    assert runs == [
+        f'python -m pip install --disable-pip-version-check "nbflow[build]=={_version()}"',
+        "nbflow ci validate .",
+    ]
 
 
 def test_the_deploy_workflow_runs_one_at_a_time_in_an_environment() -> None:
@@ -221,9 +195,31 @@ def test_the_deploy_workflow_runs_one_at_a_time_in_an_environment() -> None:
     (job,) = doc["jobs"].values()
     assert job["environment"] == "production"
     assert job["permissions"] == {"contents": "read", "id-token": "write"}
-    (step,) = [s for s in steps_of(doc) if "github-actions/deploy" in s.get("uses", "")]
-    assert step["uses"] == f"nbflow/nbflow/github-actions/deploy@v{_version()}"
-    assert step["with"]["kubeconfig"] == "${{ secrets.NBFLOW_KUBECONFIG }}"
+    install, apply = [s for s in steps_of(doc) if "run" in s]
+    assert install["run"] == (
+        f'python -m pip install --disable-pip-version-check "nbflow[deploy]=={_version()}"'
+    )
+    assert apply["run"] == "nbflow ci deploy ."
+    assert apply["env"] == {"NBFLOW_KUBECONFIG_DATA": "${{ secrets.NBFLOW_KUBECONFIG }}"}
+
+
+@pytest.mark.parametrize("path", TEMPLATE_FILES, ids=lambda p: p.name)
+def test_the_templates_use_no_nbflow_action_and_pin_this_version(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    uses = [s["uses"].partition("@")[0] for s in steps_of(load(path)) if "uses" in s]
+    assert uses == ["actions/checkout", "actions/setup-python"]
+    assert pinned_versions(text) == [_version()]
+
+
+@pytest.mark.parametrize("path", ACTION_FILES, ids=lambda p: p.parent.name)
+def test_each_action_runs_its_ci_command_with_inputs_the_command_reads(path: Path) -> None:
+    """The composite actions are thin: their last step runs `nbflow ci <name>`, and every
+    variable it passes is one the command reads."""
+    source = (ROOT / "nbflow" / "cli" / "commands" / "ci.py").read_text(encoding="utf-8")
+    step = steps_of(load(path))[-1]
+    assert step["run"].strip() == f"nbflow ci {path.parent.name}"
+    assert step["env"] and all(f'"{name}"' in source for name in step["env"]), step["env"]
+    assert not list(path.parent.glob("*.py"))  # the scripts are gone: the commands do it
 
 
 def _version() -> str:
@@ -278,12 +274,12 @@ def runner_env(repo: Path, tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_the_validate_script_annotates_lines_and_writes_the_summary(tmp_path: Path) -> None:
+def test_ci_validate_annotates_lines_and_writes_the_summary(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     env = runner_env(repo, tmp_path, NBFLOW_PATHS=".")
     done = subprocess.run(
-        [sys.executable, str(ACTIONS / "validate" / "summary.py")],
-        cwd=tmp_path,  # the script moves to GITHUB_WORKSPACE itself
+        [*CI, "validate"],
+        cwd=tmp_path,  # the command moves to GITHUB_WORKSPACE itself
         env=env,
         capture_output=True,
         text=True,
@@ -310,13 +306,13 @@ def test_the_validate_script_annotates_lines_and_writes_the_summary(tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_the_validate_script_shows_the_cluster_diff_with_a_kubeconfig(tmp_path: Path) -> None:
+def test_ci_validate_shows_the_cluster_diff_with_a_kubeconfig(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     with K8sServer(namespaces=["default"]) as server:
         config = server.write_kubeconfig(tmp_path / "kubeconfig", namespace="default")
         env = runner_env(repo, tmp_path, NBFLOW_PATHS="good", NBFLOW_KUBECONFIG=str(config))
         done = subprocess.run(
-            [sys.executable, str(ACTIONS / "validate" / "summary.py")],
+            [*CI, "validate"],
             env=env,
             capture_output=True,
             text=True,
@@ -333,7 +329,7 @@ def test_the_validate_script_shows_the_cluster_diff_with_a_kubeconfig(tmp_path: 
 
 
 @pytest.mark.slow
-def test_the_validate_script_compares_each_changed_project_with_the_base_build(
+def test_ci_validate_compares_each_changed_project_with_the_base_build(
     tmp_path: Path,
 ) -> None:
     repo = make_repo(tmp_path / "repo")
@@ -348,7 +344,7 @@ def test_the_validate_script_compares_each_changed_project_with_the_base_build(
     git(repo, "commit", "-qam", "tune C, a newer image")
     env = runner_env(repo, tmp_path, NBFLOW_PATHS="good other", NBFLOW_BASE_REF="main")
     done = subprocess.run(
-        [sys.executable, str(ACTIONS / "validate" / "summary.py")],
+        [*CI, "validate"],
         env=env,
         capture_output=True,
         text=True,
@@ -371,7 +367,7 @@ def test_the_validate_script_compares_each_changed_project_with_the_base_build(
 
 
 @pytest.mark.slow
-def test_the_validate_script_runs_both_sides_and_shows_metrics_when_asked(tmp_path: Path) -> None:
+def test_ci_validate_runs_both_sides_and_shows_metrics_when_asked(tmp_path: Path) -> None:
     from tests.support.projects import tagged, write_project
 
     repo = tmp_path / "repo"
@@ -390,7 +386,7 @@ def test_the_validate_script_runs_both_sides_and_shows_metrics_when_asked(tmp_pa
     git(repo, "commit", "-qam", "n = 3")
     env = runner_env(repo, tmp_path, NBFLOW_PATHS="p", NBFLOW_BASE_REF="main", NBFLOW_RUN="true")
     done = subprocess.run(
-        [sys.executable, str(ACTIONS / "validate" / "summary.py")],
+        [*CI, "validate"],
         env=env,
         capture_output=True,
         text=True,
@@ -404,12 +400,12 @@ def test_the_validate_script_runs_both_sides_and_shows_metrics_when_asked(tmp_pa
     assert "| `count` | 7 | 7 | 0 |" in summary
 
 
-def test_the_validate_script_passes_when_no_manifest_is_there(tmp_path: Path) -> None:
+def test_ci_validate_passes_when_no_manifest_is_there(tmp_path: Path) -> None:
     repo = tmp_path / "empty"
     repo.mkdir()
     env = runner_env(repo, tmp_path)
     done = subprocess.run(
-        [sys.executable, str(ACTIONS / "validate" / "summary.py")],
+        [*CI, "validate"],
         env=env,
         capture_output=True,
         text=True,
@@ -421,7 +417,7 @@ def test_the_validate_script_passes_when_no_manifest_is_there(tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_the_deploy_script_applies_with_a_masked_kubeconfig_it_removes(tmp_path: Path) -> None:
+def test_ci_deploy_applies_with_a_masked_kubeconfig_it_removes(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     shutil.rmtree(repo / "bad")
     git(repo, "add", "-A")
@@ -436,7 +432,7 @@ def test_the_deploy_script_applies_with_a_masked_kubeconfig_it_removes(tmp_path:
             NBFLOW_NAMESPACE="team-a",
         )
         done = subprocess.run(
-            [sys.executable, str(ACTIONS / "deploy" / "deploy.py")],
+            [*CI, "deploy"],
             env=env,
             capture_output=True,
             text=True,
@@ -466,11 +462,11 @@ def test_the_deploy_script_applies_with_a_masked_kubeconfig_it_removes(tmp_path:
 
 
 @pytest.mark.slow
-def test_the_deploy_script_reports_an_unusable_cluster(tmp_path: Path) -> None:
+def test_ci_deploy_reports_an_unusable_cluster(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     env = runner_env(repo, tmp_path, GITHUB_EVENT_NAME="push", NBFLOW_PATHS="good")
     done = subprocess.run(
-        [sys.executable, str(ACTIONS / "deploy" / "deploy.py")],
+        [*CI, "deploy"],
         env=env,
         capture_output=True,
         text=True,
@@ -484,17 +480,12 @@ def test_the_deploy_script_reports_an_unusable_cluster(tmp_path: Path) -> None:
 
 
 def test_the_kubeconfig_file_is_private(tmp_path: Path) -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "nbflow_deploy_action", ACTIONS / "deploy" / "deploy.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    path = module.write_kubeconfig("apiVersion: v1\n", tmp_path)
+    path = ci_deploy.write_kubeconfig("apiVersion: v1\n", tmp_path)
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
+    with ci_deploy.private_kubeconfig("apiVersion: v1\n", tmp_path) as held:
+        assert held.read_text(encoding="utf-8") == "apiVersion: v1\n"
+    assert not held.parent.exists()
 
 
 # --- what users wrote, in the summary and the log (issue 12, items 8 and 9) ------------------
@@ -518,7 +509,7 @@ def test_the_validate_summary_renders_names_as_text_and_a_dash_folder_as_ok(
     )
     env = runner_env(repo, tmp_path, NBFLOW_PATHS=".")
     done = subprocess.run(
-        [sys.executable, str(ACTIONS / "validate" / "summary.py")],
+        [*CI, "validate"],
         env=env,
         capture_output=True,
         text=True,
@@ -531,18 +522,6 @@ def test_the_validate_summary_renders_names_as_text_and_a_dash_folder_as_ok(
     html = MarkdownIt("commonmark").enable("table").render(summary)
     assert "<a " not in html and "<img" not in html and "<details" not in html and "<b>" not in html
     assert "[l](https://evil.example)" in html  # shown, as the characters it is
-
-
-def _deploy_module():  # type: ignore[no-untyped-def]
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "nbflow_deploy_action", ACTIONS / "deploy" / "deploy.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize(
@@ -571,19 +550,15 @@ def _deploy_module():  # type: ignore[no-untyped-def]
     ],
     ids=["block-scalar", "json", "flow", "exec-env", "auth-provider"],
 )
-def test_the_deploy_action_masks_every_credential(
-    kubeconfig: str, masked: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    _deploy_module().mask_secrets(kubeconfig)
-    lines = capsys.readouterr().out.splitlines()
+def test_the_deploy_action_masks_every_credential(kubeconfig: str, masked: list[str]) -> None:
+    lines = ci_deploy.mask_commands(kubeconfig)
     assert all(line.startswith("::add-mask::") for line in lines)
     assert sorted(line[len("::add-mask::") :] for line in lines) == masked
 
 
-def test_the_deploy_summary_and_log_show_names_as_text(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_deploy_summary_and_log_show_names_as_text() -> None:
     from markdown_it import MarkdownIt
 
-    module = _deploy_module()
     results = [
         {
             "manifest": "-x <b>/nbflow.yaml",
@@ -595,7 +570,44 @@ def test_the_deploy_summary_and_log_show_names_as_text(capsys: pytest.CaptureFix
             "error": "<details>\n::error::forged | x",
         }
     ]
-    html = MarkdownIt("commonmark").enable("table").render(module.summary(results, 1, False))
+    text = ci_deploy.summary(results, True, False)
+    html = MarkdownIt("commonmark").enable("table").render(text)
     assert "<a " not in html and "<img" not in html and "<details" not in html
     assert "<b>" not in html and html.count("<td>") == 4
-    assert all(not line.startswith("::") for line in module.summary(results, 1, False).splitlines())
+    assert all(not line.startswith("::") for line in text.splitlines())
+
+
+def test_ci_validate_takes_options_and_says_why_the_base_was_skipped(tmp_path: Path) -> None:
+    """Outside a runner: options instead of the environment, the summary on stderr; a base that
+    is no revision skips the comparison with a reason, and the job still passes."""
+    repo = make_repo(tmp_path / "repo")
+    env = runner_env(repo, tmp_path)
+    del env["GITHUB_STEP_SUMMARY"], env["GITHUB_WORKSPACE"]
+    done = subprocess.run(
+        [*CI, "validate", "--base", "no-such-branch", "--", "good"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr.startswith("## nbflow validate\n")
+    assert "| `good/nbflow.yaml` | ✅ ok |" in done.stderr
+    assert "base build skipped: \\`no-such-branch\\` is not a revision" in done.stderr
+    assert "bad/" not in done.stderr and not (tmp_path / "summary.md").exists()
+
+
+def test_ci_deploy_refuses_an_uncommitted_tree_and_says_so_in_the_summary(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    manifest = repo / "good" / "nbflow.yaml"
+    manifest.write_text(manifest.read_text(encoding="utf-8") + "# edited\n", encoding="utf-8")
+    env = runner_env(repo, tmp_path, GITHUB_EVENT_NAME="push", NBFLOW_PATHS="good")
+    done = subprocess.run(
+        [*CI, "deploy"], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "working tree that is not committed" in done.stderr and "Traceback" not in done.stderr
+    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert summary == "## nbflow apply\n\nNothing was applied: see the job's log for why.\n"

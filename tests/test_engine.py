@@ -165,6 +165,18 @@ def test_preload_takes_installed_libraries_not_modules_beside_the_notebook(tmp_p
     assert preload[: len(warm.RUNTIME_MODULES)] == list(warm.RUNTIME_MODULES)
 
 
+def test_a_step_finds_the_runtime_the_server_preloaded(tmp_path: Path) -> None:
+    """The server imports the step runtime once, from the archive this process's pipelines
+    carry; a step, once it has checked its own copy (the runtime task's artifact), finds the
+    package imported instead of compiling it again."""
+    where = tmp_path / "where.txt"
+    cell = f"import sys\nopen({str(where)!r}, 'w').write(sys.modules['nbflow_runtime'].__file__)"
+    root = write_project(tmp_path / "p", [cell], "name: preloaded\nsteps:\n  a: {cells: 1}\n")
+    result = run(load(root), state_dir=tmp_path / "state")
+    assert result.ok, [s.error for s in result.steps]
+    assert where.read_text().startswith(warm.runtime_archive() + os.sep)
+
+
 def test_events_cut_short_by_a_kill_are_left_out(tmp_path: Path) -> None:
     f = tmp_path / "e.jsonl"
     f.write_text('{"event": "started"}\n{"event": "cell", "cell": 3}\n{"event": "fin')
@@ -336,7 +348,12 @@ def test_a_changed_data_file_runs_its_step_again(tmp_path: Path) -> None:
 def _outputs(state: Path) -> dict[str, dict[str, Any]]:
     """Every task's output artifacts of the one run under `state`: by `<task>/<output>`, the
     serializer that wrote it and the value as loaded back."""
-    from nbflow.incluster.step import RECORD_DIGEST, RECORD_SERIALIZER, artifact_digest, load_input
+    from nbflow.incluster.runtime.values import (
+        RECORD_DIGEST,
+        RECORD_SERIALIZER,
+        artifact_digest,
+        load_input,
+    )
 
     [folder] = (state / "artifacts").iterdir()
     out: dict[str, dict[str, Any]] = {}
@@ -466,3 +483,97 @@ def test_a_library_that_fails_on_import_fails_its_step_not_the_process_server(
     # the step's own failure, at its setup cell, and nothing from the server
     assert "RuntimeError: no import here" in proc.stderr
     assert "multiprocessing" not in proc.stderr and "nbflow/local" not in proc.stderr
+
+
+def test_the_process_server_holds_none_of_nbflows_output(tmp_path: Path) -> None:
+    """The server once kept nbflow's stdout and stderr open: whatever read them through a pipe
+    waited past nbflow's exit until the server had torn down its libraries (most of a second)."""
+    from multiprocessing import forkserver
+
+    ctx = warm.context(["json"])
+    started = ctx.Process(target=os.getpid)  # the server is up once it has forked a process
+    started.start()
+    started.join()
+    server = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+    assert server is not None
+    for fd in (1, 2):
+        assert os.readlink(f"/proc/{server}/fd/{fd}") == os.devnull
+
+
+# -- the compiled pipelines stored for fully cached runs -----------------------------------------
+
+STORED_CELLS = ["x = 2", "y = x * 3"]
+STORED_MANIFEST = "name: stored\nsteps:\n  a: {cells: 1}\n  b: {cells: 2}\nmetrics: {y: maximize}\n"
+
+
+@pytest.mark.slow
+def test_a_second_run_with_everything_cached_neither_imports_kfp_nor_compiles(
+    tmp_path: Path,
+) -> None:
+    root = write_project(tmp_path / "p", STORED_CELLS, STORED_MANIFEST)
+    script = (
+        "import sys\nfrom nbflow.cli.main import main\ncode = main(['run', sys.argv[1]])\n"
+        "print('kfp imported' if 'kfp' in sys.modules else 'no kfp', code, file=sys.stderr)\n"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script, str(root)], capture_output=True, text=True, timeout=300
+        )
+        for _ in range(2)
+    ]
+    assert runs[0].returncode == 0 and "kfp imported 0" in runs[0].stderr, runs[0].stderr
+    assert "✓ b" in runs[0].stderr
+    assert "no kfp 0" in runs[1].stderr, runs[1].stderr  # served without compiling
+    assert "↺ a" in runs[1].stderr and "↺ b" in runs[1].stderr and "y=6" in runs[1].stdout
+    ran = sorted(p for p in (root / ".nbflow" / "runs").iterdir() if not p.is_symlink())
+    texts = [(p / "pipeline.yaml").read_text(encoding="utf-8") for p in ran]
+    assert texts[0] == texts[1] and texts[0].startswith("# PIPELINE DEFINITION")
+
+
+@pytest.mark.slow
+def test_a_stored_pipeline_runs_nothing_of_its_own(tmp_path: Path) -> None:
+    """Only cached outputs come of a stored pipeline: one planted with other commands (so other
+    cache keys) is not used; the run compiles its pipeline and runs that (docs/security.md)."""
+    import yaml
+
+    from nbflow.generate.kfp_source import generate
+    from nbflow.local.ir_store import IRStore
+    from nbflow.local.run import _compiled
+
+    root = write_project(tmp_path / "p", STORED_CELLS, STORED_MANIFEST)
+    project = load(root)
+    source = generate(project, "local")
+    marker = tmp_path / "planted-ran"
+    ir = yaml.safe_load(_compiled(source))
+    for executor in ir["deploymentSpec"]["executors"].values():
+        executor["container"]["command"] = ["sh", "-c", f"touch {marker}"]
+        executor["container"]["args"] = []
+    IRStore(root / ".nbflow" / "engine-cache" / "ir").put(source, yaml.safe_dump(ir))
+    result = run(project)
+    assert result.ok and result.metrics == {"y": 6}
+    assert {s.name: s.status for s in result.steps} == {"a": "succeeded", "b": "succeeded"}
+    assert not marker.exists()
+    assert (result.run_dir / "pipeline.yaml").read_text().startswith("# PIPELINE DEFINITION")
+    # the stored pipeline is now the one compiled, and a second run is served from the cache
+    again = run(project)
+    assert {s.name: s.status for s in again.steps} == {"a": "cached", "b": "cached"}
+    assert not marker.exists()
+
+
+@pytest.mark.slow
+def test_a_killed_step_leaves_every_line_it_printed_in_its_log(tmp_path: Path) -> None:
+    """A step's stdout is line-buffered in its log: a step killed (out of memory) used to lose
+    what it printed since the last full buffer, when PYTHONUNBUFFERED was not set."""
+    cells = ["import os, signal\nprint('printed before the kill')\nos.kill(os.getpid(), 9)"]
+    root = write_project(tmp_path / "k", cells, "name: k\nsteps:\n  killed: {cells: 1}\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # a fresh server
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbflow", "run", str(root)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 1 and "killed by SIGKILL" in proc.stderr, proc.stderr
+    log = root / ".nbflow" / "runs" / "latest" / "logs" / "killed.log"
+    assert "printed before the kill" in log.read_text(encoding="utf-8")

@@ -704,7 +704,7 @@ def test_init_ci_writes_both_workflows_and_refuses_to_overwrite(tmp_path: Path) 
         ".github/workflows/nbflow-deploy.yml",
     ]
     source = gitops.templates_folder()
-    for path in written:
+    for path in written:  # the templates pin this nbflow's version already
         assert path.read_text(encoding="utf-8") == (source / path.name).read_text(encoding="utf-8")
     written[0].unlink()
     written[1].write_text("mine\n", encoding="utf-8")
@@ -716,37 +716,38 @@ def test_init_ci_writes_both_workflows_and_refuses_to_overwrite(tmp_path: Path) 
     assert "nbflow deploy" in written[1].read_text(encoding="utf-8")
 
 
-SHA_40 = "0123456789abcdef0123456789abcdef01234567"
-
-
-def test_init_ci_pins_nbflow_actions_to_a_given_sha(tmp_path: Path) -> None:
-    sha = SHA_40
-    for path in gitops.init_ci(tmp_path, action_ref=sha):
-        uses = [
-            ln.strip()
-            for ln in path.read_text().splitlines()
-            if "nbflow/nbflow/github-actions" in ln
-        ]
-        assert uses and all(u.endswith(f"@{sha} # v0.1.0") for u in uses), uses
-    with pytest.raises(UsageError, match="not a git tag"):
-        gitops.init_ci(tmp_path, force=True, action_ref="main; rm -rf /")
+def test_init_ci_installs_the_given_release_and_refuses_what_pypi_cannot_hold(
+    tmp_path: Path,
+) -> None:
+    validate, deploy = gitops.init_ci(tmp_path, nbflow_version="1.2.3rc1")
+    assert '"nbflow[build]==1.2.3rc1"' in validate.read_text(encoding="utf-8")
+    assert '"nbflow[deploy]==1.2.3rc1"' in deploy.read_text(encoding="utf-8")
+    for bad, why in (
+        ("1.2.3+local", "a local build"),
+        ('1"; curl x|sh; "', "not a version pip can read"),
+        ("main", "not a version pip can read"),
+    ):
+        with pytest.raises(UsageError, match=why):
+            gitops.init_ci(tmp_path, force=True, nbflow_version=bad)
+    assert '"nbflow[build]==1.2.3rc1"' in validate.read_text(encoding="utf-8")  # left as it was
 
 
 def test_cmd_init_ci(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from nbflow.cli.main import parser
+    from nbflow.cli.main import main, parser
 
     args = parser().parse_args(["init", "--ci", "github", "--root", str(tmp_path)])
     assert cmd_init_ci(args) == 0
     out = capsys.readouterr().out
     assert "wrote " in out and "nbflow-validate.yml" in out and "nbflow-deploy.yml" in out
-    assert "--action-ref" in out
-    args = parser().parse_args(
-        ["init", "--ci", "github", "--force", "--root", str(tmp_path), "--action-ref", SHA_40]
-    )
-    assert cmd_init_ci(args) == 0
-    assert (
-        f"@{SHA_40} # v" in (tmp_path / ".github" / "workflows" / "nbflow-deploy.yml").read_text()
-    )
+    root = ["init", "--ci", "github", "--force", "--root", str(tmp_path)]
+    assert main([*root, "--nbflow-version", "2.0.1"]) == 0
+    assert '"nbflow[deploy]==2.0.1"' in (
+        tmp_path / ".github" / "workflows" / "nbflow-deploy.yml"
+    ).read_text(encoding="utf-8")
+    # the old option says what replaced it, and writes nothing
+    assert main([*root, "--action-ref", "0123456789abcdef0123456789abcdef01234567"]) == 2
+    err = capsys.readouterr().err
+    assert "--action-ref is gone" in err and "--nbflow-version" in err
 
 
 # --- where the KFP token goes (issue 12, item 2) -------------------------------------------------

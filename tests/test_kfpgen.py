@@ -4,11 +4,9 @@ platform spec), never by the generated Python text."""
 from __future__ import annotations
 
 import ast
-import base64
 import dataclasses
 import itertools
 import json
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -122,28 +120,26 @@ class Compiled:
         return self.container(task)["command"][-1]
 
     def program(self, task: str) -> dict[str, Any]:
-        """The step program embedded in the component
-        (`program = json.loads(zlib.decompress(base64.b64decode('...')))`)."""
+        """The step program the component carries: the first argument of its call to the
+        runtime (`run('...', inputs=..., ...)`), encoded by `encode_program`."""
+        from nbflow.incluster.runtime.program import decode_program
+
         for node in ast.walk(ast.parse(self.code(task))):
             if (
-                isinstance(node, ast.Assign)
-                and isinstance(node.targets[0], ast.Name)
-                and node.targets[0].id == "program"
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "run"
+                and isinstance(node.args[0], ast.Constant)
             ):
-                [encoded] = [
-                    n
-                    for n in ast.walk(node.value)
-                    if isinstance(n, ast.Constant) and isinstance(n.value, str)
-                ]
-                return json.loads(zlib.decompress(base64.b64decode(encoded.value)))
+                return decode_program(node.args[0].value)
         raise AssertionError(f"no program in {task}")
 
 
 def _encoded(program: dict[str, Any]) -> str:
     """The program as the component's source carries it."""
-    text = json.dumps(program, sort_keys=True, separators=(",", ":"))
-    data = zlib.compress(text.encode("utf-8"), 9)
-    return base64.b64encode(data).decode("ascii")
+    from nbflow.incluster.runtime.program import encode_program
+
+    return encode_program(program)
 
 
 def compile_project(project: Any, target: str, tmp: Path) -> Compiled:
@@ -415,8 +411,9 @@ def test_cluster_requirements_are_installed_in_the_step(tmp_path: Path) -> None:
     one = " ".join(compiled.container("step-one")["command"])
     two = " ".join(compiled.container("step-two")["command"])
     # the runtime's own needs come first and are not repeated when a step pins them
-    assert "'cloudpickle' 'numpy>=1.20' 'pandas[parquet]' 'ipython==8.30.0'" in one
-    assert "'ipython' 'cloudpickle' 'numpy>=1.20' 'pandas[parquet]'" in two
+    # (quoted for sh where sh would read a character of it: `>`, `[`)
+    assert "-- cloudpickle 'numpy>=1.20' 'pandas[parquet]' ipython==8.30.0 " in one
+    assert "-- ipython cloudpickle 'numpy>=1.20' 'pandas[parquet]' " in two
 
 
 def test_metric_step_is_labelled_for_the_launcher_and_uncached_when_tuned(tmp_path: Path) -> None:
@@ -450,34 +447,31 @@ tuning:
 
 
 def test_serializers_travel_in_the_pipelines_record_not_in_the_artifacts(cluster: Compiled) -> None:
-    """Each output's record (serializer, digest) is set in its artifact's metadata, kept by KFP
-    in ML Metadata apart from the artifact's files, and each input is loaded as its producer's
-    record says, never as the artifact's own nbflow.json says (issue 12, item 5)."""
+    """Each step hands the runtime its KFP artifacts themselves, not their paths: the runtime
+    sets each output's record (serializer, digest) in its artifact's metadata, kept by KFP in
+    ML Metadata apart from the artifact's files, and loads each input as its producer's record
+    in the input artifact's metadata says, never as the artifact's own nbflow.json says
+    (issue 12, item 5; the runtime's side: test_runtime's test_run_takes_records_from_kfps_artifacts)."""
     for step in STEPS:
         task = f"step-{step}"
         tree = ast.parse(cluster.code(task))
         (call,) = [
             n
             for n in ast.walk(tree)
-            if isinstance(n, ast.Call)
-            and isinstance(n.func, ast.Subscript)
-            and ast.unparse(n.func) == "namespace['main']"
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "run"
         ]
-        records = {k.arg: k.value for k in call.keywords}["records"]
-        assert isinstance(records, ast.Dict)
-        inputs = sorted(a for a in cluster.artifacts(task, "input") if a.startswith("in_"))
-        assert {
-            ast.literal_eval(k): ast.unparse(v)
-            for k, v in zip(records.keys, records.values, strict=True)
-            if k is not None
-        } == {name[3:]: f"dict({name}.metadata)" for name in inputs}
-        kept = sorted(
-            ast.unparse(n)
-            for n in ast.walk(tree)
-            if isinstance(n, ast.Call) and ast.unparse(n.func).endswith(".metadata.update")
-        )
-        outputs = sorted(a for a in cluster.artifacts(task, "output") if a.startswith("out_"))
-        assert kept == [f"{o}.metadata.update(values['records'][{o[4:]!r}])" for o in outputs]
+        keywords = {k.arg: k.value for k in call.keywords}
+        for side, prefix in (("inputs", "in_"), ("outputs", "out_")):
+            given = keywords[side]
+            assert isinstance(given, ast.Dict)
+            kind = "input" if side == "inputs" else "output"
+            names = sorted(a for a in cluster.artifacts(task, kind) if a.startswith(prefix))
+            assert {
+                ast.literal_eval(k): ast.unparse(v)
+                for k, v in zip(given.keys, given.values, strict=True)
+                if k is not None
+            } == {name[len(prefix) :]: name for name in names}
+        assert ast.unparse(keywords["report"]) == "report"
 
 
 def test_step_and_volume_names_never_collide_in_the_generated_module(tmp_path: Path) -> None:
@@ -553,7 +547,9 @@ def test_requirements_reach_pip_word_for_word_through_a_real_sh(tmp_path: Path) 
         [*container["command"], *container["args"]], cwd=work, env=env, check=True, timeout=60
     )
     calls = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
-    assert calls[0] == [
+    # kfp's own install first (it makes sure of pip), then the step's requirements
+    assert calls[0][:4] == ["python3", "-m", "pip", "install"] and "--no-deps" in calls[0]
+    assert calls[1] == [
         "python3",
         "-m",
         "pip",
@@ -565,7 +561,6 @@ def test_requirements_reach_pip_word_for_word_through_a_real_sh(tmp_path: Path) 
         "cloudpickle",
         *SHELL_REQUIREMENTS,
     ]
-    assert calls[1][:4] == ["python3", "-m", "pip", "install"] and "--no-deps" in calls[1]
     assert calls[2][:3] == ["python3", "-m", "kfp.dsl.executor_main"]  # then the step runs
     assert list(work.iterdir()) == []  # and nothing in a requirement ran
 
@@ -578,7 +573,9 @@ def test_a_user_who_lists_kfp_keeps_their_pin(tmp_path: Path) -> None:
     )
     command = compile_project(load(root), "cluster", tmp_path / "out").container("step-one")
     text = " ".join(command["command"])
-    assert "'kfp==2.14.0'" in text and "--no-deps" not in text
+    assert "-- ipython cloudpickle kfp==2.14.0 " in text and "--no-deps" not in text
+    # nbflow's script comes first then, making sure of pip itself
+    assert command["command"][:2] == ["sh", "-c"] and "ensurepip" in command["command"][2]
 
 
 def test_no_placeholder_from_cells_or_names_reaches_a_command(tmp_path: Path) -> None:
@@ -602,7 +599,7 @@ def test_the_runtime_task_writes_the_runtime_with_python_alone(
     import subprocess
     import sys
 
-    from nbflow.generate.runtime import runtime_code, runtime_source
+    from nbflow.generate.runtime import runtime_archive
 
     container = cluster.container("nbflow-runtime")
     assert container["image"] == kitchen.step(kitchen.plan.steps[0].name).image
@@ -610,11 +607,12 @@ def test_the_runtime_task_writes_the_runtime_with_python_alone(
     assert container["args"] == ["{{$.outputs.artifacts['runtime'].path}}"]
     path = tmp_path / "minio" / "runtime"
     subprocess.run([sys.executable, "-I", "-c", container["command"][2], str(path)], check=True)
-    code = path.read_text(encoding="utf-8")
-    assert code == runtime_code(runtime_source())
-    namespace: dict[str, Any] = {"__name__": "nbflow_runtime"}
-    exec(compile(code, "<nbflow-runtime>", "exec"), namespace)
-    assert callable(namespace["main"])
+    assert path.read_bytes() == runtime_archive()
+    # and a step's interpreter, isolated too, imports the runtime from it (a copy of it)
+    copy = tmp_path / "nbflow_runtime.zip"
+    copy.write_bytes(path.read_bytes())
+    check = "import sys; sys.path.insert(0, sys.argv[1]); from nbflow_runtime import run, main"
+    subprocess.run([sys.executable, "-I", "-c", check, str(copy)], check=True)
     # kfp.local runs lightweight components only: there it is one, installing nothing
     # (not "pip" anywhere: the packed runtime's base64 text may well hold those three letters)
     command = local.container("nbflow-runtime")["command"]
@@ -625,16 +623,18 @@ def test_the_runtime_task_writes_the_runtime_with_python_alone(
 def test_each_step_runs_the_runtime_only_if_it_is_the_one_built_in(cluster: Compiled) -> None:
     """The runtime travels as an artifact of the first task: whoever can write the artifact
     store could swap it, so each step checks its SHA-256 against the one generated into it."""
-    import base64
     import hashlib
     import re
-    import zlib
 
-    from nbflow.generate.runtime import packed_runtime
+    from nbflow.generate.runtime import runtime_archive
 
-    expected = hashlib.sha256(zlib.decompress(base64.b64decode(packed_runtime()))).hexdigest()
+    expected = hashlib.sha256(runtime_archive()).hexdigest()
     for step in STEPS:
         code = cluster.code(f"step-{step}")
-        (digest,) = re.findall(r"hashlib\.sha256\(text\)\.hexdigest\(\) != '([0-9a-f]{64})'", code)
+        (digest,) = re.findall(
+            r"hashlib\.sha256\(archive\)\.hexdigest\(\) != '([0-9a-f]{64})'", code
+        )
         assert digest == expected
-        assert code.index("!= '" + digest) < code.index("exec(code, namespace)")
+        # checked before anything of it is on sys.path, let alone imported
+        assert code.index("!= '" + digest) < code.index("sys.path.insert(0, str(path))")
+        assert code.index("sys.path.insert") < code.index("from nbflow_runtime import run")

@@ -706,3 +706,30 @@ def test_a_state_folder_that_cannot_be_written_is_an_environment_problem(
     assert r.code == EXIT_USAGE
     assert "nbflow: cannot write the run's folder " in r.err
     assert "Traceback" not in r.err
+
+
+def test_a_step_refuses_a_runtime_archive_that_is_not_the_one_built_in(tmp_path: Path) -> None:
+    """The runtime's archive is an artifact like any other: whoever can write the artifact
+    store could swap it. A step checks its SHA-256 before importing anything of it."""
+    import io
+    import zipfile
+
+    state = tmp_path / "state"
+    root = write_project(tmp_path / "p", ["x = 2"], "name: swapped\nsteps:\n  a: {cells: 1}\n")
+    project = load(root)
+    assert run(project, state_dir=state).ok
+    [artifact] = state.glob("artifacts/*/nbflow-runtime/runtime")
+    marker = tmp_path / "planted-runtime-ran"
+    planted = io.BytesIO()
+    with zipfile.ZipFile(planted, "w") as archive:
+        code = f"open({str(marker)!r}, 'w').close()\ndef run(*args, **kwargs):\n    pass\n"
+        archive.writestr("nbflow_runtime/__init__.py", code)
+    artifact.write_bytes(planted.getvalue())
+    # the step runs again; the runtime task, which depends on nothing, comes from the cache
+    result = run(project, state_dir=state, cache=False)
+    assert not result.ok
+    [step] = result.steps
+    assert "before the step runtime started" in (step.error or "")
+    log = Path(step.log or "").read_text(encoding="utf-8")
+    assert "the nbflow runtime artifact is not the one this pipeline was built with" in log
+    assert not marker.exists()

@@ -96,3 +96,99 @@ def test_verbose_and_quiet_runs(
     r = run_cli(capsys, "run", ".", "-q")
     assert r.code == 0 and r.err == "" and r.out == ""
     assert run_cli(capsys, "run", ".", "-q", "-v").code == 2  # one or the other
+
+
+# -- -v live: a step that waits until its first line was shown -----------------------------------
+
+HANDSHAKE_CELL = """\
+import pathlib, time
+print("waiting for the handshake")
+go = pathlib.Path({go!r})
+for _ in range(12000):  # a minute at most: a line never shown fails the step, not the test run
+    if go.exists():
+        break
+    time.sleep(0.005)
+else:
+    raise RuntimeError("no handshake: the line was not shown while the step ran")
+print("handshake seen")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["nbflow", "kfp-local"])
+def test_verbose_shows_a_line_while_its_step_still_runs(tmp_path: Path, engine: str) -> None:
+    """The step prints a line, then waits until this test has read it from nbflow's output:
+    it ends only if `-v` showed the line while the step ran (issue 15)."""
+    import os
+    import subprocess
+    import sys
+
+    go = tmp_path / "go"
+    root = write_project(
+        tmp_path / "live",
+        [HANDSHAKE_CELL.format(go=str(go)), "y = 1"],
+        "name: live\nsteps:\n  talk: {cells: 1}\n  after: {cells: 2}\n",
+    )
+    # no PYTHONUNBUFFERED from the environment: the step's own buffering is what is tested
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    lines: list[str] = []
+    with subprocess.Popen(
+        [sys.executable, "-m", "nbflow", "run", str(root), "-v", "--engine", engine],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**env, "NO_COLOR": "1"},
+    ) as proc:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line.rstrip("\n"))
+            if lines[-1] == "  talk  | waiting for the handshake":
+                go.touch()
+        proc.wait(timeout=300)
+    assert proc.returncode == 0, "\n".join(lines)
+    assert go.exists(), "\n".join(lines)
+    assert "  talk  | handshake seen" in lines
+    end = next(i for i, line in enumerate(lines) if line.startswith("  ✓ talk"))
+    assert lines.index("  talk  | handshake seen") < end  # a step's lines come before its end
+
+
+def test_the_log_follower_hands_over_whole_lines_once(tmp_path: Path) -> None:
+    from nbflow.local.follow import LONGEST_LINE, LogFollower
+
+    seen: list[tuple[str, str]] = []
+    follower = LogFollower(lambda step, line: seen.append((step, line)), poll=3600)
+    log = tmp_path / "a.log"
+    log.write_bytes(b"one\r\ntw")
+    follower.follow("a", log)
+    follower._hand_over(log, "a", last=False)  # as the thread does
+    assert seen == [("a", "one")]  # the line not yet ended waits for its end
+    with log.open("ab") as f:
+        f.write(b"o\ncaf\xe9\nlast")
+    follower.done(log)  # the attempt ended: its last line too, though it has no newline
+    assert seen[1:] == [("a", "two"), ("a", "caf\ufffd"), ("a", "last")]
+    with log.open("ab") as f:  # a retry appends to the same log
+        f.write(b"\nagain\n" + b"x" * (LONGEST_LINE + 1))
+    follower.follow("a", log)
+    follower._hand_over(log, "a", last=False)
+    assert seen[4:] == [("a", ""), ("a", "again"), ("a", "x" * (LONGEST_LINE + 1))]
+    follower.done(log)
+    follower.close()
+    assert len(seen) == 7  # nothing handed over twice
+
+
+def test_a_log_follower_whose_echo_fails_stops_and_keeps_the_error(tmp_path: Path) -> None:
+    from nbflow.local.follow import LogFollower
+
+    failed = threading.Event()
+
+    def echo(step: str, line: str) -> None:
+        failed.set()
+        raise BrokenPipeError("stderr closed")
+
+    follower = LogFollower(echo, poll=0.001)
+    log = tmp_path / "a.log"
+    log.write_text("a line\n")
+    follower.follow("a", log)
+    assert failed.wait(60)
+    follower.close()
+    assert isinstance(follower.error, BrokenPipeError)  # raised by the run, in its thread

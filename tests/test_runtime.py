@@ -1,35 +1,57 @@
-"""The step runtime, exec'd from its source text exactly as a generated component does."""
+"""The step runtime, imported from its archive exactly as a generated component does."""
 
 from __future__ import annotations
 
+import atexit
 import base64
 import builtins
 import functools
+import importlib
 import json
+import pkgutil
 import re
+import shutil
 import sys
-import types
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-RUNTIME = Path(__file__).resolve().parents[1] / "nbflow" / "incluster" / "step.py"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@functools.cache
-def _runtime_code() -> types.CodeType:
-    return compile(RUNTIME.read_text(encoding="utf-8"), "<nbflow-runtime>", "exec")
-
-
 def load_runtime() -> dict[str, Any]:
-    """A fresh namespace each time; the source is compiled once (it does not change while the
-    suite runs, and a compile is most of an exec's cost)."""
-    ns: dict[str, Any] = {"__name__": "nbflow_runtime"}
-    exec(_runtime_code(), ns)
-    return ns
+    """The runtime's names (those of its modules, then the package's: `main`, `run`)."""
+    return dict(_runtime_names())
+
+
+@functools.cache
+def _runtime_names() -> dict[str, Any]:
+    """The runtime as a step imports it: its archive, unpacked from the packed text the pipeline
+    carries, written to a file and imported from there as `nbflow_runtime`."""
+    from nbflow.generate.runtime import RUNTIME_PACKAGE, packed_runtime, unpack_runtime
+
+    archive = unpack_runtime(packed_runtime())
+    folder = tempfile.mkdtemp(prefix="nbflow-test-runtime-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = Path(folder) / f"{RUNTIME_PACKAGE}.zip"
+    path.write_bytes(archive)
+    sys.path.insert(0, str(path))
+    try:
+        package = importlib.import_module(RUNTIME_PACKAGE)
+        modules = [
+            importlib.import_module(f"{RUNTIME_PACKAGE}.{m.name}")
+            for m in pkgutil.iter_modules(package.__path__)
+        ]
+    finally:
+        sys.path.remove(str(path))
+    assert package.__file__ is not None and package.__file__.startswith(str(path))
+    names: dict[str, Any] = {}
+    for module in [*modules, package]:
+        names.update(vars(module))
+    return names
 
 
 # What KFP records of each output artifact apart from its files (its metadata, in ML Metadata):
@@ -803,7 +825,7 @@ def test_failing_cell_names_step_cell_line_and_source(tmp_path: Path, capsys: An
     )
     assert "raised in cell 3, line 2: return 1 / x" in head
     assert 'File "<cell 7>", line 3' in head and 'File "<cell 3>", line 2, in inverse' in head
-    for internal in ("IPython", "interactiveshell", "nbflow-runtime", "run_code"):
+    for internal in ("IPython", "interactiveshell", "nbflow_runtime", "run_code"):
         assert internal not in head
 
 
@@ -1086,3 +1108,62 @@ def test_a_bundle_is_loaded_only_as_recorded(tmp_path: Path, capsys: Any) -> Non
     err = fail_step(tmp_path, ["pass"], step="use2", inputs={"x": folder}, capsys=capsys)
     assert "saved it with numpy: refusing to load it" in err
     assert not marker.exists()
+
+
+class FakeArtifact:
+    """What KFP hands a step for an artifact: a path and metadata (and for metrics,
+    `log_metric`)."""
+
+    def __init__(self, path: Path, metadata: dict[str, Any] | None = None) -> None:
+        self.path = str(path)
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.logged: list[tuple[str, float]] = []
+
+    def log_metric(self, metric: str, value: float) -> None:
+        self.logged.append((metric, value))
+
+
+def test_run_takes_records_from_kfps_artifacts(tmp_path: Path) -> None:
+    """`run`, what a generated step calls: the program as the step carries it, KFP's artifacts
+    in. Each input is loaded as its artifact's metadata records; each output's record goes into
+    its artifact's metadata; the metrics are logged and written at the metrics artifact's path."""
+    from nbflow.incluster.runtime.program import encode_program
+
+    first = run_step(tmp_path, ["x = 20"], step="make", outputs=["x"])
+    ns = load_runtime()
+    program = {
+        "pipeline": "demo",
+        "step": "use",
+        "notebook": "demo.ipynb",
+        "cells": [{"number": 2, "source": "y = x + 1\nscore = y / 2", "setup": False}],
+        "inputs": ["x"],
+        "outputs": ["y"],
+        "parameters": [],
+        "metrics": ["score"],
+    }
+    x = FakeArtifact(first.outputs["x"], first.records["x"])
+    y = FakeArtifact(tmp_path / "y")
+    metrics = FakeArtifact(tmp_path / "metrics.json")
+    report = FakeArtifact(tmp_path / "report.html")
+    ns["run"](
+        encode_program(program),
+        inputs={"x": x},
+        outputs={"y": y},
+        parameters={},
+        report=report,
+        metrics=metrics,
+    )
+    assert ns["load_value"](y.path, y.metadata) == 21
+    assert set(y.metadata) == {"nbflow.serializer", "nbflow.sha256"}
+    assert metrics.logged == [("score", 10.5)]
+    assert json.loads(Path(metrics.path).read_text()) == {"score": 10.5}
+    # an input whose artifact's metadata holds no record is refused, whatever its files say
+    with pytest.raises(SystemExit):
+        ns["run"](
+            encode_program({**program, "metrics": []}),
+            inputs={"x": FakeArtifact(first.outputs["x"])},
+            outputs={"y": FakeArtifact(tmp_path / "y2")},
+            parameters={},
+            report=FakeArtifact(tmp_path / "report2.html"),
+        )
+    assert "no record of how this value was saved" in Path(tmp_path / "report2.html").read_text()

@@ -11,26 +11,26 @@ from pathlib import Path
 
 import pytest
 
-from nbflow.incluster import step
+from nbflow.incluster.runtime import capture, report
 from nbflow.local import step_report
 from nbflow.local.run import run
 from tests.support.projects import load, tagged, write_project
 
 
 def test_ansi_colours_become_spans_and_other_escapes_vanish() -> None:
-    out = step._ansi_html("\x1b[1;31mred <b>\x1b[0m plain \x1b[2K\x1b[92mgreen\x1b[39m end")
+    out = report._ansi_html("\x1b[1;31mred <b>\x1b[0m plain \x1b[2K\x1b[92mgreen\x1b[39m end")
     assert "\x1b" not in out and "[0m" not in out
     assert out.startswith('<span style="font-weight:bold;color:#c91b00">red &lt;b&gt;</span>')
     assert ' plain <span style="color:#3fcf3f">green</span> end' in out
     # 256-colour and RGB arguments are skipped, not read as colours of their own
-    assert step._ansi_html("\x1b[38;5;1mx\x1b[38;2;1;2;3my") == "xy"
-    assert step._ansi_html("a < b") == "a &lt; b"
+    assert report._ansi_html("\x1b[38;5;1mx\x1b[38;2;1;2;3my") == "xy"
+    assert report._ansi_html("a < b") == "a &lt; b"
 
 
 def test_markdown_and_latex_are_left_as_source_in_the_step() -> None:
-    md = step._render_bundle({"text/markdown": "**b** <i>", "text/plain": "<Markdown>"})
+    md = report._render_bundle({"text/markdown": "**b** <i>", "text/plain": "<Markdown>"})
     assert md == '<pre class="markdown-source">**b** &lt;i&gt;</pre>'
-    tex = step._render_bundle({"text/latex": r"$\alpha$", "text/plain": "<Math>"})
+    tex = report._render_bundle({"text/latex": r"$\alpha$", "text/plain": "<Math>"})
     assert tex == r'<pre class="latex-source">$\alpha$</pre>'
 
 
@@ -60,10 +60,10 @@ def test_logging_in_a_cell_reaches_the_report_as_in_a_fresh_kernel() -> None:
     kfp_like = logging.StreamHandler(sys.stdout)  # what kfp's executor sets up
     root.addHandler(kfp_like)
     level = root.level
-    recorder = step.Recorder(io.StringIO())
-    recorder.current = step.CellLog(1, "", False)
+    recorder = capture.Recorder(io.StringIO())
+    recorder.current = capture.CellLog(1, "", False)
     try:
-        with step._notebook_logging(), step._teed(recorder):
+        with capture.notebook_logging(), capture.teed(recorder):
             assert kfp_like not in root.handlers
             logging.basicConfig(level=logging.INFO)  # a no-op before: root had a handler
             logging.getLogger("nb").info("loading data")
@@ -74,7 +74,7 @@ def test_logging_in_a_cell_reaches_the_report_as_in_a_fresh_kernel() -> None:
 
 
 def test_a_metric_is_listed_once_and_an_integral_one_as_an_integer() -> None:
-    page = step.render_report(
+    page = report.render_report(
         {"pipeline": "p", "step": "s"},
         [],
         error=None,

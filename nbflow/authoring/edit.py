@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nbflow.errors import UsageError
-from nbflow.load.notebook import Notebook
+from nbflow.load.notebook import Notebook, cell_runs
 
 __all__ = ["Target", "assign", "assign_file", "parse_target"]
 
@@ -222,7 +222,7 @@ def _without(spec: Any, taken: set[int], nb: Notebook) -> Any:
         if not set(numbers) & taken:
             out.append(item)
         else:
-            out.extend(_compact([n for n in numbers if n not in taken]))
+            out.extend(cell_runs([n for n in numbers if n not in taken]))
     return _shaped(out, spec) if out else None
 
 
@@ -231,23 +231,7 @@ def _with(spec: Any, new: Sequence[int], nb: Notebook) -> Any:
     items = _items(spec)
     ids = [i for i in items if isinstance(i, str) and i.strip().startswith("id:")]
     numbers = {n for i in items if i not in ids for n in _item_numbers(i, nb)} | set(new)
-    return _shaped([*ids, *_compact(sorted(numbers))], spec)
-
-
-def _compact(numbers: Sequence[int]) -> list[int | str]:
-    """[3, 4, 5, 8] -> ["3-5", 8]."""
-    out: list[int | str] = []
-    run: list[int] = []
-    for n in sorted(numbers):
-        if run and n == run[-1] + 1:
-            run.append(n)
-            continue
-        if run:
-            out.append(run[0] if len(run) == 1 else f"{run[0]}-{run[-1]}")
-        run = [n]
-    if run:
-        out.append(run[0] if len(run) == 1 else f"{run[0]}-{run[-1]}")
-    return out
+    return _shaped([*ids, *cell_runs(sorted(numbers))], spec)
 
 
 def _shaped(items: list[Any], like: Any) -> Any:

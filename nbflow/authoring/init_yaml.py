@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbflow.check.schema import SCHEMA_FILE, SCHEMA_URL
-from nbflow.load.notebook import cell_owners
+from nbflow.load.notebook import cell_owners, cell_runs, with_gaps
 
 if TYPE_CHECKING:
     from nbflow.load.notebook import Cell, Notebook
@@ -129,22 +129,10 @@ def scalar(value: Any, *, flow: bool = False) -> str:
 def cell_spec(cells: Iterable[int], nb: Notebook, owned: set[int]) -> str:
     """Cell numbers as the manifest writes them: `5`, `5-6`, `[6-7, 9]`. Markdown, raw and empty
     code cells between two of the cells, that nothing else owns, are folded into the range."""
-    numbers = sorted(set(cells))
-    if not numbers:
+    filled = with_gaps(cells, lambda g: g not in owned and _filler(nb.cells[g - 1]))
+    if not filled:
         return "[]"
-    filled = [numbers[0]]
-    for n in numbers[1:]:
-        gap = range(filled[-1] + 1, n)
-        if all(g not in owned and _filler(nb.cells[g - 1]) for g in gap):
-            filled.extend(gap)
-        filled.append(n)
-    runs: list[list[int]] = []
-    for n in filled:
-        if runs and n == runs[-1][-1] + 1:
-            runs[-1].append(n)
-        else:
-            runs.append([n])
-    ranges = [str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs]
+    ranges = [str(r) for r in cell_runs(filled)]
     return ranges[0] if len(ranges) == 1 else "[" + ", ".join(ranges) + "]"
 
 

@@ -25,7 +25,7 @@ from nbflow import codes
 from nbflow.check.manifest import Manifest
 from nbflow.check.project import Project
 from nbflow.diagnostics import Diagnostic, Location, error
-from nbflow.load.notebook import Cell, Notebook
+from nbflow.load.notebook import Cell, Notebook, cell_ranges, cell_runs, with_gaps
 from nbflow.load.yaml_positions import YamlDoc, YamlPath
 
 LOCK_NAME = "nbflow.lock.json"
@@ -285,8 +285,6 @@ def drifts(
 
 
 def _cells(numbers: tuple[int, ...]) -> str:
-    from nbflow.check.rules import cell_ranges
-
     return f"cell{'s' * (len(numbers) > 1)} {cell_ranges(list(numbers))}"
 
 
@@ -317,19 +315,8 @@ def _corrected(
     a number, a range, or a list. Markdown, empty and new cells between two of them, that no
     other part holds, stay inside the range (as they were before the edit)."""
     raw = _raw(doc, path)
-    filled = [numbers[0]]
-    for n in numbers[1:]:
-        gap = range(filled[-1] + 1, n)
-        if all(g not in claimed and _inside(nb.cells[g - 1], known) for g in gap):
-            filled.extend(gap)
-        filled.append(n)
-    runs: list[list[int]] = []
-    for n in filled:
-        if runs and n == runs[-1][-1] + 1:
-            runs[-1].append(n)
-        else:
-            runs.append([n])
-    items: list[int | str] = [r[0] if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs]
+    filled = with_gaps(numbers, lambda g: g not in claimed and _inside(nb.cells[g - 1], known))
+    items = cell_runs(filled)
     if isinstance(raw, list) or len(items) > 1:
         return items
     return items[0]

@@ -18,7 +18,7 @@ from nbflow.check.manifest import Manifest, Resources, fits, infer_type, not_jso
 from nbflow.check.quantities import quantity_value
 from nbflow.codes import Code
 from nbflow.diagnostics import Diagnostic, Location, error, warning
-from nbflow.load.notebook import Notebook
+from nbflow.load.notebook import Notebook, cell_ranges
 from nbflow.load.yaml_positions import YamlDoc, YamlPath
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$")
@@ -894,17 +894,6 @@ def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
             if found:
                 return found
     return None
-
-
-def cell_ranges(numbers: list[int]) -> str:
-    """`[3, 4, 5, 9]` as `3-5, 9`."""
-    runs: list[list[int]] = []
-    for n in sorted(set(numbers)):
-        if runs and n == runs[-1][-1] + 1:
-            runs[-1].append(n)
-        else:
-            runs.append([n])
-    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
 
 
 def _short(text: str, n: int = 60) -> str:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 
-from nbflow.check.rules import cell_ranges
 from nbflow.dataflow.plan import Plan, StepPlan
+from nbflow.load.notebook import cell_ranges
 
 __all__ = ["FORMATS", "render"]
 

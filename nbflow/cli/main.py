@@ -3,7 +3,7 @@
 Exit codes (`nbflow.cli.exit_codes`, documented in README.md, tested in tests/test_cli.py):
   0  success
   1  the input has errors, or a run / tuning / apply failed
-  2  bad usage, or an environment problem (missing file or dependency, unreachable cluster)
+  2  bad usage, or an environment problem (missing file, dependency or extra, unreachable cluster)
   3  internal error: a bug in nbflow (one line on stderr, never a traceback; please report it)
   130 interrupted (Ctrl-C, SIGTERM, SIGHUP)
 Exceptions become exit codes here, in `main`; the commands in `nbflow.cli.commands` return the
@@ -278,6 +278,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    if getattr(args, "base", None) is not None:
+        from nbflow.cli.commands.base_diff import cmd_diff_base
+
+        return cmd_diff_base(args)
     from nbflow.cli.commands.deploy import cmd_diff as run
 
     return run(args)
@@ -313,6 +317,12 @@ def cmd_init(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_ci(args: argparse.Namespace) -> int:
+    from nbflow.cli.commands.ci import cmd_ci as run
+
+    return run(args)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": cmd_validate,
     "cells": cmd_cells,
@@ -328,7 +338,35 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "runs": cmd_runs,
     "completion": cmd_completion,
     "init": cmd_init,
+    "ci": cmd_ci,
 }
+# the extra each command needs beyond `pip install nbflow` (nbflow.extras); the others need none
+COMMAND_EXTRAS = {
+    "build": "build",
+    "run": "run",
+    "tune": "tune",
+    "diff": "deploy",
+    "apply": "deploy",
+}
+
+
+def _extra_needed(args: argparse.Namespace) -> str | None:
+    """The extra the command needs: `diff --base` compares two builds (no cluster), `ci deploy`
+    applies; `ci validate` needs only what each of its parts needs, and says what it skipped."""
+    if args.command == "diff" and getattr(args, "base", None):
+        return "build"
+    if args.command == "ci":
+        return "deploy" if getattr(args, "ci_command", None) == "deploy" else None
+    return COMMAND_EXTRAS.get(args.command)
+
+
+def _command_words(args: argparse.Namespace) -> str:
+    """`diff --base`, `ci deploy`, `build`: the command as the user typed it, for messages."""
+    if args.command == "diff" and getattr(args, "base", None):
+        return "diff --base"
+    if args.command == "ci" and getattr(args, "ci_command", None):
+        return f"ci {args.ci_command}"
+    return str(args.command)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -447,8 +485,7 @@ def parser() -> argparse.ArgumentParser:
         "-v",
         "--verbose",
         action="store_true",
-        help="print each step's output, each line prefixed by the step's name (as each step "
-        "ends; live under --engine kfp-local)",
+        help="print each step's output live, each line prefixed by the step's name",
     )
 
     from nbflow.cli.runs import add_parser as add_runs
@@ -476,7 +513,11 @@ def parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--json", action="store_true", help="print the search's result as JSON")
 
-    d = sub.add_parser("diff", help="show what `nbflow apply` would change on the cluster")
+    d = sub.add_parser(
+        "diff",
+        help="show what `nbflow apply` would change on the cluster, or against a git revision "
+        "(--base)",
+    )
     _cluster_options(d)
     d.add_argument(
         "--format",
@@ -484,6 +525,9 @@ def parser() -> argparse.ArgumentParser:
         default="text",
         help="output format; markdown suits a job summary (default: text)",
     )
+    from nbflow.cli.commands.base_diff import add_base_options
+
+    add_base_options(d)
 
     a = sub.add_parser("apply", help="validate, build and apply the projects to the cluster")
     _cluster_options(a)
@@ -524,8 +568,15 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--ci", choices=["github"], help="write the CI workflows for this repository")
     i.add_argument("--root", default=".", help="repository root for --ci (default: .)")
     i.add_argument(
-        "--action-ref", help="git ref of nbflow's actions in the workflows: a release's commit SHA"
+        "--nbflow-version",
+        metavar="VERSION",
+        help="the nbflow release the workflows install from PyPI (default: this nbflow's version)",
     )
+    i.add_argument("--action-ref", help=argparse.SUPPRESS)  # gone: says so (commands/init.py)
+    from nbflow.cli.commands.ci import add_parser as add_ci
+
+    add_ci(sub)
+
     co = sub.add_parser(
         "completion",
         help="print the shell completion script for bash, zsh or fish",
@@ -583,6 +634,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     handler = COMMANDS[args.command]
     try:
+        extra = _extra_needed(args)
+        if extra:
+            from nbflow.extras import require
+
+            require(extra, f"`nbflow {_command_words(args)}`")
         with _color_choice(getattr(args, "color", "auto")):
             return handler(args)
     except UsageError as exc:
@@ -600,8 +656,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `nbflow cells x | head`
         return EXIT_OK
+    except ModuleNotFoundError as exc:  # an extra's module, imported where no check foresaw it
+        return _missing_module(exc, f"`nbflow {args.command}`")
     except Exception as exc:  # the last line of defence: a bug in nbflow, never a traceback
         return _internal_error(exc)
+
+
+def _missing_module(exc: ModuleNotFoundError, what: str) -> int:
+    from nbflow.extras import MissingExtra, extra_of
+
+    found = extra_of(exc.name)
+    if found is None:  # not an extra's: a broken install or a bug
+        return _internal_error(exc)
+    print(f"nbflow: {MissingExtra(what, *found)}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _internal_error(exc: BaseException) -> int:

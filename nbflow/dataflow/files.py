@@ -8,7 +8,7 @@ runs steps there, the files a step reads are part of its cache key and of the pi
 runs in its image's working directory.
 
 :func:`install_lines` finds ``!pip install``-like lines, which a step skips (its packages come
-from its image and ``requirements:``); the step runtime (``nbflow/incluster/step.py``) holds the
+from its image and ``requirements:``); the step runtime (``nbflow/incluster/runtime/cells.py``) holds the
 same pattern, which it cannot import.
 """
 

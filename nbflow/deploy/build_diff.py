@@ -2,19 +2,37 @@
 parameters with their defaults, images, resources, retries, caching and what each step waits
 for, read from the compiled KFP IR (`pipeline.yaml`) of each.
 
-`nbflow diff --base DIR` compares a fresh build of each project with the build of the same
-pipeline under DIR (a base branch's `nbflow build --out DIR`); the validate action puts the
-result in the pull request's summary.
+`nbflow diff --base REF` compiles each project of this tree and of the revision REF (checked out
+by :mod:`nbflow.deploy.base_tree`) and compares them with :func:`diff_projects`; `nbflow ci
+validate` puts the result in a pull request's summary. Nothing is written but a temporary folder
+per compilation; no cluster is asked.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["BuildChange", "compare", "facts", "find_build"]
+from nbflow.errors import EnvironmentProblem, UsageError
+
+if TYPE_CHECKING:
+    from nbflow.deploy.base_tree import BaseTree
+    from nbflow.diagnostics import Report
+
+__all__ = [
+    "BuildChange",
+    "ProjectChanges",
+    "compare",
+    "diff_project",
+    "diff_projects",
+    "facts",
+    "find_build",
+]
 
 
 @dataclass(frozen=True)
@@ -103,3 +121,92 @@ def find_build(folder: Path, pipeline: str) -> Path | None:
     """The pipeline.yaml of `pipeline` under a build output folder (`<out>/<pipeline>/<v>/`)."""
     found = sorted((folder / pipeline).glob("*/pipeline.yaml"))
     return found[-1] if found else None
+
+
+@dataclass(frozen=True)
+class ProjectChanges:
+    """One project compared with its build at the base revision.
+
+    status: `changed`, `unchanged`, `new` (no such manifest at the base), `untouched` (nothing
+    in its folder differs from the base: not built, with `only_changed`), `invalid` (this
+    tree's manifest has errors: `report` says which) or `failed` (a build failed: `error` says
+    why, the base's included)."""
+
+    manifest: str  # as the user would write it
+    status: str
+    pipeline: str | None = None
+    changes: tuple[BuildChange, ...] = ()
+    error: str | None = None
+    report: Report | None = dataclasses.field(default=None, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status not in ("invalid", "failed")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "manifest": self.manifest,
+            "pipeline": self.pipeline,
+            "status": self.status,
+            "changes": [c.to_json() for c in self.changes],
+            "error": self.error,
+        }
+
+
+def compiled_facts(manifest: Path) -> tuple[Report, dict[str, Any] | None, str | None]:
+    """(report, IR facts, pipeline name) of the manifest's project, compiled in memory; the
+    facts are None when the manifest has errors."""
+    from nbflow.check.validate import validate_manifest
+    from nbflow.generate.build import compile_source
+    from nbflow.generate.kfp_source import generate
+
+    report, project = validate_manifest(manifest)
+    if project is None:
+        return report, None, None
+    try:
+        with tempfile.TemporaryDirectory(prefix="nbflow-diff-") as tmp:
+            ir = compile_source(generate(project, "cluster"), Path(tmp))
+    except ModuleNotFoundError as exc:  # an install without the compiler (kfp)
+        raise EnvironmentProblem(
+            f"compiling the pipeline needs `{exc.name}`, which is not installed"
+        ) from None
+    return report, facts(ir), project.name
+
+
+def diff_project(manifest: Path, base: BaseTree, *, only_changed: bool = False) -> ProjectChanges:
+    """This tree's project of `manifest` against the same manifest at the base revision."""
+    from nbflow.check.validate import shown_path
+
+    shown = shown_path(manifest)
+    try:
+        if only_changed and not base.changed(manifest.parent):
+            return ProjectChanges(shown, "untouched")
+        report, head, name = compiled_facts(manifest)
+        if head is None:
+            return ProjectChanges(shown, "invalid", report=report, error=_errors(report))
+        old_manifest = base.path_of(manifest)
+        if not old_manifest.is_file():
+            return ProjectChanges(shown, "new", name, tuple(compare(None, head)), report=report)
+        old_report, old, _ = compiled_facts(old_manifest)
+    except (UsageError, EnvironmentProblem) as exc:
+        return ProjectChanges(shown, "failed", error=str(exc))
+    if old is None:
+        why = f"at {base.ref}: {_errors(old_report)}"
+        return ProjectChanges(shown, "failed", name, error=why, report=report)
+    changes = tuple(compare(old, head))
+    return ProjectChanges(
+        shown, "changed" if changes else "unchanged", name, changes, report=report
+    )
+
+
+def diff_projects(
+    manifests: Iterable[Path], base: BaseTree, *, only_changed: bool = False
+) -> list[ProjectChanges]:
+    """:func:`diff_project` of each manifest, in order."""
+    return [diff_project(m, base, only_changed=only_changed) for m in manifests]
+
+
+def _errors(report: Report) -> str:
+    first = report.errors[0].message if report.errors else "invalid"
+    count = len(report.errors)
+    return f"{count} error{'s' if count != 1 else ''} in the manifest (first: {first})"

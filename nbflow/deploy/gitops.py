@@ -278,8 +278,9 @@ def _prepare(
         raise UsageError(
             "refusing to apply from a working tree that is not committed:\n"
             + "\n".join(lines)
-            + "\nhint: commit the changes (the resources are labelled with the commit), or pass "
-            "--allow-dirty to apply them labelled `-dirty`"
+            + "\nhint: commit the changes (the resources are labelled with the commit); to apply "
+            "them anyway, labelled `-dirty`, run `nbflow apply --allow-dirty` by hand (in CI, a "
+            "step before the deploy changed the checkout: find and drop that change)"
         )
     for item in prepared:
         if item.project is not None:

@@ -1,8 +1,12 @@
-"""The GitHub workflows that run `nbflow diff` and `nbflow apply` (`nbflow init --ci github`):
-copied from ``templates/``, with nbflow's own actions optionally pinned to a commit.
+"""The GitHub workflows that run `nbflow ci validate` and `nbflow ci deploy` (`nbflow init --ci
+github`): copied from ``templates/``, installing nbflow from PyPI at one exact version.
 
-Errors: :class:`nbflow.errors.UsageError` (a workflow exists already, a bad ``--action-ref``:
-exit 2), :class:`nbflow.errors.EnvironmentProblem` (the templates are not installed).
+The workflows use no action of nbflow's, only ``actions/checkout`` and ``actions/setup-python``
+pinned by commit SHA: a PyPI release never changes once published, so ``nbflow==X.Y.Z`` pins
+nbflow's code where a git tag would not (docs/security.md).
+
+Errors: :class:`nbflow.errors.UsageError` (a workflow exists already, a version that cannot be
+on PyPI: exit 2), :class:`nbflow.errors.EnvironmentProblem` (the templates are not installed).
 """
 
 from __future__ import annotations
@@ -32,13 +36,14 @@ def templates_folder() -> Path:
     )
 
 
-def init_ci(root: Path, force: bool = False, *, action_ref: str | None = None) -> list[Path]:
+def init_ci(root: Path, force: bool = False, *, nbflow_version: str | None = None) -> list[Path]:
     """Write the two workflows into ``<root>/.github/workflows/``; refuse to overwrite an
     existing one (nothing is written then) unless ``force``. Returns the files written.
 
-    ``action_ref`` replaces the release tag that the templates use for nbflow's own actions:
-    give the release's commit SHA, as zizmor and GitHub's hardening guide ask.
+    The workflows install ``nbflow==<nbflow_version>`` (default: this nbflow's version), which
+    must be a public release's version: no local part (``+abc``), nothing pip cannot read.
     """
+    version = release_version(nbflow_version)
     source = templates_folder()
     target = Path(root) / ".github" / "workflows"
     paths = [target / name for name in WORKFLOWS]
@@ -48,24 +53,48 @@ def init_ci(root: Path, force: bool = False, *, action_ref: str | None = None) -
             f"{', '.join(map(shown, existing))} already exist{'s' if len(existing) == 1 else ''}; "
             "pass --force to overwrite"
         )
-    if action_ref is not None and not re.fullmatch(r"[A-Za-z0-9._/-]+", action_ref):
-        raise UsageError(f"--action-ref `{action_ref}` is not a git tag, branch or commit SHA")
     target.mkdir(parents=True, exist_ok=True)
     for name, path in zip(WORKFLOWS, paths, strict=True):
         text = (source / name).read_text(encoding="utf-8")
-        if action_ref is not None:
-            text = _ACTION_USE.sub(lambda m: _pin(m, action_ref), text)
-        path.write_text(text, encoding="utf-8")
+        path.write_text(pin_version(text, version), encoding="utf-8")
     return paths
 
 
-_ACTION_USE = re.compile(r"(uses: nbflow/nbflow/github-actions/[a-z]+)@(\S+)")
+# `"nbflow==0.1.0"` or `"nbflow[deploy]==0.1.0"` in a template's install step
+_PIN = re.compile(r'"(nbflow(?:\[[a-z,-]+\])?)==([^"\s]*)"')
 
 
-def _pin(match: re.Match[str], ref: str) -> str:
-    tag = match.group(2)
-    comment = f" # {tag}" if re.fullmatch(r"[0-9a-f]{40}", ref) else ""
-    return f"{match.group(1)}@{ref}{comment}"
+def pin_version(text: str, version: str) -> str:
+    """The workflow `text` installing nbflow at `version` (a checked release version)."""
+    return _PIN.sub(lambda m: f'"{m.group(1)}=={version}"', text)
+
+
+def pinned_versions(text: str) -> list[str]:
+    """The nbflow versions a workflow installs, one per install step."""
+    return [m.group(2) for m in _PIN.finditer(text)]
+
+
+def release_version(version: str | None = None) -> str:
+    """`version` (default: this nbflow's) when it can name a release on PyPI, normalised."""
+    from packaging.version import InvalidVersion, Version
+
+    if version is None:
+        from nbflow import __version__
+
+        given = __version__
+    else:
+        given = version
+    try:
+        parsed = Version(given)
+    except InvalidVersion:
+        raise UsageError(f"--nbflow-version `{given}` is not a version pip can read") from None
+    if parsed.local is not None:
+        where = "this nbflow is" if version is None else "it is"
+        raise UsageError(
+            f"`{given}` cannot be on PyPI: {where} a local build (+{parsed.local}); "
+            "pass --nbflow-version with a released version"
+        )
+    return str(parsed)
 
 
 def shown(path: Path) -> str:
@@ -76,4 +105,12 @@ def shown(path: Path) -> str:
         return str(path)
 
 
-__all__ = ["WORKFLOWS", "init_ci", "shown", "templates_folder"]
+__all__ = [
+    "WORKFLOWS",
+    "init_ci",
+    "pin_version",
+    "pinned_versions",
+    "release_version",
+    "shown",
+    "templates_folder",
+]

@@ -18,13 +18,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import importlib.util
 import json
+import linecache
 import os
 import re
 import shutil
 import sys
 import tempfile
+import types
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -81,29 +82,59 @@ def oversized(kubernetes_yaml: str) -> list[str]:
 
 @contextlib.contextmanager
 def generated_module(source: str, workdir: Path) -> Iterator[Any]:
-    """Import the generated module from a real file: the kfp SDK reads each component's source
-    with `inspect.getsource`, so the module can't come from a string."""
+    """Import the generated module from real files: the kfp SDK reads each component's source
+    with `inspect.getsource`, so the module can't come from a string.
+
+    The module runs in parts of about `PART_LINES` lines, each from its own file (see
+    `module_parts`): `inspect` copies the lines from a function's first line to the end of its
+    file before it finds where the function ends: with one file of N components, N^2 lines in
+    all (600 million for 5,000 steps: seconds); with parts, each copy is short."""
     from nbflow.generate.kfp_import import import_for_compile, stack_without_source
     from nbflow.generate.kfp_source import KFP_KUBERNETES_IMPORT
 
     import_for_compile(kubernetes=KFP_KUBERNETES_IMPORT in source.splitlines())
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
     module_name = f"nbflow_generated_{digest}"
-    path = workdir / f"{module_name}.py"
-    path.write_text(source, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
+    module = types.ModuleType(module_name)
+    parts = module_parts(source)
+    paths = [workdir / f"{module_name}_{i}.py" for i in range(len(parts))]
     sys.modules[module_name] = module
     try:
         with warnings.catch_warnings(), _remembered_task_names():
             warnings.simplefilter("ignore")  # kfp warns about base images and such on every compile
             with stack_without_source():
-                spec.loader.exec_module(module)  # @dsl.pipeline compiles the pipeline once here
+                for path, part in zip(paths, parts, strict=True):
+                    path.write_text(part, encoding="utf-8")
+                    # not under this file's `from __future__ import annotations`: kfp reads
+                    # the components' annotations as types, not as strings
+                    code = compile(part, str(path), "exec", dont_inherit=True)
+                    exec(code, module.__dict__)  # the last part's @dsl.pipeline compiles it
             yield module
     finally:
         sys.modules.pop(module_name, None)
-        path.unlink(missing_ok=True)
+        for path in paths:
+            path.unlink(missing_ok=True)
+            linecache.checkcache(str(path))  # the file is gone: inspect's copy of it goes too
+
+
+PART_LINES = 1_000
+
+
+def module_parts(source: str) -> list[str]:
+    """The generated module cut into parts of at least `PART_LINES` lines (the last may be
+    shorter), each cut before a line that starts with `@dsl.`: a component's or the pipeline's
+    decorator. Joined, the parts are the source. Such a line is always a decorator: the
+    generated code has no multi-line string (what a user wrote reaches it as a one-line
+    `repr()` or base64), so no such line is inside one."""
+    lines = source.split("\n")  # Python's line breaks: splitlines() knows more
+    parts: list[str] = []
+    start = 0
+    for i, line in enumerate(lines):
+        if i - start >= PART_LINES and line.startswith("@dsl."):
+            parts.append("\n".join(lines[start:i]) + "\n")
+            start = i
+    parts.append("\n".join(lines[start:]))
+    return parts
 
 
 def compile_pipeline(module: Any, workdir: Path, options: Any = None) -> str:

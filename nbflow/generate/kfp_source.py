@@ -15,19 +15,20 @@ volume name come from `generated_name`, which keeps them apart from each other.
 The component's function source ends up in the container's command, where KFP (the cluster's
 launcher and kfp.local alike) substitutes placeholders such as `{{$}}` before the step runs.
 So the step program (the cells' code, names, the notebook's file name) travels compressed and
-base64-encoded:
-no text a user wrote is in the command as text. Requirements reach pip through `sh -c`, quoted
+encoded (`nbflow.incluster.runtime.program.encode_program`, the runtime decodes it): no text a
+user wrote is in the command as text. Requirements reach pip through `sh -c`, quoted
 for sh by `sh_quote` (kfp's own `packages_to_install` quotes with `repr()`, which sh reads
 differently), with `{{` broken up so that no placeholder can form.
 
-The step runtime (`nbflow/incluster/step.py`) is carried once: the pipeline's first task,
-`nbflow-runtime` (no inputs, so cached after its first run), writes it, packed by
-`nbflow.generate.runtime`, to an artifact that every step takes as its input `runtime` and
-exec's. Each step's component holds only its own program and the few lines that run it.
+The step runtime (the package `nbflow/incluster/runtime`) is carried once: the pipeline's first
+task, `nbflow-runtime` (no inputs, so cached after its first run), writes it, a zip archive
+packed by `nbflow.generate.runtime`, to an artifact that every step takes as its input
+`runtime`, checks and imports. Each step's component holds only its own program and the few
+lines that load the runtime and call it.
 
 Two targets share one generator:
-- `cluster`: step components pip-install kfp, IPython, cloudpickle and the manifest's
-  requirements at start, as KFP lightweight components do; the runtime task is a container
+- `cluster`: step components pip-install kfp (kfp's own script), then IPython, cloudpickle and
+  the manifest's requirements at start, as KFP lightweight components do; the runtime task is a container
   component (`python3 -c`) that installs nothing; Kubernetes settings (timeouts, node selectors,
   tolerations, volumes) are applied with kfp-kubernetes.
 - `local`: for kfp.local in this interpreter: nothing is installed, Kubernetes-only settings
@@ -37,12 +38,9 @@ Two targets share one generator:
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import re
-import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -51,7 +49,8 @@ from typing import TYPE_CHECKING, Literal
 from nbflow import __version__
 from nbflow.check.manifest import Volume
 from nbflow.check.project import Project, StepConfig
-from nbflow.generate.runtime import packed_runtime
+from nbflow.generate.runtime import RUNTIME_PACKAGE, packed_runtime, unpack_runtime, unpack_script
+from nbflow.incluster.runtime.program import encode_program
 
 if TYPE_CHECKING:
     from nbflow.dataflow.plan import StepPlan
@@ -67,9 +66,9 @@ def _packed_runtime() -> str:
 
 @cache
 def _runtime_digest() -> str:
-    """SHA-256 of the runtime as the runtime task writes it: each step checks it before running
-    it."""
-    return hashlib.sha256(zlib.decompress(base64.b64decode(_packed_runtime()))).hexdigest()
+    """SHA-256 of the runtime's archive as the runtime task writes it: each step checks it
+    before importing the runtime from it."""
+    return hashlib.sha256(unpack_runtime(_packed_runtime())).hexdigest()
 
 
 # The runtime task: its component function, the alias the pipeline calls it by and its task's
@@ -128,9 +127,16 @@ def sh_quote(text: str) -> str:
 
     Single quotes keep everything literal (`$`, backticks, `;`, `"`, newlines); a `'` closes the
     quote, is written escaped and the quote reopens. `''` (an empty quoted word, which sh joins
-    away) goes between two braces, so the command holds no `{{` for KFP or Argo to expand.
+    away) goes between two braces, so the command holds no `{{` for KFP or Argo to expand. A
+    word of only letters, digits and `@%+=:,./-_` (`numpy`, `scikit-learn==1.5`), which sh
+    reads as it is, stays unquoted, as `shlex.quote` leaves it.
     """
+    if _SH_PLAIN.fullmatch(text):
+        return text
     return "'" + re.sub(r"\{(?=\{)", "{''", text.replace("'", "'\\''")) + "'"
+
+
+_SH_PLAIN = re.compile(r"[\w@%+=:,./-]+", re.ASCII)
 
 
 PIP_INSTALL = (
@@ -138,16 +144,20 @@ PIP_INSTALL = (
 )
 
 
-def install_script(requirements: Sequence[str]) -> str:
+ENSURE_PIP = (
+    'if ! [ -x "$(command -v pip)" ]; then\n'
+    "    python3 -m ensurepip || python3 -m ensurepip --user || apt-get install python3-pip\n"
+    "fi\n"
+)
+
+
+def install_script(requirements: Sequence[str], *, ensure_pip: bool = True) -> str:
     """The `sh -c` script that pip-installs `requirements`, each one argument to pip, then runs
-    the rest of the container's command (`"$0" "$@"`), as kfp's own install script does."""
+    the rest of the container's command (`"$0" "$@"`), as kfp's own install script does. With
+    `ensure_pip`, it first installs pip where the image lacks it (as kfp's script does: not
+    needed after kfp's)."""
     words = " ".join(sh_quote(r) for r in requirements)
-    return (
-        'if ! [ -x "$(command -v pip)" ]; then\n'
-        "    python3 -m ensurepip || python3 -m ensurepip --user || apt-get install python3-pip\n"
-        "fi\n"
-        f'{PIP_INSTALL} -- {words} && "$0" "$@"\n'
-    )
+    return (ENSURE_PIP if ensure_pip else "") + f'{PIP_INSTALL} -- {words} && "$0" "$@"\n'
 
 
 def brings_kfp(requirements: Sequence[str]) -> bool:
@@ -232,7 +242,8 @@ def _runtime_component(project: Project, local: bool) -> list[str]:
     plan = project.plan
     assert plan is not None
     image = project.step(plan.steps[0].name).image
-    doc = '    """The nbflow step runtime (nbflow/incluster/step.py) for every step to load."""'
+    doc = '    """The nbflow step runtime (nbflow/incluster/runtime, zipped) for every step to load."""'
+    packed = f"packed = {_packed_runtime()!r}"
     if local:
         lines = [
             "@dsl.component(",
@@ -242,17 +253,19 @@ def _runtime_component(project: Project, local: bool) -> list[str]:
             f"def {RUNTIME_FUNC}(runtime: dsl.Output[dsl.Artifact]):",
             doc,
             "    import base64",
-            "    import zlib",
+            "    import lzma",
             "",
+            f"    {packed}",
             '    with open(runtime.path, "wb") as f:',
-            f"        f.write(zlib.decompress(base64.b64decode({_packed_runtime()!r})))",
+            f"        f.write({unpack_script()})",
         ]
     else:
         script = (
-            "import base64, os, sys, zlib\n"
+            "import base64, lzma, os, sys\n"
+            f"{packed}\n"
             "os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)\n"
             'with open(sys.argv[1], "wb") as f:\n'
-            f"    f.write(zlib.decompress(base64.b64decode({_packed_runtime()!r})))\n"
+            f"    f.write({unpack_script()})\n"
         )
         lines = [
             "@dsl.container_component",
@@ -315,68 +328,52 @@ def _component(
         f"def {func_name(step.name)}(",
         *args,
         "):",
-        f'    """nbflow step {step.name!r}: notebook cells {", ".join(map(str, step.cells))}."""',
-        "    # base64: no KFP placeholder can form in the command",
-        f"    program = json.loads(zlib.decompress(base64.b64decode({_b64(program)!r})))",
-        "    # the step runtime, from the pipeline's first task: run only if it is the one this",
-        "    # pipeline was built with (whoever can write the artifact store could swap it)",
-        '    with open(runtime.path, "rb") as f:',
-        "        text = f.read()",
-        f"    if hashlib.sha256(text).hexdigest() != {_runtime_digest()!r}:",
-        "        raise RuntimeError(",
-        '            "the nbflow runtime artifact is not the one this pipeline was built with: "',
-        '            "refusing to run it (docs/security.md)"',
-        "        )",
-        '    code = compile(text.decode("utf-8"), "<nbflow-runtime>", "exec")',
-        '    namespace = {"__name__": "nbflow_runtime"}',
-        "    exec(code, namespace)",
-        '    values = namespace["main"](',
-        "        program,",
-        "        inputs={" + ", ".join(f"{v!r}: in_{v}.path" for v, _ in sp.inputs) + "},",
-        # how each input was saved, as its producer recorded it in the pipeline's metadata
-        # store, never as the artifact's own files say (docs/security.md)
-        "        records={"
-        + ", ".join(f"{v!r}: dict(in_{v}.metadata)" for v, _ in sp.inputs)
-        + "},",
-        "        outputs={" + ", ".join(f"{v!r}: out_{v}.path" for v in sp.outputs) + "},",
+        # ''' rather than """: YAML writes each `"` of the command as two characters (a step's
+        # name, a DNS label, holds no quote)
+        f"    '''nbflow step {step.name}: notebook cells {', '.join(map(str, step.cells))}.'''",
+        # the modules the step uses to load the runtime; only the function's body travels
+        # into the container
+        "    import hashlib, pathlib, sys, tempfile",
+        # The step runtime, from the pipeline's first task: imported only if its archive is the
+        # one this pipeline was built with (whoever can write the artifact store could swap
+        # it), and from a private copy of the bytes checked, not from the artifact's path.
+        # Single quotes, for YAML as above.
+        "    archive = pathlib.Path(runtime.path).read_bytes()",
+        f"    if hashlib.sha256(archive).hexdigest() != {_runtime_digest()!r}:",
+        "        raise RuntimeError('the nbflow runtime artifact is not the one this pipeline was "
+        "built with: refusing to run it (docs/security.md)')",
+        f"    path = pathlib.Path(tempfile.mkdtemp(), '{RUNTIME_PACKAGE}.zip')",
+        "    path.write_bytes(archive)",
+        "    sys.path.insert(0, str(path))",
+        f"    from {RUNTIME_PACKAGE} import run",
+        # the program travels encoded (`encode_program`): no text a user wrote is in the
+        # command as text, no KFP placeholder can form there
+        "    run(",
+        f"        {encode_program(program)!r},",
+        "        inputs={" + ", ".join(f"{v!r}: in_{v}" for v, _ in sp.inputs) + "},",
+        "        outputs={" + ", ".join(f"{v!r}: out_{v}" for v in sp.outputs) + "},",
         "        parameters={" + ", ".join(f"{p!r}: param_{p}" for p in sp.parameters) + "},",
-        "        report_path=report.path,",
+        "        report=report,",
+        *(["        metrics=metrics,"] if sp.metrics else []),
         "    )",
     ]
-    body += [f'    out_{v}.metadata.update(values["records"][{v!r}])' for v in sp.outputs]
-    if sp.metrics:
-        body += [
-            '    for name, value in sorted(values["metrics"].items()):',
-            "        metrics.log_metric(name, value)",
-            "    # a file at the artifact's path, so that caches and launchers can read the values",
-            '    with open(metrics.path, "w") as f:',
-            '        json.dump(values["metrics"], f, sort_keys=True)',
-        ]
-    # json is imported inside the body: only the function's body travels into the container
-    body.insert(body.index("):") + 2, "    import base64")
-    body.insert(body.index("):") + 3, "    import hashlib")
-    body.insert(body.index("):") + 4, "    import json")
-    body.insert(body.index("):") + 5, "    import zlib")
     install: list[str] = []
     if not local:
-        # pip gets the requirements through this script rather than `packages_to_install`
-        script = install_script(packages(project, step))
+        # pip gets the requirements through this script rather than `packages_to_install`.
+        # It runs after kfp's own install script (`sh -c SCRIPT` at the command's start, which
+        # makes sure of pip first) when kfp installs itself, else first, making sure of pip.
+        after_kfp = not brings_kfp(step.requirements)
+        script = install_script(packages(project, step), ensure_pip=not after_kfp)
+        at = "3:3" if after_kfp else ":0"
         install = [
             "",
             "# requirements quoted for sh by nbflow, not by kfp's repr(): see `sh_quote`",
-            f"{func_name(step.name)}.component_spec.implementation.container.command[:0] = "
+            f"{func_name(step.name)}.component_spec.implementation.container.command[{at}] = "
             f"['sh', '-c', {script!r}]",
         ]
     # the pipeline body calls the component through an `_nbf_` alias that no parameter can shadow
     alias = f"{_alias(step.name)} = {func_name(step.name)}"
     return [*decorator, *body, *install, "", alias, "", ""]
-
-
-def _b64(program: Mapping[str, object]) -> str:
-    """The program as JSON, zlib-compressed (the setup cells repeat in every step's), base64."""
-    text = json.dumps(program, sort_keys=True, separators=(",", ":"))
-    data = zlib.compress(text.encode("utf-8"), 9)
-    return base64.b64encode(data).decode("ascii")
 
 
 def _k8s_settings(step: StepConfig) -> bool:

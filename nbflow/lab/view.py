@@ -15,9 +15,9 @@ from typing import Any
 
 from nbflow.check.validate import MANIFEST_NAME
 from nbflow.diagnostics import Diagnostic, Location, Report
-from nbflow.load.notebook import Notebook, cell_owners
+from nbflow.load.notebook import Notebook, cell_owners, cell_ranges
 
-__all__ = ["find_manifest", "project_view", "ranges"]
+__all__ = ["find_manifest", "project_view"]
 
 
 @dataclass(frozen=True)
@@ -52,22 +52,6 @@ def _named_notebook(text: str) -> str | None:
         return None
     name = data.get("notebook") if isinstance(data, dict) else None
     return name if isinstance(name, str) else None
-
-
-def ranges(numbers: list[int] | tuple[int, ...]) -> str:
-    """[5, 6, 7, 9] -> "5-7, 9"."""
-    out: list[str] = []
-    run: list[int] = []
-    for n in sorted(numbers):
-        if run and n == run[-1] + 1:
-            run.append(n)
-            continue
-        if run:
-            out.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
-        run = [n]
-    if run:
-        out.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
-    return ", ".join(out)
 
 
 def project_view(
@@ -154,7 +138,7 @@ def _structure(
             {
                 "name": s.name,
                 "cells": list(declared.get(s.name, s.cells)),
-                "range": ranges(declared.get(s.name, s.cells)),
+                "range": cell_ranges(declared.get(s.name, s.cells)),
                 "upstream": list(s.upstream),
                 "parameters": list(s.parameters),
                 "metrics": list(s.metrics),
@@ -184,7 +168,7 @@ def _structure(
         {
             "name": name,
             "cells": list(cells),
-            "range": ranges(cells),
+            "range": cell_ranges(cells),
             "upstream": [],
             "parameters": [],
             "metrics": [],

@@ -74,6 +74,36 @@ def cell_owners(
     return owners
 
 
+def cell_runs(numbers: Iterable[int]) -> list[int | str]:
+    """Cell numbers as the manifest writes them, consecutive ones as a range:
+    `[3, 4, 5, 9]` -> `["3-5", 9]`."""
+    runs: list[list[int]] = []
+    for n in sorted(set(numbers)):
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return [r[0] if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs]
+
+
+def cell_ranges(numbers: Iterable[int]) -> str:
+    """`[3, 4, 5, 9]` as `3-5, 9`."""
+    return ", ".join(str(r) for r in cell_runs(numbers))
+
+
+def with_gaps(numbers: Iterable[int], fillable: Callable[[int], bool]) -> list[int]:
+    """`numbers`, sorted, plus every gap between two of them whose cells are all `fillable`
+    (a markdown cell between two cells of a step stays inside its range)."""
+    ordered = sorted(set(numbers))
+    filled = ordered[:1]
+    for n in ordered[1:]:
+        gap = range(filled[-1] + 1, n)
+        if all(fillable(g) for g in gap):
+            filled.extend(gap)
+        filled.append(n)
+    return filled
+
+
 class NotebookError(Exception):
     def __init__(self, diagnostic: Diagnostic) -> None:
         super().__init__(diagnostic.message)

@@ -80,12 +80,9 @@ class Engine:
         pending = list(pipeline.tasks)
         failed = False
         # the server starts (imports the libraries) at once, while cached tasks are served,
-        # unless every task is served from the cache
-        for task in pipeline.tasks:
-            key, _ = self._key(task, values)
-            if not (self.use_cache and task.cache and self.cache.get(key) is not None):
-                self.ctx = self.start_server()
-                break
+        # unless every task is served from the cache (or the caller started it already)
+        if self.ctx is None and not (self.use_cache and all_cached(pipeline, values, self.cache)):
+            self.ctx = self.start_server()
         try:
             while pending or self.running:
                 for task in list(pending):
@@ -131,9 +128,7 @@ class Engine:
     # -- one task -------------------------------------------------------------------------------
 
     def _key(self, task: Task, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        params = executor_input.parameter_values(task, values)
-        inputs = {k: f"{self.keys[a.producer]}/{a.key}" for k, a in task.artifacts.items()}
-        key = task_key(task, params, inputs)
+        key, params = _key(task, values, self.keys)
         self.keys[task.name] = key
         return key, params
 
@@ -219,6 +214,23 @@ class Engine:
     def _emit(self, out: TaskOutcome) -> None:
         if self.notify is not None:
             self.notify(out)
+
+
+def all_cached(pipeline: Pipeline, values: dict[str, Any], cache: Cache) -> bool:
+    """Whether every task of `pipeline` would be served from `cache`."""
+    keys: dict[str, str] = {}
+    for task in pipeline.tasks:  # in order: a task's key covers its upstream's keys
+        keys[task.name], _ = _key(task, values, keys)
+        if not (task.cache and cache.get(keys[task.name]) is not None):
+            return False
+    return True
+
+
+def _key(task: Task, values: dict[str, Any], keys: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    """A task's cache key (its upstream's in `keys`) and its parameter values."""
+    params = executor_input.parameter_values(task, values)
+    inputs = {k: f"{keys[a.producer]}/{a.key}" for k, a in task.artifacts.items()}
+    return task_key(task, params, inputs), params
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:

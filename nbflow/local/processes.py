@@ -105,7 +105,8 @@ class StepProcesses:
     ) -> int:
         """kfp.local's `run_local_subprocess`: the task's output line by line to stdout (kfp
         indents it and nbflow's router files it), its exit status returned."""
-        env = {**os.environ, "TMPDIR": str(self.tmp), **(env_vars or {})}
+        # unbuffered: each line the step prints reaches its log (and `-v`) as it prints it
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(self.tmp), **(env_vars or {})}
         proc = subprocess.Popen(
             full_command,
             stdout=subprocess.PIPE,

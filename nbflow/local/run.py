@@ -424,8 +424,8 @@ def run(
 
     The run folder, with its index.html, exists from the start: `started` is called with it,
     and `runs/latest` points at it (unless `latest` is false, as for tuning trials). `echo`
-    receives each line a step prints: as it prints it under kfp-local, when the step ends
-    under the nbflow engine (whose steps run side by side).
+    receives each line a step prints, as it prints it (under the nbflow engine from a thread
+    that follows the steps' logs), each step's lines before its end is reported.
 
     `engine`: "nbflow" (nbflow's own: steps in parallel, `jobs` at a time, default the cores,
     each in a warm process of its own) or "kfp-local" (kfp.local, one step at a time: a
@@ -568,11 +568,11 @@ def _run_native(
     ok, metrics = False, dict[str, float]()
     with interruptible():
         try:
-            ir = compile_local(project, run_dir, cache=cache)
             ok, metrics = run_native(
                 project,
-                ir,
+                _compiled,
                 values,
+                fresh=not cache,
                 state=state,
                 run_dir=run_dir,
                 steps=steps,
@@ -580,7 +580,6 @@ def _run_native(
                 jobs=jobs,
                 progress=on_step,
                 copy_report=lambda path, step: _copy_report(path, run_dir, step),
-                recompile=lambda: compile_local(project, run_dir, cache=cache),
                 echo=echo,
             )
         except KeyboardInterrupt as exc:

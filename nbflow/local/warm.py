@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import importlib.util
 import multiprocessing
 import os
@@ -83,13 +84,37 @@ def context(preload: list[str]) -> ForkServerContext:
     # the server imports the libraries through `nbflow.local.preload`, which leaves out one that
     # fails; the forkserver's own preloading would die of anything but an ImportError
     ctx.set_forkserver_preload(["nbflow.local.preload"])
-    saved = os.environ.get("NBFLOW_PRELOAD")
-    os.environ["NBFLOW_PRELOAD"] = ",".join(preload)  # read by the server as it starts
+    # read by the server as it starts
+    settings = {"NBFLOW_PRELOAD": ",".join(preload), "NBFLOW_PRELOAD_RUNTIME": runtime_archive()}
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     try:
         forkserver.ensure_running()
     finally:
-        if saved is None:
-            del os.environ["NBFLOW_PRELOAD"]
-        else:
-            os.environ["NBFLOW_PRELOAD"] = saved
+        for name, value in saved.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
     return ctx
+
+
+@functools.cache
+def runtime_archive() -> str:
+    """The path of the step runtime's archive, the one every local pipeline this process
+    compiles carries (`nbflow.generate.runtime`), written once for the server to import it
+    from: a step checks its own copy (the runtime task's artifact) against the digest
+    generated into it, then finds the same package imported, compiled once for all steps."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from nbflow.generate.runtime import RUNTIME_PACKAGE
+    from nbflow.generate.runtime import runtime_archive as archive
+
+    folder = tempfile.mkdtemp(prefix="nbflow-runtime-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = os.path.join(folder, f"{RUNTIME_PACKAGE}.zip")
+    with open(path, "wb") as f:
+        f.write(archive())
+    return path

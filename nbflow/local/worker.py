@@ -34,6 +34,11 @@ def run_task(job: dict[str, Any]) -> None:
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
+    # each line reaches the log as it is printed: `-v` shows it live, and a step killed
+    # (out of memory) leaves its output up to the kill, not up to the last full buffer
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(line_buffering=True)
     os.environ.update(job["env"])
     container = job["container"]
     executor_input = job["executor_input"]

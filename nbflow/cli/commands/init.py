@@ -32,10 +32,15 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_init_ci(args: argparse.Namespace) -> int:
+    if getattr(args, "action_ref", None) is not None:
+        raise UsageError(
+            "--action-ref is gone: the workflows use no nbflow action any more, they install "
+            "nbflow from PyPI at one version (--nbflow-version, default: this nbflow's)"
+        )
     written = init_ci(
         Path(getattr(args, "root", ".") or "."),
         force=bool(getattr(args, "force", False)),
-        action_ref=getattr(args, "action_ref", None),
+        nbflow_version=getattr(args, "nbflow_version", None),
     )
     for path in written:
         print(f"wrote {shown(path)}")
@@ -43,8 +48,6 @@ def cmd_init_ci(args: argparse.Namespace) -> int:
         "next: create the GitHub environment `production` with the secret NBFLOW_KUBECONFIG, or "
         "set up OIDC (docs/cluster-setup.md)"
     )
-    if getattr(args, "action_ref", None) is None:
-        print("pin nbflow's actions to a release's commit SHA: --force --action-ref <sha>")
     return EXIT_OK
 
 

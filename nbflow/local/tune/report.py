@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbflow.local.report import format_value
-from nbflow.local.tune.results import TuneResult
+from nbflow.local.tune.results import TuneResult, draw_history
 
 if TYPE_CHECKING:
     from nbflow.local.tune.space import Dimension
@@ -82,28 +82,8 @@ def _figure(width: float, height: float) -> Any:
 
 
 def _history(result: TuneResult) -> str:
-    from matplotlib.ticker import MaxNLocator
-
     fig = _figure(7.5, 4)
-    ax = fig.add_subplot()
-    done = [t for t in result.trials if t.state == "complete" and t.value is not None]
-    xs = [t.number for t in done]
-    ys = [float(t.value or 0.0) for t in done]
-    ax.scatter(xs, ys, label=result.objective, zorder=3)
-    pick = max if result.direction == "maximize" else min
-    best: list[float] = []
-    for y in ys:
-        best.append(y if not best else pick(best[-1], y))
-    if xs:
-        ax.step(xs, best, where="post", color="C1", label="best so far")
-    failed = [t.number for t in result.trials if t.state != "complete"]
-    if failed and ys:
-        ax.scatter(failed, [min(ys)] * len(failed), marker="x", color="C3", label="failed")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("trial")
-    ax.set_ylabel(f"{result.objective} ({result.direction})")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best")
+    draw_history(fig.add_subplot(), result)
     return _svg(fig) + ' alt="optimisation history" id="history">'
 
 

@@ -159,22 +159,17 @@ def write_results(result: TuneResult) -> None:
     _atomic_write(result.dir / "trials.csv", buf.getvalue())
 
 
-def plot(result: TuneResult) -> Path | None:
-    """objective.png: each trial's objective and the best so far. None when matplotlib is absent."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        return None
-    fig = Figure(figsize=(7, 4), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+def draw_history(ax: Any, result: TuneResult) -> None:
+    """Each trial's objective, the best so far and the failed trials, on matplotlib axes
+    (objective.png and the tuning report draw the same picture)."""
+    from matplotlib.ticker import MaxNLocator
+
     done = [t for t in result.trials if t.state == "complete" and t.value is not None]
     xs = [t.number for t in done]
     ys = [float(t.value or 0.0) for t in done]
     ax.scatter(xs, ys, label=result.objective, zorder=3)
-    best: list[float] = []
     pick = max if result.direction == "maximize" else min
+    best: list[float] = []
     for y in ys:
         best.append(y if not best else pick(best[-1], y))
     if xs:
@@ -184,14 +179,24 @@ def plot(result: TuneResult) -> Path | None:
         ax.scatter(
             failed, [min(ys)] * len(failed), marker="x", color="C3", label="failed / interrupted"
         )
-    from matplotlib.ticker import MaxNLocator
-
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trials are numbered 1, 2, 3...
     ax.set_xlabel("trial")
     ax.set_ylabel(f"{result.objective} ({result.direction})")
-    ax.set_title(f"{result.pipeline}: {result.algorithm}, {len(result.trials)} trials")
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
+
+
+def plot(result: TuneResult) -> Path | None:
+    """objective.png: each trial's objective and the best so far. None when matplotlib is absent."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    fig = Figure(figsize=(7, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    draw_history(fig.add_subplot(), result)
+    fig.axes[0].set_title(f"{result.pipeline}: {result.algorithm}, {len(result.trials)} trials")
     path = result.dir / "objective.png"
     fig.savefig(path)
     return path
