@@ -435,18 +435,20 @@ def test_interrupt_leaves_consistent_files(tmp_path) -> None:
     )
 
     def progress(trial: TrialResult) -> None:
-        # Ctrl-C while trials 2 and 3 run in their workers
+        # Ctrl-C while trial 2 runs in its worker
         if trial.number == 2 and any(s == "running" for s in trial.steps.values()):
             raise KeyboardInterrupt
 
     result = tune(load(root), parallel=2, progress=progress)
     assert result.state == "interrupted"
     states = [t.state for t in result.trials]
-    # trial 2 is stopped while it runs; trial 3 runs beside it and may finish before the
-    # interrupt reaches it or not: which is a race this test does not decide
-    assert states[:2] == ["complete", "interrupted"] and len(states) == 3, states
-    assert states[2] in ("complete", "interrupted"), states
-    data, _ = assert_consistent(result.dir, 3)
+    # trial 2 is stopped while it runs. The other worker's trials (3, and more when trial 2's
+    # worker is slow to report, as on a loaded machine) may finish or be stopped: a race this
+    # test does not decide. What it decides: trial 2 is interrupted, none is left running, and
+    # the files agree with the trials there are.
+    assert states[:2] == ["complete", "interrupted"], states
+    assert all(s in ("complete", "interrupted") for s in states[2:]), states
+    data, _ = assert_consistent(result.dir, len(states))
     assert data["state"] == "interrupted"
     page = (result.dir / "report.html").read_text(encoding="utf-8")
     assert "no plots: the search was interrupted" in page and 'id="trials"' in page
