@@ -417,6 +417,87 @@ def test_a_project_named_by_a_relative_path_gets_an_absolute_tmpdir(
     assert Path(json.loads(r.out)["steps"][0]["log"]).is_absolute()
 
 
+def _caller_script(tmp_path: Path) -> tuple[str, Path, Path]:
+    """A script that runs a two-step project through `nbflow.api.run` at its top level (no
+    `if __name__ == "__main__":` guard), each run of it and of each step marked in a file."""
+    steps, runs = tmp_path / "steps-ran", tmp_path / "script-ran"
+    mark = "with open({!r}, 'a') as f:\n    f.write({!r})\n"
+    cells = ["x = 2\n" + mark.format(str(steps), "a\n"), mark.format(str(steps), "b\n") + "y = x"]
+    root = write_project(
+        tmp_path / "p", cells, "name: g\nsteps:\n  a: {cells: 1}\n  b: {cells: 2}\n"
+    )
+    script = (
+        "import nbflow.api\n"
+        + mark.format(str(runs), "script\n")
+        + f"result = nbflow.api.run({str(root)!r}, cache=False)\n"
+        + "print('ran', result.status, [s.error for s in result.steps])\n"
+    )
+    return script, steps, runs
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "file",
+        pytest.param("stdin", marks=pytest.mark.slow),
+        pytest.param("module", marks=pytest.mark.slow),
+    ],
+)
+def test_the_engine_does_not_run_the_callers_main_module_again(tmp_path: Path, how: str) -> None:
+    """A task process used to import the caller's main module first, as the forkserver does for
+    a target defined there: a script without a `__main__` guard ran itself again in each step,
+    one read from stdin failed (`FileNotFoundError: '<stdin>'`). Each in a fresh interpreter."""
+    script, steps, runs = _caller_script(tmp_path)
+    (tmp_path / "caller.py").write_text(script, encoding="utf-8")
+    argv = {"file": ["caller.py"], "stdin": ["-"], "module": ["-m", "caller"]}[how]
+    proc = subprocess.run(
+        [sys.executable, *argv],
+        input=script if how == "stdin" else None,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "ran succeeded" in proc.stdout, proc.stdout + proc.stderr
+    assert runs.read_text(encoding="utf-8") == "script\n"
+    assert steps.read_text(encoding="utf-8") == "a\nb\n"
+
+
+KERNEL_DRIVER = """
+import sys
+from jupyter_client.manager import start_new_kernel
+
+manager, client = start_new_kernel(kernel_name="python3")
+try:
+    out = []
+    hook = lambda m: out.append(str(m["content"].get("text", m["content"].get("evalue", ""))))
+    client.execute_interactive(sys.stdin.read(), timeout=240, output_hook=hook)
+    print("".join(out))
+finally:
+    client.stop_channels()
+    manager.shutdown_kernel(now=True)
+"""
+
+
+@pytest.mark.slow
+def test_the_engine_runs_from_an_ipython_kernel(tmp_path: Path) -> None:
+    """The same script as a notebook's cell, in a Jupyter kernel (whose `__main__` is
+    IPython's user namespace)."""
+    script, steps, runs = _caller_script(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", KERNEL_DRIVER],
+        input=script,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "ran succeeded" in proc.stdout, proc.stdout + proc.stderr
+    assert runs.read_text(encoding="utf-8") == "script\n"
+    assert steps.read_text(encoding="utf-8") == "a\nb\n"
+
+
 def _gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -85,7 +85,11 @@ def context(preload: list[str]) -> ForkServerContext:
     # fails; the forkserver's own preloading would die of anything but an ImportError
     ctx.set_forkserver_preload(["nbflow.local.preload"])
     # read by the server as it starts
-    settings = {"NBFLOW_PRELOAD": ",".join(preload), "NBFLOW_PRELOAD_RUNTIME": runtime_archive()}
+    settings = {
+        "NBFLOW_PRELOAD": ",".join(preload),
+        "NBFLOW_PRELOAD_RUNTIME": runtime_archive(),
+        "NBFLOW_PRELOAD_MAIN": callers_main(),
+    }
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
     try:
@@ -97,6 +101,27 @@ def context(preload: list[str]) -> ForkServerContext:
             else:
                 os.environ[name] = value
     return ctx
+
+
+def callers_main() -> str:
+    """The caller's main module as each task process is told of it (JSON), for the server to
+    take it as its own: else each task would run it again before its step.
+
+    The standard library sends a forked process the parent's main module, by name or by path
+    (`multiprocessing.spawn.get_preparation_data`), and the process imports it as `__mp_main__`
+    unless its own `__main__` (the server's, inherited) is that module already
+    (`spawn._fixup_main_from_name`, `_fixup_main_from_path`). That import is there for a target
+    defined in the main module; a task's target is nbflow's (`nbflow.local.worker`), so the main
+    module is never needed, and importing it breaks callers that cannot be imported again: a
+    script without an `if __name__ == "__main__":` guard runs itself once more in each task, a
+    script read from stdin (`python -`) is a path that does not exist. So `nbflow.local.preload`
+    names the server's `__main__` after the caller's, as a forked child's would be."""
+    import json
+    from multiprocessing import spawn
+
+    data = spawn.get_preparation_data("nbflow")
+    keys = ("init_main_from_name", "init_main_from_path")
+    return json.dumps({k: data[k] for k in keys if k in data})
 
 
 @functools.cache
