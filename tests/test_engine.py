@@ -611,6 +611,47 @@ def test_a_second_run_with_everything_cached_neither_imports_kfp_nor_compiles(
     assert texts[0] == texts[1] and texts[0].startswith("# PIPELINE DEFINITION")
 
 
+def test_the_stored_pipelines_are_the_ones_used_last(tmp_path: Path) -> None:
+    """`engine-cache/ir/` grew by a file per distinct source; now it keeps `KEEP`, a read
+    counting as a use."""
+    from nbflow.local import ir_store
+
+    folder = tmp_path / "ir"
+    store = ir_store.IRStore(folder, keep=3)
+    for i in range(3):
+        store.put(f"source {i}", f"ir {i}")
+    for age, path in enumerate(sorted(folder.glob("*.yaml"), key=lambda p: p.name)):
+        os.utime(path, (1_000_000 + age, 1_000_000 + age))  # long ago, in an order of their own
+    oldest = min(folder.glob("*.yaml"), key=lambda p: p.stat().st_mtime)
+    [used] = [f"source {i}" for i in range(3) if ir_store.source_key(f"source {i}") == oldest.stem]
+    assert store.get(used) is not None  # the oldest, read now: kept
+    store.put("source 3", "ir 3")
+    kept = {f"source {i}" for i in range(4) if store.get(f"source {i}") is not None}
+    assert len(kept) == 3 and {used, "source 3"} <= kept
+    assert not list(folder.glob(".*.tmp"))
+    default = ir_store.IRStore(tmp_path / "default")
+    for i in range(ir_store.KEEP + 4):
+        default.put(f"source {i}", "ir")
+    assert len(list((tmp_path / "default").glob("*.yaml"))) == ir_store.KEEP
+
+
+def test_a_stored_pipeline_is_keyed_by_the_compiler_that_wrote_it_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkout whose compiler (nbflow.generate) changed without a new version compiles
+    again rather than reading what the old code wrote."""
+    import hashlib
+
+    from nbflow.local import ir_store
+
+    assert ir_store.compiler_digest() != hashlib.sha256().hexdigest()  # it read the modules
+    store = ir_store.IRStore(tmp_path / "ir")
+    store.put("source", "ir by the old compiler")
+    assert store.get("source") == "ir by the old compiler"
+    monkeypatch.setattr(ir_store, "compiler_digest", lambda: "changed")
+    assert store.get("source") is None
+
+
 @pytest.mark.slow
 def test_a_stored_pipeline_runs_nothing_of_its_own(tmp_path: Path) -> None:
     """Only cached outputs come of a stored pipeline: one planted with other commands (so other
