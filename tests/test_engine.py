@@ -464,6 +464,29 @@ def test_the_engine_does_not_run_the_callers_main_module_again(tmp_path: Path, h
     assert steps.read_text(encoding="utf-8") == "a\nb\n"
 
 
+@pytest.mark.slow
+def test_the_callers_own_forkserver_keeps_its_main_module(tmp_path: Path) -> None:
+    """nbflow's process server is its own: after a run, the caller's forkserver (the default
+    start method from Python 3.14) still gives its processes the main module, for a target
+    defined there."""
+    script, _, runs = _caller_script(tmp_path)
+    script = (
+        "def double(x):\n    return 2 * x\n\n"
+        "if __name__ == '__main__':\n"
+        + "".join(f"    {line}\n" for line in script.splitlines())
+        + "    import multiprocessing\n"
+        + "    with multiprocessing.get_context('forkserver').Pool(1) as pool:\n"
+        + "        print('doubled', pool.map(double, [1, 2]))\n"
+    )
+    (tmp_path / "caller.py").write_text(script, encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "caller.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "ran succeeded" in proc.stdout and "doubled [2, 4]" in proc.stdout, proc.stdout
+    assert runs.read_text(encoding="utf-8") == "script\n"
+
+
 KERNEL_DRIVER = """
 import sys
 from jupyter_client.manager import start_new_kernel
@@ -569,13 +592,13 @@ def test_a_library_that_fails_on_import_fails_its_step_not_the_process_server(
 def test_the_process_server_holds_none_of_nbflows_output(tmp_path: Path) -> None:
     """The server once kept nbflow's stdout and stderr open: whatever read them through a pipe
     waited past nbflow's exit until the server had torn down its libraries (most of a second)."""
-    from multiprocessing import forkserver
+    from nbflow.local import process_server
 
     ctx = warm.context(["json"])
     started = ctx.Process(target=os.getpid)  # the server is up once it has forked a process
     started.start()
     started.join()
-    server = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+    server = process_server.server()._forkserver_pid  # type: ignore[attr-defined]
     assert server is not None
     for fd in (1, 2):
         assert os.readlink(f"/proc/{server}/fd/{fd}") == os.devnull

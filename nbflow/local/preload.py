@@ -10,16 +10,10 @@ First, the server lets go of nbflow's stdout and stderr (it writes nothing a use
 step writes to its own log): else whatever reads nbflow's output through a pipe (CI, a test,
 `nbflow run | tee`) waits past nbflow's exit until the server has torn down every library it
 imported, most of a second.
-
-Then it names its `__main__` after the caller's (`NBFLOW_PRELOAD_MAIN`, see
-`nbflow.local.warm.callers_main`): a task process then finds its main module imported and does
-not run the caller's script again.
 """
 
 import contextlib
 import importlib
-import importlib.machinery
-import json
 import os
 import sys
 
@@ -28,14 +22,6 @@ with contextlib.suppress(OSError):
     os.dup2(_null, 1)
     os.dup2(_null, 2)
     os.close(_null)
-
-with contextlib.suppress(ValueError, TypeError, AttributeError):
-    _main = json.loads(os.environ.get("NBFLOW_PRELOAD_MAIN") or "{}")
-    _server_main = sys.modules["__main__"]
-    if "init_main_from_name" in _main:
-        _server_main.__spec__ = importlib.machinery.ModuleSpec(_main["init_main_from_name"], None)
-    if "init_main_from_path" in _main:
-        _server_main.__file__ = _main["init_main_from_path"]
 
 for _name in filter(None, os.environ.get("NBFLOW_PRELOAD", "").split(",")):
     with contextlib.suppress(BaseException):  # SystemExit from a module's top level included

@@ -1,7 +1,8 @@
 """Warm task processes: forked from a server process that has imported kfp's executor, IPython
 and the setup cells' libraries once, so a step starts in milliseconds instead of re-importing
 them (~2 s a step under kfp.local). Each task still runs in a process of its own, as on a
-cluster; the standard library's forkserver is the server.
+cluster; the server is the standard library's forkserver, an instance of nbflow's
+(`nbflow.local.process_server`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import ast
 import contextlib
 import functools
 import importlib.util
-import multiprocessing
 import os
 from collections.abc import Iterable
 from multiprocessing.context import ForkServerContext
@@ -75,53 +75,28 @@ def preload_list(setup_sources: Iterable[str], project_dir: Path) -> list[str]:
 
 
 def context(preload: list[str]) -> ForkServerContext:
-    """The forkserver context, its server started now (it imports `preload` while nbflow goes
-    on with the run's set-up); later runs in the same nbflow process reuse the server."""
-    from multiprocessing import forkserver
+    """The context of task processes (`nbflow.local.process_server`), its server started now
+    (it imports `preload` while nbflow goes on with the run's set-up); later runs in the same
+    nbflow process reuse the server."""
+    from nbflow.local import process_server
 
-    ctx = multiprocessing.get_context("forkserver")
-    assert isinstance(ctx, ForkServerContext)
+    server = process_server.server()
     # the server imports the libraries through `nbflow.local.preload`, which leaves out one that
     # fails; the forkserver's own preloading would die of anything but an ImportError
-    ctx.set_forkserver_preload(["nbflow.local.preload"])
+    server.set_forkserver_preload(["nbflow.local.preload"])
     # read by the server as it starts
-    settings = {
-        "NBFLOW_PRELOAD": ",".join(preload),
-        "NBFLOW_PRELOAD_RUNTIME": runtime_archive(),
-        "NBFLOW_PRELOAD_MAIN": callers_main(),
-    }
+    settings = {"NBFLOW_PRELOAD": ",".join(preload), "NBFLOW_PRELOAD_RUNTIME": runtime_archive()}
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
     try:
-        forkserver.ensure_running()
+        server.ensure_running()
     finally:
         for name, value in saved.items():
             if value is None:
                 del os.environ[name]
             else:
                 os.environ[name] = value
-    return ctx
-
-
-def callers_main() -> str:
-    """The caller's main module as each task process is told of it (JSON), for the server to
-    take it as its own: else each task would run it again before its step.
-
-    The standard library sends a forked process the parent's main module, by name or by path
-    (`multiprocessing.spawn.get_preparation_data`), and the process imports it as `__mp_main__`
-    unless its own `__main__` (the server's, inherited) is that module already
-    (`spawn._fixup_main_from_name`, `_fixup_main_from_path`). That import is there for a target
-    defined in the main module; a task's target is nbflow's (`nbflow.local.worker`), so the main
-    module is never needed, and importing it breaks callers that cannot be imported again: a
-    script without an `if __name__ == "__main__":` guard runs itself once more in each task, a
-    script read from stdin (`python -`) is a path that does not exist. So `nbflow.local.preload`
-    names the server's `__main__` after the caller's, as a forked child's would be."""
-    import json
-    from multiprocessing import spawn
-
-    data = spawn.get_preparation_data("nbflow")
-    keys = ("init_main_from_name", "init_main_from_path")
-    return json.dumps({k: data[k] for k in keys if k in data})
+    return process_server.TaskContext()
 
 
 @functools.cache
