@@ -12,6 +12,7 @@ from nbflow.console import rich_console, wants_color
 from tests.support.cli import run_cli
 
 INVALID = Path(__file__).parent / "cases" / "invalid" / "after-unknown"
+VALID = Path(__file__).parent / "cases" / "valid" / "minimal"
 
 
 class Tty(io.StringIO):
@@ -82,3 +83,25 @@ def test_every_command_takes_color(capsys: pytest.CaptureFixture[str]) -> None:
     for command in COMMANDS:
         r = run_cli(capsys, command, "--help")
         assert "--color {auto,always,never}" in r.out, command
+
+
+def test_the_actions_of_a_command_take_color_after_them_too(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`nbflow ci validate --color never` was refused (the option was the command's only); given
+    before the action it still counts, and an action's absent option does not reset it."""
+    from nbflow.cli.main import parser
+
+    for k in ("GITHUB_STEP_SUMMARY", "GITHUB_WORKSPACE", "NBFLOW_PATHS"):
+        monkeypatch.delenv(k, raising=False)
+    r = run_cli(capsys, "ci", "validate", "--color", "never", str(VALID))
+    assert r.code == 0, r.err
+    p = parser()
+    assert p.parse_args(["ci", "validate", "--color", "always"]).color == "always"
+    assert p.parse_args(["ci", "--color", "never", "validate"]).color == "never"
+    assert p.parse_args(["ci", "deploy", "--color", "never"]).color == "never"
+    assert p.parse_args(["runs", "--color", "always", "list"]).color == "always"
+    assert p.parse_args(["runs", "compare", "a", "--color", "never"]).color == "never"
+    assert p.parse_args(["ci", "validate"]).color == "auto"
+    for command, action in [("ci", "validate"), ("ci", "deploy"), ("runs", "list")]:
+        assert "--color {auto,always,never}" in run_cli(capsys, command, action, "--help").out

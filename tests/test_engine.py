@@ -417,6 +417,110 @@ def test_a_project_named_by_a_relative_path_gets_an_absolute_tmpdir(
     assert Path(json.loads(r.out)["steps"][0]["log"]).is_absolute()
 
 
+def _caller_script(tmp_path: Path) -> tuple[str, Path, Path]:
+    """A script that runs a two-step project through `nbflow.api.run` at its top level (no
+    `if __name__ == "__main__":` guard), each run of it and of each step marked in a file."""
+    steps, runs = tmp_path / "steps-ran", tmp_path / "script-ran"
+    mark = "with open({!r}, 'a') as f:\n    f.write({!r})\n"
+    cells = ["x = 2\n" + mark.format(str(steps), "a\n"), mark.format(str(steps), "b\n") + "y = x"]
+    root = write_project(
+        tmp_path / "p", cells, "name: g\nsteps:\n  a: {cells: 1}\n  b: {cells: 2}\n"
+    )
+    script = (
+        "import nbflow.api\n"
+        + mark.format(str(runs), "script\n")
+        + f"result = nbflow.api.run({str(root)!r}, cache=False)\n"
+        + "print('ran', result.status, [s.error for s in result.steps])\n"
+    )
+    return script, steps, runs
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "file",
+        pytest.param("stdin", marks=pytest.mark.slow),
+        pytest.param("module", marks=pytest.mark.slow),
+    ],
+)
+def test_the_engine_does_not_run_the_callers_main_module_again(tmp_path: Path, how: str) -> None:
+    """A task process used to import the caller's main module first, as the forkserver does for
+    a target defined there: a script without a `__main__` guard ran itself again in each step,
+    one read from stdin failed (`FileNotFoundError: '<stdin>'`). Each in a fresh interpreter."""
+    script, steps, runs = _caller_script(tmp_path)
+    (tmp_path / "caller.py").write_text(script, encoding="utf-8")
+    argv = {"file": ["caller.py"], "stdin": ["-"], "module": ["-m", "caller"]}[how]
+    proc = subprocess.run(
+        [sys.executable, *argv],
+        input=script if how == "stdin" else None,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "ran succeeded" in proc.stdout, proc.stdout + proc.stderr
+    assert runs.read_text(encoding="utf-8") == "script\n"
+    assert steps.read_text(encoding="utf-8") == "a\nb\n"
+
+
+@pytest.mark.slow
+def test_the_callers_own_forkserver_keeps_its_main_module(tmp_path: Path) -> None:
+    """nbflow's process server is its own: after a run, the caller's forkserver (the default
+    start method from Python 3.14) still gives its processes the main module, for a target
+    defined there."""
+    script, _, runs = _caller_script(tmp_path)
+    script = (
+        "def double(x):\n    return 2 * x\n\n"
+        "if __name__ == '__main__':\n"
+        + "".join(f"    {line}\n" for line in script.splitlines())
+        + "    import multiprocessing\n"
+        + "    with multiprocessing.get_context('forkserver').Pool(1) as pool:\n"
+        + "        print('doubled', pool.map(double, [1, 2]))\n"
+    )
+    (tmp_path / "caller.py").write_text(script, encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "caller.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "ran succeeded" in proc.stdout and "doubled [2, 4]" in proc.stdout, proc.stdout
+    assert runs.read_text(encoding="utf-8") == "script\n"
+
+
+KERNEL_DRIVER = """
+import sys
+from jupyter_client.manager import start_new_kernel
+
+manager, client = start_new_kernel(kernel_name="python3")
+try:
+    out = []
+    hook = lambda m: out.append(str(m["content"].get("text", m["content"].get("evalue", ""))))
+    client.execute_interactive(sys.stdin.read(), timeout=240, output_hook=hook)
+    print("".join(out))
+finally:
+    client.stop_channels()
+    manager.shutdown_kernel(now=True)
+"""
+
+
+@pytest.mark.slow
+def test_the_engine_runs_from_an_ipython_kernel(tmp_path: Path) -> None:
+    """The same script as a notebook's cell, in a Jupyter kernel (whose `__main__` is
+    IPython's user namespace)."""
+    script, steps, runs = _caller_script(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", KERNEL_DRIVER],
+        input=script,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "ran succeeded" in proc.stdout, proc.stdout + proc.stderr
+    assert runs.read_text(encoding="utf-8") == "script\n"
+    assert steps.read_text(encoding="utf-8") == "a\nb\n"
+
+
 def _gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -488,13 +592,13 @@ def test_a_library_that_fails_on_import_fails_its_step_not_the_process_server(
 def test_the_process_server_holds_none_of_nbflows_output(tmp_path: Path) -> None:
     """The server once kept nbflow's stdout and stderr open: whatever read them through a pipe
     waited past nbflow's exit until the server had torn down its libraries (most of a second)."""
-    from multiprocessing import forkserver
+    from nbflow.local import process_server
 
     ctx = warm.context(["json"])
     started = ctx.Process(target=os.getpid)  # the server is up once it has forked a process
     started.start()
     started.join()
-    server = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+    server = process_server.server()._forkserver_pid  # type: ignore[attr-defined]
     assert server is not None
     for fd in (1, 2):
         assert os.readlink(f"/proc/{server}/fd/{fd}") == os.devnull
@@ -528,6 +632,47 @@ def test_a_second_run_with_everything_cached_neither_imports_kfp_nor_compiles(
     ran = sorted(p for p in (root / ".nbflow" / "runs").iterdir() if not p.is_symlink())
     texts = [(p / "pipeline.yaml").read_text(encoding="utf-8") for p in ran]
     assert texts[0] == texts[1] and texts[0].startswith("# PIPELINE DEFINITION")
+
+
+def test_the_stored_pipelines_are_the_ones_used_last(tmp_path: Path) -> None:
+    """`engine-cache/ir/` grew by a file per distinct source; now it keeps `KEEP`, a read
+    counting as a use."""
+    from nbflow.local import ir_store
+
+    folder = tmp_path / "ir"
+    store = ir_store.IRStore(folder, keep=3)
+    for i in range(3):
+        store.put(f"source {i}", f"ir {i}")
+    for age, path in enumerate(sorted(folder.glob("*.yaml"), key=lambda p: p.name)):
+        os.utime(path, (1_000_000 + age, 1_000_000 + age))  # long ago, in an order of their own
+    oldest = min(folder.glob("*.yaml"), key=lambda p: p.stat().st_mtime)
+    [used] = [f"source {i}" for i in range(3) if ir_store.source_key(f"source {i}") == oldest.stem]
+    assert store.get(used) is not None  # the oldest, read now: kept
+    store.put("source 3", "ir 3")
+    kept = {f"source {i}" for i in range(4) if store.get(f"source {i}") is not None}
+    assert len(kept) == 3 and {used, "source 3"} <= kept
+    assert not list(folder.glob(".*.tmp"))
+    default = ir_store.IRStore(tmp_path / "default")
+    for i in range(ir_store.KEEP + 4):
+        default.put(f"source {i}", "ir")
+    assert len(list((tmp_path / "default").glob("*.yaml"))) == ir_store.KEEP
+
+
+def test_a_stored_pipeline_is_keyed_by_the_compiler_that_wrote_it_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkout whose compiler (nbflow.generate) changed without a new version compiles
+    again rather than reading what the old code wrote."""
+    import hashlib
+
+    from nbflow.local import ir_store
+
+    assert ir_store.compiler_digest() != hashlib.sha256().hexdigest()  # it read the modules
+    store = ir_store.IRStore(tmp_path / "ir")
+    store.put("source", "ir by the old compiler")
+    assert store.get("source") == "ir by the old compiler"
+    monkeypatch.setattr(ir_store, "compiler_digest", lambda: "changed")
+    assert store.get("source") is None
 
 
 @pytest.mark.slow

@@ -66,6 +66,18 @@ def test_runs_lists_id_start_status_duration_parameters_metrics(
     assert doc[1]["metrics"] == {"accuracy": 0.75, "count": 7.0}
 
 
+def test_options_before_the_action_count_too(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`nbflow runs -C PATH list --json` listed `.`: the action's default `-C` replaced the one
+    given before it."""
+    r = run_cli(capsys, "runs", "-C", str(project), "--json", "list")
+    assert r.code == EXIT_OK, r.err
+    assert [d["status"] for d in json.loads(r.out)] == ["succeeded", "succeeded", "failed"]
+    r = run_cli(capsys, "runs", "-C", str(project), "prune", "--keep", "2")
+    assert r.code == EXIT_OK and r.out == "deleted 1 run(s)\n", r.out + r.err
+
+
 def test_compare_shows_what_changed_as_text_and_json(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

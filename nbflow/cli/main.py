@@ -592,14 +592,25 @@ def parser() -> argparse.ArgumentParser:
         if not command.description and action.help:
             command.description = action.help[0].upper() + action.help[1:] + "."
     for command in sub.choices.values():
-        command.add_argument(
-            "--color",
-            choices=CHOICES,
-            default="auto",
-            help="colour the output (default: auto: on a terminal, unless NO_COLOR is set; "
-            "FORCE_COLOR forces it)",
-        )
+        _add_color(command, "auto")
     return p
+
+
+def _add_color(command: argparse.ArgumentParser, default: str) -> None:
+    """`--color` on a command and on each of its actions (`nbflow ci validate --color never`).
+    An action's option has no default: argparse copies a subparser's defaults over what was
+    parsed before it, and `nbflow ci --color never validate` must keep `never`."""
+    command.add_argument(
+        "--color",
+        choices=CHOICES,
+        default=default,
+        help="colour the output (default: auto: on a terminal, unless NO_COLOR is set; "
+        "FORCE_COLOR forces it)",
+    )
+    for action in command._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_command in dict.fromkeys(action.choices.values()):  # aliases: once each
+                _add_color(sub_command, argparse.SUPPRESS)
 
 
 def _cluster_options(p: argparse.ArgumentParser) -> None:

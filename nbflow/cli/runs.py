@@ -31,19 +31,32 @@ from nbflow.local.runs import (
 __all__ = ["add_parser", "cmd_runs"]
 
 
-def add_parser(sub: Any) -> None:
+def _common(top: bool) -> argparse.ArgumentParser:
+    """`-C` and `--json`, taken before the action and after it. An action's have no default:
+    argparse copies a subparser's defaults over what was parsed before it, and
+    `nbflow runs -C x list` must keep `x`."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "-C",
         "--project",
-        default=".",
+        default="." if top else argparse.SUPPRESS,
         metavar="PATH",
         help="project folder or its nbflow.yaml (default: .)",
     )
-    common.add_argument("--json", action="store_true", help="print JSON instead of text")
+    common.add_argument(
+        "--json",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="print JSON instead of text",
+    )
+    return common
+
+
+def add_parser(sub: Any) -> None:
+    common = _common(top=False)
     r = sub.add_parser(
         "runs",
-        parents=[common],
+        parents=[_common(top=True)],
         help="list, compare and prune this project's local runs",
         description="List the local runs of a project (`nbflow run` makes them): id, start, "
         "status, duration, parameters and metrics, oldest first. A run is named by its id, a "

@@ -5,7 +5,8 @@ Files, under the project's `.nbflow/`:
 
     artifacts/<pipeline>-<run id>/<task>/<output>   every task's outputs
     engine-cache/<key>.json                         cache entries (outputs by key)
-    engine-cache/ir/<key>.yaml                      compiled pipelines by source (`ir_store`)
+    engine-cache/ir/<key>.yaml                      compiled pipelines by source, the 32 used
+                                                    last (`ir_store`)
     runs/<run id>/tmp/                              the steps' TMPDIR, removed after the run
 """
 

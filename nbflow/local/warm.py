@@ -1,7 +1,8 @@
 """Warm task processes: forked from a server process that has imported kfp's executor, IPython
 and the setup cells' libraries once, so a step starts in milliseconds instead of re-importing
 them (~2 s a step under kfp.local). Each task still runs in a process of its own, as on a
-cluster; the standard library's forkserver is the server.
+cluster; the server is the standard library's forkserver, an instance of nbflow's
+(`nbflow.local.process_server`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import ast
 import contextlib
 import functools
 import importlib.util
-import multiprocessing
 import os
 from collections.abc import Iterable
 from multiprocessing.context import ForkServerContext
@@ -75,28 +75,28 @@ def preload_list(setup_sources: Iterable[str], project_dir: Path) -> list[str]:
 
 
 def context(preload: list[str]) -> ForkServerContext:
-    """The forkserver context, its server started now (it imports `preload` while nbflow goes
-    on with the run's set-up); later runs in the same nbflow process reuse the server."""
-    from multiprocessing import forkserver
+    """The context of task processes (`nbflow.local.process_server`), its server started now
+    (it imports `preload` while nbflow goes on with the run's set-up); later runs in the same
+    nbflow process reuse the server."""
+    from nbflow.local import process_server
 
-    ctx = multiprocessing.get_context("forkserver")
-    assert isinstance(ctx, ForkServerContext)
+    server = process_server.server()
     # the server imports the libraries through `nbflow.local.preload`, which leaves out one that
     # fails; the forkserver's own preloading would die of anything but an ImportError
-    ctx.set_forkserver_preload(["nbflow.local.preload"])
+    server.set_forkserver_preload(["nbflow.local.preload"])
     # read by the server as it starts
     settings = {"NBFLOW_PRELOAD": ",".join(preload), "NBFLOW_PRELOAD_RUNTIME": runtime_archive()}
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
     try:
-        forkserver.ensure_running()
+        server.ensure_running()
     finally:
         for name, value in saved.items():
             if value is None:
                 del os.environ[name]
             else:
                 os.environ[name] = value
-    return ctx
+    return process_server.TaskContext()
 
 
 @functools.cache
