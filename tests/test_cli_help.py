@@ -32,6 +32,6 @@ def test_every_command_has_a_description_and_every_option_a_help_with_its_defaul
             label = "/".join(a.option_strings) or a.dest
             if not a.help:
                 missing.append(f"{name} {label}: no help")
-            elif a.default not in (None, False) and "default" not in a.help:
+            elif a.default not in (None, False, argparse.SUPPRESS) and "default" not in a.help:
                 missing.append(f"{name} {label}: default {a.default!r} not said")
     assert missing == []
