@@ -196,18 +196,22 @@ def test_success_in_process(
     assert all("authorization" not in r.headers for r in kfp.requests)
 
 
-def test_standalone_file_with_only_the_standard_library(
+def test_standalone_package_directory_with_only_the_standard_library(
     kfp: KfpServer, pipeline: dict[str, Any], tmp_path: Path
 ) -> None:
-    # the image copies launcher.py alone: run it with -I (no PYTHONPATH, no site-packages)
+    # the image copies the launcher's package directory alone to /app/launcher and runs the
+    # directory: run it with -I (no PYTHONPATH, no site-packages), so nothing of nbflow is found
     app = tmp_path / "app"
-    app.mkdir()
-    shutil.copy(ROOT / "nbflow" / "incluster" / "launcher.py", app / "launcher.py")
+    shutil.copytree(
+        ROOT / "nbflow" / "incluster" / "launcher",
+        app / "launcher",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     kfp.script(RunScript(metrics={"accuracy": 0.5}))
     args = [*fast(kfp, tmp_path, *by_id(pipeline)), "--metric", "accuracy"]
 
     result = subprocess.run(
-        [sys.executable, "-I", "-S", str(app / "launcher.py"), *args],
+        [sys.executable, "-I", "-S", str(app / "launcher"), *args],
         capture_output=True,
         text=True,
         timeout=20,
