@@ -226,7 +226,7 @@ def test_trial_template(base: dict[str, Any]) -> None:
     assert c["volumeMounts"] == [
         {"name": volume["name"], "mountPath": KFP_TOKEN_DIR, "readOnly": True}
     ]
-    assert c["command"] == ["python", "/app/launcher.py"]
+    assert c["command"] == ["python", "/app/launcher"]
     assert c["args"] == [
         "--pipeline-name=digits",
         "--version-name=digits-0a1b2c3d",

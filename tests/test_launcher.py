@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from nbflow.check.experiment import LAUNCHER_COMMAND
 from nbflow.incluster import launcher
 from nbflow.incluster.launcher import HttpClient, KubeClient, main, parse_metric_lines, parse_param
 from tests.support.kfp_server import KfpServer, RunScript, unused_port
@@ -621,10 +622,15 @@ def test_dockerfile_copies_the_launcher_alone_and_runs_it_as_non_root() -> None:
     text = (ROOT / "launcher" / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11\.\d+-slim\S*$", text, re.MULTILINE)
     copies = re.findall(r"^COPY .*$", text, re.MULTILINE)
-    assert copies == ["COPY --chmod=0444 nbflow/incluster/launcher.py /app/launcher.py"]
+    # 0555, not 0444: BuildKit applies --chmod to the copied directories too, which need x
+    assert copies == ["COPY --chmod=0555 nbflow/incluster/launcher/ /app/launcher/"]
+    ignored = (ROOT / "launcher" / "Dockerfile.dockerignore").read_text().splitlines()
+    assert "**/__pycache__" in ignored  # the image holds the package's sources as in git
     user = re.search(r"^USER (\d+)(?::\d+)?$", text, re.MULTILINE)
     assert user is not None and int(user.group(1)) != 0
-    assert 'ENTRYPOINT ["python", "/app/launcher.py"]' in text
+    # the image runs what a trial's container is told to run
+    assert f"ENTRYPOINT {json.dumps(list(LAUNCHER_COMMAND))}" in text
+    assert LAUNCHER_COMMAND == ("python", "/app/launcher")
 
 
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:

@@ -36,6 +36,9 @@ from nbflow.check.project import Project
 from nbflow.check.rules import ALGORITHM_SETTINGS
 
 CONTAINER = "launcher"
+# The launcher image holds the launcher package's directory at /app/launcher: Python runs a
+# directory as a script through its __main__.py (launcher/Dockerfile, docs/launcher.md).
+LAUNCHER_COMMAND = ("python", "/app/launcher")
 DEFAULT_SERVICE_ACCOUNT = "default-editor"
 DEFAULT_LAUNCHER_REPOSITORY = "ghcr.io/nbflow/nbflow-launcher"
 DEFAULT_TRIAL_TIMEOUT = 24 * 3600
@@ -285,7 +288,7 @@ def _trial_template(
         "name": CONTAINER,
         "image": deploy.launcherImage or default_launcher_image(),
         # explicit, or Katib fetches the image's entrypoint from the registry to wrap it
-        "command": ["python", "/app/launcher.py"],
+        "command": list(LAUNCHER_COMMAND),
         "args": args,
         "resources": {
             "requests": {"cpu": "50m", "memory": "64Mi"},
