@@ -36,7 +36,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -129,6 +129,19 @@ class DeployError(ApplyError):
         super().__init__(cause.message, cause.hint, changes=cause.changes, status=cause.status)
         self.cause = cause
         self.results = list(results)
+
+
+def gather(
+    call: Callable[[], Iterable[ProjectDiff]],
+) -> tuple[list[ProjectDiff], ApplyError | None]:
+    """What `call` (`diff`, `apply_projects`) gave, and the error that stopped it, if any: with
+    a :class:`DeployError`, the projects handled before it (the failing one included)."""
+    try:
+        return list(call()), None
+    except DeployError as exc:
+        return list(exc.results), exc
+    except ApplyError as exc:
+        return [], exc
 
 
 # --- the build folder --------------------------------------------------------------------------
@@ -452,6 +465,7 @@ __all__ = [
     "Skipped",
     "apply_projects",
     "diff",
+    "gather",
     "init_ci",  # nbflow.deploy.workflows
     "resources_of",
     "templates_folder",  # nbflow.deploy.workflows

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterable, Iterator
@@ -24,6 +25,7 @@ __all__ = [
     "REDACTED",
     "RedactingFilter",
     "Redactor",
+    "kubeconfig_redactor",
     "kubeconfig_secrets",
     "read_kubeconfig_secrets",
     "redacted_library_logs",
@@ -137,6 +139,13 @@ def read_kubeconfig_secrets(text_or_paths: str | Iterable[Path]) -> list[str]:
         except (OSError, UnicodeDecodeError):
             continue
     return sorted(set(found), key=lambda s: (-len(s), s))
+
+
+def kubeconfig_redactor(source: str | None) -> Redactor:
+    """A redactor of every secret of the kubeconfig files of `source`, a path or a
+    `KUBECONFIG`-style list of paths (none: nothing to hide)."""
+    paths = [Path(p) for p in (source or "").split(os.pathsep) if p]
+    return Redactor(read_kubeconfig_secrets(paths))
 
 
 class Redactor:

@@ -201,23 +201,18 @@ def _graph_lines(project: Project) -> list[str]:
 
 
 def _cluster_section(manifest: Path, cluster: str | None) -> list[str]:
-    from nbflow.cli.commands.deploy import _library_logs_redacted, render_markdown
+    from nbflow.cli.commands.deploy import library_logs_redacted, render_markdown
     from nbflow.deploy import ci_summary
-    from nbflow.deploy.gitops import DeployError, diff
-    from nbflow.deploy.kubernetes import ApplyError
+    from nbflow.deploy.gitops import diff, gather
 
     if cluster is None:
         event = os.environ.get("GITHUB_EVENT_NAME", "")
         pull = event.startswith("pull_request")
         return [ci_summary.NO_CREDENTIALS if pull else ci_summary.NO_KUBECONFIG, ""]
-    problem = None
-    with _library_logs_redacted(cluster):
+    with library_logs_redacted(cluster):
         try:
-            results = diff([manifest], kubeconfig=cluster)
-        except DeployError as exc:
-            results, problem = exc.results, exc.message
-        except ApplyError as exc:
-            results, problem = [], exc.message
+            results, error = gather(lambda: diff([manifest], kubeconfig=cluster))
+            problem = error.message if error is not None else None
         except (UsageError, EnvironmentProblem) as exc:
             results, problem = [], str(exc)
     return ci_summary.cluster_lines(render_markdown(results), problem)
@@ -279,14 +274,13 @@ def _said(text: str) -> str:
 
 def cmd_ci_deploy(args: argparse.Namespace) -> int:
     from nbflow.cli.commands.deploy import (
-        _finish,
-        _library_logs_redacted,
-        _report_invalid,
+        exit_status,
+        library_logs_redacted,
+        report_invalid,
         result_json,
     )
     from nbflow.deploy import ci_deploy
-    from nbflow.deploy.gitops import DeployError, ProjectDiff, apply_projects
-    from nbflow.deploy.kubernetes import ApplyError
+    from nbflow.deploy.gitops import apply_projects, gather
 
     temp = _runner_temp() or Path(tempfile.gettempdir())
     # not inherited by what apply starts (an exec plugin, git): they get the file, if anything
@@ -297,16 +291,14 @@ def cmd_ci_deploy(args: argparse.Namespace) -> int:
     if data.strip():
         for line in ci_deploy.mask_commands(data):
             print(line, flush=True)
-    results: list[ProjectDiff] = []
-    error: ApplyError | None = None
     with contextlib.ExitStack() as stack:
         config = None
         if data.strip():
             config = str(stack.enter_context(ci_deploy.private_kubeconfig(data, temp)))
-        stack.enter_context(_library_logs_redacted(config))
+        stack.enter_context(library_logs_redacted(config))
         try:
-            results = list(
-                apply_projects(
+            results, error = gather(
+                lambda: apply_projects(
                     _paths(args),
                     namespace=namespace,
                     kubeconfig=config,
@@ -315,19 +307,15 @@ def cmd_ci_deploy(args: argparse.Namespace) -> int:
                     host=host,
                 )
             )
-        except DeployError as exc:
-            results, error = list(exc.results), exc
-        except ApplyError as exc:
-            error = exc
         except (UsageError, EnvironmentProblem):
             _write_summary(ci_deploy.summary([], True, dry_run), to_stderr=False)
             raise
-    _report_invalid(results)
+    report_invalid(results)
     shown = [result_json(r) for r in results]
     for line in ci_deploy.log_lines(shown):
         print(terminal(line))  # a name cannot start a workflow command or recolour the log
     sys.stdout.flush()
-    code = _finish(results, error)
+    code = exit_status(results, error)
     result_file = temp / "nbflow-apply.json"
     result_file.write_text(json.dumps(shown, indent=2) + "\n", encoding="utf-8")
     output = os.environ.get("GITHUB_OUTPUT", "").strip()

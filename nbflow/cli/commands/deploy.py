@@ -19,11 +19,11 @@ from nbflow.cli.reporters import render_json, render_text
 from nbflow.console import wants_color
 from nbflow.deploy.gitops import (
     KFP_TOKEN_ENV,
-    DeployError,
     ProjectApply,
     ProjectDiff,
     apply_projects,
     diff,
+    gather,
 )
 from nbflow.deploy.kubernetes import ApplyError
 from nbflow.diagnostics import Report
@@ -38,83 +38,73 @@ def exit_code(error: ApplyError) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    with _library_logs_redacted(args.kubeconfig):
+    with library_logs_redacted(args.kubeconfig):
         return _cmd_diff(args)
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-    error: ApplyError | None = None
-    try:
-        results: list[ProjectDiff] = diff(
+    results, error = gather(
+        lambda: diff(
             args.paths or ["."],
             namespace=args.namespace,
             kubeconfig=args.kubeconfig,
             context=args.context,
             host=args.host,
         )
-    except DeployError as exc:
-        results, error = exc.results, exc
-    except ApplyError as exc:
-        results, error = [], exc
-    _report_invalid(results)
+    )
+    report_invalid(results)
     if args.format == "json":
         sys.stdout.write(json.dumps([result_json(r) for r in results], indent=2) + "\n")
     elif args.format == "markdown":
         sys.stdout.write(render_markdown(results))
     else:
         sys.stdout.write("".join(terminal(line) + "\n" for line in text_lines(results)))
-    return _finish(results, error)
+    return exit_status(results, error)
 
 
 @contextlib.contextmanager
-def _library_logs_redacted(kubeconfig: str | None) -> Iterator[None]:
+def library_logs_redacted(kubeconfig: str | None) -> Iterator[None]:
     """Library log lines (the kubernetes client logs an exec plugin's stderr) printed with
     every credential of the kubeconfig in use, the KFP token and bearer tokens as `***`."""
     import os
 
-    from nbflow.deploy.redact import Redactor, read_kubeconfig_secrets, redacted_library_logs
+    from nbflow.deploy.redact import kubeconfig_redactor, redacted_library_logs
 
     source = kubeconfig or os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
-    redactor = Redactor(read_kubeconfig_secrets(Path(p) for p in source.split(os.pathsep) if p))
+    redactor = kubeconfig_redactor(source)
     redactor.add([os.environ.get(KFP_TOKEN_ENV, "")])
     with redacted_library_logs(redactor):
         yield
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    with _library_logs_redacted(args.kubeconfig):
+    with library_logs_redacted(args.kubeconfig):
         return _cmd_apply(args)
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
-    error: ApplyError | None = None
-    try:
-        results: list[ProjectDiff] = list(
-            apply_projects(
-                args.paths or ["."],
-                namespace=args.namespace,
-                kubeconfig=args.kubeconfig,
-                context=args.context,
-                dry_run=args.dry_run,
-                force=args.force,
-                allow_dirty=args.allow_dirty,
-                out_dir=Path(args.out),
-                host=args.host,
-            )
+    results, error = gather(
+        lambda: apply_projects(
+            args.paths or ["."],
+            namespace=args.namespace,
+            kubeconfig=args.kubeconfig,
+            context=args.context,
+            dry_run=args.dry_run,
+            force=args.force,
+            allow_dirty=args.allow_dirty,
+            out_dir=Path(args.out),
+            host=args.host,
         )
-    except DeployError as exc:
-        results, error = exc.results, exc
-    except ApplyError as exc:
-        results, error = [], exc
-    _report_invalid(results)
+    )
+    report_invalid(results)
     if args.json:
         sys.stdout.write(json.dumps([result_json(r) for r in results], indent=2) + "\n")
     else:
         sys.stdout.write("".join(terminal(line) + "\n" for line in text_lines(results)))
-    return _finish(results, error)
+    return exit_status(results, error)
 
 
-def _finish(results: list[ProjectDiff], error: ApplyError | None) -> int:
+def exit_status(results: list[ProjectDiff], error: ApplyError | None) -> int:
     if error is not None:
         failed = [r.manifest for r in results if r.error is not None]
         where = f" ({', '.join(failed)})" if failed else ""
@@ -125,7 +115,7 @@ def _finish(results: list[ProjectDiff], error: ApplyError | None) -> int:
     return EXIT_OK if all(r.ok for r in results) else EXIT_INPUT
 
 
-def _report_invalid(results: Iterable[ProjectDiff]) -> None:
+def report_invalid(results: Iterable[ProjectDiff]) -> None:
     for r in results:
         if r.report is not None and r.report.diagnostics:
             sys.stderr.write(render_text(r.report, color=wants_color(sys.stderr)))

@@ -81,10 +81,9 @@ def load_api_client(kubeconfig: str | None = None, context: str | None = None) -
 
 
 def _redactor(source: str | None) -> Any:
-    from nbflow.deploy.redact import Redactor, read_kubeconfig_secrets
+    from nbflow.deploy.redact import kubeconfig_redactor
 
-    paths = [Path(p) for p in (source or "").split(os.pathsep) if p]
-    return Redactor(read_kubeconfig_secrets(paths))
+    return kubeconfig_redactor(source)
 
 
 def _kubeconfig_source(explicit: str | None) -> str | None:
