@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from nbflow.errors import EnvironmentProblem, UsageError
 
 if TYPE_CHECKING:
+    from nbflow.check.project import Project
     from nbflow.deploy.base_tree import BaseTree
     from nbflow.diagnostics import Report
 
@@ -153,35 +154,46 @@ class ProjectChanges:
         }
 
 
-def compiled_facts(manifest: Path) -> tuple[Report, dict[str, Any] | None, str | None]:
+def compiled_facts(
+    manifest: Path, validated: tuple[Report, Project | None] | None = None
+) -> tuple[Report, dict[str, Any] | None, str | None]:
     """(report, IR facts, pipeline name) of the manifest's project, compiled in memory; the
-    facts are None when the manifest has errors."""
+    facts are None when the manifest has errors. `validated`: the manifest's report and project
+    when the caller has them already."""
     from nbflow.check.validate import validate_manifest
     from nbflow.generate.build import compile_source
     from nbflow.generate.kfp_source import generate
 
-    report, project = validate_manifest(manifest)
+    report, project = validated or validate_manifest(manifest)
     if project is None:
         return report, None, None
     try:
         with tempfile.TemporaryDirectory(prefix="nbflow-diff-") as tmp:
             ir = compile_source(generate(project, "cluster"), Path(tmp))
     except ModuleNotFoundError as exc:  # an install without the compiler (kfp)
+        package = (exc.name or "kfp").partition(".")[0]  # `kfp`, not the submodule that failed
         raise EnvironmentProblem(
-            f"compiling the pipeline needs `{exc.name}`, which is not installed"
+            f"compiling the pipeline needs `{package}`, which is not installed"
         ) from None
     return report, facts(ir), project.name
 
 
-def diff_project(manifest: Path, base: BaseTree, *, only_changed: bool = False) -> ProjectChanges:
-    """This tree's project of `manifest` against the same manifest at the base revision."""
+def diff_project(
+    manifest: Path,
+    base: BaseTree,
+    *,
+    only_changed: bool = False,
+    validated: tuple[Report, Project | None] | None = None,
+) -> ProjectChanges:
+    """This tree's project of `manifest` against the same manifest at the base revision
+    (`validated`: this tree's report and project of it, when the caller has them already)."""
     from nbflow.check.validate import shown_path
 
     shown = shown_path(manifest)
     try:
         if only_changed and not base.changed(manifest.parent):
             return ProjectChanges(shown, "untouched")
-        report, head, name = compiled_facts(manifest)
+        report, head, name = compiled_facts(manifest, validated)
         if head is None:
             return ProjectChanges(shown, "invalid", report=report, error=_errors(report))
         old_manifest = base.path_of(manifest)

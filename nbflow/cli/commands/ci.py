@@ -170,7 +170,7 @@ def _sections(
             lines = ci_summary.diagnostics_lines(report)
             if project is not None:
                 if ref:
-                    lines += _base_section(manifest, ref, base, problem, args)
+                    lines += _base_section(manifest, (report, project), ref, base, problem, args)
                 lines += _graph_lines(project)
                 lines += _cluster_section(manifest, cluster)
             ok = project is not None
@@ -179,14 +179,19 @@ def _sections(
 
 
 def _base_section(
-    manifest: Path, ref: str, base: BaseTree | None, problem: str | None, args: argparse.Namespace
+    manifest: Path,
+    validated: tuple[Report, Project],
+    ref: str,
+    base: BaseTree | None,
+    problem: str | None,
+    args: argparse.Namespace,
 ) -> list[str]:
     from nbflow.deploy import ci_summary
     from nbflow.deploy.build_diff import diff_project
 
     if base is None:
         return ci_summary.base_lines(ref, None, problem or "no base")
-    result = diff_project(manifest, base, only_changed=True)
+    result = diff_project(manifest, base, only_changed=True, validated=validated)
     lines = ci_summary.base_lines(ref, result, None)
     if result.status in ("changed", "unchanged") and (args.run or _env_true("NBFLOW_RUN")):
         lines += _metrics_lines(manifest, base.path_of(manifest))
