@@ -87,8 +87,8 @@ def _closure(extra: str) -> dict[str, str]:
 def _installed(module: str) -> bool:
     """Whether `module` can be imported, found without importing it (nor, for `a.b`, `a`:
     kfp's own `__init__` is what nbflow.generate.kfp_import avoids)."""
-    if module in sys.modules:
-        return True
+    if module in sys.modules:  # None there: its import is refused, as for a missing module
+        return sys.modules[module] is not None
     top, _, rest = module.partition(".")
     try:
         spec = importlib.util.find_spec(top)

@@ -210,6 +210,16 @@ def test_diff_base_without_the_compiler_says_what_is_missing(
     monkeypatch.chdir(repo)
     monkeypatch.setitem(sys.modules, "kfp", None)  # as in an install without kfp
     got = run_cli(capsys, "diff", "--base", "HEAD~1", "p")
-    assert got.code == 1, got.err
-    assert "compiling the pipeline needs `kfp`, which is not installed" in got.out
-    assert "internal error" not in got.err
+    assert got.code == 2, got.err  # the CLI asks for the extra before doing anything
+    assert got.err == (
+        "nbflow: `nbflow diff --base` needs the 'build' extra (kfp is not installed): "
+        "pip install 'nbflow[build]'\n"
+    )
+    # the library, which `nbflow ci validate` calls without that check, says it per project
+    from nbflow.deploy.base_tree import base_tree
+    from nbflow.deploy.build_diff import diff_project
+
+    with base_tree("HEAD~1", repo) as base:
+        result = diff_project(repo / "p" / "nbflow.yaml", base)
+    assert result.status == "failed"
+    assert result.error == "compiling the pipeline needs `kfp`, which is not installed"
